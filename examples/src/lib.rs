@@ -1,0 +1,1 @@
+//! Runnable wirecall examples; see `src/bin/`.

@@ -1,0 +1,65 @@
+//! How IDL names become Rust names. Validation and the code generator share these rules, so
+//! a collision in generated code is reported on the user's text before any code exists.
+//!
+//! - Types and variants become `UpperCamelCase`; fields, params and methods `snake_case`.
+//!   Where that changes a field's or variant's name, the JSON name stays the IDL name.
+//! - A name that is a Rust keyword becomes a raw identifier (`type` → `r#type`), except the
+//!   few that cannot be raw (`self`, `Self`, `super`, `crate`, `_`), which are rejected.
+//! - Each service `S` also defines `SClient` (the client stub), `SCallbacks` (the trait a
+//!   client implements for `client { … }` methods) and `SCallbacksClient` (the server's
+//!   handle to call them).
+
+use heck::{ToSnakeCase, ToUpperCamelCase};
+
+/// Rust keywords that can be written as raw identifiers (`r#type`).
+const RAW_KEYWORDS: &[&str] = &[
+    "as", "async", "await", "break", "const", "continue", "dyn", "else", "enum", "extern",
+    "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub",
+    "ref", "return", "static", "struct", "trait", "true", "type", "unsafe", "use", "where",
+    "while", "abstract", "become", "box", "do", "final", "gen", "macro", "override", "priv",
+    "try", "typeof", "unsized", "virtual", "yield",
+];
+
+/// Names that cannot be Rust identifiers at all, not even raw ones.
+pub const FORBIDDEN: &[&str] = &["self", "Self", "super", "crate", "_"];
+
+/// Parameter names the generated code uses itself.
+pub const RESERVED_PARAMS: &[&str] = &["ctx"];
+
+/// The tag key of enums with fields (`{"kind": "Circle", …}`).
+pub const ENUM_TAG: &str = "kind";
+
+/// `true` if `name` must be written `r#name` in Rust.
+pub fn is_raw_keyword(name: &str) -> bool {
+    RAW_KEYWORDS.contains(&name)
+}
+
+/// The Rust name of a struct, enum, error, variant or service.
+pub fn type_name(name: &str) -> String {
+    let converted = name.to_upper_camel_case();
+    if converted.is_empty() {
+        name.to_string()
+    } else {
+        converted
+    }
+}
+
+/// The Rust name of a field, parameter or method (without `r#`).
+pub fn value_name(name: &str) -> String {
+    let converted = name.to_snake_case();
+    if converted.is_empty() {
+        name.to_string()
+    } else {
+        converted
+    }
+}
+
+/// The Rust items a service generates besides the trait named after it.
+pub fn service_items(service: &str) -> [String; 3] {
+    let base = type_name(service);
+    [
+        format!("{base}Client"),
+        format!("{base}Callbacks"),
+        format!("{base}CallbacksClient"),
+    ]
+}

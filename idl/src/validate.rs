@@ -1,0 +1,542 @@
+//! Validation of a [`Schema`]: every check of the language reference, all errors collected.
+//!
+//! Both front ends run it, so a `.wire` file and a `#[wirecall::service]` trait are held to
+//! the same rules. Checks:
+//! unknown type (with a "did you mean"), duplicate name, duplicate error code, reserved or
+//! out-of-range code, unknown or misplaced attribute, a name that collides in generated
+//! Rust code, `throws` that names no `error`, `notify` with a result or `throws`, `stream`
+//! without an item type, `map` keys other than `string`, and types of infinite size.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::diagnostic::Diagnostic;
+use crate::model::*;
+use crate::naming;
+
+/// Check a schema; returns every problem found, in source order where possible.
+pub fn validate(schema: &Schema) -> Vec<Diagnostic> {
+    let mut v = Validator {
+        schema,
+        diags: Vec::new(),
+    };
+    v.names();
+    for t in &schema.types {
+        v.type_def(t);
+    }
+    for s in &schema.services {
+        v.service(s);
+    }
+    v.recursion();
+    v.diags
+}
+
+/// Where an attribute appears, to check which attributes are allowed there.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Type,
+    Field,
+    Variant,
+    Service,
+    Method(MethodKind),
+    Param,
+}
+
+struct Validator<'a> {
+    schema: &'a Schema,
+    diags: Vec<Diagnostic>,
+}
+
+/// A name seen in some namespace, to report duplicates with the first occurrence.
+struct Seen<'a> {
+    what: &'static str,
+    first: HashMap<String, &'a Ident>,
+}
+
+impl<'a> Seen<'a> {
+    fn new(what: &'static str) -> Self {
+        Seen {
+            what,
+            first: HashMap::new(),
+        }
+    }
+
+    /// Record `key` for `ident`; on a repeat, return a diagnostic pointing at `ident`.
+    fn insert(&mut self, key: String, ident: &'a Ident, message: impl FnOnce(&Ident) -> String) -> Option<Diagnostic> {
+        match self.first.get(&key) {
+            Some(first) => Some(
+                Diagnostic::error(ident.span, message(first))
+                    .with_related(first.span, format!("the first {} is here", self.what)),
+            ),
+            None => {
+                self.first.insert(key, ident);
+                None
+            }
+        }
+    }
+}
+
+impl<'a> Validator<'a> {
+    fn error(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    /// Global names: types and services share one namespace, which also holds the items
+    /// each service generates.
+    fn names(&mut self) {
+        let schema = self.schema;
+        let mut seen: Seen<'a> = Seen::new("definition");
+        let mut exact: HashSet<&str> = HashSet::new();
+        let mut declared = Vec::new();
+        for t in &schema.types {
+            declared.push((t.name(), t.keyword()));
+        }
+        for s in &schema.services {
+            declared.push((&s.name, "service"));
+        }
+        for (ident, keyword) in declared {
+            self.check_ident(ident, keyword);
+            if TypeKind::primitive(&ident.name).is_some()
+                || RESERVED_TYPE_NAMES.contains(&ident.name.as_str())
+            {
+                self.error(Diagnostic::error(
+                    ident.span,
+                    format!("`{}` is a built-in type name and cannot name a {keyword}", ident.name),
+                ));
+                continue;
+            }
+            let first_exact = exact.insert(ident.name.as_str());
+            let rust = naming::type_name(&ident.name);
+            if let Some(d) = seen.insert(rust.clone(), ident, |first| {
+                if !first_exact || first.name == ident.name {
+                    format!("duplicate name `{}`", ident.name)
+                } else {
+                    format!(
+                        "`{}` and `{}` both become `{rust}` in generated Rust code",
+                        first.name, ident.name
+                    )
+                }
+            }) {
+                self.error(d);
+            }
+        }
+        // Items generated for services must not collide with declared names.
+        for s in &schema.services {
+            for item in naming::service_items(&s.name.name) {
+                if let Some(first) = seen.first.get(&item) {
+                    let d = Diagnostic::error(
+                        first.span,
+                        format!(
+                            "`{}` collides with `{item}`, which service `{}` generates",
+                            first.name, s.name.name
+                        ),
+                    )
+                    .with_help(format!("rename `{}` or service `{}`", first.name, s.name.name));
+                    self.error(d);
+                }
+            }
+        }
+    }
+
+    /// A name that Rust cannot express at all, or one reserved for generated code.
+    fn check_ident(&mut self, ident: &Ident, what: &str) {
+        if naming::FORBIDDEN.contains(&ident.name.as_str()) {
+            self.error(Diagnostic::error(
+                ident.span,
+                format!("`{}` cannot be used as a {what} name: it is reserved in Rust", ident.name),
+            ));
+        } else if ident.name.starts_with("__") {
+            self.error(Diagnostic::error(
+                ident.span,
+                format!("`{}`: names starting with `__` are reserved for generated code", ident.name),
+            ));
+        }
+    }
+
+    fn type_def(&mut self, t: &'a TypeDef) {
+        self.attributes(t.attrs(), Place::Type);
+        match t {
+            TypeDef::Struct(s) => self.fields(&s.fields, "field", None),
+            TypeDef::Enum(e) => {
+                let mut seen = Seen::new("variant");
+                for v in &e.variants {
+                    self.variant_name(&mut seen, &v.name);
+                    self.attributes(&v.attrs, Place::Variant);
+                    if let Some(fields) = &v.fields {
+                        self.fields(fields, "field", Some(naming::ENUM_TAG));
+                    }
+                }
+            }
+            TypeDef::Error(e) => {
+                let mut seen = Seen::new("variant");
+                let mut codes: HashMap<i64, &ErrorVariant> = HashMap::new();
+                for v in &e.variants {
+                    self.variant_name(&mut seen, &v.name);
+                    self.attributes(&v.attrs, Place::Variant);
+                    if let Some(fields) = &v.fields {
+                        self.fields(fields, "field", None);
+                    }
+                    self.error_code(v, &mut codes);
+                }
+            }
+        }
+    }
+
+    fn variant_name(&mut self, seen: &mut Seen<'a>, name: &'a Ident) {
+        self.check_ident(name, "variant");
+        let rust = naming::type_name(&name.name);
+        if let Some(d) = seen.insert(rust.clone(), name, |first| collision("variant", first, name, &rust)) {
+            self.error(d);
+        }
+    }
+
+    fn error_code(&mut self, v: &'a ErrorVariant, codes: &mut HashMap<i64, &'a ErrorVariant>) {
+        let span = v.code.span;
+        let Some(code) = v.code.value.filter(|c| i32::try_from(*c).is_ok()) else {
+            self.error(
+                Diagnostic::error(span, "error code out of range")
+                    .with_help("JSON-RPC error codes are 32-bit integers"),
+            );
+            return;
+        };
+        if (-32768..=-32000).contains(&code) {
+            self.error(
+                Diagnostic::error(
+                    span,
+                    format!("error code {code} is reserved by JSON-RPC 2.0"),
+                )
+                .with_help("application error codes must lie outside -32768..=-32000"),
+            );
+            return;
+        }
+        match codes.get(&code) {
+            Some(first) => {
+                let d = Diagnostic::error(span, format!("duplicate error code {code}"))
+                    .with_related(first.code.span, format!("`{}` uses it here", first.name.name));
+                self.error(d);
+            }
+            None => {
+                codes.insert(code, v);
+            }
+        }
+    }
+
+    /// Fields of a struct or variant: unique names (also after Rust renaming), known types.
+    fn fields(&mut self, fields: &'a [Field], what: &'static str, tag: Option<&str>) {
+        let mut seen = Seen::new(what);
+        for f in fields {
+            self.value_ident(&mut seen, &f.name, what);
+            if tag == Some(f.name.name.as_str()) {
+                self.error(
+                    Diagnostic::error(
+                        f.name.span,
+                        format!("a field named `{}` collides with the enum's tag", f.name.name),
+                    )
+                    .with_help(format!(
+                        "enum variants with fields are tagged `{{\"{}\": \"Variant\", …}}` in JSON; rename the field",
+                        naming::ENUM_TAG
+                    )),
+                );
+            }
+            self.attributes(&f.attrs, Place::Field);
+            self.type_ref(&f.ty);
+        }
+    }
+
+    /// A field, param or method name: unique, also once converted to `snake_case`.
+    fn value_ident(&mut self, seen: &mut Seen<'a>, ident: &'a Ident, what: &'static str) {
+        self.check_ident(ident, what);
+        let rust = naming::value_name(&ident.name);
+        if let Some(d) = seen.insert(rust.clone(), ident, |first| collision(what, first, ident, &rust)) {
+            self.error(d);
+        }
+    }
+
+    fn service(&mut self, s: &'a Service) {
+        self.attributes(&s.attrs, Place::Service);
+        // Rust names are unique per direction (server trait / callbacks trait), and so are
+        // wire names (each side routes its own methods).
+        for direction in [Direction::ToServer, Direction::ToClient] {
+            let mut names = Seen::new("method");
+            let mut wire: HashMap<String, &Method> = HashMap::new();
+            for m in s.methods.iter().filter(|m| m.direction == direction) {
+                self.value_ident(&mut names, &m.name, "method");
+                let mut wire_names = vec![m.wire_name(s)];
+                if m.kind == MethodKind::Stream {
+                    wire_names.push(format!("{}.unsubscribe", wire_names[0]));
+                }
+                for w in wire_names {
+                    match wire.get(&w) {
+                        Some(first) if first.name.name != m.name.name => {
+                            let d = Diagnostic::error(
+                                m.name.span,
+                                format!(
+                                    "method `{}` has the wire name `{w}`, which method `{}` already uses",
+                                    m.name.name, first.name.name
+                                ),
+                            )
+                            .with_related(first.name.span, "the other method is here");
+                            self.error(d);
+                        }
+                        _ => {
+                            wire.insert(w, m);
+                        }
+                    }
+                }
+            }
+        }
+        for m in &s.methods {
+            self.method(m);
+        }
+    }
+
+    fn method(&mut self, m: &'a Method) {
+        self.attributes(&m.attrs, Place::Method(m.kind));
+        if let Some(attr) = m.attrs.get(AttributeKind::Name) {
+            if let Some((wire, span)) = &attr.arg {
+                if wire.is_empty() || wire.chars().any(char::is_whitespace) {
+                    self.error(Diagnostic::error(
+                        *span,
+                        "a wire name must be non-empty and contain no whitespace",
+                    ));
+                } else if wire.starts_with("rpc.") || wire.starts_with("$/") {
+                    self.error(
+                        Diagnostic::error(*span, format!("the wire name `{wire}` is reserved"))
+                            .with_note("JSON-RPC 2.0 reserves names starting with `rpc.`; wirecall reserves `$/`"),
+                    );
+                }
+            }
+        }
+        let mut seen = Seen::new("parameter");
+        for p in &m.params {
+            self.value_ident(&mut seen, &p.name, "parameter");
+            if naming::RESERVED_PARAMS.contains(&p.name.name.as_str()) {
+                self.error(
+                    Diagnostic::error(
+                        p.name.span,
+                        format!("the parameter name `{}` is reserved", p.name.name),
+                    )
+                    .with_help("generated handlers take the call context under this name; rename the parameter"),
+                );
+            }
+            self.attributes(&p.attrs, Place::Param);
+            self.type_ref(&p.ty);
+        }
+        if let Some(ret) = &m.returns {
+            self.type_ref(ret);
+        }
+        match m.kind {
+            MethodKind::Notify => {
+                if let Some(ret) = &m.returns {
+                    self.error(
+                        Diagnostic::error(ret.span, "a `notify` method cannot return a value")
+                            .with_help("notifications are never answered; use `rpc` to get a result"),
+                    );
+                }
+                if let Some(t) = &m.throws {
+                    self.error(
+                        Diagnostic::error(t.span, "a `notify` method cannot throw")
+                            .with_help("notifications are never answered, so an error cannot reach the caller; use `rpc`"),
+                    );
+                }
+            }
+            MethodKind::Stream => {
+                if m.returns.is_none() {
+                    self.error(
+                        Diagnostic::error(m.name.span, format!("stream `{}` has no item type", m.name.name))
+                            .with_help(format!("declare the items it yields: `stream {}(…) -> T;`", m.name.name)),
+                    );
+                }
+            }
+            MethodKind::Rpc => {}
+        }
+        if let Some(t) = &m.throws {
+            self.throws(t);
+        }
+    }
+
+    fn throws(&mut self, t: &Ident) {
+        match self.schema.type_def(&t.name) {
+            Some(TypeDef::Error(_)) => {}
+            Some(other) => {
+                self.error(
+                    Diagnostic::error(
+                        t.span,
+                        format!("`{}` is a {}, not an error", t.name, other.keyword()),
+                    )
+                    .with_help("`throws` names an `error` declaration: `error Name { Variant = 1001 }`"),
+                );
+            }
+            None => {
+                let candidates: Vec<&str> = self
+                    .schema
+                    .types
+                    .iter()
+                    .filter(|t| matches!(t, TypeDef::Error(_)))
+                    .map(|t| t.name().name.as_str())
+                    .collect();
+                let mut d = Diagnostic::error(t.span, format!("unknown error type `{}`", t.name));
+                if let Some(s) = suggest(&t.name, candidates) {
+                    d = d.with_help(format!("did you mean `{s}`?"));
+                }
+                self.error(d);
+            }
+        }
+    }
+
+    fn type_ref(&mut self, ty: &Type) {
+        match &ty.kind {
+            TypeKind::List(t) | TypeKind::Optional(t) => self.type_ref(t),
+            TypeKind::Map(k, v) => {
+                if k.kind != TypeKind::String {
+                    self.error(
+                        Diagnostic::error(k.span, format!("map keys must be `string`, found `{k}`"))
+                            .with_help("JSON object keys are strings"),
+                    );
+                }
+                self.type_ref(v);
+            }
+            TypeKind::Named(name) => {
+                if self.schema.type_def(name).is_none() {
+                    let candidates = self
+                        .schema
+                        .types
+                        .iter()
+                        .map(|t| t.name().name.as_str())
+                        .chain(PRIMITIVES.iter().map(|(n, _)| *n));
+                    let mut d = Diagnostic::error(ty.span, format!("unknown type `{name}`"));
+                    if let Some(s) = suggest(name, candidates) {
+                        d = d.with_help(format!("did you mean `{s}`?"));
+                    } else if self.schema.service(name).is_some() {
+                        d = d.with_help(format!("`{name}` is a service; only structs, enums and errors are types"));
+                    }
+                    self.error(d);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn attributes(&mut self, attrs: &Attributes, place: Place) {
+        let mut seen: HashSet<&str> = HashSet::new();
+        for a in &attrs.0 {
+            let name = a.name.name.as_str();
+            let Some(kind) = AttributeKind::from_name(name) else {
+                let allowed: Vec<String> = AttributeKind::ALL
+                    .iter()
+                    .map(|k| format!("`@{}`", k.as_str()))
+                    .collect();
+                let mut d = Diagnostic::error(a.name.span, format!("unknown attribute `@{name}`"));
+                d = match suggest(name, AttributeKind::ALL.iter().map(|k| k.as_str())) {
+                    Some(s) => d.with_help(format!("did you mean `@{s}`?")),
+                    None => d.with_help(format!("expected one of: {}", allowed.join(", "))),
+                };
+                self.error(d);
+                continue;
+            };
+            if !seen.insert(name) {
+                self.error(Diagnostic::error(a.span, format!("duplicate attribute `@{name}`")));
+                continue;
+            }
+            let allowed_here = match kind {
+                AttributeKind::Deprecated => true,
+                AttributeKind::Name => matches!(place, Place::Method(_)),
+                AttributeKind::Idempotent => place == Place::Method(MethodKind::Rpc),
+            };
+            if !allowed_here {
+                let help = match kind {
+                    AttributeKind::Name => "`@name(\"…\")` sets a method's wire name; it goes on `rpc`, `notify` and `stream` methods",
+                    _ => "`@idempotent` marks an `rpc` as safe to send again after a reconnect; streams resubscribe by themselves and notifications are never retried",
+                };
+                self.error(
+                    Diagnostic::error(a.span, format!("`@{name}` is not allowed here")).with_help(help),
+                );
+                continue;
+            }
+            match (kind, &a.arg) {
+                (AttributeKind::Name, None) => self.error(
+                    Diagnostic::error(a.span, "`@name` needs the wire name")
+                        .with_help("write `@name(\"wire_name\")`"),
+                ),
+                (AttributeKind::Idempotent, Some((_, span))) => self.error(
+                    Diagnostic::error(*span, "`@idempotent` takes no argument")
+                        .with_help("write `@idempotent`"),
+                ),
+                _ => {}
+            }
+        }
+    }
+
+    /// Structs and enums that contain themselves without a `list` or `map` in between
+    /// would have infinite size.
+    fn recursion(&mut self) {
+        let schema = self.schema;
+        let mut reported = HashSet::new();
+        for t in &schema.types {
+            let name = t.name().name.as_str();
+            let mut path = vec![name];
+            if let Some(span) = self.reaches(name, t, &mut path) {
+                if reported.insert(name) {
+                    self.error(
+                        Diagnostic::error(span, format!("recursive type `{name}` has infinite size"))
+                            .with_note(format!("cycle: {}", path.join(" → ")))
+                            .with_help("put the recursion inside `list<…>` or `map<string, …>`"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Does `t` contain `target` directly (not through a list or map)? Returns the span of
+    /// the first field on the way, and leaves the chain in `path`.
+    fn reaches(&self, target: &str, t: &'a TypeDef, path: &mut Vec<&'a str>) -> Option<Span> {
+        let fields: Vec<&Field> = match t {
+            TypeDef::Struct(s) => s.fields.iter().collect(),
+            TypeDef::Enum(e) => e.variants.iter().flat_map(|v| v.fields.iter().flatten()).collect(),
+            TypeDef::Error(e) => e.variants.iter().flat_map(|v| v.fields.iter().flatten()).collect(),
+        };
+        for f in fields {
+            let mut ty = &f.ty;
+            while let TypeKind::Optional(inner) = &ty.kind {
+                ty = inner;
+            }
+            let TypeKind::Named(next) = &ty.kind else { continue };
+            if next == target {
+                path.push(next);
+                return Some(f.ty.span);
+            }
+            if path.contains(&next.as_str()) {
+                continue;
+            }
+            if let Some(def) = self.schema.type_def(next) {
+                path.push(next);
+                if self.reaches(target, def, path).is_some() {
+                    return Some(f.ty.span);
+                }
+                path.pop();
+            }
+        }
+        None
+    }
+}
+
+fn collision(what: &str, first: &Ident, second: &Ident, rust: &str) -> String {
+    if first.name == second.name {
+        format!("duplicate {what} `{}`", second.name)
+    } else {
+        format!(
+            "{what}s `{}` and `{}` both become `{rust}` in generated Rust code",
+            first.name, second.name
+        )
+    }
+}
+
+/// The closest candidate to a misspelled name, if one is close enough.
+fn suggest<'c>(name: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+    candidates
+        .into_iter()
+        .filter(|c| *c != name)
+        .map(|c| (strsim::jaro_winkler(&name.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}

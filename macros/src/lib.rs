@@ -1,0 +1,1 @@
+//! Procedural macros of wirecall. Use them through the `wirecall` crate.

@@ -1,0 +1,1 @@
+//! wirecall runtime (in progress).
