@@ -40,8 +40,7 @@ impl Loader {
 
     /// Serve `text` for `path` instead of reading the file system.
     pub fn with_source(mut self, path: impl AsRef<Path>, text: impl Into<String>) -> Self {
-        self.overrides
-            .insert(normalize(path.as_ref()), text.into());
+        self.overrides.insert(normalize(path.as_ref()), text.into());
         self
     }
 

@@ -48,7 +48,10 @@ pub struct Ident {
 impl Ident {
     /// An identifier with the given text and span.
     pub fn new(name: impl Into<String>, span: Span) -> Self {
-        Ident { name: name.into(), span }
+        Ident {
+            name: name.into(),
+            span,
+        }
     }
 }
 
@@ -403,7 +406,11 @@ pub struct Method {
 impl Method {
     /// The method's name on the wire: `@name("…")` if given, else `Service.method`.
     pub fn wire_name(&self, service: &Service) -> String {
-        match self.attrs.get(AttributeKind::Name).and_then(|a| a.arg.as_ref()) {
+        match self
+            .attrs
+            .get(AttributeKind::Name)
+            .and_then(|a| a.arg.as_ref())
+        {
             Some((name, _)) => name.clone(),
             None => format!("{}.{}", service.name.name, self.name.name),
         }

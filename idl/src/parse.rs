@@ -40,8 +40,21 @@ pub struct Import {
 /// Parse the text of one file. A syntax error stops the parse: the result is that one
 /// diagnostic, pointing at the first token the grammar could not accept.
 pub fn parse_file(file: FileId, text: &str) -> Result<ParsedFile, Diagnostic> {
-    pest::set_error_detail(true);
-    let mut pairs = WireParser::parse(Rule::file, text).map_err(|e| syntax_error(file, text, e))?;
+    check_nesting(file, text)?;
+    let mut pairs = match WireParser::parse(Rule::file, text) {
+        Ok(pairs) => pairs,
+        Err(_) => {
+            // Tracking every parse attempt costs time, so it is switched on only to explain
+            // a failure: parse again with it and report the expected tokens. (The switch is
+            // process-wide and stays on; that only costs speed.)
+            pest::set_error_detail(true);
+            let err = match WireParser::parse(Rule::file, text) {
+                Err(e) => e,
+                Ok(_) => return Err(Diagnostic::error(Span::file(file, 0, 0), "syntax error")),
+            };
+            return Err(syntax_error(file, text, err));
+        }
+    };
     let builder = Builder { file };
     let mut parsed = ParsedFile::default();
     let Some(root) = pairs.next() else {
@@ -50,7 +63,7 @@ pub fn parse_file(file: FileId, text: &str) -> Result<ParsedFile, Diagnostic> {
     for item in root.into_inner() {
         match item.as_rule() {
             Rule::import => {
-                if let Some(s) = item.into_inner().next() {
+                if let Some(s) = item.into_inner().find(|p| p.as_rule() == Rule::string) {
                     parsed.imports.push(Import {
                         path: unescape(string_content(&s)),
                         span: builder.span(&s),
@@ -162,7 +175,7 @@ impl Builder {
             name: self.name(&mut head, span),
             docs: head.docs,
             attrs: head.attrs,
-            ty: ty.unwrap_or_else(|| Type {
+            ty: ty.unwrap_or(Type {
                 kind: TypeKind::Json,
                 span,
             }),
@@ -373,6 +386,60 @@ impl Builder {
     }
 }
 
+/// Deeper nesting than any real interface needs.
+const MAX_NESTING: usize = 64;
+
+/// Reject absurdly deep nesting (`list<list<…` or `/* /* …`) before the recursive descent
+/// parser sees it, so hostile input gets an error instead of exhausting the stack.
+fn check_nesting(file: FileId, text: &str) -> Result<(), Diagnostic> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize; // brackets outside comments
+    let mut comments = 0usize; // open block comments
+    let mut i = 0;
+    while i < bytes.len() {
+        let next = bytes.get(i + 1).copied();
+        let mut opened = false;
+        match (bytes[i], next) {
+            (b'/', Some(b'*')) => {
+                comments += 1;
+                opened = true;
+                i += 1;
+            }
+            (b'*', Some(b'/')) if comments > 0 => {
+                comments -= 1;
+                i += 1;
+            }
+            _ if comments > 0 => {}
+            (b'/', Some(b'/')) => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            (b'"', _) => {
+                i += 1;
+                while i < bytes.len() && !matches!(bytes[i], b'"' | b'\n') {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            (b'<' | b'{' | b'(', _) => {
+                depth += 1;
+                opened = true;
+            }
+            (b'>' | b'}' | b')', _) => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if opened && depth + comments > MAX_NESTING {
+            let start = if bytes[i] == b'*' { i - 1 } else { i };
+            return Err(Diagnostic::error(
+                Span::file(file, start, i + 1),
+                format!("nesting deeper than {MAX_NESTING} levels"),
+            ));
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
 fn string_content<'i>(pair: &Pair<'i, Rule>) -> &'i str {
     let s = pair.as_str();
     s.strip_prefix('"')
@@ -452,6 +519,17 @@ fn syntax_error(file: FileId, text: &str, err: pest::error::Error<Rule>) -> Diag
         for tok in attempts.expected_tokens() {
             let token = tok.to_string();
             let t = token.trim();
+            // Tokens that start a larger construct are named by it.
+            let named = match t {
+                "@" => Some("an attribute"),
+                "///" => Some("a doc comment"),
+                "_" => Some("an identifier"),
+                _ => None,
+            };
+            if let Some(named) = named {
+                push(named.to_string());
+                continue;
+            }
             // Whitespace, comment openers and character classes are accepted in many places;
             // they say nothing useful.
             if t.is_empty()

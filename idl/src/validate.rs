@@ -17,8 +17,12 @@ use crate::naming;
 pub fn validate(schema: &Schema) -> Vec<Diagnostic> {
     let mut v = Validator {
         schema,
+        types: HashMap::new(),
         diags: Vec::new(),
     };
+    for t in &schema.types {
+        v.types.entry(t.name().name.as_str()).or_insert(t);
+    }
     v.names();
     for t in &schema.types {
         v.type_def(t);
@@ -43,6 +47,8 @@ enum Place {
 
 struct Validator<'a> {
     schema: &'a Schema,
+    /// Types by name (the first definition wins; duplicates are reported).
+    types: HashMap<&'a str, &'a TypeDef>,
     diags: Vec<Diagnostic>,
 }
 
@@ -61,7 +67,12 @@ impl<'a> Seen<'a> {
     }
 
     /// Record `key` for `ident`; on a repeat, return a diagnostic pointing at `ident`.
-    fn insert(&mut self, key: String, ident: &'a Ident, message: impl FnOnce(&Ident) -> String) -> Option<Diagnostic> {
+    fn insert(
+        &mut self,
+        key: String,
+        ident: &'a Ident,
+        message: impl FnOnce(&Ident) -> String,
+    ) -> Option<Diagnostic> {
         match self.first.get(&key) {
             Some(first) => Some(
                 Diagnostic::error(ident.span, message(first))
@@ -100,7 +111,10 @@ impl<'a> Validator<'a> {
             {
                 self.error(Diagnostic::error(
                     ident.span,
-                    format!("`{}` is a built-in type name and cannot name a {keyword}", ident.name),
+                    format!(
+                        "`{}` is a built-in type name and cannot name a {keyword}",
+                        ident.name
+                    ),
                 ));
                 continue;
             }
@@ -126,11 +140,14 @@ impl<'a> Validator<'a> {
                     let d = Diagnostic::error(
                         first.span,
                         format!(
-                            "`{}` collides with `{item}`, which service `{}` generates",
+                            "`{}` collides with the `{item}` that service `{}` generates",
                             first.name, s.name.name
                         ),
                     )
-                    .with_help(format!("rename `{}` or service `{}`", first.name, s.name.name));
+                    .with_help(format!(
+                        "rename `{}` or service `{}`",
+                        first.name, s.name.name
+                    ));
                     self.error(d);
                 }
             }
@@ -142,12 +159,18 @@ impl<'a> Validator<'a> {
         if naming::FORBIDDEN.contains(&ident.name.as_str()) {
             self.error(Diagnostic::error(
                 ident.span,
-                format!("`{}` cannot be used as a {what} name: it is reserved in Rust", ident.name),
+                format!(
+                    "`{}` cannot be used as a {what} name: it is reserved in Rust",
+                    ident.name
+                ),
             ));
         } else if ident.name.starts_with("__") {
             self.error(Diagnostic::error(
                 ident.span,
-                format!("`{}`: names starting with `__` are reserved for generated code", ident.name),
+                format!(
+                    "`{}`: names starting with `__` are reserved for generated code",
+                    ident.name
+                ),
             ));
         }
     }
@@ -184,7 +207,9 @@ impl<'a> Validator<'a> {
     fn variant_name(&mut self, seen: &mut Seen<'a>, name: &'a Ident) {
         self.check_ident(name, "variant");
         let rust = naming::type_name(&name.name);
-        if let Some(d) = seen.insert(rust.clone(), name, |first| collision("variant", first, name, &rust)) {
+        if let Some(d) = seen.insert(rust.clone(), name, |first| {
+            collision("variant", first, name, &rust)
+        }) {
             self.error(d);
         }
     }
@@ -211,7 +236,10 @@ impl<'a> Validator<'a> {
         match codes.get(&code) {
             Some(first) => {
                 let d = Diagnostic::error(span, format!("duplicate error code {code}"))
-                    .with_related(first.code.span, format!("`{}` uses it here", first.name.name));
+                    .with_related(
+                        first.code.span,
+                        format!("`{}` uses it here", first.name.name),
+                    );
                 self.error(d);
             }
             None => {
@@ -246,7 +274,9 @@ impl<'a> Validator<'a> {
     fn value_ident(&mut self, seen: &mut Seen<'a>, ident: &'a Ident, what: &'static str) {
         self.check_ident(ident, what);
         let rust = naming::value_name(&ident.name);
-        if let Some(d) = seen.insert(rust.clone(), ident, |first| collision(what, first, ident, &rust)) {
+        if let Some(d) = seen.insert(rust.clone(), ident, |first| {
+            collision(what, first, ident, &rust)
+        }) {
             self.error(d);
         }
     }
@@ -329,7 +359,9 @@ impl<'a> Validator<'a> {
                 if let Some(ret) = &m.returns {
                     self.error(
                         Diagnostic::error(ret.span, "a `notify` method cannot return a value")
-                            .with_help("notifications are never answered; use `rpc` to get a result"),
+                            .with_help(
+                                "notifications are never answered; use `rpc` to get a result",
+                            ),
                     );
                 }
                 if let Some(t) = &m.throws {
@@ -342,8 +374,14 @@ impl<'a> Validator<'a> {
             MethodKind::Stream => {
                 if m.returns.is_none() {
                     self.error(
-                        Diagnostic::error(m.name.span, format!("stream `{}` has no item type", m.name.name))
-                            .with_help(format!("declare the items it yields: `stream {}(…) -> T;`", m.name.name)),
+                        Diagnostic::error(
+                            m.name.span,
+                            format!("stream `{}` has no item type", m.name.name),
+                        )
+                        .with_help(format!(
+                            "declare the items it yields: `stream {}(…) -> T;`",
+                            m.name.name
+                        )),
                     );
                 }
             }
@@ -355,7 +393,7 @@ impl<'a> Validator<'a> {
     }
 
     fn throws(&mut self, t: &Ident) {
-        match self.schema.type_def(&t.name) {
+        match self.types.get(t.name.as_str()) {
             Some(TypeDef::Error(_)) => {}
             Some(other) => {
                 self.error(
@@ -363,7 +401,9 @@ impl<'a> Validator<'a> {
                         t.span,
                         format!("`{}` is a {}, not an error", t.name, other.keyword()),
                     )
-                    .with_help("`throws` names an `error` declaration: `error Name { Variant = 1001 }`"),
+                    .with_help(
+                        "`throws` names an `error` declaration: `error Name { Variant = 1001 }`",
+                    ),
                 );
             }
             None => {
@@ -389,28 +429,31 @@ impl<'a> Validator<'a> {
             TypeKind::Map(k, v) => {
                 if k.kind != TypeKind::String {
                     self.error(
-                        Diagnostic::error(k.span, format!("map keys must be `string`, found `{k}`"))
-                            .with_help("JSON object keys are strings"),
+                        Diagnostic::error(
+                            k.span,
+                            format!("map keys must be `string`, found `{k}`"),
+                        )
+                        .with_help("JSON object keys are strings"),
                     );
                 }
                 self.type_ref(v);
             }
-            TypeKind::Named(name) => {
-                if self.schema.type_def(name).is_none() {
-                    let candidates = self
-                        .schema
-                        .types
-                        .iter()
-                        .map(|t| t.name().name.as_str())
-                        .chain(PRIMITIVES.iter().map(|(n, _)| *n));
-                    let mut d = Diagnostic::error(ty.span, format!("unknown type `{name}`"));
-                    if let Some(s) = suggest(name, candidates) {
-                        d = d.with_help(format!("did you mean `{s}`?"));
-                    } else if self.schema.service(name).is_some() {
-                        d = d.with_help(format!("`{name}` is a service; only structs, enums and errors are types"));
-                    }
-                    self.error(d);
+            TypeKind::Named(name) if !self.types.contains_key(name.as_str()) => {
+                let candidates = self
+                    .schema
+                    .types
+                    .iter()
+                    .map(|t| t.name().name.as_str())
+                    .chain(PRIMITIVES.iter().map(|(n, _)| *n));
+                let mut d = Diagnostic::error(ty.span, format!("unknown type `{name}`"));
+                if let Some(s) = suggest(name, candidates) {
+                    d = d.with_help(format!("did you mean `{s}`?"));
+                } else if self.schema.service(name).is_some() {
+                    d = d.with_help(format!(
+                        "`{name}` is a service; only structs, enums and errors are types"
+                    ));
                 }
+                self.error(d);
             }
             _ => {}
         }
@@ -434,7 +477,10 @@ impl<'a> Validator<'a> {
                 continue;
             };
             if !seen.insert(name) {
-                self.error(Diagnostic::error(a.span, format!("duplicate attribute `@{name}`")));
+                self.error(Diagnostic::error(
+                    a.span,
+                    format!("duplicate attribute `@{name}`"),
+                ));
                 continue;
             }
             let allowed_here = match kind {
@@ -448,7 +494,8 @@ impl<'a> Validator<'a> {
                     _ => "`@idempotent` marks an `rpc` as safe to send again after a reconnect; streams resubscribe by themselves and notifications are never retried",
                 };
                 self.error(
-                    Diagnostic::error(a.span, format!("`@{name}` is not allowed here")).with_help(help),
+                    Diagnostic::error(a.span, format!("`@{name}` is not allowed here"))
+                        .with_help(help),
                 );
                 continue;
             }
@@ -467,55 +514,93 @@ impl<'a> Validator<'a> {
     }
 
     /// Structs and enums that contain themselves without a `list` or `map` in between
-    /// would have infinite size.
+    /// would have infinite size. An iterative depth-first search over "contains directly"
+    /// edges finds each cycle once, in time linear in the schema.
     fn recursion(&mut self) {
         let schema = self.schema;
-        let mut reported = HashSet::new();
-        for t in &schema.types {
-            let name = t.name().name.as_str();
-            let mut path = vec![name];
-            if let Some(span) = self.reaches(name, t, &mut path) {
-                if reported.insert(name) {
-                    self.error(
-                        Diagnostic::error(span, format!("recursive type `{name}` has infinite size"))
-                            .with_note(format!("cycle: {}", path.join(" → ")))
+        let index: HashMap<&str, usize> = schema
+            .types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name().name.as_str(), i))
+            .collect();
+        // edges[i]: (target, span of the field type) for each direct containment.
+        let edges: Vec<Vec<(usize, Span)>> = schema
+            .types
+            .iter()
+            .map(|t| {
+                direct_fields(t)
+                    .filter_map(|f| {
+                        let mut ty = &f.ty;
+                        while let TypeKind::Optional(inner) = &ty.kind {
+                            ty = inner;
+                        }
+                        match &ty.kind {
+                            TypeKind::Named(n) => index.get(n.as_str()).map(|&j| (j, f.ty.span)),
+                            _ => None,
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            New,
+            OnStack,
+            Done,
+        }
+        let mut mark = vec![Mark::New; edges.len()];
+        for root in 0..edges.len() {
+            if mark[root] != Mark::New {
+                continue;
+            }
+            // Stack of (node, next edge to follow).
+            let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+            mark[root] = Mark::OnStack;
+            while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+                let Some(&(target, _)) = edges[node].get(*next) else {
+                    mark[node] = Mark::Done;
+                    stack.pop();
+                    continue;
+                };
+                *next += 1;
+                match mark[target] {
+                    Mark::New => {
+                        mark[target] = Mark::OnStack;
+                        stack.push((target, 0));
+                    }
+                    Mark::OnStack => {
+                        let from = stack.iter().position(|&(n, _)| n == target).unwrap_or(0);
+                        let cycle: Vec<&str> = stack[from..]
+                            .iter()
+                            .map(|&(n, _)| schema.types[n].name().name.as_str())
+                            .chain(std::iter::once(schema.types[target].name().name.as_str()))
+                            .collect();
+                        let (first, taken) = stack[from];
+                        let span = edges[first][taken - 1].1;
+                        let name = cycle[0];
+                        self.error(
+                            Diagnostic::error(
+                                span,
+                                format!("recursive type `{name}` has infinite size"),
+                            )
+                            .with_note(format!("cycle: {}", cycle.join(" → ")))
                             .with_help("put the recursion inside `list<…>` or `map<string, …>`"),
-                    );
+                        );
+                    }
+                    Mark::Done => {}
                 }
             }
         }
     }
+}
 
-    /// Does `t` contain `target` directly (not through a list or map)? Returns the span of
-    /// the first field on the way, and leaves the chain in `path`.
-    fn reaches(&self, target: &str, t: &'a TypeDef, path: &mut Vec<&'a str>) -> Option<Span> {
-        let fields: Vec<&Field> = match t {
-            TypeDef::Struct(s) => s.fields.iter().collect(),
-            TypeDef::Enum(e) => e.variants.iter().flat_map(|v| v.fields.iter().flatten()).collect(),
-            TypeDef::Error(e) => e.variants.iter().flat_map(|v| v.fields.iter().flatten()).collect(),
-        };
-        for f in fields {
-            let mut ty = &f.ty;
-            while let TypeKind::Optional(inner) = &ty.kind {
-                ty = inner;
-            }
-            let TypeKind::Named(next) = &ty.kind else { continue };
-            if next == target {
-                path.push(next);
-                return Some(f.ty.span);
-            }
-            if path.contains(&next.as_str()) {
-                continue;
-            }
-            if let Some(def) = self.schema.type_def(next) {
-                path.push(next);
-                if self.reaches(target, def, path).is_some() {
-                    return Some(f.ty.span);
-                }
-                path.pop();
-            }
-        }
-        None
+/// The fields stored inline in a type's value (all variants' fields for enums and errors).
+fn direct_fields(t: &TypeDef) -> Box<dyn Iterator<Item = &Field> + '_> {
+    match t {
+        TypeDef::Struct(s) => Box::new(s.fields.iter()),
+        TypeDef::Enum(e) => Box::new(e.variants.iter().flat_map(|v| v.fields.iter().flatten())),
+        TypeDef::Error(e) => Box::new(e.variants.iter().flat_map(|v| v.fields.iter().flatten())),
     }
 }
 
@@ -532,11 +617,26 @@ fn collision(what: &str, first: &Ident, second: &Ident, rust: &str) -> String {
 
 /// The closest candidate to a misspelled name, if one is close enough.
 fn suggest<'c>(name: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+    let lower = name.to_lowercase();
+    let limit = (name.chars().count() / 3).max(1);
     candidates
         .into_iter()
         .filter(|c| *c != name)
-        .map(|c| (strsim::jaro_winkler(&name.to_lowercase(), &c.to_lowercase()), c))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
+        .map(|c| {
+            let other = c.to_lowercase();
+            let distance = strsim::damerau_levenshtein(&lower, &other);
+            (distance, !same_letters(&lower, &other), c)
+        })
+        .filter(|(distance, _, _)| *distance <= limit)
+        // Fewest edits first; among equals, a swap of letters beats a different letter.
+        .min_by_key(|(distance, swapped, _)| (*distance, *swapped))
+        .map(|(_, _, c)| c)
+}
+
+fn same_letters(a: &str, b: &str) -> bool {
+    let mut a: Vec<char> = a.chars().collect();
+    let mut b: Vec<char> = b.chars().collect();
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
 }
