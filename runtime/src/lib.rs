@@ -1,1 +1,89 @@
-//! wirecall runtime (in progress).
+//! # wirecall: typed RPC over WebSocket
+//!
+//! wirecall speaks [JSON-RPC 2.0] over WebSocket, in both directions: a client calls the
+//! server's methods, and the server may call methods of a connected client. Services are
+//! usually written in a `.wire` interface file or as a `#[wirecall::service]` trait, and
+//! the generated code calls this crate; this page shows the untyped layer underneath,
+//! which also works on its own.
+//!
+//! ## A server
+//!
+//! ```no_run
+//! use wirecall::{Router, RpcError, Server};
+//!
+//! # async fn demo() -> std::io::Result<()> {
+//! let mut router = Router::new();
+//! router.method("subtract", |_ctx, params| {
+//!     // Params borrow the incoming frame: decode them first (by name or by position)...
+//!     let args = params
+//!         .decoder(&["minuend", "subtrahend"])
+//!         .and_then(|mut p| Ok((p.next::<i64>()?, p.next::<i64>()?)));
+//!     // ...then do the work in a future that owns what it needs.
+//!     async move {
+//!         let (minuend, subtrahend) = args?;
+//!         Ok::<_, RpcError>(minuend - subtrahend)
+//!     }
+//! });
+//! let server = Server::bind("127.0.0.1:9000", router).await?;
+//! println!("listening on {}", server.url());
+//! server.stopped().await;
+//! # Ok(()) }
+//! ```
+//!
+//! ## A client
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = wirecall::Client::connect("ws://127.0.0.1:9000").await?;
+//! let answer: i64 = client
+//!     .call("subtract", serde_json::json!({"minuend": 42, "subtrahend": 23}))
+//!     .await?;
+//! assert_eq!(answer, 19);
+//! # Ok(()) }
+//! ```
+//!
+//! ## What you can count on
+//!
+//! - Every call ends exactly once: with its result, the peer's error, or a clear local
+//!   error ([`Error::Timeout`], [`Error::Disconnected`], …). Dropping a call's future
+//!   cancels it and tells the peer (`$/cancelRequest`).
+//! - A slow handler never blocks the next call on its connection; the number of calls in
+//!   flight per connection is bounded, and at the bound the server stops reading from that
+//!   connection (backpressure) rather than dropping anything.
+//! - Limits on message size, connections, batch length, handshake time and dead peers
+//!   all have defaults (see [`config`]) and builder setters.
+//!
+//! The wire format, with every extension, is specified in `docs/PROTOCOL.md`.
+//!
+//! [JSON-RPC 2.0]: https://www.jsonrpc.org/specification
+
+mod client;
+pub mod config;
+mod connection;
+mod context;
+mod error;
+mod message;
+mod params;
+mod peer;
+mod router;
+mod server;
+
+pub use client::{Client, ClientBuilder};
+pub use connection::CloseReason;
+pub use context::{ConnectionId, Context};
+pub use error::{code, ApplicationError, ConnectError, Error, NoAppError, RpcError};
+pub use params::{ParamDecoder, Params};
+pub use peer::{Peer, CANCEL_METHOD};
+pub use router::{Method, MethodFuture, MethodResult, Router};
+pub use server::{Refusal, Server, ServerBuilder, ServerHandle, SUBPROTOCOL};
+
+/// HTTP types used in handshakes (re-exported from `tungstenite`).
+pub use tokio_tungstenite::tungstenite::http;
+
+/// Support for generated code. Not part of the public API: it may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::router::serialize_result;
+    pub use serde;
+    pub use serde_json;
+}

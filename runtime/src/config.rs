@@ -1,0 +1,87 @@
+//! Limits and timings shared by both sides of a connection, with the documented defaults.
+
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// Default maximum message size, in and out: 10 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 10 << 20;
+/// Default maximum number of concurrent connections of a server.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default maximum number of calls a connection runs at once; past it, reading pauses.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+/// Default maximum number of messages in one batch.
+pub const DEFAULT_MAX_BATCH_LEN: usize = 1024;
+/// Default maximum number of subscriptions per connection.
+pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 1024;
+/// Default per-subscription buffer, in items.
+pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = 1024;
+/// Default handshake timeout.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default interval between keep-alive pings.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
+/// Default number of unanswered pings after which a peer is considered dead.
+pub const DEFAULT_MAX_MISSED_PONGS: u32 = 2;
+/// Default timeout of a call made by a client.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Per-connection settings, the same on both sides.
+#[derive(Clone, Debug)]
+pub struct ConnectionConfig {
+    /// Largest message accepted or sent, in bytes.
+    pub max_message_size: usize,
+    /// Calls served at once per connection; when reached, the connection stops reading
+    /// until one finishes (backpressure: nothing is dropped).
+    pub max_in_flight: usize,
+    /// Largest batch accepted.
+    pub max_batch_len: usize,
+    /// Subscriptions open at once per connection.
+    pub max_subscriptions: usize,
+    /// Items buffered per subscription before it is closed as lagging.
+    pub subscription_buffer: usize,
+    /// Interval between pings; `None` disables keep-alive.
+    pub ping_interval: Option<Duration>,
+    /// Unanswered pings after which the peer is dropped.
+    pub max_missed_pongs: u32,
+    /// Timeout of calls made on this connection, unless a call sets its own.
+    pub call_timeout: Duration,
+    /// Capacity of the outgoing frame queue.
+    pub send_queue: usize,
+    /// tungstenite's read buffer (allocated per connection).
+    pub read_buffer_size: usize,
+    /// tungstenite's write buffer target before a write is issued.
+    pub write_buffer_size: usize,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_batch_len: DEFAULT_MAX_BATCH_LEN,
+            max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
+            subscription_buffer: DEFAULT_SUBSCRIPTION_BUFFER,
+            ping_interval: Some(DEFAULT_PING_INTERVAL),
+            max_missed_pongs: DEFAULT_MAX_MISSED_PONGS,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            send_queue: 256,
+            // Small buffers keep idle connections cheap; tungstenite grows the read buffer
+            // for large messages as needed.
+            read_buffer_size: 4 * 1024,
+            // The writer feeds a burst of queued frames, then flushes once; frames collect
+            // in this buffer until it is this full.
+            write_buffer_size: 64 * 1024,
+        }
+    }
+}
+
+impl ConnectionConfig {
+    pub(crate) fn websocket(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .read_buffer_size(self.read_buffer_size)
+            .write_buffer_size(self.write_buffer_size)
+            .max_write_buffer_size(usize::MAX)
+            .max_message_size(Some(self.max_message_size))
+            .max_frame_size(Some(self.max_message_size))
+    }
+}

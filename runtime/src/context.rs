@@ -1,0 +1,98 @@
+//! What a handler knows about the connection its call came from.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio_tungstenite::tungstenite::http::{Extensions, HeaderMap};
+
+use crate::peer::Peer;
+
+/// Identifies a connection for the lifetime of the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(pub u64);
+
+impl ConnectionId {
+    pub(crate) fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        ConnectionId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// The connection a call arrived on: who the peer is, what it sent in the handshake,
+/// and a [`Peer`] handle to call it back. Cheap to clone.
+#[derive(Clone)]
+pub struct Context {
+    inner: Arc<ContextInner>,
+}
+
+struct ContextInner {
+    connection_id: ConnectionId,
+    remote_addr: Option<SocketAddr>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    peer: Peer,
+}
+
+impl Context {
+    pub(crate) fn new(
+        connection_id: ConnectionId,
+        remote_addr: Option<SocketAddr>,
+        headers: HeaderMap,
+        extensions: Extensions,
+        peer: Peer,
+    ) -> Self {
+        Context {
+            inner: Arc::new(ContextInner {
+                connection_id,
+                remote_addr,
+                headers,
+                extensions,
+                peer,
+            }),
+        }
+    }
+
+    /// The connection's id (also in tracing spans).
+    pub fn connection_id(&self) -> ConnectionId {
+        self.inner.connection_id
+    }
+
+    /// The peer's socket address, when known.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.inner.remote_addr
+    }
+
+    /// The HTTP headers of the WebSocket handshake request (on a server) — e.g.
+    /// `Authorization` or `Cookie` for authentication. Empty on a client.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.inner.headers
+    }
+
+    /// Values the server's handshake hook stored for this connection (e.g. the
+    /// authenticated user); see [`crate::ServerBuilder::on_handshake`].
+    pub fn extensions(&self) -> &Extensions {
+        &self.inner.extensions
+    }
+
+    /// A handle to call methods of, and send notifications to, the other end.
+    pub fn peer(&self) -> &Peer {
+        &self.inner.peer
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("connection_id", &self.inner.connection_id)
+            .field("remote_addr", &self.inner.remote_addr)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,238 @@
+//! Method parameters, kept as raw JSON until the handler decodes them.
+//!
+//! JSON-RPC params come by name (`{"a": 1, "b": 2}`) or by position (`[1, 2]`). A
+//! [`ParamDecoder`] accepts both and turns every mistake into a `-32602` error that names
+//! the parameter.
+
+use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::error::RpcError;
+
+/// The params of one incoming call, borrowed from its frame.
+#[derive(Clone, Copy, Debug)]
+pub struct Params<'a> {
+    raw: Option<&'a RawValue>,
+}
+
+impl<'a> Params<'a> {
+    /// Wrap raw params (`None` when the message had no `params` member).
+    pub fn new(raw: Option<&'a RawValue>) -> Self {
+        Params { raw }
+    }
+
+    /// The raw JSON text, if the message had params.
+    pub fn raw(&self) -> Option<&'a RawValue> {
+        self.raw
+    }
+
+    /// Decode the whole params value as `T` (e.g. `Vec<i64>` for a variadic method).
+    /// Missing params decode as JSON `null`.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, RpcError> {
+        let text = self.raw.map_or("null", |r| r.get());
+        serde_json::from_str(text).map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))
+    }
+
+    /// A decoder for a method whose parameters are `names`, in order. Accepts params by
+    /// name or by position; rejects unknown names and surplus positions.
+    pub fn decoder(&self, names: &'static [&'static str]) -> Result<ParamDecoder<'a>, RpcError> {
+        let shape = match self.raw {
+            None => Shape::Positional(Vec::new()),
+            Some(raw) if raw.get().starts_with('[') => {
+                let items: Vec<&'a RawValue> = serde_json::from_str(raw.get())
+                    .map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))?;
+                if items.len() > names.len() {
+                    return Err(RpcError::invalid_params(format!(
+                        "too many params: expected at most {}, got {}",
+                        names.len(),
+                        items.len()
+                    )));
+                }
+                Shape::Positional(items)
+            }
+            Some(raw) => {
+                let named = serde_json::from_str::<Named<'a>>(raw.get())
+                    .map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))?;
+                let mut values = vec![None; names.len()];
+                for (key, value) in named.0 {
+                    match names.iter().position(|n| *n == key.as_ref()) {
+                        Some(i) if values[i].is_some() => {
+                            return Err(RpcError::invalid_params(format!(
+                                "duplicate parameter `{key}`"
+                            )))
+                        }
+                        Some(i) => values[i] = Some(value),
+                        None => {
+                            let expected = if names.is_empty() {
+                                "the method takes no parameters".to_string()
+                            } else {
+                                format!("expected {}", list(names))
+                            };
+                            return Err(RpcError::invalid_params(format!(
+                                "unknown parameter `{key}`; {expected}"
+                            )));
+                        }
+                    }
+                }
+                Shape::Named(values)
+            }
+        };
+        Ok(ParamDecoder {
+            names,
+            shape,
+            next: 0,
+        })
+    }
+}
+
+fn list(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+enum Shape<'a> {
+    Positional(Vec<&'a RawValue>),
+    Named(Vec<Option<&'a RawValue>>),
+}
+
+/// Decodes parameters one by one, in declaration order; see [`Params::decoder`].
+pub struct ParamDecoder<'a> {
+    names: &'static [&'static str],
+    shape: Shape<'a>,
+    next: usize,
+}
+
+impl std::fmt::Debug for ParamDecoder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParamDecoder")
+            .field("names", &self.names)
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ParamDecoder<'_> {
+    /// Decode the next parameter. A missing parameter decodes as `null`, so it is accepted
+    /// exactly when its type is optional; otherwise the error names it.
+    pub fn next<T: DeserializeOwned>(&mut self) -> Result<T, RpcError> {
+        let i = self.next;
+        self.next += 1;
+        let name = self.names.get(i).copied().unwrap_or("?");
+        let raw = match &self.shape {
+            Shape::Positional(items) => items.get(i).copied(),
+            Shape::Named(values) => values.get(i).copied().flatten(),
+        };
+        match raw {
+            Some(raw) => serde_json::from_str(raw.get()).map_err(|e| {
+                RpcError::invalid_params(format!("invalid parameter `{name}`: {}", strip_position(&e)))
+            }),
+            None => serde_json::from_str("null")
+                .map_err(|_| RpcError::invalid_params(format!("missing parameter `{name}`"))),
+        }
+    }
+}
+
+/// serde_json's messages end with "at line 1 column 7", which means nothing to a caller
+/// who sent the whole request; keep the reason only.
+fn strip_position(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" at line ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// A JSON object's members, borrowed.
+struct Named<'a>(Vec<(std::borrow::Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for Named<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Named<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object or an array of params")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Named<'de>, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(4));
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    out.push((key.0, map.next_value()?));
+                }
+                Ok(Named(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A member name: borrowed when it has no escapes.
+struct Key<'a>(std::borrow::Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a parameter name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode2(raw: Option<&str>) -> Result<(i64, Option<String>), String> {
+        let raw: Option<&RawValue> = raw.map(|r| serde_json::from_str(r).unwrap());
+        let mut d = Params::new(raw).decoder(&["a", "b"]).map_err(|e| e.message.to_string())?;
+        let a = d.next().map_err(|e| e.message.to_string())?;
+        let b = d.next().map_err(|e| e.message.to_string())?;
+        Ok((a, b))
+    }
+
+    #[test]
+    fn by_name_and_by_position() {
+        assert_eq!(decode2(Some(r#"{"a": 1, "b": "x"}"#)), Ok((1, Some("x".into()))));
+        assert_eq!(decode2(Some(r#"{"b": "x", "a": 1}"#)), Ok((1, Some("x".into()))));
+        assert_eq!(decode2(Some(r#"[1, "x"]"#)), Ok((1, Some("x".into()))));
+        assert_eq!(decode2(Some(r#"[1]"#)), Ok((1, None)));
+        assert_eq!(decode2(Some(r#"{"a": 1}"#)), Ok((1, None)));
+        assert_eq!(decode2(Some(r#"{"a": 1, "b": null}"#)), Ok((1, None)));
+        assert_eq!(decode2(Some(r#"{"\u0061": 1}"#)), Ok((1, None)));
+    }
+
+    #[test]
+    fn mistakes_name_the_parameter() {
+        assert_eq!(decode2(None), Err("missing parameter `a`".into()));
+        assert_eq!(decode2(Some("{}")), Err("missing parameter `a`".into()));
+        assert_eq!(decode2(Some("[]")), Err("missing parameter `a`".into()));
+        assert_eq!(
+            decode2(Some(r#"{"a": "one"}"#)),
+            Err(r#"invalid parameter `a`: invalid type: string "one", expected i64"#.into())
+        );
+        assert_eq!(
+            decode2(Some(r#"{"a": 1, "c": 2}"#)),
+            Err("unknown parameter `c`; expected `a`, `b`".into())
+        );
+        assert_eq!(
+            decode2(Some(r#"[1, "x", 3]"#)),
+            Err("too many params: expected at most 2, got 3".into())
+        );
+        assert_eq!(
+            decode2(Some(r#"{"a": 1, "a": 2}"#)),
+            Err("duplicate parameter `a`".into())
+        );
+    }
+}

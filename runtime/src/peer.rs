@@ -1,0 +1,332 @@
+//! The calling side of a connection: [`Peer`] sends requests and notifications and
+//! matches responses to pending calls by id.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{code, ApplicationError, Error, NoAppError, RpcError};
+use crate::message;
+
+/// The method name of cancellation notifications.
+pub const CANCEL_METHOD: &str = "$/cancelRequest";
+
+/// A result as it arrived: the frame it is in and where. Decoding happens in the caller's
+/// task, from the frame, without copying the result first.
+#[derive(Debug)]
+pub(crate) struct RawResult {
+    frame: Utf8Bytes,
+    range: Range<usize>,
+}
+
+impl RawResult {
+    /// `raw` must point into `frame`.
+    pub(crate) fn new(frame: &Utf8Bytes, raw: &RawValue) -> Self {
+        let base = frame.as_str().as_ptr() as usize;
+        let start = raw.get().as_ptr() as usize - base;
+        RawResult {
+            frame: frame.clone(),
+            range: start..start + raw.get().len(),
+        }
+    }
+
+    pub(crate) fn json(&self) -> &str {
+        &self.frame.as_str()[self.range.clone()]
+    }
+}
+
+type Outcome = Result<RawResult, RpcError>;
+
+/// Calls awaiting their response, and whether the connection is gone.
+#[derive(Default)]
+struct Pending {
+    calls: HashMap<u64, oneshot::Sender<Outcome>>,
+    /// Set once, when the connection closes: the reason given to every later call.
+    closed: Option<Arc<str>>,
+}
+
+pub(crate) struct PeerShared {
+    tx: mpsc::Sender<Message>,
+    pending: Mutex<Pending>,
+    next_id: AtomicU64,
+    call_timeout: Duration,
+    max_message_size: usize,
+    closed: CancellationToken,
+}
+
+/// A handle to the other end of a connection: call its methods and send it
+/// notifications. Cheap to clone; all clones share the connection.
+///
+/// On a server, [`crate::Context::peer`] is the connected client (server→client calls);
+/// on a client, [`crate::Client`] wraps one.
+#[derive(Clone)]
+pub struct Peer {
+    shared: Arc<PeerShared>,
+}
+
+impl fmt::Debug for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Peer")
+            .field("closed", &self.is_closed())
+            .field("call_timeout", &self.shared.call_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Serialize params: an object or array, or nothing for `()` / `null`.
+pub(crate) fn encode_params<P: Serialize + ?Sized>(params: &P) -> Result<Option<String>, serde_json::Error> {
+    let json = serde_json::to_string(params)?;
+    match json.as_bytes().first() {
+        Some(b'{') | Some(b'[') => Ok(Some(json)),
+        _ if json == "null" => Ok(None),
+        _ => Err(serde::ser::Error::custom(format!(
+            "params must serialize to a JSON object or array, not `{json}`"
+        ))),
+    }
+}
+
+impl Peer {
+    pub(crate) fn new(tx: mpsc::Sender<Message>, call_timeout: Duration, max_message_size: usize) -> Self {
+        Peer {
+            shared: Arc::new(PeerShared {
+                tx,
+                pending: Mutex::new(Pending::default()),
+                next_id: AtomicU64::new(1),
+                call_timeout,
+                max_message_size,
+                closed: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// Call `method` with `params` (a struct, map, tuple or `serde_json::Value` that
+    /// serializes to a JSON object or array; `()` for none) and decode the result as `R`.
+    /// Uses the connection's default timeout.
+    pub async fn call<R: DeserializeOwned>(&self, method: &str, params: impl Serialize) -> Result<R, Error> {
+        self.request::<R, NoAppError>(method, &params, None).await
+    }
+
+    /// [`Peer::call`] with a timeout for this call only.
+    pub async fn call_with_timeout<R: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: impl Serialize,
+        timeout: Duration,
+    ) -> Result<R, Error> {
+        self.request::<R, NoAppError>(method, &params, Some(timeout)).await
+    }
+
+    /// The general form of a call, used by generated clients: typed application errors
+    /// `E` come back as [`Error::App`].
+    ///
+    /// Dropping the returned future before it completes cancels the call: the peer is
+    /// sent `$/cancelRequest`.
+    pub async fn request<R, E>(&self, method: &str, params: &(impl Serialize + ?Sized), timeout: Option<Duration>) -> Result<R, Error<E>>
+    where
+        R: DeserializeOwned,
+        E: ApplicationError,
+    {
+        let params = encode_params(params).map_err(Error::Encode)?;
+        self.request_raw(method, params.as_deref(), timeout)
+            .await
+            .and_then(|raw| decode(raw.json()))
+            .map_err(|e| match e {
+                CallFailure::Rpc(err) if err.code == code::REQUEST_CANCELLED => Error::Cancelled,
+                CallFailure::Rpc(err) => match E::from_rpc_error(&err) {
+                    Some(app) => Error::App(app),
+                    None => Error::Rpc(err),
+                },
+                CallFailure::Other(e) => e.widen(),
+            })
+    }
+
+    /// Send a request with params already encoded; returns the raw result.
+    pub(crate) async fn request_raw(&self, method: &str, params: Option<&str>, timeout: Option<Duration>) -> Result<RawResult, CallFailure> {
+        let shared = &*self.shared;
+        let timeout = timeout.unwrap_or(shared.call_timeout);
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut frame = String::with_capacity(48 + method.len() + params.map_or(0, str::len));
+        message::write_request(&mut frame, method, params, Some(id));
+        if frame.len() > shared.max_message_size {
+            return Err(CallFailure::Other(Error::MessageTooLarge {
+                size: frame.len(),
+                limit: shared.max_message_size,
+            }));
+        }
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut pending = shared.lock();
+            if let Some(reason) = &pending.closed {
+                return Err(CallFailure::Other(Error::Disconnected(reason.to_string())));
+            }
+            pending.calls.insert(id, tx);
+        }
+        // From here on, dropping this future (or timing out) cancels the call.
+        let mut guard = CallGuard { shared, id, armed: true };
+        let call = async {
+            if shared.tx.send(Message::Text(frame.into())).await.is_err() {
+                return Err(CallFailure::Other(Error::Disconnected(shared.close_reason())));
+            }
+            match rx.await {
+                Ok(outcome) => outcome.map_err(CallFailure::Rpc),
+                // The connection dropped the sender: it closed.
+                Err(_) => Err(CallFailure::Other(Error::Disconnected(shared.close_reason()))),
+            }
+        };
+        let result = match tokio::time::timeout(timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(CallFailure::Other(Error::Timeout(timeout))),
+        };
+        if !matches!(&result, Err(CallFailure::Other(Error::Timeout(_)))) {
+            guard.armed = false;
+        }
+        result
+    }
+
+    /// Send a notification: `method` with `params`, never answered.
+    pub async fn notify(&self, method: &str, params: impl Serialize) -> Result<(), Error> {
+        let params = encode_params(&params).map_err(Error::Encode)?;
+        self.notify_raw(method, params.as_deref()).await
+    }
+
+    pub(crate) async fn notify_raw(&self, method: &str, params: Option<&str>) -> Result<(), Error> {
+        let shared = &*self.shared;
+        let mut frame = String::with_capacity(40 + method.len() + params.map_or(0, str::len));
+        message::write_request(&mut frame, method, params, None);
+        if frame.len() > shared.max_message_size {
+            return Err(Error::MessageTooLarge {
+                size: frame.len(),
+                limit: shared.max_message_size,
+            });
+        }
+        if shared.closed.is_cancelled() {
+            return Err(Error::Disconnected(shared.close_reason()));
+        }
+        shared
+            .tx
+            .send(Message::Text(frame.into()))
+            .await
+            .map_err(|_| Error::Disconnected(shared.close_reason()))
+    }
+
+    /// `true` once the connection has closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.is_cancelled()
+    }
+
+    /// Completes when the connection closes.
+    pub async fn closed(&self) {
+        self.shared.closed.cancelled().await
+    }
+
+    /// The default timeout of calls made through this handle.
+    pub fn call_timeout(&self) -> Duration {
+        self.shared.call_timeout
+    }
+
+    /// Number of calls awaiting a response.
+    pub fn pending_calls(&self) -> usize {
+        self.shared.lock().calls.len()
+    }
+
+    /// Deliver a response to the call with this id. Returns `false` for an unknown id
+    /// (a late answer to a call that timed out or was cancelled).
+    pub(crate) fn complete(&self, id: &RawValue, outcome: Result<&RawValue, RpcError>, frame: &Utf8Bytes) -> bool {
+        let Ok(id) = id.get().parse::<u64>() else {
+            return false;
+        };
+        let Some(tx) = self.shared.lock().calls.remove(&id) else {
+            return false;
+        };
+        let _ = tx.send(outcome.map(|raw| RawResult::new(frame, raw)));
+        true
+    }
+
+    /// The connection is gone: fail every pending call, and every later one, with
+    /// `Disconnected(reason)`.
+    pub(crate) fn close(&self, reason: &str) {
+        let calls = {
+            let mut pending = self.shared.lock();
+            if pending.closed.is_none() {
+                pending.closed = Some(reason.into());
+            }
+            std::mem::take(&mut pending.calls)
+        };
+        // Dropping the senders wakes each caller, who reads the reason.
+        drop(calls);
+        self.shared.closed.cancel();
+    }
+
+    pub(crate) fn sender(&self) -> &mpsc::Sender<Message> {
+        &self.shared.tx
+    }
+}
+
+impl PeerShared {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        // A panic while holding this lock cannot leave the table inconsistent (every
+        // operation is a single insert or remove), so a poisoned lock is still usable.
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn close_reason(&self) -> String {
+        self.lock()
+            .closed
+            .as_deref()
+            .unwrap_or("the connection closed")
+            .to_string()
+    }
+}
+
+/// Why a raw call failed: an error answer, or something local.
+pub(crate) enum CallFailure {
+    Rpc(RpcError),
+    Other(Error),
+}
+
+fn decode<R: DeserializeOwned>(json: &str) -> Result<R, CallFailure> {
+    serde_json::from_str(json).map_err(|e| CallFailure::Other(Error::Decode(e)))
+}
+
+/// Removes a call from the pending table if its future is dropped (cancelled or timed
+/// out) before the response arrived, and tells the peer with `$/cancelRequest`.
+struct CallGuard<'a> {
+    shared: &'a PeerShared,
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        if !self.armed || self.shared.lock().calls.remove(&self.id).is_none() {
+            return;
+        }
+        let mut frame = String::with_capacity(64);
+        let params = format!(r#"{{"id":{}}}"#, self.id);
+        message::write_request(&mut frame, CANCEL_METHOD, Some(&params), None);
+        let msg = Message::Text(frame.into());
+        match self.shared.tx.try_send(msg) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(msg)) => {
+                // The queue is busy; send it as soon as there is room.
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    let tx = self.shared.tx.clone();
+                    rt.spawn(async move {
+                        let _ = tx.send(msg).await;
+                    });
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Routing method names to handlers.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::context::Context;
+use crate::error::RpcError;
+use crate::params::Params;
+
+/// What a handler produces: the result serialized as JSON, or an error object.
+pub type MethodResult = Result<String, RpcError>;
+
+/// The future a handler returns. It owns everything it needs: params are decoded before
+/// it is created.
+pub type MethodFuture = Pin<Box<dyn Future<Output = MethodResult> + Send + 'static>>;
+
+/// A method handler, type-erased. Generated code and [`Router::method`] build these.
+pub trait Method: Send + Sync + 'static {
+    /// Decode `params` (synchronously, borrowing the frame) and start the call.
+    fn call(&self, ctx: Context, params: Params<'_>) -> MethodFuture;
+}
+
+struct FnMethod<F>(F);
+
+impl<F, Fut, T> Method for FnMethod<F>
+where
+    F: Fn(Context, Params<'_>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, RpcError>> + Send + 'static,
+    T: Serialize,
+{
+    fn call(&self, ctx: Context, params: Params<'_>) -> MethodFuture {
+        let fut = (self.0)(ctx, params);
+        Box::pin(async move { serialize_result(fut.await) })
+    }
+}
+
+/// Serialize a handler's result; a result that cannot be serialized is an internal error.
+pub fn serialize_result<T: Serialize>(result: Result<T, RpcError>) -> MethodResult {
+    let value = result?;
+    serde_json::to_string(&value).map_err(serialize_failure)
+}
+
+#[cold]
+fn serialize_failure(e: serde_json::Error) -> RpcError {
+    RpcError::internal(format!("the result could not be serialized: {e}"))
+}
+
+/// A table from method names (as on the wire) to handlers. Cheap to clone.
+///
+/// ```
+/// use wirecall::{Router, RpcError};
+///
+/// let mut router = Router::new();
+/// router.method("subtract", |_ctx, params| {
+///     // Decode synchronously (params borrow the incoming frame), then do the work.
+///     let decoded = params.decoder(&["minuend", "subtrahend"]).and_then(|mut p| {
+///         Ok((p.next::<i64>()?, p.next::<i64>()?))
+///     });
+///     async move {
+///         let (minuend, subtrahend) = decoded?;
+///         Ok::<_, RpcError>(minuend - subtrahend)
+///     }
+/// });
+/// assert!(router.contains("subtract"));
+/// ```
+#[derive(Clone, Default)]
+pub struct Router {
+    methods: HashMap<Box<str>, Arc<dyn Method>>,
+}
+
+impl Router {
+    /// An empty router: every call answers `-32601 Method not found`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Register a handler under a wire name. The closure decodes the params and returns a
+    /// future that owns what it needs. A later registration of the same name replaces the
+    /// earlier one.
+    pub fn method<F, Fut, T>(&mut self, name: impl Into<Box<str>>, handler: F) -> &mut Self
+    where
+        F: Fn(Context, Params<'_>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, RpcError>> + Send + 'static,
+        T: Serialize,
+    {
+        self.methods.insert(name.into(), Arc::new(FnMethod(handler)));
+        self
+    }
+
+    /// Register a type-erased handler.
+    pub fn method_boxed(&mut self, name: impl Into<Box<str>>, handler: Arc<dyn Method>) -> &mut Self {
+        self.methods.insert(name.into(), handler);
+        self
+    }
+
+    /// Add every method of `other` (its registrations win on conflict).
+    pub fn merge(&mut self, other: Router) -> &mut Self {
+        self.methods.extend(other.methods);
+        self
+    }
+
+    /// `true` if a handler is registered under `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.methods.contains_key(name)
+    }
+
+    /// The registered method names, in no particular order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.methods.keys().map(|k| &**k)
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<dyn Method>> {
+        self.methods.get(name)
+    }
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<&str> = self.names().collect();
+        names.sort_unstable();
+        f.debug_struct("Router").field("methods", &names).finish()
+    }
+}
