@@ -153,23 +153,37 @@ impl ClientBuilder {
         &self,
         url: &str,
         offer: bool,
-    ) -> Result<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>, ConnectError> {
+    ) -> Result<
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        ConnectError,
+    > {
         let invalid = |reason: String| ConnectError::InvalidUrl {
             url: url.to_string(),
             reason,
         };
-        let mut request = url.into_client_request().map_err(|e| invalid(e.to_string()))?;
+        let mut request = url
+            .into_client_request()
+            .map_err(|e| invalid(e.to_string()))?;
         if offer {
-            request
-                .headers_mut()
-                .insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
+            request.headers_mut().insert(
+                header::SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_static(SUBPROTOCOL),
+            );
         }
         for (name, value) in &self.headers {
-            let name = HeaderName::try_from(name.as_str()).map_err(|e| invalid(format!("header `{name}`: {e}")))?;
-            let value = HeaderValue::try_from(value.as_str()).map_err(|e| invalid(format!("header `{name}`: {e}")))?;
+            let name = HeaderName::try_from(name.as_str())
+                .map_err(|e| invalid(format!("header `{name}`: {e}")))?;
+            let value = HeaderValue::try_from(value.as_str())
+                .map_err(|e| invalid(format!("header `{name}`: {e}")))?;
             request.headers_mut().append(name, value);
         }
-        let connect = tokio_tungstenite::connect_async_with_config(request, Some(self.config.websocket()), true);
+        let connect = tokio_tungstenite::connect_async_with_config(
+            request,
+            Some(self.config.websocket()),
+            true,
+        );
         match tokio::time::timeout(self.handshake_timeout, connect).await {
             Err(_) => Err(ConnectError::Timeout {
                 url: url.to_string(),
@@ -186,9 +200,9 @@ impl ClientBuilder {
                         .unwrap_or_default(),
                 },
                 WsError::Url(e) => invalid(url_reason(&e)),
-                WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(SubProtocolError::NoSubProtocol)) => {
-                    ConnectError::Subprotocol
-                }
+                WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(
+                    SubProtocolError::NoSubProtocol,
+                )) => ConnectError::Subprotocol,
                 e => ConnectError::Io {
                     url: url.to_string(),
                     source: e,
@@ -211,12 +225,16 @@ fn url_reason(e: &UrlError) -> String {
 pub struct Client {
     peer: Peer,
     close: CancellationToken,
-    done: futures_util::future::Shared<std::pin::Pin<Box<dyn std::future::Future<Output = CloseReason> + Send>>>,
+    done: futures_util::future::Shared<
+        std::pin::Pin<Box<dyn std::future::Future<Output = CloseReason> + Send>>,
+    >,
 }
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client").field("peer", &self.peer).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
     }
 }
 
@@ -233,7 +251,11 @@ impl Client {
 
     /// Call `method` with `params` (serializing to a JSON object or array, or `()` for
     /// none) and decode the result as `R`. Dropping the future cancels the call.
-    pub async fn call<R: DeserializeOwned>(&self, method: &str, params: impl Serialize) -> Result<R, Error> {
+    pub async fn call<R: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: impl Serialize,
+    ) -> Result<R, Error> {
         self.peer.call(method, params).await
     }
 

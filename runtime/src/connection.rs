@@ -26,6 +26,7 @@ use futures_util::future::{AbortHandle, Abortable};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::value::RawValue;
+use std::panic::AssertUnwindSafe;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -221,10 +222,17 @@ where
             Some(Err(WsError::Capacity(e))) => {
                 tracing::debug!("closing: {e}");
                 let limit = config.max_message_size;
-                send_close(shared, CloseCode::Size, &format!("message too big: the limit is {limit} bytes")).await;
+                send_close(
+                    shared,
+                    CloseCode::Size,
+                    &format!("message too big: the limit is {limit} bytes"),
+                )
+                .await;
                 return CloseReason::MessageTooLarge;
             }
-            Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => return CloseReason::ClosedByPeer,
+            Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
+                return CloseReason::ClosedByPeer
+            }
             Some(Err(e)) => return CloseReason::Error(e.to_string()),
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Binary(bytes))) => match Utf8Bytes::try_from(bytes) {
@@ -260,14 +268,23 @@ async fn tick(ping: &mut Option<tokio::time::Interval>) {
 async fn handle_frame(shared: &Arc<Shared>, text: &Utf8Bytes, close: &CancellationToken) -> bool {
     match parse_frame(text) {
         Err(FrameError::Parse) => send(shared, error_frame(&RpcError::parse_error(), "null")).await,
-        Err(FrameError::NotAnObject) => send(shared, error_frame(&RpcError::invalid_request(), "null")).await,
-        Ok(Frame::Single(raw)) => return handle_message(shared, classify(raw), text, &Reply::Direct, close).await,
+        Err(FrameError::NotAnObject) => {
+            send(shared, error_frame(&RpcError::invalid_request(), "null")).await
+        }
+        Ok(Frame::Single(raw)) => {
+            return handle_message(shared, classify(raw), text, &Reply::Direct, close).await
+        }
         Ok(Frame::Batch(items)) => return handle_batch(shared, items, text, close).await,
     }
     true
 }
 
-async fn handle_batch(shared: &Arc<Shared>, items: Vec<&RawValue>, text: &Utf8Bytes, close: &CancellationToken) -> bool {
+async fn handle_batch(
+    shared: &Arc<Shared>,
+    items: Vec<&RawValue>,
+    text: &Utf8Bytes,
+    close: &CancellationToken,
+) -> bool {
     if items.is_empty() {
         send(shared, error_frame(&RpcError::invalid_request(), "null")).await;
         return true;
@@ -314,7 +331,10 @@ async fn handle_message(
     match msg {
         Incoming::Response { id, outcome } => {
             if !shared.peer.complete(id, outcome, frame) {
-                tracing::debug!(id = id.get(), "response to an unknown call (late, or cancelled)");
+                tracing::debug!(
+                    id = id.get(),
+                    "response to an unknown call (late, or cancelled)"
+                );
             }
         }
         Incoming::Invalid { id } => {
@@ -345,8 +365,17 @@ async fn handle_message(
                 },
             };
             let span = tracing::debug_span!("call", method = &*method, id = id.map(|i| i.get()));
-            let fut = span.in_scope(|| handler.call(shared.ctx.clone(), Params::new(params)));
-            run(shared, fut, id.map(|i| Box::<str>::from(i.get())), reply, permit, span).await;
+            let fut =
+                span.in_scope(|| start_call(&**handler, shared.ctx.clone(), Params::new(params)));
+            run(
+                shared,
+                fut,
+                id.map(|i| Box::<str>::from(i.get())),
+                reply,
+                permit,
+                span,
+            )
+            .await;
         }
     }
     true
@@ -356,12 +385,14 @@ async fn handle_message(
 /// that `$/cancelRequest` can abort.
 async fn run(
     shared: &Arc<Shared>,
-    mut fut: MethodFuture,
+    fut: MethodFuture,
     id: Option<Box<str>>,
     reply: &Reply,
     permit: OwnedSemaphorePermit,
     span: tracing::Span,
 ) {
+    // A panicking handler answers -32603; the connection and the server carry on.
+    let mut fut = CatchPanic(fut);
     let first = span.in_scope(|| poll_once(&mut fut));
     if let Some(out) = first.await {
         if let Some(id) = id {
@@ -422,6 +453,46 @@ async fn run(
     );
 }
 
+/// Start a handler; a panic while it decodes its params answers -32603.
+fn start_call(
+    handler: &dyn crate::router::Method,
+    ctx: Context,
+    params: Params<'_>,
+) -> MethodFuture {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(ctx, params))) {
+        Ok(fut) => fut,
+        Err(panic) => Box::pin(std::future::ready(Err(panicked(&*panic)))),
+    }
+}
+
+/// A handler future whose panic becomes a `-32603` answer.
+struct CatchPanic(MethodFuture);
+
+impl Future for CatchPanic {
+    type Output = MethodResult;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<MethodResult> {
+        let fut = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(panic) => Poll::Ready(Err(panicked(&*panic))),
+        }
+    }
+}
+
+#[cold]
+fn panicked(panic: &(dyn std::any::Any + Send)) -> RpcError {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string());
+    tracing::error!("handler panicked: {detail}");
+    RpcError::internal("the handler panicked")
+}
+
 /// Poll a future once; `Some` if it completed.
 async fn poll_once<F: Future + Unpin>(fut: &mut F) -> Option<F::Output> {
     let mut fut = pin!(fut);
@@ -439,7 +510,8 @@ async fn cancel(shared: &Arc<Shared>, params: Option<&RawValue>) {
         #[serde(borrow)]
         id: &'a RawValue,
     }
-    let Some(p) = params.and_then(|p| serde_json::from_str::<CancelParams<'_>>(p.get()).ok()) else {
+    let Some(p) = params.and_then(|p| serde_json::from_str::<CancelParams<'_>>(p.get()).ok())
+    else {
         tracing::debug!("ignoring a malformed {CANCEL_METHOD}");
         return;
     };
@@ -461,22 +533,35 @@ async fn cancel(shared: &Arc<Shared>, params: Option<&RawValue>) {
 /// While draining for shutdown: answer new requests with an error, still accept responses
 /// (handlers finishing may be waiting for answers from the peer).
 async fn reject_while_draining(shared: &Arc<Shared>, text: &Utf8Bytes) {
-    let shutting_down = || RpcError::new(crate::error::code::SERVER_SHUTTING_DOWN, "Server shutting down");
+    let shutting_down = || {
+        RpcError::new(
+            crate::error::code::SERVER_SHUTTING_DOWN,
+            "Server shutting down",
+        )
+    };
     let answer = |msg: Incoming<'_>| -> Option<String> {
         match msg {
             Incoming::Response { id, outcome } => {
                 shared.peer.complete(id, outcome, text);
                 None
             }
-            Incoming::Request { id: Some(id), .. } => Some(response_json(id.get(), Err(shutting_down()))),
+            Incoming::Request { id: Some(id), .. } => {
+                Some(response_json(id.get(), Err(shutting_down())))
+            }
             Incoming::Request { id: None, .. } => None,
-            Incoming::Invalid { id } => Some(response_json(id.map_or("null", |i| i.get()), Err(RpcError::invalid_request()))),
+            Incoming::Invalid { id } => Some(response_json(
+                id.map_or("null", |i| i.get()),
+                Err(RpcError::invalid_request()),
+            )),
         }
     };
     let out = match parse_frame(text) {
         Ok(Frame::Single(raw)) => answer(classify(raw)),
         Ok(Frame::Batch(items)) => {
-            let parts: Vec<String> = items.into_iter().filter_map(|i| answer(classify(i))).collect();
+            let parts: Vec<String> = items
+                .into_iter()
+                .filter_map(|i| answer(classify(i)))
+                .collect();
             (!parts.is_empty()).then(|| format!("[{}]", parts.join(",")))
         }
         Err(_) => Some(error_frame(&RpcError::parse_error(), "null")),
@@ -523,13 +608,18 @@ async fn deliver(shared: &Arc<Shared>, reply: &Reply, id: &str, out: MethodResul
                 batch.remaining.fetch_sub(1, Ordering::AcqRel) == 1
             };
             if done {
-                let parts = std::mem::take(&mut *batch.parts.lock().unwrap_or_else(|e| e.into_inner()));
-                let mut frame = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum::<usize>() + 2);
+                let parts =
+                    std::mem::take(&mut *batch.parts.lock().unwrap_or_else(|e| e.into_inner()));
+                let mut frame =
+                    String::with_capacity(parts.iter().map(|p| p.len() + 1).sum::<usize>() + 2);
                 frame.push('[');
                 frame.push_str(&parts.join(","));
                 frame.push(']');
                 if frame.len() > limit {
-                    frame = error_frame(&RpcError::internal("the batch response exceeds the size limit"), "null");
+                    frame = error_frame(
+                        &RpcError::internal("the batch response exceeds the size limit"),
+                        "null",
+                    );
                 }
                 send(shared, frame).await;
             }
@@ -547,7 +637,11 @@ async fn send_close(shared: &Shared, code: CloseCode, reason: &str) {
         code,
         reason: reason.into(),
     };
-    let _ = tokio::time::timeout(CLOSE_GRACE, shared.peer.sender().send(Message::Close(Some(frame)))).await;
+    let _ = tokio::time::timeout(
+        CLOSE_GRACE,
+        shared.peer.sender().send(Message::Close(Some(frame))),
+    )
+    .await;
 }
 
 /// After the reader: fail pending calls, abort handlers, say goodbye, stop the writer.
@@ -566,14 +660,19 @@ async fn finish(shared: &Shared, mut writer: tokio::task::JoinHandle<()>, reason
         // Nothing more to say to a peer that is gone, unresponsive or already told.
         _ => writer.abort(),
     }
-    if tokio::time::timeout(CLOSE_GRACE, &mut writer).await.is_err() {
+    if tokio::time::timeout(CLOSE_GRACE, &mut writer)
+        .await
+        .is_err()
+    {
         writer.abort();
     }
 }
 
 /// Drain the queue: feed every frame that is ready, then flush once.
-async fn write_loop<S>(mut sink: SplitSink<WebSocketStream<S>, Message>, mut rx: mpsc::Receiver<Message>)
-where
+async fn write_loop<S>(
+    mut sink: SplitSink<WebSocketStream<S>, Message>,
+    mut rx: mpsc::Receiver<Message>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut burst = Vec::with_capacity(64);

@@ -177,7 +177,9 @@ pub(crate) fn classify(raw: &RawValue) -> Incoming<'_> {
                 Err(_) => return Incoming::Invalid { id },
             },
         };
-        let params_ok = m.params.is_none_or(|p| matches!(first_byte(p), b'[' | b'{'));
+        let params_ok = m
+            .params
+            .is_none_or(|p| matches!(first_byte(p), b'[' | b'{'));
         if !params_ok || m.result.is_some() || m.error.is_some() {
             return Incoming::Invalid { id };
         }
@@ -193,7 +195,10 @@ pub(crate) fn classify(raw: &RawValue) -> Incoming<'_> {
             outcome: Ok(result),
         },
         (Some(id), None, Some(error)) => match serde_json::from_str::<RpcError>(error.get()) {
-            Ok(e) => Incoming::Response { id, outcome: Err(e) },
+            Ok(e) => Incoming::Response {
+                id,
+                outcome: Err(e),
+            },
             Err(_) => Incoming::Invalid { id: None },
         },
         _ => Incoming::Invalid { id: None },
@@ -246,7 +251,6 @@ pub(crate) fn write_json_string(out: &mut String, s: &str) {
     *out = String::from_utf8(buf).unwrap_or_default();
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,21 +281,57 @@ mod tests {
     #[test]
     fn classifies_messages() {
         let cases = [
-            (r#"{"jsonrpc":"2.0","method":"a","params":[1],"id":1}"#, "request a params=[1] id=1"),
-            (r#"{"jsonrpc":"2.0","method":"a"}"#, "request a params=- id=-"),
-            (r#"{"jsonrpc":"2.0","method":"a","id":null}"#, "request a params=- id=null"),
-            (r#"{"jsonrpc":"2.0","method":"a","id":"x","extra":{}}"#, r#"request a params=- id="x""#),
-            (r#"{"jsonrpc":"2.0","result":{"x":1},"id":7}"#, r#"response id=7 ok {"x":1}"#),
-            (r#"{"jsonrpc":"2.0","error":{"code":-1,"message":"m"},"id":7}"#, "response id=7 err -1"),
+            (
+                r#"{"jsonrpc":"2.0","method":"a","params":[1],"id":1}"#,
+                "request a params=[1] id=1",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"a"}"#,
+                "request a params=- id=-",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"a","id":null}"#,
+                "request a params=- id=null",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"a","id":"x","extra":{}}"#,
+                r#"request a params=- id="x""#,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","result":{"x":1},"id":7}"#,
+                r#"response id=7 ok {"x":1}"#,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","error":{"code":-1,"message":"m"},"id":7}"#,
+                "response id=7 err -1",
+            ),
             (r#"{"jsonrpc":"1.0","method":"a","id":1}"#, "invalid id=1"),
             (r#"{"method":"a","id":1}"#, "invalid id=1"),
-            (r#"{"jsonrpc":"2.0","method":1,"params":"bar"}"#, "invalid id=-"),
-            (r#"{"jsonrpc":"2.0","method":"a","params":"bar","id":2}"#, "invalid id=2"),
+            (
+                r#"{"jsonrpc":"2.0","method":1,"params":"bar"}"#,
+                "invalid id=-",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"a","params":"bar","id":2}"#,
+                "invalid id=2",
+            ),
             (r#"{"jsonrpc":"2.0","method":"a","id":{}}"#, "invalid id=-"),
-            (r#"{"jsonrpc":"2.0","method":"a","method":"b","id":3}"#, "invalid id=3"),
-            (r#"{"jsonrpc":"2.0","result":1,"error":{"code":1,"message":""},"id":1}"#, "invalid id=-"),
-            (r#"{"jsonrpc":"2.0","error":{"code":"x"},"id":1}"#, "invalid id=-"),
-            (r#"{"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz]"#, "Parse"),
+            (
+                r#"{"jsonrpc":"2.0","method":"a","method":"b","id":3}"#,
+                "invalid id=3",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","result":1,"error":{"code":1,"message":""},"id":1}"#,
+                "invalid id=-",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","error":{"code":"x"},"id":1}"#,
+                "invalid id=-",
+            ),
+            (
+                r#"{"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz]"#,
+                "Parse",
+            ),
             ("1", "NotAnObject"),
             ("[1,2]", "batch of 2"),
             ("[1,", "Parse"),
@@ -308,12 +348,21 @@ mod tests {
         assert_eq!(s, r#"{"jsonrpc":"2.0","result":19,"id":1}"#);
         s.clear();
         write_error(&mut s, &RpcError::method_not_found(), r#""1""#);
-        assert_eq!(s, r#"{"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":"1"}"#);
+        assert_eq!(
+            s,
+            r#"{"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":"1"}"#
+        );
         s.clear();
         write_error(&mut s, &RpcError::new(5, "a \"q\"").with_data([1]), "null");
-        assert_eq!(s, r#"{"jsonrpc":"2.0","error":{"code":5,"message":"a \"q\"","data":[1]},"id":null}"#);
+        assert_eq!(
+            s,
+            r#"{"jsonrpc":"2.0","error":{"code":5,"message":"a \"q\"","data":[1]},"id":null}"#
+        );
         s.clear();
         write_request(&mut s, "Calc.add", Some(r#"{"a":1}"#), Some(9));
-        assert_eq!(s, r#"{"jsonrpc":"2.0","method":"Calc.add","params":{"a":1},"id":9}"#);
+        assert_eq!(
+            s,
+            r#"{"jsonrpc":"2.0","method":"Calc.add","params":{"a":1},"id":9}"#
+        );
     }
 }

@@ -30,7 +30,8 @@ impl<'a> Params<'a> {
     /// Missing params decode as JSON `null`.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, RpcError> {
         let text = self.raw.map_or("null", |r| r.get());
-        serde_json::from_str(text).map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))
+        serde_json::from_str(text)
+            .map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))
     }
 
     /// A decoder for a method whose parameters are `names`, in order. Accepts params by
@@ -127,7 +128,10 @@ impl ParamDecoder<'_> {
         };
         match raw {
             Some(raw) => serde_json::from_str(raw.get()).map_err(|e| {
-                RpcError::invalid_params(format!("invalid parameter `{name}`: {}", strip_position(&e)))
+                RpcError::invalid_params(format!(
+                    "invalid parameter `{name}`: {}",
+                    strip_position(&e)
+                ))
             }),
             None => serde_json::from_str("null")
                 .map_err(|_| RpcError::invalid_params(format!("missing parameter `{name}`"))),
@@ -196,7 +200,9 @@ mod tests {
 
     fn decode2(raw: Option<&str>) -> Result<(i64, Option<String>), String> {
         let raw: Option<&RawValue> = raw.map(|r| serde_json::from_str(r).unwrap());
-        let mut d = Params::new(raw).decoder(&["a", "b"]).map_err(|e| e.message.to_string())?;
+        let mut d = Params::new(raw)
+            .decoder(&["a", "b"])
+            .map_err(|e| e.message.to_string())?;
         let a = d.next().map_err(|e| e.message.to_string())?;
         let b = d.next().map_err(|e| e.message.to_string())?;
         Ok((a, b))
@@ -204,8 +210,14 @@ mod tests {
 
     #[test]
     fn by_name_and_by_position() {
-        assert_eq!(decode2(Some(r#"{"a": 1, "b": "x"}"#)), Ok((1, Some("x".into()))));
-        assert_eq!(decode2(Some(r#"{"b": "x", "a": 1}"#)), Ok((1, Some("x".into()))));
+        assert_eq!(
+            decode2(Some(r#"{"a": 1, "b": "x"}"#)),
+            Ok((1, Some("x".into())))
+        );
+        assert_eq!(
+            decode2(Some(r#"{"b": "x", "a": 1}"#)),
+            Ok((1, Some("x".into())))
+        );
         assert_eq!(decode2(Some(r#"[1, "x"]"#)), Ok((1, Some("x".into()))));
         assert_eq!(decode2(Some(r#"[1]"#)), Ok((1, None)));
         assert_eq!(decode2(Some(r#"{"a": 1}"#)), Ok((1, None)));

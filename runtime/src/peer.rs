@@ -84,7 +84,9 @@ impl fmt::Debug for Peer {
 }
 
 /// Serialize params: an object or array, or nothing for `()` / `null`.
-pub(crate) fn encode_params<P: Serialize + ?Sized>(params: &P) -> Result<Option<String>, serde_json::Error> {
+pub(crate) fn encode_params<P: Serialize + ?Sized>(
+    params: &P,
+) -> Result<Option<String>, serde_json::Error> {
     let json = serde_json::to_string(params)?;
     match json.as_bytes().first() {
         Some(b'{') | Some(b'[') => Ok(Some(json)),
@@ -96,7 +98,11 @@ pub(crate) fn encode_params<P: Serialize + ?Sized>(params: &P) -> Result<Option<
 }
 
 impl Peer {
-    pub(crate) fn new(tx: mpsc::Sender<Message>, call_timeout: Duration, max_message_size: usize) -> Self {
+    pub(crate) fn new(
+        tx: mpsc::Sender<Message>,
+        call_timeout: Duration,
+        max_message_size: usize,
+    ) -> Self {
         Peer {
             shared: Arc::new(PeerShared {
                 tx,
@@ -112,7 +118,11 @@ impl Peer {
     /// Call `method` with `params` (a struct, map, tuple or `serde_json::Value` that
     /// serializes to a JSON object or array; `()` for none) and decode the result as `R`.
     /// Uses the connection's default timeout.
-    pub async fn call<R: DeserializeOwned>(&self, method: &str, params: impl Serialize) -> Result<R, Error> {
+    pub async fn call<R: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: impl Serialize,
+    ) -> Result<R, Error> {
         self.request::<R, NoAppError>(method, &params, None).await
     }
 
@@ -123,7 +133,8 @@ impl Peer {
         params: impl Serialize,
         timeout: Duration,
     ) -> Result<R, Error> {
-        self.request::<R, NoAppError>(method, &params, Some(timeout)).await
+        self.request::<R, NoAppError>(method, &params, Some(timeout))
+            .await
     }
 
     /// The general form of a call, used by generated clients: typed application errors
@@ -131,7 +142,12 @@ impl Peer {
     ///
     /// Dropping the returned future before it completes cancels the call: the peer is
     /// sent `$/cancelRequest`.
-    pub async fn request<R, E>(&self, method: &str, params: &(impl Serialize + ?Sized), timeout: Option<Duration>) -> Result<R, Error<E>>
+    pub async fn request<R, E>(
+        &self,
+        method: &str,
+        params: &(impl Serialize + ?Sized),
+        timeout: Option<Duration>,
+    ) -> Result<R, Error<E>>
     where
         R: DeserializeOwned,
         E: ApplicationError,
@@ -151,7 +167,12 @@ impl Peer {
     }
 
     /// Send a request with params already encoded; returns the raw result.
-    pub(crate) async fn request_raw(&self, method: &str, params: Option<&str>, timeout: Option<Duration>) -> Result<RawResult, CallFailure> {
+    pub(crate) async fn request_raw(
+        &self,
+        method: &str,
+        params: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> Result<RawResult, CallFailure> {
         let shared = &*self.shared;
         let timeout = timeout.unwrap_or(shared.call_timeout);
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
@@ -172,15 +193,23 @@ impl Peer {
             pending.calls.insert(id, tx);
         }
         // From here on, dropping this future (or timing out) cancels the call.
-        let mut guard = CallGuard { shared, id, armed: true };
+        let mut guard = CallGuard {
+            shared,
+            id,
+            armed: true,
+        };
         let call = async {
             if shared.tx.send(Message::Text(frame.into())).await.is_err() {
-                return Err(CallFailure::Other(Error::Disconnected(shared.close_reason())));
+                return Err(CallFailure::Other(Error::Disconnected(
+                    shared.close_reason(),
+                )));
             }
             match rx.await {
                 Ok(outcome) => outcome.map_err(CallFailure::Rpc),
                 // The connection dropped the sender: it closed.
-                Err(_) => Err(CallFailure::Other(Error::Disconnected(shared.close_reason()))),
+                Err(_) => Err(CallFailure::Other(Error::Disconnected(
+                    shared.close_reason(),
+                ))),
             }
         };
         let result = match tokio::time::timeout(timeout, call).await {
@@ -241,7 +270,12 @@ impl Peer {
 
     /// Deliver a response to the call with this id. Returns `false` for an unknown id
     /// (a late answer to a call that timed out or was cancelled).
-    pub(crate) fn complete(&self, id: &RawValue, outcome: Result<&RawValue, RpcError>, frame: &Utf8Bytes) -> bool {
+    pub(crate) fn complete(
+        &self,
+        id: &RawValue,
+        outcome: Result<&RawValue, RpcError>,
+        frame: &Utf8Bytes,
+    ) -> bool {
         let Ok(id) = id.get().parse::<u64>() else {
             return false;
         };

@@ -88,12 +88,17 @@ impl Router {
         Fut: Future<Output = Result<T, RpcError>> + Send + 'static,
         T: Serialize,
     {
-        self.methods.insert(name.into(), Arc::new(FnMethod(handler)));
+        self.methods
+            .insert(name.into(), Arc::new(FnMethod(handler)));
         self
     }
 
     /// Register a type-erased handler.
-    pub fn method_boxed(&mut self, name: impl Into<Box<str>>, handler: Arc<dyn Method>) -> &mut Self {
+    pub fn method_boxed(
+        &mut self,
+        name: impl Into<Box<str>>,
+        handler: Arc<dyn Method>,
+    ) -> &mut Self {
         self.methods.insert(name.into(), handler);
         self
     }

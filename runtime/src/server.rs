@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::http::{
+    header, Extensions, HeaderMap, HeaderValue, StatusCode,
+};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -279,7 +281,10 @@ impl ServerHandle {
             let _ = accept.await;
         }
         let timeout = self.state.builder.shutdown_timeout;
-        if tokio::time::timeout(timeout, self.state.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(timeout, self.state.tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("calls still running after {timeout:?}; closing their connections");
             self.state.close.cancel();
             self.state.tracker.wait().await;
@@ -332,8 +337,10 @@ impl Drop for ActiveGuard {
 fn refuse(status: StatusCode, reason: &str) -> ErrorResponse {
     let mut resp = ErrorResponse::new(Some(reason.to_string()));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 
@@ -345,11 +352,17 @@ fn origin_allowed(req: &Request, allowed: &[String]) -> bool {
     let Ok(origin) = origin.to_str() else {
         return false;
     };
-    if allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(origin)) {
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
+    {
         return true;
     }
     let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
     host.is_some_and(|h| h.eq_ignore_ascii_case(origin_host))
 }
 
@@ -360,7 +373,10 @@ async fn handle(stream: TcpStream, addr: SocketAddr, state: Arc<ServerState>, ac
     let mut extensions = Extensions::new();
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         if active > builder.max_connections {
-            return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "too many connections"));
+            return Err(refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many connections",
+            ));
         }
         if !origin_allowed(req, &builder.allowed_origins) {
             return Err(refuse(StatusCode::FORBIDDEN, "origin not allowed"));
@@ -377,8 +393,10 @@ async fn handle(stream: TcpStream, addr: SocketAddr, state: Arc<ServerState>, ac
                     "unsupported subprotocol: this server speaks jsonrpc-2.0",
                 ));
             }
-            resp.headers_mut()
-                .insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
+            resp.headers_mut().insert(
+                header::SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_static(SUBPROTOCOL),
+            );
         }
         if let Some(hook) = &builder.hook {
             if let Err(r) = hook(req, &mut extensions) {
@@ -388,7 +406,11 @@ async fn handle(stream: TcpStream, addr: SocketAddr, state: Arc<ServerState>, ac
         headers = req.headers().clone();
         Ok(resp)
     };
-    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(state.config.websocket()));
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(
+        stream,
+        callback,
+        Some(state.config.websocket()),
+    );
     let ws = tokio::select! {
         _ = state.close.cancelled() => return,
         r = tokio::time::timeout(builder.handshake_timeout, handshake) => match r {
