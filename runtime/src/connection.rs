@@ -228,6 +228,16 @@ where
                     &format!("message too big: the limit is {limit} bytes"),
                 )
                 .await;
+                // Read what the peer still sends (until its close reply) so the socket is
+                // not reset with unread data, which could discard our close frame.
+                let _ = tokio::time::timeout(CLOSE_GRACE / 5, async {
+                    while let Some(Ok(m)) = stream.next().await {
+                        if m.is_close() {
+                            break;
+                        }
+                    }
+                })
+                .await;
                 return CloseReason::MessageTooLarge;
             }
             Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
@@ -657,6 +667,8 @@ async fn finish(shared: &Shared, mut writer: tokio::task::JoinHandle<()>, reason
     match reason {
         CloseReason::Shutdown => send_close(shared, CloseCode::Away, "server shutting down").await,
         CloseReason::ClosedLocally => send_close(shared, CloseCode::Normal, "").await,
+        // Already queued by the reader.
+        CloseReason::MessageTooLarge => {}
         // Nothing more to say to a peer that is gone, unresponsive or already told.
         _ => writer.abort(),
     }

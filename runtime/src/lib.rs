@@ -17,7 +17,7 @@
 //!     // Params borrow the incoming frame: decode them first (by name or by position)...
 //!     let args = params
 //!         .decoder(&["minuend", "subtrahend"])
-//!         .and_then(|mut p| Ok((p.next::<i64>()?, p.next::<i64>()?)));
+//!         .and_then(|mut p| Ok((p.next_param::<i64>()?, p.next_param::<i64>()?)));
 //!     // ...then do the work in a future that owns what it needs.
 //!     async move {
 //!         let (minuend, subtrahend) = args?;

@@ -118,7 +118,7 @@ impl std::fmt::Debug for ParamDecoder<'_> {
 impl ParamDecoder<'_> {
     /// Decode the next parameter. A missing parameter decodes as `null`, so it is accepted
     /// exactly when its type is optional; otherwise the error names it.
-    pub fn next<T: DeserializeOwned>(&mut self) -> Result<T, RpcError> {
+    pub fn next_param<T: DeserializeOwned>(&mut self) -> Result<T, RpcError> {
         let i = self.next;
         self.next += 1;
         let name = self.names.get(i).copied().unwrap_or("?");
@@ -203,8 +203,8 @@ mod tests {
         let mut d = Params::new(raw)
             .decoder(&["a", "b"])
             .map_err(|e| e.message.to_string())?;
-        let a = d.next().map_err(|e| e.message.to_string())?;
-        let b = d.next().map_err(|e| e.message.to_string())?;
+        let a = d.next_param().map_err(|e| e.message.to_string())?;
+        let b = d.next_param().map_err(|e| e.message.to_string())?;
         Ok((a, b))
     }
 

@@ -59,7 +59,7 @@ fn serialize_failure(e: serde_json::Error) -> RpcError {
 /// router.method("subtract", |_ctx, params| {
 ///     // Decode synchronously (params borrow the incoming frame), then do the work.
 ///     let decoded = params.decoder(&["minuend", "subtrahend"]).and_then(|mut p| {
-///         Ok((p.next::<i64>()?, p.next::<i64>()?))
+///         Ok((p.next_param::<i64>()?, p.next_param::<i64>()?))
 ///     });
 ///     async move {
 ///         let (minuend, subtrahend) = decoded?;

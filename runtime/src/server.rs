@@ -371,6 +371,8 @@ async fn handle(stream: TcpStream, addr: SocketAddr, state: Arc<ServerState>, ac
     let builder = &state.builder;
     let mut headers = HeaderMap::new();
     let mut extensions = Extensions::new();
+    // The response type is tungstenite's.
+    #[allow(clippy::result_large_err)]
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         if active > builder.max_connections {
             return Err(refuse(

@@ -143,7 +143,7 @@ pub fn spec_router() -> Router {
     r.method("subtract", |_ctx, params| {
         let args = params
             .decoder(&["minuend", "subtrahend"])
-            .and_then(|mut p| Ok((p.next::<i64>()?, p.next::<i64>()?)));
+            .and_then(|mut p| Ok((p.next_param::<i64>()?, p.next_param::<i64>()?)));
         async move {
             let (minuend, subtrahend) = args?;
             Ok::<_, RpcError>(minuend - subtrahend)

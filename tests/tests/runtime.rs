@@ -43,7 +43,9 @@ async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 fn router(probe: Arc<Probe>) -> Router {
     let mut r = spec_router();
     r.method("sleep", move |_ctx, params| {
-        let ms = params.decoder(&["ms"]).and_then(|mut p| p.next::<u64>());
+        let ms = params
+            .decoder(&["ms"])
+            .and_then(|mut p| p.next_param::<u64>());
         let probe = probe.clone();
         async move {
             let ms = ms?;
@@ -68,7 +70,7 @@ fn router(probe: Arc<Probe>) -> Router {
     r.method("ask", |ctx, params| {
         let q = params
             .decoder(&["question"])
-            .and_then(|mut p| p.next::<String>());
+            .and_then(|mut p| p.next_param::<String>());
         async move {
             let answer: bool = ctx
                 .peer()
@@ -79,7 +81,9 @@ fn router(probe: Arc<Probe>) -> Router {
         }
     });
     r.method("push", |ctx, params| {
-        let n = params.decoder(&["n"]).and_then(|mut p| p.next::<u32>());
+        let n = params
+            .decoder(&["n"])
+            .and_then(|mut p| p.next_param::<u32>());
         async move {
             for i in 0..n? {
                 ctx.peer()
@@ -341,14 +345,14 @@ async fn server_calls_and_notifies_the_client() {
     callbacks.method("confirm", |_ctx, params| {
         let q = params
             .decoder(&["question"])
-            .and_then(|mut p| p.next::<String>());
+            .and_then(|mut p| p.next_param::<String>());
         async move { Ok::<_, RpcError>(q?.ends_with('?')) }
     });
     callbacks.method("progress", move |_ctx, params| {
         let tx = progress_tx.clone();
         let p = params
             .decoder(&["percent"])
-            .and_then(|mut p| p.next::<u32>());
+            .and_then(|mut p| p.next_param::<u32>());
         async move {
             let _ = tx.send(p?);
             Ok::<_, RpcError>(())
