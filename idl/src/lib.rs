@@ -24,6 +24,8 @@
 //! (imports), [`validate`] (checks), [`diagnostic`] (rendering). The language is described
 //! in `docs/IDL.md`.
 
+pub mod build;
+pub mod codegen;
 pub mod diagnostic;
 pub mod load;
 pub mod model;
@@ -33,4 +35,5 @@ pub mod validate;
 
 pub use diagnostic::{Diagnostic, Diagnostics, SourceMap};
 pub use load::{load, Loaded, Loader};
+pub use build::{configure, BuildError, Builder};
 pub use model::Schema;

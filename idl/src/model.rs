@@ -492,6 +492,9 @@ pub enum TypeKind {
     Optional(Box<Type>),
     /// A struct, enum or error declared in the schema.
     Named(String),
+    /// A Rust type written in a `#[wirecall::service]` trait, kept as its source text
+    /// (the macro front end only; Rust checks it).
+    Rust(String),
 }
 
 /// The names of the built-in types, as written in `.wire` files.
@@ -531,7 +534,7 @@ impl fmt::Display for Type {
             TypeKind::List(t) => write!(f, "list<{t}>"),
             TypeKind::Map(k, v) => write!(f, "map<{k}, {v}>"),
             TypeKind::Optional(t) => write!(f, "{t}?"),
-            TypeKind::Named(n) => f.write_str(n),
+            TypeKind::Named(n) | TypeKind::Rust(n) => f.write_str(n),
             other => {
                 let name = PRIMITIVES
                     .iter()

@@ -26,6 +26,13 @@ pub const FORBIDDEN: &[&str] = &["self", "Self", "super", "crate", "_"];
 /// Parameter names the generated code uses itself.
 pub const RESERVED_PARAMS: &[&str] = &["ctx"];
 
+/// Method names the generated code uses itself: the client stubs' `new`, `with_timeout`
+/// and `caller`, and the traits' `into_router`.
+pub const RESERVED_METHODS: &[&str] = &["new", "with_timeout", "caller", "into_router"];
+
+/// The most parameters a method may have.
+pub const MAX_PARAMS: usize = 16;
+
 /// The tag key of enums with fields (`{"kind": "Circle", …}`).
 pub const ENUM_TAG: &str = "kind";
 

@@ -336,6 +336,21 @@ impl<'a> Validator<'a> {
                 }
             }
         }
+        if naming::RESERVED_METHODS.contains(&naming::value_name(&m.name.name).as_str()) {
+            self.error(
+                Diagnostic::error(m.name.span, format!("the method name `{}` is reserved", m.name.name))
+                    .with_help(format!(
+                        "generated code uses {}; rename the method and keep its wire name with `@name(\"…\")`",
+                        naming::RESERVED_METHODS.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                    )),
+            );
+        }
+        if m.params.len() > naming::MAX_PARAMS {
+            self.error(
+                Diagnostic::error(m.name.span, format!("method `{}` has {} parameters; at most {} are supported", m.name.name, m.params.len(), naming::MAX_PARAMS))
+                    .with_help("group parameters in a struct"),
+            );
+        }
         let mut seen = Seen::new("parameter");
         for p in &m.params {
             self.value_ident(&mut seen, &p.name, "parameter");

@@ -67,6 +67,7 @@ mod params;
 mod peer;
 mod router;
 mod server;
+mod typed;
 
 pub use client::{Client, ClientBuilder};
 pub use connection::CloseReason;
@@ -76,6 +77,22 @@ pub use params::{ParamDecoder, Params};
 pub use peer::{Peer, CANCEL_METHOD};
 pub use router::{Method, MethodFuture, MethodResult, Router};
 pub use server::{Refusal, Server, ServerBuilder, ServerHandle, SUBPROTOCOL};
+pub use typed::{Bytes, Caller, Fault};
+
+/// The IDL's `json` type: any JSON value.
+pub use serde_json::Value;
+
+/// The macro that turns a Rust trait into a service (the same code a `.wire` file gives).
+pub use wirecall_macros::service;
+
+/// Include the code that `wirecall_idl::configure()…compile(…)` generated in `build.rs`:
+/// `wirecall::include_idl!("calculator")` for `idl/calculator.wire`.
+#[macro_export]
+macro_rules! include_idl {
+    ($name:literal) => {
+        include!(concat!(env!("OUT_DIR"), "/", $name, ".rs"));
+    };
+}
 
 /// HTTP types used in handshakes (re-exported from `tungstenite`).
 pub use tokio_tungstenite::tungstenite::http;
@@ -84,6 +101,9 @@ pub use tokio_tungstenite::tungstenite::http;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::router::serialize_result;
+    pub use crate::typed::{
+        call, notify, register_notify, register_rpc, NamedParams, ParamTuple, MAX_PARAMS,
+    };
     pub use serde;
     pub use serde_json;
 }

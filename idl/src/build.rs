@@ -1,0 +1,191 @@
+//! The `build.rs` API: compile `.wire` files into Rust code in `OUT_DIR`.
+//!
+//! Three steps, as with prost and tonic:
+//!
+//! 1. `Cargo.toml`:
+//!
+//!    ```toml
+//!    [dependencies]
+//!    wirecall = "0.1"
+//!
+//!    [build-dependencies]
+//!    wirecall-idl = "0.1"
+//!    ```
+//!
+//! 2. `build.rs`:
+//!
+//!    ```no_run
+//!    fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!        wirecall_idl::configure()
+//!            .client(true)
+//!            .server(true)
+//!            .compile(&["idl/calculator.wire"])?;
+//!        Ok(())
+//!    }
+//!    ```
+//!
+//! 3. In the crate: `mod calculator { wirecall::include_idl!("calculator"); }`.
+//!
+//! IDL mistakes fail the build with the same `file:line:col` diagnostics as
+//! `wirecall check`. The output is written only when its content changed (so unchanged
+//! interfaces do not trigger rebuilds), starts with an `@generated` header, is formatted
+//! with prettyplease, and every file read (imports too) is reported with
+//! `cargo:rerun-if-changed`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::codegen::{self, Options};
+use crate::diagnostic::Diagnostics;
+use crate::load::Loader;
+
+/// Start configuring code generation; see the [module docs](self).
+pub fn configure() -> Builder {
+    Builder::default()
+}
+
+/// What to generate and where.
+#[derive(Clone, Debug)]
+pub struct Builder {
+    options: Options,
+    out_dir: Option<PathBuf>,
+    emit_rerun: bool,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            options: Options::default(),
+            out_dir: None,
+            emit_rerun: true,
+        }
+    }
+}
+
+/// Why `compile` failed.
+pub enum BuildError {
+    /// The interface has mistakes; rendered like `wirecall check` does.
+    Invalid(Diagnostics),
+    /// Reading or writing a file failed.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What happened.
+        error: std::io::Error,
+    },
+    /// `OUT_DIR` is not set and no output directory was configured.
+    NoOutDir,
+    /// The generated code did not parse (a bug in wirecall; please report it).
+    Internal(String),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Invalid(d) => write!(f, "invalid interface:\n{d}"),
+            BuildError::Io { path, error } => write!(f, "{}: {error}", path.display()),
+            BuildError::NoOutDir => f.write_str("OUT_DIR is not set: run from build.rs, or call .out_dir(…)"),
+            BuildError::Internal(e) => write!(f, "internal error in wirecall's code generator: {e}"),
+        }
+    }
+}
+
+/// Debug shows the same text as Display: a `build.rs` returning `Err` prints the error
+/// with `{:?}`, and the diagnostics should read the same there.
+impl fmt::Debug for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+impl Builder {
+    /// Generate client stubs (and the callbacks traits the client implements). Default on.
+    pub fn client(mut self, enable: bool) -> Self {
+        self.options.client = enable;
+        self
+    }
+
+    /// Generate server traits (and the callbacks clients the server uses). Default on.
+    pub fn server(mut self, enable: bool) -> Self {
+        self.options.server = enable;
+        self
+    }
+
+    /// Generate the structs, enums and errors. Default on.
+    pub fn types(mut self, enable: bool) -> Self {
+        self.options.types = enable;
+        self
+    }
+
+    /// Write to this directory instead of `OUT_DIR`.
+    pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// Print `cargo:rerun-if-changed` lines (default on; off outside build scripts).
+    pub fn emit_rerun_if_changed(mut self, enable: bool) -> Self {
+        self.emit_rerun = enable;
+        self
+    }
+
+    /// Compile each file to `OUT_DIR/<file stem>.rs`.
+    pub fn compile(&self, files: &[impl AsRef<Path>]) -> Result<(), BuildError> {
+        let out_dir = match &self.out_dir {
+            Some(d) => d.clone(),
+            None => std::env::var_os("OUT_DIR").map(PathBuf::from).ok_or(BuildError::NoOutDir)?,
+        };
+        for file in files {
+            let file = file.as_ref();
+            let (code, read) = self.generate(file);
+            if self.emit_rerun {
+                for path in &read {
+                    println!("cargo:rerun-if-changed={}", path.display());
+                }
+            }
+            let code = code?;
+            let stem = file.file_stem().map_or_else(|| "out".into(), |s| s.to_string_lossy().into_owned());
+            let target = out_dir.join(format!("{stem}.rs"));
+            write_if_changed(&target, &code)?;
+        }
+        Ok(())
+    }
+
+    /// Generate the formatted code of one file. Also returns every file read (for
+    /// `rerun-if-changed`, even when the interface is invalid).
+    pub fn generate(&self, file: &Path) -> (Result<String, BuildError>, Vec<PathBuf>) {
+        match Loader::new().load(file) {
+            Ok(loaded) => {
+                let read = loaded.files().map(Path::to_path_buf).collect();
+                let tokens = codegen::generate(&loaded.schema, &self.options);
+                let name = file.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                (format_code(&name, tokens), read)
+            }
+            Err(d) => {
+                let read = d.sources.files().map(|(_, f)| f.path.clone()).collect();
+                (Err(BuildError::Invalid(d)), read)
+            }
+        }
+    }
+}
+
+/// Format generated tokens as a file with the `@generated` header.
+pub fn format_code(source_name: &str, tokens: proc_macro2::TokenStream) -> Result<String, BuildError> {
+    let file: syn::File = syn::parse2(tokens).map_err(|e| BuildError::Internal(e.to_string()))?;
+    Ok(format!(
+        "// @generated by wirecall-idl from {source_name}. Do not edit: change the .wire file instead.\n\n{}",
+        prettyplease::unparse(&file)
+    ))
+}
+
+fn write_if_changed(path: &Path, content: &str) -> Result<(), BuildError> {
+    if std::fs::read_to_string(path).is_ok_and(|old| old == content) {
+        return Ok(());
+    }
+    std::fs::write(path, content).map_err(|error| BuildError::Io {
+        path: path.to_path_buf(),
+        error,
+    })
+}

@@ -1,0 +1,352 @@
+//! The typed layer that generated code stands on: [`Fault`] (what handlers return),
+//! [`Caller`] (what client stubs call through), [`Bytes`] (the IDL's `bytes`), and the
+//! helpers of [`crate::__private`].
+
+use std::fmt;
+use std::future::Future;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::de::DeserializeOwned;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::client::Client;
+use crate::context::Context;
+use crate::error::{code, ApplicationError, Error, NoAppError, RpcError};
+use crate::params::Params;
+use crate::peer::{encode_params, CallFailure, Peer};
+use crate::router::Router;
+
+/// Why a handler failed: one of the method's typed application errors, or any JSON-RPC
+/// error. `?` converts both (and the errors of calls the handler makes to its peer).
+///
+/// ```
+/// use wirecall::{Fault, RpcError};
+/// fn check(b: f64) -> Result<f64, Fault> {
+///     if b == 0.0 {
+///         return Err(RpcError::invalid_params("b must not be zero").into());
+///     }
+///     Ok(1.0 / b)
+/// }
+/// assert_eq!(check(0.0).unwrap_err().into_rpc_error().code, -32602);
+/// ```
+#[derive(Debug)]
+pub enum Fault<E = NoAppError> {
+    /// A typed application error: sent with its own code, name and data.
+    App(E),
+    /// Any JSON-RPC error object.
+    Rpc(RpcError),
+}
+
+impl<E> Fault<E> {
+    /// An internal error (`-32603`) with a description as `data`.
+    pub fn internal(detail: impl fmt::Display) -> Self {
+        Fault::Rpc(RpcError::internal(detail))
+    }
+}
+
+impl<E: ApplicationError> Fault<E> {
+    /// The error object sent to the caller.
+    pub fn into_rpc_error(self) -> RpcError {
+        match self {
+            Fault::App(e) => e.to_rpc_error(),
+            Fault::Rpc(e) => e,
+        }
+    }
+}
+
+impl<E: ApplicationError> From<E> for Fault<E> {
+    fn from(e: E) -> Self {
+        Fault::App(e)
+    }
+}
+
+impl<E> From<RpcError> for Fault<E> {
+    fn from(e: RpcError) -> Self {
+        Fault::Rpc(e)
+    }
+}
+
+impl<E, F: fmt::Display> From<Error<F>> for Fault<E> {
+    /// A failed call to the peer, made while handling a call, is an internal error of
+    /// this one.
+    fn from(e: Error<F>) -> Self {
+        Fault::internal(e)
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for Fault<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::App(e) => e.fmt(f),
+            Fault::Rpc(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for Fault<E> {}
+
+/// Something that sends requests and notifications: a [`Client`] (client side) or a
+/// [`Peer`] (either side, e.g. a server calling back a client). Generated client stubs
+/// are generic over it.
+pub trait Caller: Clone + Send + Sync + 'static {
+    /// Send a request with params already encoded as a JSON object or array.
+    fn request<R, E>(
+        &self,
+        method: &'static str,
+        params: Option<String>,
+        timeout: Option<Duration>,
+    ) -> impl Future<Output = Result<R, Error<E>>> + Send
+    where
+        R: DeserializeOwned + Send,
+        E: ApplicationError + Send;
+
+    /// Send a notification with params already encoded.
+    fn notify(&self, method: &'static str, params: Option<String>) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+impl Caller for Peer {
+    fn request<R, E>(
+        &self,
+        method: &'static str,
+        params: Option<String>,
+        timeout: Option<Duration>,
+    ) -> impl Future<Output = Result<R, Error<E>>> + Send
+    where
+        R: DeserializeOwned + Send,
+        E: ApplicationError + Send,
+    {
+        async move {
+            let raw = self.request_raw(method, params.as_deref(), timeout).await;
+            match raw {
+                Ok(raw) => serde_json::from_str(raw.json()).map_err(Error::Decode),
+                Err(CallFailure::Rpc(err)) if err.code == code::REQUEST_CANCELLED => Err(Error::Cancelled),
+                Err(CallFailure::Rpc(err)) => Err(match E::from_rpc_error(&err) {
+                    Some(app) => Error::App(app),
+                    None => Error::Rpc(err),
+                }),
+                Err(CallFailure::Other(e)) => Err(e.widen()),
+            }
+        }
+    }
+
+    fn notify(&self, method: &'static str, params: Option<String>) -> impl Future<Output = Result<(), Error>> + Send {
+        async move { self.notify_raw(method, params.as_deref()).await }
+    }
+}
+
+impl Caller for Client {
+    fn request<R, E>(
+        &self,
+        method: &'static str,
+        params: Option<String>,
+        timeout: Option<Duration>,
+    ) -> impl Future<Output = Result<R, Error<E>>> + Send
+    where
+        R: DeserializeOwned + Send,
+        E: ApplicationError + Send,
+    {
+        Caller::request(self.peer(), method, params, timeout)
+    }
+
+    fn notify(&self, method: &'static str, params: Option<String>) -> impl Future<Output = Result<(), Error>> + Send {
+        Caller::notify(self.peer(), method, params)
+    }
+}
+
+/// The IDL's `bytes`: a byte string that travels as a base64 string (standard alphabet,
+/// with padding).
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Bytes(pub Vec<u8>);
+
+impl fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Bytes({})", base64::engine::general_purpose::STANDARD.encode(&self.0))
+    }
+}
+
+impl Deref for Bytes {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+impl DerefMut for Bytes {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0
+    }
+}
+
+impl From<Vec<u8>> for Bytes {
+    fn from(v: Vec<u8>) -> Self {
+        Bytes(v)
+    }
+}
+
+impl From<&[u8]> for Bytes {
+    fn from(v: &[u8]) -> Self {
+        Bytes(v.to_vec())
+    }
+}
+
+impl From<Bytes> for Vec<u8> {
+    fn from(b: Bytes) -> Self {
+        b.0
+    }
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(s.as_bytes())
+            .map(Bytes)
+            .map_err(|e| serde::de::Error::custom(format!("invalid base64: {e}")))
+    }
+}
+
+/// Parameter lists of generated handlers: tuples decoded by name or by position.
+pub trait ParamTuple: Sized {
+    /// Decode the params of a method whose parameters are `names`.
+    fn decode(params: Params<'_>, names: &'static [&'static str]) -> Result<Self, RpcError>;
+}
+
+/// Params serialized by name: the names with a tuple of references to the values.
+#[derive(Debug)]
+pub struct NamedParams<T>(pub &'static [&'static str], pub T);
+
+macro_rules! tuples {
+    ($( ($($t:ident $i:tt),*) )*) => {$(
+        impl<$($t: DeserializeOwned),*> ParamTuple for ($($t,)*) {
+            #[allow(unused_variables, unused_mut)]
+            fn decode(params: Params<'_>, names: &'static [&'static str]) -> Result<Self, RpcError> {
+                let mut p = params.decoder(names)?;
+                Ok(($(p.next_param::<$t>()?,)*))
+            }
+        }
+
+        impl<$($t: Serialize),*> Serialize for NamedParams<($(&$t,)*)> {
+            #[allow(unused_mut)]
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut map = s.serialize_map(Some(self.0.len()))?;
+                $( map.serialize_entry(self.0[$i], self.1.$i)?; )*
+                map.end()
+            }
+        }
+    )*};
+}
+
+tuples! {
+    ()
+    (A 0)
+    (A 0, B 1)
+    (A 0, B 1, C 2)
+    (A 0, B 1, C 2, D 3)
+    (A 0, B 1, C 2, D 3, E 4)
+    (A 0, B 1, C 2, D 3, E 4, F 5)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11, M 12)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11, M 12, N 13)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11, M 12, N 13, O 14)
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11, M 12, N 13, O 14, P 15)
+}
+
+/// The most parameters a generated method may have.
+pub const MAX_PARAMS: usize = 16;
+
+/// Mount an `rpc` handler of a generated server trait.
+pub fn register_rpc<S, A, F, Fut, T, E>(
+    router: &mut Router,
+    name: &'static str,
+    names: &'static [&'static str],
+    service: &Arc<S>,
+    handler: F,
+) where
+    S: Send + Sync + 'static + ?Sized,
+    A: ParamTuple + Send + 'static,
+    F: Fn(Arc<S>, Context, A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, Fault<E>>> + Send + 'static,
+    T: Serialize,
+    E: ApplicationError,
+{
+    let service = service.clone();
+    router.method(name, move |ctx, params| {
+        let call = A::decode(params, names).map(|args| handler(service.clone(), ctx, args));
+        async move {
+            match call {
+                Ok(fut) => fut.await.map_err(Fault::into_rpc_error),
+                Err(e) => Err(e),
+            }
+        }
+    });
+}
+
+/// Mount a `notify` handler of a generated server trait.
+pub fn register_notify<S, A, F, Fut>(
+    router: &mut Router,
+    name: &'static str,
+    names: &'static [&'static str],
+    service: &Arc<S>,
+    handler: F,
+) where
+    S: Send + Sync + 'static + ?Sized,
+    A: ParamTuple + Send + 'static,
+    F: Fn(Arc<S>, Context, A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let service = service.clone();
+    router.method(name, move |ctx, params| {
+        let call = A::decode(params, names).map(|args| handler(service.clone(), ctx, args));
+        async move {
+            match call {
+                Ok(fut) => {
+                    fut.await;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        }
+    });
+}
+
+/// Make a typed call through a [`Caller`].
+pub async fn call<C, P, R, E>(
+    caller: &C,
+    method: &'static str,
+    params: &P,
+    timeout: Option<Duration>,
+) -> Result<R, Error<E>>
+where
+    C: Caller,
+    P: Serialize + ?Sized,
+    R: DeserializeOwned + Send,
+    E: ApplicationError + Send,
+{
+    let params = encode_params(params).map_err(Error::Encode)?;
+    caller.request(method, params, timeout).await
+}
+
+/// Send a typed notification through a [`Caller`].
+pub async fn notify<C, P>(caller: &C, method: &'static str, params: &P) -> Result<(), Error>
+where
+    C: Caller,
+    P: Serialize + ?Sized,
+{
+    let params = encode_params(params).map_err(Error::Encode)?;
+    caller.notify(method, params).await
+}
