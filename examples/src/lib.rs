@@ -66,7 +66,11 @@ struct SleepGuard<'a>(&'a State, bool);
 
 impl Drop for SleepGuard<'_> {
     fn drop(&mut self) {
-        let counter = if self.1 { &self.0.sleeps_finished } else { &self.0.sleeps_cancelled };
+        let counter = if self.1 {
+            &self.0.sleeps_finished
+        } else {
+            &self.0.sleeps_cancelled
+        };
         counter.fetch_add(1, Ordering::SeqCst);
     }
 }
@@ -80,9 +84,9 @@ impl Calculator for CalcServer {
 
     async fn subtract(&self, _ctx: Context, minuend: i64, subtrahend: i64) -> Result<i64, Fault> {
         self.count();
-        minuend
-            .checked_sub(subtrahend)
-            .ok_or_else(|| wirecall::RpcError::invalid_params("the difference overflows i64").into())
+        minuend.checked_sub(subtrahend).ok_or_else(|| {
+            wirecall::RpcError::invalid_params("the difference overflows i64").into()
+        })
     }
 
     async fn divide(&self, _ctx: Context, a: f64, b: f64) -> Result<f64, Fault<CalcError>> {
@@ -130,6 +134,10 @@ impl Calculator for CalcServer {
 
     async fn log(&self, _ctx: Context, message: String) {
         self.count();
-        *self.state.last_message.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
+        *self
+            .state
+            .last_message
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(message);
     }
 }

@@ -19,7 +19,9 @@
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::quote;
 
-use crate::model::{Attributes, Docs, ErrorDef, Field, Method, MethodKind, Schema, Service, Type, TypeDef, TypeKind};
+use crate::model::{
+    Attributes, Docs, ErrorDef, Field, Method, MethodKind, Schema, Service, Type, TypeDef, TypeKind,
+};
 use crate::naming;
 
 /// What to generate.
@@ -138,7 +140,9 @@ fn is_optional(ty: &Type) -> bool {
 fn throws_type(m: &Method) -> Option<TokenStream> {
     m.throws.as_ref().map(|t| {
         if t.name.contains("::") || t.name.contains('<') {
-            t.name.parse().unwrap_or_else(|_| quote!(::wirecall::NoAppError))
+            t.name
+                .parse()
+                .unwrap_or_else(|_| quote!(::wirecall::NoAppError))
         } else {
             let i = type_ident(&t.name);
             quote!(#i)
@@ -170,7 +174,9 @@ fn field_attrs(f: &Field) -> TokenStream {
         out.extend(quote!(#[serde(rename = #json)]));
     }
     if is_optional(&f.ty) {
-        out.extend(quote!(#[serde(default, skip_serializing_if = "::core::option::Option::is_none")]));
+        out.extend(
+            quote!(#[serde(default, skip_serializing_if = "::core::option::Option::is_none")]),
+        );
     }
     out
 }
@@ -199,7 +205,16 @@ fn variant_rename(name: &crate::model::Ident) -> TokenStream {
 }
 
 /// Variants of an enum or error: unit, or with fields.
-fn variants<'a>(items: impl Iterator<Item = (&'a Docs, &'a Attributes, &'a crate::model::Ident, Option<&'a Vec<Field>>)>) -> (TokenStream, bool) {
+fn variants<'a>(
+    items: impl Iterator<
+        Item = (
+            &'a Docs,
+            &'a Attributes,
+            &'a crate::model::Ident,
+            Option<&'a Vec<Field>>,
+        ),
+    >,
+) -> (TokenStream, bool) {
     let mut tagged = false;
     let out: Vec<TokenStream> = items
         .map(|(d, attrs, name, fs)| {
@@ -223,7 +238,9 @@ fn variants<'a>(items: impl Iterator<Item = (&'a Docs, &'a Attributes, &'a crate
 /// A struct, enum or error declaration.
 pub fn type_def(t: &TypeDef) -> TokenStream {
     let name = type_ident(&t.name().name);
-    let doc = docs(t.docs(), || format!(" The `{}` {} of the interface.", t.name().name, t.keyword()));
+    let doc = docs(t.docs(), || {
+        format!(" The `{}` {} of the interface.", t.name().name, t.keyword())
+    });
     let dep = deprecated(t.attrs());
     let derives = serde_derives();
     match t {
@@ -235,7 +252,11 @@ pub fn type_def(t: &TypeDef) -> TokenStream {
             }
         }
         TypeDef::Enum(e) => {
-            let (body, tagged) = variants(e.variants.iter().map(|v| (&v.docs, &v.attrs, &v.name, v.fields.as_ref())));
+            let (body, tagged) = variants(
+                e.variants
+                    .iter()
+                    .map(|v| (&v.docs, &v.attrs, &v.name, v.fields.as_ref())),
+            );
             let tag = tag_attr(tagged);
             quote! {
                 #doc #dep #derives #tag
@@ -257,14 +278,23 @@ fn tag_attr(tagged: bool) -> TokenStream {
 
 fn error_def(e: &ErrorDef, name: &Ident, doc: TokenStream, dep: TokenStream) -> TokenStream {
     let derives = serde_derives();
-    let (body, tagged) = variants(e.variants.iter().map(|v| (&v.docs, &v.attrs, &v.name, v.fields.as_ref())));
+    let (body, tagged) = variants(
+        e.variants
+            .iter()
+            .map(|v| (&v.docs, &v.attrs, &v.name, v.fields.as_ref())),
+    );
     let tag = tag_attr(tagged);
     let mut display = Vec::new();
     let mut from = Vec::new();
     let mut to = Vec::new();
     for v in &e.variants {
         let variant = type_ident(&v.name.name);
-        let code = Literal::i32_unsuffixed(v.code.value.and_then(|c| i32::try_from(c).ok()).unwrap_or(0));
+        let code = Literal::i32_unsuffixed(
+            v.code
+                .value
+                .and_then(|c| i32::try_from(c).ok())
+                .unwrap_or(0),
+        );
         let message = &v.name.name;
         match &v.fields {
             None => {
@@ -279,7 +309,10 @@ fn error_def(e: &ErrorDef, name: &Ident, doc: TokenStream, dep: TokenStream) -> 
                 let attrs: Vec<TokenStream> = fs.iter().map(field_attrs).collect();
                 let format = format!(
                     "{message} (code {code}): {}",
-                    fs.iter().map(|f| format!("{} = {{:?}}", f.name.name)).collect::<Vec<_>>().join(", ")
+                    fs.iter()
+                        .map(|f| format!("{} = {{:?}}", f.name.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
                 display.push(quote!(Self::#variant { #(#names),* } => ::core::write!(f, #format, #(#names),*)));
                 from.push(quote! {
@@ -320,7 +353,7 @@ fn error_def(e: &ErrorDef, name: &Ident, doc: TokenStream, dep: TokenStream) -> 
         #allow_dep
         impl ::core::fmt::Display for #name {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                match *self { #(#display,)* }
+                match self { #(#display,)* }
             }
         }
 
@@ -341,18 +374,39 @@ fn error_def(e: &ErrorDef, name: &Ident, doc: TokenStream, dep: TokenStream) -> 
 /// Everything a service generates, as far as `options` asks.
 pub fn service(s: &Service, options: &Options) -> TokenStream {
     let name = type_ident(&s.name.name);
-    let [client_name, callbacks_name, callbacks_client_name] = naming::service_items(&s.name.name).map(|n| ident(&n));
-    let server_methods: Vec<&Method> = s.server_methods().filter(|m| m.kind != MethodKind::Stream).collect();
-    let client_methods: Vec<&Method> = s.client_methods().filter(|m| m.kind != MethodKind::Stream).collect();
+    let [client_name, callbacks_name, callbacks_client_name] =
+        naming::service_items(&s.name.name).map(|n| ident(&n));
+    let server_methods: Vec<&Method> = s
+        .server_methods()
+        .filter(|m| m.kind != MethodKind::Stream)
+        .collect();
+    let client_methods: Vec<&Method> = s
+        .client_methods()
+        .filter(|m| m.kind != MethodKind::Stream)
+        .collect();
     let service_doc = docs(&s.docs, || format!(" The `{}` service.", s.name.name));
     let dep = deprecated(&s.attrs);
     let mut out = TokenStream::new();
     if options.server {
-        out.extend(handler_trait(s, &name, &service_doc, &dep, &server_methods, "server"));
+        out.extend(handler_trait(
+            s,
+            &name,
+            &service_doc,
+            &dep,
+            &server_methods,
+            "server",
+        ));
     }
     if options.client {
         let doc = format!(" A typed client of the `{}` service.", s.name.name);
-        out.extend(client_struct(s, &client_name, &doc, &dep, &server_methods, quote!(::wirecall::Client)));
+        out.extend(client_struct(
+            s,
+            &client_name,
+            &doc,
+            &dep,
+            &server_methods,
+            quote!(::wirecall::Client),
+        ));
     }
     if !client_methods.is_empty() {
         if options.client {
@@ -364,14 +418,28 @@ pub fn service(s: &Service, options: &Options) -> TokenStream {
                 " server calls them through `{callbacks_client_name}`. Register with `ClientBuilder::router(impl.into_router())`."
             );
             let doc = quote!(#[doc = #first] #[doc = #second]);
-            out.extend(handler_trait(s, &callbacks_name, &doc, &dep, &client_methods, "client"));
+            out.extend(handler_trait(
+                s,
+                &callbacks_name,
+                &doc,
+                &dep,
+                &client_methods,
+                "client",
+            ));
         }
         if options.server {
             let doc = format!(
                 " The server's handle to call the `client {{ … }}` methods of `{}` on a connected client (from `ctx.peer()`).",
                 s.name.name
             );
-            out.extend(client_struct(s, &callbacks_client_name, &doc, &dep, &client_methods, quote!(::wirecall::Peer)));
+            out.extend(client_struct(
+                s,
+                &callbacks_client_name,
+                &doc,
+                &dep,
+                &client_methods,
+                quote!(::wirecall::Peer),
+            ));
         }
     }
     out
@@ -382,7 +450,14 @@ fn wire_name(s: &Service, m: &Method) -> Literal {
 }
 
 /// The trait a handler side implements, with `into_router`.
-fn handler_trait(s: &Service, name: &Ident, doc: &TokenStream, dep: &TokenStream, methods: &[&Method], side: &str) -> TokenStream {
+fn handler_trait(
+    s: &Service,
+    name: &Ident,
+    doc: &TokenStream,
+    dep: &TokenStream,
+    methods: &[&Method],
+    side: &str,
+) -> TokenStream {
     let mut sigs = Vec::new();
     let mut mounts = Vec::new();
     for m in methods {
@@ -425,11 +500,11 @@ fn handler_trait(s: &Service, name: &Ident, doc: &TokenStream, dep: &TokenStream
             );
         });
     }
-    let into_router_doc = format!(
-        " Mount this implementation's {side}-side methods on a new `wirecall::Router`."
-    );
+    let into_router_doc =
+        format!(" Mount this implementation's {side}-side methods on a new `wirecall::Router`.");
     quote! {
         #doc #dep
+        #[allow(deprecated)]
         pub trait #name: ::core::marker::Send + ::core::marker::Sync + 'static {
             #(#sigs)*
 
@@ -449,7 +524,14 @@ fn handler_trait(s: &Service, name: &Ident, doc: &TokenStream, dep: &TokenStream
 }
 
 /// A typed client stub over a `wirecall::Caller`.
-fn client_struct(s: &Service, name: &Ident, doc: &str, dep: &TokenStream, methods: &[&Method], default_caller: TokenStream) -> TokenStream {
+fn client_struct(
+    s: &Service,
+    name: &Ident,
+    doc: &str,
+    dep: &TokenStream,
+    methods: &[&Method],
+    default_caller: TokenStream,
+) -> TokenStream {
     let fns = methods.iter().map(|m| {
         let method = value_ident(&m.name.name);
         let wire_text = m.wire_name(s);
@@ -482,7 +564,10 @@ fn client_struct(s: &Service, name: &Ident, doc: &str, dep: &TokenStream, method
             }
         }
     });
-    let doc_caller = format!(" The caller's default is `{}`.", default_caller.to_string().replace(' ', ""));
+    let doc_caller = format!(
+        " The caller's default is `{}`.",
+        default_caller.to_string().replace(' ', "")
+    );
     quote! {
         #[doc = #doc]
         #[doc = ""]

@@ -31,9 +31,10 @@ pub mod load;
 pub mod model;
 pub mod naming;
 pub mod parse;
+pub mod rust;
 pub mod validate;
 
+pub use build::{configure, BuildError, Builder};
 pub use diagnostic::{Diagnostic, Diagnostics, SourceMap};
 pub use load::{load, Loaded, Loader};
-pub use build::{configure, BuildError, Builder};
 pub use model::Schema;

@@ -13,9 +13,32 @@ use crate::diagnostic::Diagnostic;
 use crate::model::*;
 use crate::naming;
 
+/// Which checks apply: the `.wire` front end checks everything; the Rust front end leaves
+/// named types to the Rust compiler.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Rules {
+    /// Types and `throws` may name Rust types the schema does not declare.
+    pub external_types: bool,
+}
+
+impl Rules {
+    /// The rules of `#[wirecall::service]` and `#[wirecall::error]`.
+    pub fn rust() -> Self {
+        Rules {
+            external_types: true,
+        }
+    }
+}
+
 /// Check a schema; returns every problem found, in source order where possible.
 pub fn validate(schema: &Schema) -> Vec<Diagnostic> {
+    validate_with(schema, &Rules::default())
+}
+
+/// [`validate`] with explicit [`Rules`].
+pub fn validate_with(schema: &Schema, rules: &Rules) -> Vec<Diagnostic> {
     let mut v = Validator {
+        rules: *rules,
         schema,
         types: HashMap::new(),
         diags: Vec::new(),
@@ -46,6 +69,7 @@ enum Place {
 }
 
 struct Validator<'a> {
+    rules: Rules,
     schema: &'a Schema,
     /// Types by name (the first definition wins; duplicates are reported).
     types: HashMap<&'a str, &'a TypeDef>,
@@ -347,8 +371,16 @@ impl<'a> Validator<'a> {
         }
         if m.params.len() > naming::MAX_PARAMS {
             self.error(
-                Diagnostic::error(m.name.span, format!("method `{}` has {} parameters; at most {} are supported", m.name.name, m.params.len(), naming::MAX_PARAMS))
-                    .with_help("group parameters in a struct"),
+                Diagnostic::error(
+                    m.name.span,
+                    format!(
+                        "method `{}` has {} parameters; at most {} are supported",
+                        m.name.name,
+                        m.params.len(),
+                        naming::MAX_PARAMS
+                    ),
+                )
+                .with_help("group parameters in a struct"),
             );
         }
         let mut seen = Seen::new("parameter");
@@ -408,6 +440,9 @@ impl<'a> Validator<'a> {
     }
 
     fn throws(&mut self, t: &Ident) {
+        if self.rules.external_types {
+            return;
+        }
         match self.types.get(t.name.as_str()) {
             Some(TypeDef::Error(_)) => {}
             Some(other) => {
@@ -453,7 +488,9 @@ impl<'a> Validator<'a> {
                 }
                 self.type_ref(v);
             }
-            TypeKind::Named(name) if !self.types.contains_key(name.as_str()) => {
+            TypeKind::Named(name)
+                if !self.rules.external_types && !self.types.contains_key(name.as_str()) =>
+            {
                 let candidates = self
                     .schema
                     .types

@@ -82,8 +82,7 @@ pub use typed::{Bytes, Caller, Fault};
 /// The IDL's `json` type: any JSON value.
 pub use serde_json::Value;
 
-/// The macro that turns a Rust trait into a service (the same code a `.wire` file gives).
-pub use wirecall_macros::service;
+pub use wirecall_macros::{error, service};
 
 /// Include the code that `wirecall_idl::configure()…compile(…)` generated in `build.rs`:
 /// `wirecall::include_idl!("calculator")` for `idl/calculator.wire`.

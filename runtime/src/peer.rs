@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{code, ApplicationError, Error, NoAppError, RpcError};
+use crate::error::{ApplicationError, Error, NoAppError, RpcError};
 use crate::message;
 
 /// The method name of cancellation notifications.
@@ -153,17 +153,7 @@ impl Peer {
         E: ApplicationError,
     {
         let params = encode_params(params).map_err(Error::Encode)?;
-        self.request_raw(method, params.as_deref(), timeout)
-            .await
-            .and_then(|raw| decode(raw.json()))
-            .map_err(|e| match e {
-                CallFailure::Rpc(err) if err.code == code::REQUEST_CANCELLED => Error::Cancelled,
-                CallFailure::Rpc(err) => match E::from_rpc_error(&err) {
-                    Some(app) => Error::App(app),
-                    None => Error::Rpc(err),
-                },
-                CallFailure::Other(e) => e.widen(),
-            })
+        crate::Caller::request(self, method, params, timeout).await
     }
 
     /// Send a request with params already encoded; returns the raw result.
@@ -326,10 +316,6 @@ impl PeerShared {
 pub(crate) enum CallFailure {
     Rpc(RpcError),
     Other(Error),
-}
-
-fn decode<R: DeserializeOwned>(json: &str) -> Result<R, CallFailure> {
-    serde_json::from_str(json).map_err(|e| CallFailure::Other(Error::Decode(e)))
 }
 
 /// Removes a call from the pending table if its future is dropped (cancelled or timed

@@ -96,63 +96,70 @@ pub trait Caller: Clone + Send + Sync + 'static {
     /// Send a request with params already encoded as a JSON object or array.
     fn request<R, E>(
         &self,
-        method: &'static str,
+        method: &str,
         params: Option<String>,
         timeout: Option<Duration>,
     ) -> impl Future<Output = Result<R, Error<E>>> + Send
     where
-        R: DeserializeOwned + Send,
-        E: ApplicationError + Send;
+        R: DeserializeOwned,
+        E: ApplicationError;
 
     /// Send a notification with params already encoded.
-    fn notify(&self, method: &'static str, params: Option<String>) -> impl Future<Output = Result<(), Error>> + Send;
+    fn notify(
+        &self,
+        method: &str,
+        params: Option<String>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
 impl Caller for Peer {
-    fn request<R, E>(
+    async fn request<R, E>(
         &self,
-        method: &'static str,
+        method: &str,
         params: Option<String>,
         timeout: Option<Duration>,
-    ) -> impl Future<Output = Result<R, Error<E>>> + Send
+    ) -> Result<R, Error<E>>
     where
-        R: DeserializeOwned + Send,
-        E: ApplicationError + Send,
+        R: DeserializeOwned,
+        E: ApplicationError,
     {
-        async move {
-            let raw = self.request_raw(method, params.as_deref(), timeout).await;
-            match raw {
-                Ok(raw) => serde_json::from_str(raw.json()).map_err(Error::Decode),
-                Err(CallFailure::Rpc(err)) if err.code == code::REQUEST_CANCELLED => Err(Error::Cancelled),
-                Err(CallFailure::Rpc(err)) => Err(match E::from_rpc_error(&err) {
-                    Some(app) => Error::App(app),
-                    None => Error::Rpc(err),
-                }),
-                Err(CallFailure::Other(e)) => Err(e.widen()),
+        match self.request_raw(method, params.as_deref(), timeout).await {
+            Ok(raw) => serde_json::from_str(raw.json()).map_err(Error::Decode),
+            Err(CallFailure::Rpc(err)) if err.code == code::REQUEST_CANCELLED => {
+                Err(Error::Cancelled)
             }
+            Err(CallFailure::Rpc(err)) => Err(match E::from_rpc_error(&err) {
+                Some(app) => Error::App(app),
+                None => Error::Rpc(err),
+            }),
+            Err(CallFailure::Other(e)) => Err(e.widen()),
         }
     }
 
-    fn notify(&self, method: &'static str, params: Option<String>) -> impl Future<Output = Result<(), Error>> + Send {
-        async move { self.notify_raw(method, params.as_deref()).await }
+    async fn notify(&self, method: &str, params: Option<String>) -> Result<(), Error> {
+        self.notify_raw(method, params.as_deref()).await
     }
 }
 
 impl Caller for Client {
     fn request<R, E>(
         &self,
-        method: &'static str,
+        method: &str,
         params: Option<String>,
         timeout: Option<Duration>,
     ) -> impl Future<Output = Result<R, Error<E>>> + Send
     where
-        R: DeserializeOwned + Send,
-        E: ApplicationError + Send,
+        R: DeserializeOwned,
+        E: ApplicationError,
     {
         Caller::request(self.peer(), method, params, timeout)
     }
 
-    fn notify(&self, method: &'static str, params: Option<String>) -> impl Future<Output = Result<(), Error>> + Send {
+    fn notify(
+        &self,
+        method: &str,
+        params: Option<String>,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
         Caller::notify(self.peer(), method, params)
     }
 }
@@ -164,7 +171,11 @@ pub struct Bytes(pub Vec<u8>);
 
 impl fmt::Debug for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Bytes({})", base64::engine::general_purpose::STANDARD.encode(&self.0))
+        write!(
+            f,
+            "Bytes({})",
+            base64::engine::general_purpose::STANDARD.encode(&self.0)
+        )
     }
 }
 
@@ -327,22 +338,22 @@ pub fn register_notify<S, A, F, Fut>(
 /// Make a typed call through a [`Caller`].
 pub async fn call<C, P, R, E>(
     caller: &C,
-    method: &'static str,
+    method: &str,
     params: &P,
     timeout: Option<Duration>,
 ) -> Result<R, Error<E>>
 where
     C: Caller,
     P: Serialize + ?Sized,
-    R: DeserializeOwned + Send,
-    E: ApplicationError + Send,
+    R: DeserializeOwned,
+    E: ApplicationError,
 {
     let params = encode_params(params).map_err(Error::Encode)?;
     caller.request(method, params, timeout).await
 }
 
 /// Send a typed notification through a [`Caller`].
-pub async fn notify<C, P>(caller: &C, method: &'static str, params: &P) -> Result<(), Error>
+pub async fn notify<C, P>(caller: &C, method: &str, params: &P) -> Result<(), Error>
 where
     C: Caller,
     P: Serialize + ?Sized,

@@ -1,5 +1,15 @@
 //! Helpers shared by the cross-crate tests in `tests/`: a raw WebSocket client that
-//! sends and receives exact text, and routers that tests serve.
+//! sends and receives exact text, and routers that tests serve. Also the code generated
+//! from `idl/tests/golden/everything.wire`, compiled under the strictest settings.
+
+#![deny(missing_docs, warnings)]
+
+/// Code generated from `idl/tests/golden/everything.wire` (every construct of the language), under
+/// `no_implicit_prelude`: generated code must name everything by absolute path.
+pub mod everything {
+    #![no_implicit_prelude]
+    ::wirecall::include_idl!("everything");
+}
 
 use std::time::Duration;
 

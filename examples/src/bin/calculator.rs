@@ -23,7 +23,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         [] => demo().await,
         ["serve", addr] => serve(addr).await,
         _ => {
@@ -67,18 +72,30 @@ async fn demo() -> Result<(), Box<dyn std::error::Error>> {
     println!("subtract(42, 23) = {}", calc.subtract(42, 23).await?);
     println!("divide(1, 4) = {}", calc.divide(1.0, 4.0).await?);
     match calc.divide(1.0, 0.0).await {
-        Err(wirecall::Error::App(CalcError::DivideByZero)) => println!("divide(1, 0) failed: CalcError::DivideByZero"),
+        Err(wirecall::Error::App(CalcError::DivideByZero)) => {
+            println!("divide(1, 0) failed: CalcError::DivideByZero")
+        }
         other => println!("divide(1, 0) = {other:?} (unexpected)"),
     }
     println!("echo(\"hello\") = {:?}", calc.echo("hello".into()).await?);
-    println!("ask(\"are you sure?\") = {}", calc.ask("are you sure?".into()).await?);
+    println!(
+        "ask(\"are you sure?\") = {}",
+        calc.ask("are you sure?".into()).await?
+    );
     calc.log("hello from the demo".into()).await?;
     println!("log(\"hello from the demo\") sent (a notification: no answer)");
     // Give the notification a moment to be handled before reading the stats.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let stats = calc.stats().await?;
-    println!("stats() = {{ calls: {}, last_message: {:?} }}", stats.calls, stats.last_message);
-    match calc.with_timeout(Duration::from_millis(100)).sleep(1_000).await {
+    println!(
+        "stats() = {{ calls: {}, last_message: {:?} }}",
+        stats.calls, stats.last_message
+    );
+    match calc
+        .with_timeout(Duration::from_millis(100))
+        .sleep(1_000)
+        .await
+    {
         Err(e @ wirecall::Error::Timeout(_)) => println!("sleep(1000) with a 100 ms timeout: {e}"),
         other => println!("sleep(1000) = {other:?} (unexpected)"),
     }
