@@ -121,8 +121,8 @@ fn rust_type(ty: &syn::Type, errors: &mut Errors) -> Type {
     let sp = span(ty.span());
     let kind = match ty {
         syn::Type::Reference(r) => {
-            errors.push(syn::Error::new(
-                r.span(),
+            errors.push(syn::Error::new_spanned(
+                r,
                 "service parameters and results are owned values: use `String` instead of `&str`, `Vec<T>` instead of `&[T]`",
             ));
             TypeKind::Json
@@ -213,14 +213,14 @@ fn is_unit(ty: &syn::Type) -> bool {
 pub fn service_from_trait(item: &syn::ItemTrait) -> (Service, Option<syn::Error>) {
     let mut errors = Errors::default();
     if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
-        errors.push(syn::Error::new(
-            item.generics.span(),
+        errors.push(syn::Error::new_spanned(
+            &item.generics,
             "a service trait cannot be generic",
         ));
     }
-    if let Some(colon) = &item.colon_token {
-        errors.push(syn::Error::new(
-            colon.span().join(item.supertraits.span()).unwrap_or_else(|| colon.span()),
+    if item.colon_token.is_some() {
+        errors.push(syn::Error::new_spanned(
+            &item.supertraits,
             "a service trait cannot have supertraits: the generated trait declares its own (`Send + Sync + 'static`)",
         ));
     }
@@ -239,8 +239,8 @@ pub fn service_from_trait(item: &syn::ItemTrait) -> (Service, Option<syn::Error>
                     service.methods.push(m);
                 }
             }
-            other => errors.push(syn::Error::new(
-                other.span(),
+            other => errors.push(syn::Error::new_spanned(
+                other,
                 "a service trait holds only methods (`async fn name(param: Type) -> Result;`)",
             )),
         }
@@ -264,8 +264,8 @@ fn method(f: &syn::TraitItemFn, errors: &mut Errors) -> Option<Method> {
         ));
     }
     if !sig.generics.params.is_empty() {
-        local.push(syn::Error::new(
-            sig.generics.span(),
+        local.push(syn::Error::new_spanned(
+            &sig.generics,
             "service methods cannot be generic",
         ));
     }
@@ -278,8 +278,8 @@ fn method(f: &syn::TraitItemFn, errors: &mut Errors) -> Option<Method> {
     let mut params = Vec::new();
     for input in &sig.inputs {
         match input {
-            syn::FnArg::Receiver(r) => local.push(syn::Error::new(
-                r.span(),
+            syn::FnArg::Receiver(r) => local.push(syn::Error::new_spanned(
+                r,
                 "service methods take no `self`: the generated trait adds `&self` and the call context",
             )),
             syn::FnArg::Typed(pt) => match &*pt.pat {
@@ -289,7 +289,7 @@ fn method(f: &syn::TraitItemFn, errors: &mut Errors) -> Option<Method> {
                     name: ident(&pi.ident),
                     ty: rust_type(&pt.ty, &mut local),
                 }),
-                other => local.push(syn::Error::new(other.span(), "parameters are plain names: `name: Type`")),
+                other => local.push(syn::Error::new_spanned(other, "parameters are plain names: `name: Type`")),
             },
         }
     }
@@ -386,8 +386,8 @@ fn method(f: &syn::TraitItemFn, errors: &mut Errors) -> Option<Method> {
 pub fn error_from_enum(item: &syn::ItemEnum) -> (ErrorDef, Option<syn::Error>) {
     let mut errors = Errors::default();
     if !item.generics.params.is_empty() {
-        errors.push(syn::Error::new(
-            item.generics.span(),
+        errors.push(syn::Error::new_spanned(
+            &item.generics,
             "an error enum cannot be generic",
         ));
     }
@@ -528,8 +528,11 @@ pub fn expand_service(args: TokenStream, item: TokenStream) -> TokenStream {
         // exist and uses of them do not fail a second time.
         let mut seen = std::collections::HashSet::new();
         for s in &mut schema.services {
-            s.methods
-                .retain(|m| seen.insert((m.direction, crate::naming::value_name(&m.name.name))));
+            s.methods.retain(|m| {
+                let name = crate::naming::value_name(&m.name.name);
+                !crate::naming::RESERVED_METHODS.contains(&name.as_str())
+                    && seen.insert((m.direction, name))
+            });
         }
     }
     let code = adopt(
@@ -569,14 +572,52 @@ pub fn expand_error(args: TokenStream, item: TokenStream) -> TokenStream {
     if let Some(e) = to_syn_error(&validate::validate_with(&schema, &validate::Rules::rust())) {
         errors.push(e);
     }
-    let code = adopt(
-        codegen::generate(&schema, &Options::default()),
-        &item.ident,
-        &item.vis,
-        &item.attrs,
-    );
-    let errors = errors.0.map(|e| e.to_compile_error());
-    quote!(#errors #code)
+    match errors.0 {
+        None => adopt(
+            codegen::generate(&schema, &Options::default()),
+            &item.ident,
+            &item.vis,
+            &item.attrs,
+        ),
+        Some(e) => {
+            let e = e.to_compile_error();
+            let stand_in = error_stand_in(item);
+            quote!(#e #stand_in)
+        }
+    }
+}
+
+/// After a mistake in a `#[wirecall::error]` enum: the enum as written (without the
+/// `#[wirecall]` attributes) and trait impls that compile, so that uses of it do not fail
+/// a second time.
+fn error_stand_in(mut item: syn::ItemEnum) -> TokenStream {
+    item.attrs.retain(|a| !a.path().is_ident("wirecall"));
+    for v in &mut item.variants {
+        v.attrs.retain(|a| !a.path().is_ident("wirecall"));
+    }
+    let name = &item.ident;
+    quote! {
+        #item
+        impl ::core::fmt::Display for #name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.write_str(::core::stringify!(#name))
+            }
+        }
+        impl ::core::fmt::Debug for #name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.write_str(::core::stringify!(#name))
+            }
+        }
+        impl ::std::error::Error for #name {}
+        impl ::wirecall::ApplicationError for #name {
+            fn from_rpc_error(_: &::wirecall::RpcError) -> ::core::option::Option<Self> {
+                ::core::option::Option::None
+            }
+            fn to_rpc_error(&self) -> ::wirecall::RpcError {
+                ::wirecall::RpcError::internal(::core::stringify!(#name))
+            }
+        }
+    }
 }
 
 /// Generated items are `pub`; give them the visibility the user's item had instead, and

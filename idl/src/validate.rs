@@ -19,6 +19,9 @@ use crate::naming;
 pub struct Rules {
     /// Types and `throws` may name Rust types the schema does not declare.
     pub external_types: bool,
+    /// Messages show attributes in Rust syntax (`#[wirecall(name = "…")]`) instead of
+    /// IDL syntax (`@name("…")`).
+    pub rust_syntax: bool,
 }
 
 impl Rules {
@@ -26,6 +29,7 @@ impl Rules {
     pub fn rust() -> Self {
         Rules {
             external_types: true,
+            rust_syntax: true,
         }
     }
 }
@@ -111,6 +115,17 @@ impl<'a> Seen<'a> {
 }
 
 impl<'a> Validator<'a> {
+    /// How the user writes an attribute, in the syntax of their front end.
+    fn attr_syntax(&self, kind: AttributeKind, arg: Option<&str>) -> String {
+        let name = kind.as_str();
+        match (self.rules.rust_syntax, arg) {
+            (false, None) => format!("`@{name}`"),
+            (false, Some(a)) => format!("`@{name}(\"{a}\")`"),
+            (true, None) => format!("`#[wirecall({name})]`"),
+            (true, Some(a)) => format!("`#[wirecall({name} = \"{a}\")]`"),
+        }
+    }
+
     fn error(&mut self, d: Diagnostic) {
         self.diags.push(d);
     }
@@ -362,11 +377,19 @@ impl<'a> Validator<'a> {
         }
         if naming::RESERVED_METHODS.contains(&naming::value_name(&m.name.name).as_str()) {
             self.error(
-                Diagnostic::error(m.name.span, format!("the method name `{}` is reserved", m.name.name))
-                    .with_help(format!(
-                        "generated code uses {}; rename the method and keep its wire name with `@name(\"…\")`",
-                        naming::RESERVED_METHODS.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
-                    )),
+                Diagnostic::error(
+                    m.name.span,
+                    format!("the method name `{}` is reserved", m.name.name),
+                )
+                .with_help(format!(
+                    "generated code uses {}; rename the method and keep its wire name with {}",
+                    naming::RESERVED_METHODS
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    self.attr_syntax(AttributeKind::Name, Some("…")),
+                )),
             );
         }
         if m.params.len() > naming::MAX_PARAMS {
@@ -542,19 +565,30 @@ impl<'a> Validator<'a> {
             };
             if !allowed_here {
                 let help = match kind {
-                    AttributeKind::Name => "`@name(\"…\")` sets a method's wire name; it goes on `rpc`, `notify` and `stream` methods",
-                    _ => "`@idempotent` marks an `rpc` as safe to send again after a reconnect; streams resubscribe by themselves and notifications are never retried",
+                    AttributeKind::Name => format!(
+                        "{} sets a method's wire name; it goes on `rpc`, `notify` and `stream` methods",
+                        self.attr_syntax(kind, Some("…"))
+                    ),
+                    _ => format!(
+                        "{} marks an `rpc` as safe to send again after a reconnect; streams resubscribe by themselves and notifications are never retried",
+                        self.attr_syntax(kind, None)
+                    ),
                 };
                 self.error(
-                    Diagnostic::error(a.span, format!("`@{name}` is not allowed here"))
-                        .with_help(help),
+                    Diagnostic::error(
+                        a.span,
+                        format!("{} is not allowed here", self.attr_syntax(kind, None)),
+                    )
+                    .with_help(help),
                 );
                 continue;
             }
             match (kind, &a.arg) {
                 (AttributeKind::Name, None) => self.error(
-                    Diagnostic::error(a.span, "`@name` needs the wire name")
-                        .with_help("write `@name(\"wire_name\")`"),
+                    Diagnostic::error(a.span, "`@name` needs the wire name").with_help(format!(
+                        "write {}",
+                        self.attr_syntax(kind, Some("wire_name"))
+                    )),
                 ),
                 (AttributeKind::Idempotent, Some((_, span))) => self.error(
                     Diagnostic::error(*span, "`@idempotent` takes no argument")

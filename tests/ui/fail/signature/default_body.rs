@@ -1,0 +1,8 @@
+#[wirecall::service]
+pub trait Svc {
+    async fn ping() -> bool {
+        true
+    }
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[wirecall::service]
+pub trait Svc {
+    async fn echo<T>(value: T) -> T;
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[wirecall::service]
+pub trait Svc {
+    fn ping() -> bool;
+}
+
+fn main() {}

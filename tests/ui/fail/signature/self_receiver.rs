@@ -1,0 +1,6 @@
+#[wirecall::service]
+pub trait Svc {
+    async fn ping(&self) -> bool;
+}
+
+fn main() {}

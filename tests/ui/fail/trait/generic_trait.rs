@@ -1,0 +1,6 @@
+#[wirecall::service]
+pub trait Svc<T> {
+    async fn ping() -> bool;
+}
+
+fn main() {}

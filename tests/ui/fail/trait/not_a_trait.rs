@@ -1,0 +1,4 @@
+#[wirecall::service]
+pub struct Svc;
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[wirecall::service]
+pub trait Svc: Clone {
+    async fn ping() -> bool;
+}
+
+fn main() {}

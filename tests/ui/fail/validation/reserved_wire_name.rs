@@ -1,0 +1,7 @@
+#[wirecall::service]
+pub trait Svc {
+    #[wirecall(name = "rpc.discover")]
+    async fn discover() -> String;
+}
+
+fn main() {}
