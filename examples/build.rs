@@ -1,8 +1,8 @@
-//! Generates the calculator's client and server from `idl/calculator.wire`.
+//! Generates the examples' clients and servers from their `.wire` files.
 
 fn main() -> Result<(), wirecall_idl::BuildError> {
     wirecall_idl::configure()
         .client(true)
         .server(true)
-        .compile(&["idl/calculator.wire"])
+        .compile(&["idl/calculator.wire", "idl/chat.wire"])
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wirecall::{Context, Fault};
+use wirecall::{Context, Fault, Items};
 
 use calculator::{CalcError, Calculator, CalculatorCallbacksClient, Stats};
 
@@ -33,6 +33,7 @@ struct State {
     sleeps_started: AtomicU64,
     sleeps_finished: AtomicU64,
     sleeps_cancelled: AtomicU64,
+    ticks_active: AtomicU64,
 }
 
 /// What happened to `sleep` calls so far.
@@ -56,6 +57,11 @@ impl CalcServer {
         }
     }
 
+    /// `ticks` streams whose producer is still running on the server.
+    pub fn active_ticks(&self) -> u64 {
+        self.state.ticks_active.load(Ordering::SeqCst)
+    }
+
     fn count(&self) {
         self.state.calls.fetch_add(1, Ordering::Relaxed);
     }
@@ -72,6 +78,15 @@ impl Drop for SleepGuard<'_> {
             &self.0.sleeps_cancelled
         };
         counter.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Counts a running `ticks` producer; dropped with the stream.
+struct TicksGuard(Arc<State>);
+
+impl Drop for TicksGuard {
+    fn drop(&mut self) {
+        self.0.ticks_active.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -132,6 +147,23 @@ impl Calculator for CalcServer {
         })
     }
 
+    async fn ticks(&self, _ctx: Context, count: u32, every_ms: u32) -> Result<Items<u64>, Fault> {
+        self.count();
+        self.state.ticks_active.fetch_add(1, Ordering::SeqCst);
+        let guard = TicksGuard(self.state.clone());
+        let every = Duration::from_millis(u64::from(every_ms));
+        let ticks = futures_util::stream::unfold((0u64, guard), move |(n, guard)| async move {
+            if n >= u64::from(count) {
+                return None;
+            }
+            if n > 0 {
+                tokio::time::sleep(every).await;
+            }
+            Some((n, (n + 1, guard)))
+        });
+        Ok(wirecall::items_ok(ticks))
+    }
+
     async fn log(&self, _ctx: Context, message: String) {
         self.count();
         *self
@@ -139,5 +171,136 @@ impl Calculator for CalcServer {
             .last_message
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(message);
+    }
+}
+
+/// The chat service, generated from `idl/chat.wire`, and its server.
+pub mod chat {
+    wirecall::include_idl!("chat");
+
+    use std::collections::{HashMap, HashSet};
+    use std::sync::{Arc, Mutex};
+
+    use futures_util::StreamExt;
+    use tokio::sync::broadcast;
+    use wirecall::{ConnectionId, Context, Fault, Items, RpcError};
+
+    /// Messages buffered per room; a subscriber further behind is closed as lagging.
+    pub const ROOM_BUFFER: usize = 1024;
+
+    /// The chat server: rooms with members, and a broadcast of each room's messages.
+    #[derive(Clone, Debug, Default)]
+    pub struct ChatServer {
+        rooms: Arc<Mutex<HashMap<String, Room>>>,
+    }
+
+    #[derive(Debug)]
+    struct Room {
+        /// Members by connection, with their names.
+        members: HashMap<ConnectionId, String>,
+        /// Every subscriber's stream reads from this.
+        tx: broadcast::Sender<Event>,
+        seq: u64,
+    }
+
+    /// What a room broadcasts: a message, or that it closed.
+    #[derive(Clone, Debug)]
+    enum Event {
+        Said(Message),
+        Closed,
+    }
+
+    impl ChatServer {
+        fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<String, Room>> {
+            self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+        }
+
+        /// Rooms that exist now.
+        pub fn room_names(&self) -> HashSet<String> {
+            self.rooms().keys().cloned().collect()
+        }
+    }
+
+    impl Chat for ChatServer {
+        async fn join(&self, ctx: Context, room: String, name: String) -> Result<u32, Fault> {
+            let mut rooms = self.rooms();
+            let entry = rooms.entry(room).or_insert_with(|| Room {
+                members: HashMap::new(),
+                tx: broadcast::channel(ROOM_BUFFER).0,
+                seq: 0,
+            });
+            entry.members.insert(ctx.connection_id(), name);
+            Ok(entry.members.len() as u32)
+        }
+
+        async fn say(
+            &self,
+            ctx: Context,
+            room: String,
+            text: String,
+        ) -> Result<u64, Fault<ChatError>> {
+            if text.is_empty() {
+                return Err(ChatError::EmptyText.into());
+            }
+            let mut rooms = self.rooms();
+            let Some(r) = rooms.get_mut(&room) else {
+                return Err(ChatError::NotMember.into());
+            };
+            let Some(from) = r.members.get(&ctx.connection_id()).cloned() else {
+                return Err(ChatError::NotMember.into());
+            };
+            r.seq += 1;
+            let seq = r.seq;
+            // No subscribers is fine: nobody listens.
+            let _ = r.tx.send(Event::Said(Message {
+                room,
+                from,
+                text,
+                seq,
+            }));
+            Ok(seq)
+        }
+
+        async fn close(&self, _ctx: Context, room: String) -> Result<bool, Fault> {
+            match self.rooms().remove(&room) {
+                Some(r) => {
+                    let _ = r.tx.send(Event::Closed);
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
+        }
+
+        async fn messages(
+            &self,
+            ctx: Context,
+            room: String,
+        ) -> Result<Items<Message, ChatError>, Fault<ChatError>> {
+            let rx = {
+                let rooms = self.rooms();
+                match rooms.get(&room) {
+                    Some(r) if r.members.contains_key(&ctx.connection_id()) => r.tx.subscribe(),
+                    _ => return Err(ChatError::NotMember.into()),
+                }
+            };
+            let stream = futures_util::stream::unfold(Some(rx), move |rx| {
+                let room = room.clone();
+                async move {
+                    let mut rx = rx?;
+                    let item = match rx.recv().await {
+                        Ok(Event::Said(m)) => Ok(m),
+                        Ok(Event::Closed) | Err(broadcast::error::RecvError::Closed) => {
+                            return Some((Err(ChatError::RoomClosed { room }.into()), None));
+                        }
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            let e = RpcError::lagged(format!("{n} messages were missed"));
+                            return Some((Err(Fault::Rpc(e)), None));
+                        }
+                    };
+                    Some((item, Some(rx)))
+                }
+            });
+            Ok(wirecall::items(stream.fuse()))
+        }
     }
 }

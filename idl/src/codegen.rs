@@ -376,14 +376,8 @@ pub fn service(s: &Service, options: &Options) -> TokenStream {
     let name = type_ident(&s.name.name);
     let [client_name, callbacks_name, callbacks_client_name] =
         naming::service_items(&s.name.name).map(|n| ident(&n));
-    let server_methods: Vec<&Method> = s
-        .server_methods()
-        .filter(|m| m.kind != MethodKind::Stream)
-        .collect();
-    let client_methods: Vec<&Method> = s
-        .client_methods()
-        .filter(|m| m.kind != MethodKind::Stream)
-        .collect();
+    let server_methods: Vec<&Method> = s.server_methods().collect();
+    let client_methods: Vec<&Method> = s.client_methods().collect();
     let service_doc = docs(&s.docs, || format!(" The `{}` service.", s.name.name));
     let dep = deprecated(&s.attrs);
     let mut out = TokenStream::new();
@@ -468,15 +462,21 @@ fn handler_trait(
         let types: Vec<TokenStream> = m.params.iter().map(|p| rust_type(&p.ty)).collect();
         let names: Vec<&str> = m.params.iter().map(|p| p.name.name.as_str()).collect();
         let wire = wire_name(s, m);
+        let ret = m.returns.as_ref().map_or(quote!(()), rust_type);
+        let throws = throws_type(m);
+        let fault = match &throws {
+            Some(e) => quote!(::wirecall::Fault<#e>),
+            None => quote!(::wirecall::Fault),
+        };
         let output = match m.kind {
             MethodKind::Notify => quote!(()),
-            _ => {
-                let ret = m.returns.as_ref().map_or(quote!(()), rust_type);
-                let fault = match throws_type(m) {
-                    Some(e) => quote!(::wirecall::Fault<#e>),
-                    None => quote!(::wirecall::Fault),
+            MethodKind::Rpc => quote!(::core::result::Result<#ret, #fault>),
+            MethodKind::Stream => {
+                let items = match &throws {
+                    Some(e) => quote!(::wirecall::Items<#ret, #e>),
+                    None => quote!(::wirecall::Items<#ret>),
                 };
-                quote!(::core::result::Result<#ret, #fault>)
+                quote!(::core::result::Result<#items, #fault>)
             }
         };
         sigs.push(quote! {
@@ -486,7 +486,8 @@ fn handler_trait(
         });
         let register = match m.kind {
             MethodKind::Notify => quote!(register_notify),
-            _ => quote!(register_rpc),
+            MethodKind::Rpc => quote!(register_rpc),
+            MethodKind::Stream => quote!(register_stream),
         };
         mounts.push(quote! {
             ::wirecall::__private::#register(
@@ -549,7 +550,7 @@ fn client_struct(
                     ::wirecall::__private::notify(&self.caller, #wire, #args).await
                 }
             },
-            _ => {
+            MethodKind::Rpc => {
                 let ret = m.returns.as_ref().map_or(quote!(()), rust_type);
                 let err = match throws_type(m) {
                     Some(e) => quote!(::wirecall::Error<#e>),
@@ -559,6 +560,19 @@ fn client_struct(
                     #doc #mdep
                     pub async fn #method(&self, #(#params: #types),*) -> ::core::result::Result<#ret, #err> {
                         ::wirecall::__private::call(&self.caller, #wire, #args, self.timeout).await
+                    }
+                }
+            }
+            MethodKind::Stream => {
+                let item = m.returns.as_ref().map_or(quote!(()), rust_type);
+                let (sub, err) = match throws_type(m) {
+                    Some(e) => (quote!(::wirecall::Subscription<#item, #e>), quote!(::wirecall::Error<#e>)),
+                    None => (quote!(::wirecall::Subscription<#item>), quote!(::wirecall::Error)),
+                };
+                quote! {
+                    #doc #mdep
+                    pub async fn #method(&self, #(#params: #types),*) -> ::core::result::Result<#sub, #err> {
+                        ::wirecall::__private::subscribe(&self.caller, #wire, #args, self.timeout).await
                     }
                 }
             }

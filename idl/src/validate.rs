@@ -442,6 +442,12 @@ impl<'a> Validator<'a> {
                 }
             }
             MethodKind::Stream => {
+                if m.direction == Direction::ToClient {
+                    self.error(
+                        Diagnostic::error(m.name.span, "a `client { … }` block cannot declare a `stream`")
+                            .with_help("streams flow from the server to the client; declare it in the service body"),
+                    );
+                }
                 if m.returns.is_none() {
                     self.error(
                         Diagnostic::error(

@@ -91,6 +91,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Items buffered per subscription (default 1 024). A subscription whose consumer
+    /// falls further behind is closed with a "lagged" error; the others carry on.
+    pub fn subscription_buffer(mut self, items: usize) -> Self {
+        self.config.subscription_buffer = items.max(1);
+        self
+    }
+
     /// The methods the server may call on this client (server→client calls).
     pub fn router(mut self, router: Router) -> Self {
         self.router = router;
@@ -281,6 +288,15 @@ impl Client {
         E: ApplicationError,
     {
         self.peer.request(method, params, timeout).await
+    }
+
+    /// Subscribe to the stream `method`; see [`Peer::subscribe`].
+    pub async fn subscribe<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: impl Serialize,
+    ) -> Result<crate::Subscription<T>, Error> {
+        self.peer.subscribe(method, params).await
     }
 
     /// Send a notification (never answered).

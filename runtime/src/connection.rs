@@ -42,7 +42,10 @@ use crate::error::RpcError;
 use crate::message::{self, classify, parse_frame, Frame, FrameError, Incoming};
 use crate::params::Params;
 use crate::peer::{Peer, CANCEL_METHOD};
-use crate::router::{MethodFuture, MethodResult, Router};
+use crate::router::{
+    ItemStream, MethodFuture, MethodResult, Route, Router, SubscribeFuture, SubscribeMethod,
+};
+use crate::subscription::{unsubscribe_frame, Routed};
 
 /// How long the writer may take to send what is queued after the reader has finished.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -92,6 +95,14 @@ struct Shared {
     peer: Peer,
     in_flight: Arc<Semaphore>,
     running: Mutex<Running>,
+    streams: Mutex<Streams>,
+}
+
+/// The streams this side serves on the connection, by subscription id.
+#[derive(Default)]
+struct Streams {
+    next_id: u64,
+    active: HashMap<u64, AbortHandle>,
 }
 
 /// Where the answer of a call goes: straight out, or into its batch.
@@ -132,7 +143,12 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(setup.config.send_queue);
-    let peer = Peer::new(tx, setup.config.call_timeout, setup.config.max_message_size);
+    let peer = Peer::new(
+        tx,
+        setup.config.call_timeout,
+        setup.config.max_message_size,
+        setup.config.subscription_buffer,
+    );
     let connection_id = crate::context::ConnectionId::next();
     let ctx = Context::new(
         connection_id,
@@ -148,6 +164,7 @@ where
         ctx,
         peer: peer.clone(),
         running: Mutex::new(Running::default()),
+        streams: Mutex::new(Streams::default()),
     });
     let span = tracing::debug_span!("connection", id = %connection_id, remote = ?setup.remote_addr);
     let (sink, stream) = ws.split();
@@ -359,20 +376,53 @@ async fn handle_message(
                 }
                 return true;
             }
-            let Some(handler) = shared.router.get(&method) else {
+            if id.is_none() {
+                if let Some(params) = params {
+                    if route_to_subscription(shared, params, frame) {
+                        return true;
+                    }
+                }
+            }
+            let Some(route) = shared.router.get(&method) else {
                 if let Some(id) = id {
                     deliver(shared, reply, id.get(), Err(RpcError::method_not_found())).await;
                 }
                 return true;
             };
-            // Backpressure: wait for room before starting another call.
-            let permit = tokio::select! {
-                biased;
-                _ = close.cancelled() => return false,
-                p = shared.in_flight.clone().acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => return false,
-                },
+            let handler = match route {
+                Route::Call(handler) => handler,
+                Route::Unsubscribe => {
+                    let found = unsubscribe(shared, params);
+                    if let Some(id) = id {
+                        deliver(shared, reply, id.get(), Ok(found.to_string())).await;
+                    }
+                    return true;
+                }
+                Route::Subscribe(handler) => {
+                    // A subscription needs an id to answer with; as a notification it is
+                    // ignored.
+                    let Some(id) = id else { return true };
+                    let Some(permit) = acquire(shared, close).await else {
+                        return false;
+                    };
+                    let span = tracing::debug_span!("subscribe", method = &*method, id = id.get());
+                    let setup = span.in_scope(|| {
+                        start_subscribe(&**handler, shared.ctx.clone(), Params::new(params))
+                    });
+                    let task = subscribe(
+                        shared.clone(),
+                        setup,
+                        method.into(),
+                        id.get().into(),
+                        reply.clone(),
+                        permit,
+                    );
+                    tokio::spawn(task.instrument(span));
+                    return true;
+                }
+            };
+            let Some(permit) = acquire(shared, close).await else {
+                return false;
             };
             let span = tracing::debug_span!("call", method = &*method, id = id.map(|i| i.get()));
             let fut =
@@ -389,6 +439,140 @@ async fn handle_message(
         }
     }
     true
+}
+
+/// Backpressure: wait for room before starting another call. `None` if the connection
+/// is closing meanwhile.
+async fn acquire(shared: &Arc<Shared>, close: &CancellationToken) -> Option<OwnedSemaphorePermit> {
+    tokio::select! {
+        biased;
+        _ = close.cancelled() => None,
+        p = shared.in_flight.clone().acquire_owned() => p.ok(),
+    }
+}
+
+/// A notification for one of this side's subscriptions: hand it to the subscription.
+fn route_to_subscription(shared: &Shared, params: &RawValue, frame: &Utf8Bytes) -> bool {
+    let subs = shared.peer.subscriptions();
+    if subs.is_empty() || !params.get().starts_with('{') {
+        return false;
+    }
+    let mut unsubscribe = Vec::new();
+    let handled = matches!(subs.route(params, frame, &mut unsubscribe), Routed::Handled);
+    for (method, id) in unsubscribe {
+        tracing::debug!(%id, "subscription lagged or dropped; unsubscribing");
+        shared.peer.send_detached(unsubscribe_frame(&method, &id));
+    }
+    handled
+}
+
+/// Set up a stream: run the handler's setup, answer the subscription id, then forward
+/// the items until the stream ends, fails, or is unsubscribed.
+async fn subscribe(
+    shared: Arc<Shared>,
+    setup: SubscribeFuture,
+    method: Arc<str>,
+    call_id: Box<str>,
+    reply: Reply,
+    permit: OwnedSemaphorePermit,
+) {
+    let items = match CatchPanicSub(setup).await {
+        Ok(items) => items,
+        Err(e) => {
+            deliver(&shared, &reply, &call_id, Err(e)).await;
+            return;
+        }
+    };
+    let limit = shared.config.max_subscriptions;
+    let (abort, registration) = AbortHandle::new_pair();
+    let sub_id = {
+        let mut streams = shared.streams.lock().unwrap_or_else(|e| e.into_inner());
+        if streams.active.len() >= limit {
+            None
+        } else {
+            streams.next_id += 1;
+            let sub_id = streams.next_id;
+            streams.active.insert(sub_id, abort);
+            Some(sub_id)
+        }
+    };
+    let Some(sub_id) = sub_id else {
+        let err = RpcError::limit_exceeded(format!(
+            "too many subscriptions on this connection (the limit is {limit})"
+        ));
+        deliver(&shared, &reply, &call_id, Err(err)).await;
+        return;
+    };
+    // The answer goes out before the first item.
+    deliver(&shared, &reply, &call_id, Ok(sub_id.to_string())).await;
+    drop(permit);
+    tracing::debug!(sub_id, "subscription started");
+    let produced = Abortable::new(produce(&shared, &method, sub_id, items), registration).await;
+    shared
+        .streams
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .active
+        .remove(&sub_id);
+    if produced.is_err() {
+        tracing::debug!(sub_id, "subscription stopped by unsubscribe or disconnect");
+    }
+}
+
+/// Forward items as notifications; then announce the end (`"error": null`) or the failure.
+async fn produce(shared: &Shared, method: &str, sub_id: u64, mut items: ItemStream) {
+    let limit = shared.config.max_message_size;
+    loop {
+        let (result, error) = match items.next().await {
+            Some(Ok(item)) => (Some(item), None),
+            Some(Err(e)) => (None, Some(e)),
+            None => (None, None),
+        };
+        let end = result.is_none();
+        let mut frame =
+            message::subscription_frame(method, sub_id, result.as_deref(), error.as_ref());
+        if frame.len() > limit {
+            let err = RpcError::internal(format!(
+                "a stream item of {} bytes exceeds the limit of {limit} bytes",
+                frame.len()
+            ));
+            frame = message::subscription_frame(method, sub_id, None, Some(&err));
+            send(shared, frame).await;
+            return;
+        }
+        send(shared, frame).await;
+        if end {
+            return;
+        }
+    }
+}
+
+/// `Stream.unsubscribe` with `[ID]` (or `{"subscription": ID}`): stop that stream.
+fn unsubscribe(shared: &Shared, params: Option<&RawValue>) -> bool {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum UnsubscribeParams {
+        Positional((u64,)),
+        Named { subscription: u64 },
+    }
+    let sub_id = match params.map(|p| serde_json::from_str::<UnsubscribeParams>(p.get())) {
+        Some(Ok(UnsubscribeParams::Positional((id,))))
+        | Some(Ok(UnsubscribeParams::Named { subscription: id })) => id,
+        _ => return false,
+    };
+    let entry = shared
+        .streams
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .active
+        .remove(&sub_id);
+    match entry {
+        Some(abort) => {
+            abort.abort();
+            true
+        }
+        None => false,
+    }
 }
 
 /// Run a handler: inline if it completes on its first poll, else in a task of its own
@@ -461,6 +645,35 @@ async fn run(
         }
         .instrument(span),
     );
+}
+
+/// Start a stream handler; a panic while it decodes its params answers -32603.
+fn start_subscribe(
+    handler: &dyn SubscribeMethod,
+    ctx: Context,
+    params: Params<'_>,
+) -> SubscribeFuture {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| handler.subscribe(ctx, params))) {
+        Ok(fut) => fut,
+        Err(panic) => Box::pin(std::future::ready(Err(panicked(&*panic)))),
+    }
+}
+
+/// A stream's setup future whose panic becomes a `-32603` answer.
+struct CatchPanicSub(SubscribeFuture);
+
+impl Future for CatchPanicSub {
+    type Output = Result<ItemStream, RpcError>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Self::Output> {
+        let fut = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(panic) => Poll::Ready(Err(panicked(&*panic))),
+        }
+    }
 }
 
 /// Start a handler; a panic while it decodes its params answers -32603.
@@ -662,6 +875,13 @@ async fn finish(shared: &Shared, mut writer: tokio::task::JoinHandle<()>, reason
         running.calls.drain().map(|(_, (_, a))| a).collect()
     };
     for a in aborted {
+        a.abort();
+    }
+    let streams: Vec<_> = {
+        let mut streams = shared.streams.lock().unwrap_or_else(|e| e.into_inner());
+        streams.active.drain().map(|(_, a)| a).collect()
+    };
+    for a in streams {
         a.abort();
     }
     match reason {

@@ -27,6 +27,8 @@ pub mod code {
     pub const SERVER_SHUTTING_DOWN: i32 = -32001;
     /// A limit was exceeded (batch length, subscriptions, message size).
     pub const LIMIT_EXCEEDED: i32 = -32005;
+    /// A subscription was closed because its consumer fell behind.
+    pub const SUBSCRIPTION_LAGGED: i32 = -32006;
 
     /// `true` for the range JSON-RPC 2.0 reserves for implementation-defined errors.
     pub fn is_reserved(code: i32) -> bool {

@@ -67,6 +67,7 @@ mod params;
 mod peer;
 mod router;
 mod server;
+mod subscription;
 mod typed;
 
 pub use client::{Client, ClientBuilder};
@@ -75,8 +76,12 @@ pub use context::{ConnectionId, Context};
 pub use error::{code, ApplicationError, ConnectError, Error, NoAppError, RpcError};
 pub use params::{ParamDecoder, Params};
 pub use peer::{Peer, CANCEL_METHOD};
-pub use router::{Method, MethodFuture, MethodResult, Router};
+pub use router::{
+    ItemResult, ItemStream, Method, MethodFuture, MethodResult, Router, SubscribeFuture,
+    SubscribeMethod,
+};
 pub use server::{Refusal, Server, ServerBuilder, ServerHandle, SUBPROTOCOL};
+pub use subscription::{items, items_ok, Items, Subscription};
 pub use typed::{Bytes, Caller, Fault};
 
 /// The IDL's `json` type: any JSON value.
@@ -101,7 +106,8 @@ pub use tokio_tungstenite::tungstenite::http;
 pub mod __private {
     pub use crate::router::serialize_result;
     pub use crate::typed::{
-        call, notify, register_notify, register_rpc, NamedParams, ParamTuple, MAX_PARAMS,
+        call, notify, register_notify, register_rpc, register_stream, subscribe, NamedParams,
+        ParamTuple, MAX_PARAMS,
     };
     pub use serde;
     pub use serde_json;

@@ -216,16 +216,21 @@ pub(crate) fn write_result(out: &mut String, result: &str, id: &str) {
 
 /// Write an error response: `{"jsonrpc":"2.0","error":{…},"id":…}`.
 pub(crate) fn write_error(out: &mut String, error: &RpcError, id: &str) {
-    out.push_str(r#"{"jsonrpc":"2.0","error":{"code":"#);
-    let _ = write!(out, "{}", error.code);
-    out.push_str(r#","message":"#);
+    out.push_str(r#"{"jsonrpc":"2.0","error":"#);
+    write_error_object(out, error);
+    out.push_str(r#","id":"#);
+    out.push_str(id);
+    out.push('}');
+}
+
+/// Append an error object: `{"code":…,"message":…,"data":…}`.
+fn write_error_object(out: &mut String, error: &RpcError) {
+    let _ = write!(out, r#"{{"code":{},"message":"#, error.code);
     write_json_string(out, &error.message);
     if let Some(data) = &error.data {
         out.push_str(r#","data":"#);
         out.push_str(data.get());
     }
-    out.push_str(r#"},"id":"#);
-    out.push_str(id);
     out.push('}');
 }
 
@@ -241,6 +246,33 @@ pub(crate) fn write_request(out: &mut String, method: &str, params: Option<&str>
         let _ = write!(out, r#","id":{id}"#);
     }
     out.push('}');
+}
+
+/// A stream notification: an item (`"result"`), or the end (`"error": null`), or the
+/// failure (`"error": {…}`).
+pub(crate) fn subscription_frame(
+    method: &str,
+    sub_id: u64,
+    item: Option<&str>,
+    error: Option<&RpcError>,
+) -> String {
+    let mut out = String::with_capacity(64 + method.len() + item.map_or(0, str::len));
+    out.push_str(r#"{"jsonrpc":"2.0","method":"#);
+    write_json_string(&mut out, method);
+    let _ = write!(out, r#","params":{{"subscription":{sub_id},"#);
+    match (item, error) {
+        (Some(item), _) => {
+            out.push_str(r#""result":"#);
+            out.push_str(item);
+        }
+        (None, Some(e)) => {
+            out.push_str(r#""error":"#);
+            write_error_object(&mut out, e);
+        }
+        (None, None) => out.push_str(r#""error":null"#),
+    }
+    out.push_str("}}");
+    out
 }
 
 /// Append `s` as a JSON string literal.

@@ -149,6 +149,13 @@ fn strip_position(e: &serde_json::Error) -> String {
     }
 }
 
+/// The members of a JSON object, borrowed from its text.
+pub(crate) fn object_members(
+    text: &str,
+) -> Result<Vec<(std::borrow::Cow<'_, str>, &RawValue)>, serde_json::Error> {
+    serde_json::from_str::<Named<'_>>(text).map(|n| n.0)
+}
+
 /// A JSON object's members, borrowed.
 struct Named<'a>(Vec<(std::borrow::Cow<'a, str>, &'a RawValue)>);
 

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{ApplicationError, Error, NoAppError, RpcError};
 use crate::message;
+use crate::subscription::{PendingSub, SubEntry, SubState, SubTable, Subscription};
 
 /// The method name of cancellation notifications.
 pub const CANCEL_METHOD: &str = "$/cancelRequest";
@@ -47,10 +48,17 @@ impl RawResult {
 
 type Outcome = Result<RawResult, RpcError>;
 
+/// A call awaiting its response; a subscribe call also carries its subscription's parts,
+/// registered by the reader the moment the answer arrives (before any item can).
+struct PendingCall {
+    tx: oneshot::Sender<Outcome>,
+    sub: Option<PendingSub>,
+}
+
 /// Calls awaiting their response, and whether the connection is gone.
 #[derive(Default)]
 struct Pending {
-    calls: HashMap<u64, oneshot::Sender<Outcome>>,
+    calls: HashMap<u64, PendingCall>,
     /// Set once, when the connection closes: the reason given to every later call.
     closed: Option<Arc<str>>,
 }
@@ -61,7 +69,9 @@ pub(crate) struct PeerShared {
     next_id: AtomicU64,
     call_timeout: Duration,
     max_message_size: usize,
+    subscription_buffer: usize,
     closed: CancellationToken,
+    subs: SubTable,
 }
 
 /// A handle to the other end of a connection: call its methods and send it
@@ -102,6 +112,7 @@ impl Peer {
         tx: mpsc::Sender<Message>,
         call_timeout: Duration,
         max_message_size: usize,
+        subscription_buffer: usize,
     ) -> Self {
         Peer {
             shared: Arc::new(PeerShared {
@@ -110,7 +121,9 @@ impl Peer {
                 next_id: AtomicU64::new(1),
                 call_timeout,
                 max_message_size,
+                subscription_buffer: subscription_buffer.max(1),
                 closed: CancellationToken::new(),
+                subs: SubTable::default(),
             }),
         }
     }
@@ -163,6 +176,16 @@ impl Peer {
         params: Option<&str>,
         timeout: Option<Duration>,
     ) -> Result<RawResult, CallFailure> {
+        self.request_inner(method, params, timeout, None).await
+    }
+
+    async fn request_inner(
+        &self,
+        method: &str,
+        params: Option<&str>,
+        timeout: Option<Duration>,
+        sub: Option<PendingSub>,
+    ) -> Result<RawResult, CallFailure> {
         let shared = &*self.shared;
         let timeout = timeout.unwrap_or(shared.call_timeout);
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
@@ -180,7 +203,7 @@ impl Peer {
             if let Some(reason) = &pending.closed {
                 return Err(CallFailure::Other(Error::Disconnected(reason.to_string())));
             }
-            pending.calls.insert(id, tx);
+            pending.calls.insert(id, PendingCall { tx, sub });
         }
         // From here on, dropping this future (or timing out) cancels the call.
         let mut guard = CallGuard {
@@ -210,6 +233,33 @@ impl Peer {
             guard.armed = false;
         }
         result
+    }
+
+    /// Subscribe to the stream `method` with `params`: the server answers a subscription
+    /// id, then pushes items. See [`Subscription`].
+    pub async fn subscribe<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: impl Serialize,
+    ) -> Result<Subscription<T>, Error> {
+        self.subscribe_with::<T, NoAppError>(method, &params, None)
+            .await
+    }
+
+    /// The general form of [`Peer::subscribe`], used by generated clients: typed
+    /// application errors `E` (of the setup, and of the stream's failure), and a timeout for
+    /// the subscribe call.
+    pub async fn subscribe_with<T, E>(
+        &self,
+        method: &str,
+        params: &(impl Serialize + ?Sized),
+        timeout: Option<Duration>,
+    ) -> Result<Subscription<T, E>, Error<E>>
+    where
+        E: ApplicationError,
+    {
+        let params = encode_params(params).map_err(Error::Encode)?;
+        crate::Caller::subscribe(self, method, params, timeout).await
     }
 
     /// Send a notification: `method` with `params`, never answered.
@@ -269,10 +319,20 @@ impl Peer {
         let Ok(id) = id.get().parse::<u64>() else {
             return false;
         };
-        let Some(tx) = self.shared.lock().calls.remove(&id) else {
+        let Some(call) = self.shared.lock().calls.remove(&id) else {
             return false;
         };
-        let _ = tx.send(outcome.map(|raw| RawResult::new(frame, raw)));
+        if let (Some(sub), Ok(raw)) = (call.sub, &outcome) {
+            self.shared.subs.insert(
+                raw.get(),
+                SubEntry {
+                    tx: sub.tx,
+                    state: sub.state,
+                    method: sub.method,
+                },
+            );
+        }
+        let _ = call.tx.send(outcome.map(|raw| RawResult::new(frame, raw)));
         true
     }
 
@@ -288,11 +348,49 @@ impl Peer {
         };
         // Dropping the senders wakes each caller, who reads the reason.
         drop(calls);
+        self.shared.subs.close(reason);
         self.shared.closed.cancel();
     }
 
     pub(crate) fn sender(&self) -> &mpsc::Sender<Message> {
         &self.shared.tx
+    }
+
+    pub(crate) fn subscriptions(&self) -> &SubTable {
+        &self.shared.subs
+    }
+
+    /// Queue a frame without waiting (from `Drop` or the reader): at once if there is
+    /// room, else from a task of its own.
+    pub(crate) fn send_detached(&self, frame: String) {
+        send_detached(&self.shared.tx, Message::Text(frame.into()));
+    }
+
+    /// Subscribe to a stream: `method` with encoded params. See [`Subscription`].
+    pub(crate) async fn subscribe_raw<T, E>(
+        &self,
+        method: &str,
+        params: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> Result<Subscription<T, E>, CallFailure> {
+        let (tx, rx) = mpsc::channel(self.shared.subscription_buffer);
+        let state = Arc::new(SubState::default());
+        let method: Arc<str> = method.into();
+        let sub = PendingSub {
+            tx,
+            state: state.clone(),
+            method: method.clone(),
+        };
+        let raw = self
+            .request_inner(&method, params, timeout, Some(sub))
+            .await?;
+        Ok(Subscription::new(
+            rx,
+            state,
+            raw.json().into(),
+            method,
+            self.clone(),
+        ))
     }
 }
 
@@ -334,19 +432,23 @@ impl Drop for CallGuard<'_> {
         let mut frame = String::with_capacity(64);
         let params = format!(r#"{{"id":{}}}"#, self.id);
         message::write_request(&mut frame, CANCEL_METHOD, Some(&params), None);
-        let msg = Message::Text(frame.into());
-        match self.shared.tx.try_send(msg) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(msg)) => {
-                // The queue is busy; send it as soon as there is room.
-                if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                    let tx = self.shared.tx.clone();
-                    rt.spawn(async move {
-                        let _ = tx.send(msg).await;
-                    });
-                }
+        send_detached(&self.shared.tx, Message::Text(frame.into()));
+    }
+}
+
+/// Queue a message without waiting: at once if there is room, else from a task.
+fn send_detached(tx: &mpsc::Sender<Message>, msg: Message) {
+    match tx.try_send(msg) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(msg)) => {
+            // The queue is busy; send it as soon as there is room.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let tx = tx.clone();
+                rt.spawn(async move {
+                    let _ = tx.send(msg).await;
+                });
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
+        Err(mpsc::error::TrySendError::Closed(_)) => {}
     }
 }

@@ -19,6 +19,52 @@ pub type MethodResult = Result<String, RpcError>;
 /// it is created.
 pub type MethodFuture = Pin<Box<dyn Future<Output = MethodResult> + Send + 'static>>;
 
+/// One item of a stream, as JSON, or the error that ends the stream.
+pub type ItemResult = Result<String, RpcError>;
+
+/// A stream handler's items, type-erased.
+pub type ItemStream = Pin<Box<dyn futures_util::Stream<Item = ItemResult> + Send + 'static>>;
+
+/// What a stream handler's setup produces: the items, or an error answering the call.
+pub type SubscribeFuture =
+    Pin<Box<dyn Future<Output = Result<ItemStream, RpcError>> + Send + 'static>>;
+
+/// A stream (subscription) handler, type-erased.
+pub trait SubscribeMethod: Send + Sync + 'static {
+    /// Decode `params` and start producing items.
+    fn subscribe(&self, ctx: Context, params: Params<'_>) -> SubscribeFuture;
+}
+
+struct FnSubscribe<F>(F);
+
+impl<F, Fut, S, T> SubscribeMethod for FnSubscribe<F>
+where
+    F: Fn(Context, Params<'_>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<S, RpcError>> + Send + 'static,
+    S: futures_util::Stream<Item = Result<T, RpcError>> + Send + 'static,
+    T: Serialize + 'static,
+{
+    fn subscribe(&self, ctx: Context, params: Params<'_>) -> SubscribeFuture {
+        let fut = (self.0)(ctx, params);
+        Box::pin(async move {
+            let items = fut.await?;
+            let items: ItemStream = Box::pin(futures_util::StreamExt::map(items, serialize_result));
+            Ok(items)
+        })
+    }
+}
+
+/// What a name routes to.
+#[derive(Clone)]
+pub(crate) enum Route {
+    /// A request or notification handler.
+    Call(Arc<dyn Method>),
+    /// A stream: the call answers a subscription id, then items follow.
+    Subscribe(Arc<dyn SubscribeMethod>),
+    /// `Stream.unsubscribe`.
+    Unsubscribe,
+}
+
 /// A method handler, type-erased. Generated code and [`Router::method`] build these.
 pub trait Method: Send + Sync + 'static {
     /// Decode `params` (synchronously, borrowing the frame) and start the call.
@@ -70,7 +116,7 @@ fn serialize_failure(e: serde_json::Error) -> RpcError {
 /// ```
 #[derive(Clone, Default)]
 pub struct Router {
-    methods: HashMap<Box<str>, Arc<dyn Method>>,
+    methods: HashMap<Box<str>, Route>,
 }
 
 impl Router {
@@ -89,7 +135,47 @@ impl Router {
         T: Serialize,
     {
         self.methods
-            .insert(name.into(), Arc::new(FnMethod(handler)));
+            .insert(name.into(), Route::Call(Arc::new(FnMethod(handler))));
+        self
+    }
+
+    /// Register a stream under a wire name (and `{name}.unsubscribe`). The closure
+    /// decodes the params and returns a future that sets the stream up; each item of the
+    /// stream is sent as a notification, and an `Err` item ends the stream with that error.
+    ///
+    /// ```
+    /// use wirecall::{Router, RpcError};
+    ///
+    /// let mut router = Router::new();
+    /// router.subscription("count", |_ctx, params| {
+    ///     let n = params.decoder(&["n"]).and_then(|mut p| p.next_param::<u64>());
+    ///     async move {
+    ///         let n = n?;
+    ///         Ok::<_, RpcError>(futures_util::stream::iter((0..n).map(Ok::<_, RpcError>)))
+    ///     }
+    /// });
+    /// assert!(router.contains("count") && router.contains("count.unsubscribe"));
+    /// ```
+    pub fn subscription<F, Fut, S, T>(&mut self, name: impl Into<Box<str>>, handler: F) -> &mut Self
+    where
+        F: Fn(Context, Params<'_>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<S, RpcError>> + Send + 'static,
+        S: futures_util::Stream<Item = Result<T, RpcError>> + Send + 'static,
+        T: Serialize + 'static,
+    {
+        self.subscription_boxed(name, Arc::new(FnSubscribe(handler)))
+    }
+
+    /// Register a type-erased stream handler (and its `.unsubscribe`).
+    pub fn subscription_boxed(
+        &mut self,
+        name: impl Into<Box<str>>,
+        handler: Arc<dyn SubscribeMethod>,
+    ) -> &mut Self {
+        let name = name.into();
+        self.methods
+            .insert(format!("{name}.unsubscribe").into(), Route::Unsubscribe);
+        self.methods.insert(name, Route::Subscribe(handler));
         self
     }
 
@@ -99,7 +185,7 @@ impl Router {
         name: impl Into<Box<str>>,
         handler: Arc<dyn Method>,
     ) -> &mut Self {
-        self.methods.insert(name.into(), handler);
+        self.methods.insert(name.into(), Route::Call(handler));
         self
     }
 
@@ -119,7 +205,7 @@ impl Router {
         self.methods.keys().map(|k| &**k)
     }
 
-    pub(crate) fn get(&self, name: &str) -> Option<&Arc<dyn Method>> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Route> {
         self.methods.get(name)
     }
 }

@@ -19,6 +19,7 @@ use crate::error::{code, ApplicationError, Error, NoAppError, RpcError};
 use crate::params::Params;
 use crate::peer::{encode_params, CallFailure, Peer};
 use crate::router::Router;
+use crate::subscription::{Items, Subscription};
 
 /// Why a handler failed: one of the method's typed application errors, or any JSON-RPC
 /// error. `?` converts both (and the errors of calls the handler makes to its peer).
@@ -104,6 +105,16 @@ pub trait Caller: Clone + Send + Sync + 'static {
         R: DeserializeOwned,
         E: ApplicationError;
 
+    /// Subscribe to a stream with params already encoded.
+    fn subscribe<T, E>(
+        &self,
+        method: &str,
+        params: Option<String>,
+        timeout: Option<Duration>,
+    ) -> impl Future<Output = Result<Subscription<T, E>, Error<E>>> + Send
+    where
+        E: ApplicationError;
+
     /// Send a notification with params already encoded.
     fn notify(
         &self,
@@ -123,21 +134,41 @@ impl Caller for Peer {
         R: DeserializeOwned,
         E: ApplicationError,
     {
-        match self.request_raw(method, params.as_deref(), timeout).await {
-            Ok(raw) => serde_json::from_str(raw.json()).map_err(Error::Decode),
-            Err(CallFailure::Rpc(err)) if err.code == code::REQUEST_CANCELLED => {
-                Err(Error::Cancelled)
-            }
-            Err(CallFailure::Rpc(err)) => Err(match E::from_rpc_error(&err) {
-                Some(app) => Error::App(app),
-                None => Error::Rpc(err),
-            }),
-            Err(CallFailure::Other(e)) => Err(e.widen()),
-        }
+        let raw = self
+            .request_raw(method, params.as_deref(), timeout)
+            .await
+            .map_err(failure_to_error)?;
+        serde_json::from_str(raw.json()).map_err(Error::Decode)
+    }
+
+    async fn subscribe<T, E>(
+        &self,
+        method: &str,
+        params: Option<String>,
+        timeout: Option<Duration>,
+    ) -> Result<Subscription<T, E>, Error<E>>
+    where
+        E: ApplicationError,
+    {
+        self.subscribe_raw(method, params.as_deref(), timeout)
+            .await
+            .map_err(failure_to_error)
     }
 
     async fn notify(&self, method: &str, params: Option<String>) -> Result<(), Error> {
         self.notify_raw(method, params.as_deref()).await
+    }
+}
+
+/// A failed call as the caller sees it: typed application errors recognized.
+fn failure_to_error<E: ApplicationError>(failure: CallFailure) -> Error<E> {
+    match failure {
+        CallFailure::Rpc(err) if err.code == code::REQUEST_CANCELLED => Error::Cancelled,
+        CallFailure::Rpc(err) => match E::from_rpc_error(&err) {
+            Some(app) => Error::App(app),
+            None => Error::Rpc(err),
+        },
+        CallFailure::Other(e) => e.widen(),
     }
 }
 
@@ -153,6 +184,18 @@ impl Caller for Client {
         E: ApplicationError,
     {
         Caller::request(self.peer(), method, params, timeout)
+    }
+
+    fn subscribe<T, E>(
+        &self,
+        method: &str,
+        params: Option<String>,
+        timeout: Option<Duration>,
+    ) -> impl Future<Output = Result<Subscription<T, E>, Error<E>>> + Send
+    where
+        E: ApplicationError,
+    {
+        Caller::subscribe(self.peer(), method, params, timeout)
     }
 
     fn notify(
@@ -350,6 +393,52 @@ where
 {
     let params = encode_params(params).map_err(Error::Encode)?;
     caller.request(method, params, timeout).await
+}
+
+/// Subscribe to a typed stream through a [`Caller`].
+pub async fn subscribe<C, P, T, E>(
+    caller: &C,
+    method: &'static str,
+    params: &P,
+    timeout: Option<Duration>,
+) -> Result<Subscription<T, E>, Error<E>>
+where
+    C: Caller,
+    P: Serialize + ?Sized,
+    E: ApplicationError,
+{
+    let params = encode_params(params).map_err(Error::Encode)?;
+    caller.subscribe(method, params, timeout).await
+}
+
+/// Mount a `stream` handler of a generated server trait.
+pub fn register_stream<S, A, F, Fut, T, E>(
+    router: &mut Router,
+    name: &'static str,
+    names: &'static [&'static str],
+    service: &Arc<S>,
+    handler: F,
+) where
+    S: Send + Sync + 'static + ?Sized,
+    A: ParamTuple + Send + 'static,
+    F: Fn(Arc<S>, Context, A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Items<T, E>, Fault<E>>> + Send + 'static,
+    T: Serialize + 'static,
+    E: ApplicationError + 'static,
+{
+    let service = service.clone();
+    router.subscription(name, move |ctx, params| {
+        let call = A::decode(params, names).map(|args| handler(service.clone(), ctx, args));
+        async move {
+            let items = match call {
+                Ok(fut) => fut.await.map_err(Fault::into_rpc_error)?,
+                Err(e) => return Err(e),
+            };
+            Ok(futures_util::StreamExt::map(items, |item| {
+                item.map_err(Fault::into_rpc_error)
+            }))
+        }
+    });
 }
 
 /// Send a typed notification through a [`Caller`].

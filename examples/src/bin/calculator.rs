@@ -100,6 +100,12 @@ async fn demo() -> Result<(), Box<dyn std::error::Error>> {
         other => println!("sleep(1000) = {other:?} (unexpected)"),
     }
     println!("sleep(10) = {}", calc.sleep(10).await?);
+    let mut ticks = calc.ticks(5, 20).await?;
+    print!("ticks(5, 20) =");
+    while let Some(tick) = ticks.next().await {
+        print!(" {}", tick?);
+    }
+    println!(" (stream ended)");
 
     client.close().await;
     server.shutdown().await;

@@ -119,6 +119,15 @@ pub trait Calculator: ::core::marker::Send + ::core::marker::Sync + 'static {
         ctx: ::wirecall::Context,
         message: ::std::string::String,
     ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send;
+    /// Yields 0, 1, …, `count - 1`, one every `every_ms` milliseconds, then ends.
+    fn ticks(
+        &self,
+        ctx: ::wirecall::Context,
+        count: u32,
+        every_ms: u32,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<::wirecall::Items<u64>, ::wirecall::Fault>,
+    > + ::core::marker::Send;
     /// Mount this implementation's server-side methods on a new `wirecall::Router`.
     #[allow(deprecated)]
     fn into_router(self) -> ::wirecall::Router
@@ -212,6 +221,17 @@ pub trait Calculator: ::core::marker::Send + ::core::marker::Sync + 'static {
                 __ctx: ::wirecall::Context,
                 (message,): (::std::string::String,)|
             async move { __service.log(__ctx, message).await },
+        );
+        ::wirecall::__private::register_stream(
+            &mut router,
+            "Calculator.ticks",
+            &["count", "every_ms"],
+            &service,
+            |
+                __service: ::std::sync::Arc<Self>,
+                __ctx: ::wirecall::Context,
+                (count, every_ms): (u32, u32)|
+            async move { __service.ticks(__ctx, count, every_ms).await },
         );
         router
     }
@@ -347,6 +367,23 @@ impl<C: ::wirecall::Caller> CalculatorClient<C> {
                 &self.caller,
                 "Calculator.log",
                 &::wirecall::__private::NamedParams(&["message"], (&message,)),
+            )
+            .await
+    }
+    /// Yields 0, 1, …, `count - 1`, one every `every_ms` milliseconds, then ends.
+    pub async fn ticks(
+        &self,
+        count: u32,
+        every_ms: u32,
+    ) -> ::core::result::Result<::wirecall::Subscription<u64>, ::wirecall::Error> {
+        ::wirecall::__private::subscribe(
+                &self.caller,
+                "Calculator.ticks",
+                &::wirecall::__private::NamedParams(
+                    &["count", "every_ms"],
+                    (&count, &every_ms),
+                ),
+                self.timeout,
             )
             .await
     }

@@ -202,6 +202,17 @@ pub trait Kitchen: ::core::marker::Send + ::core::marker::Sync + 'static {
         ctx: ::wirecall::Context,
         at: u64,
     ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send;
+    /// Handles `Kitchen.watch`.
+    fn watch(
+        &self,
+        ctx: ::wirecall::Context,
+        id: u64,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<
+            ::wirecall::Items<Shape, Oops>,
+            ::wirecall::Fault<Oops>,
+        >,
+    > + ::core::marker::Send;
     /// Mount this implementation's server-side methods on a new `wirecall::Router`.
     #[allow(deprecated)]
     fn into_router(self) -> ::wirecall::Router
@@ -251,6 +262,17 @@ pub trait Kitchen: ::core::marker::Send + ::core::marker::Sync + 'static {
                 __ctx: ::wirecall::Context,
                 (at,): (u64,)|
             async move { __service.ping(__ctx, at).await },
+        );
+        ::wirecall::__private::register_stream(
+            &mut router,
+            "Kitchen.watch",
+            &["id"],
+            &service,
+            |
+                __service: ::std::sync::Arc<Self>,
+                __ctx: ::wirecall::Context,
+                (id,): (u64,)|
+            async move { __service.watch(__ctx, id).await },
         );
         router
     }
@@ -324,6 +346,22 @@ impl<C: ::wirecall::Caller> KitchenClient<C> {
                 &self.caller,
                 "Kitchen.ping",
                 &::wirecall::__private::NamedParams(&["at"], (&at,)),
+            )
+            .await
+    }
+    /// Calls `Kitchen.watch`.
+    pub async fn watch(
+        &self,
+        id: u64,
+    ) -> ::core::result::Result<
+        ::wirecall::Subscription<Shape, Oops>,
+        ::wirecall::Error<Oops>,
+    > {
+        ::wirecall::__private::subscribe(
+                &self.caller,
+                "Kitchen.watch",
+                &::wirecall::__private::NamedParams(&["id"], (&id,)),
+                self.timeout,
             )
             .await
     }

@@ -1,0 +1,97 @@
+//! The chat example: rooms, `join`/`say` calls, and a `messages` stream fanned out to
+//! every member.
+//!
+//! ```text
+//! cargo run -p wirecall-examples --bin chat                         # demo: several clients
+//! cargo run -p wirecall-examples --bin chat -- serve 127.0.0.1:9001  # server only
+//! ```
+
+use std::time::Duration;
+
+use wirecall::{Client, Server};
+use wirecall_examples::chat::{Chat, ChatClient, ChatError, ChatServer};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] => demo().await,
+        ["serve", addr] => {
+            let server = Server::bind(addr, ChatServer::default().into_router()).await?;
+            println!("listening on {}", server.url());
+            tokio::signal::ctrl_c().await?;
+            server.shutdown().await;
+            Ok(())
+        }
+        _ => {
+            eprintln!("usage: chat [serve ADDR]");
+            std::process::exit(2);
+        }
+    }
+}
+
+async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    let server = Server::bind("127.0.0.1:0", ChatServer::default().into_router()).await?;
+    println!("chat server on {}", server.url());
+
+    let names = ["alice", "bob", "carol"];
+    let mut members = Vec::new();
+    let mut listeners = Vec::new();
+    for name in names {
+        let chat = ChatClient::new(Client::connect(&server.url()).await?);
+        let count = chat.join("lobby".into(), name.into()).await?;
+        println!(
+            "{name} joined the lobby ({count} member{})",
+            if count == 1 { "" } else { "s" }
+        );
+        // Each member listens to the room in a task of its own.
+        let mut messages = chat.messages("lobby".into()).await?;
+        listeners.push(tokio::spawn(async move {
+            let mut heard = Vec::new();
+            let ended = loop {
+                match messages.next().await {
+                    Some(Ok(m)) => heard.push(format!("{}: {}", m.from, m.text)),
+                    Some(Err(wirecall::Error::App(ChatError::RoomClosed { room }))) => {
+                        break format!("room {room} closed");
+                    }
+                    Some(Err(e)) => break format!("failed: {e}"),
+                    None => break "ended".to_string(),
+                }
+            };
+            (name, heard, ended)
+        }));
+        members.push((name, chat));
+    }
+
+    for (name, chat) in &members {
+        chat.say("lobby".into(), format!("hi, I am {name}")).await?;
+    }
+    match members[0].1.say("lobby".into(), String::new()).await {
+        Err(wirecall::Error::App(e)) => println!("alice says nothing: {e}"),
+        other => println!("alice says nothing: {other:?} (unexpected)"),
+    }
+    let outsider = ChatClient::new(Client::connect(&server.url()).await?);
+    match outsider.say("lobby".into(), "let me in".into()).await {
+        Err(wirecall::Error::App(e)) => println!("an outsider says something: {e}"),
+        other => println!("an outsider says something: {other:?} (unexpected)"),
+    }
+
+    // Let the messages reach everyone, then close the room: every stream ends.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    members[0].1.close("lobby".into()).await?;
+    for listener in listeners {
+        let (name, heard, ended) = listener.await?;
+        println!(
+            "{name} heard {} messages: {}; then: {ended}",
+            heard.len(),
+            heard.join(" | ")
+        );
+    }
+    server.shutdown().await;
+    Ok(())
+}

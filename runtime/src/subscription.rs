@@ -1,0 +1,342 @@
+//! Streams (subscriptions): the server pushes items until the stream ends.
+//!
+//! On the wire (see `docs/PROTOCOL.md`): calling `Service.m` answers a subscription id;
+//! items arrive as notifications `{"method":"Service.m","params":{"subscription":ID,"result":ITEM}}`;
+//! the end is one more notification with `"error"` instead of `"result"` (`null` when the
+//! stream completed, an error object when it failed); `Service.m.unsubscribe` with `[ID]`
+//! stops it early.
+//!
+//! Client side, each subscription has a bounded buffer between the connection's reader and
+//! the application. The reader never waits for a slow consumer (that would stall every
+//! other call on the connection): when a buffer is full, that subscription alone ends with
+//! a "lagged" error and the server is told to stop it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context as TaskContext, Poll};
+
+use futures_util::Stream;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::error::{code, ApplicationError, Error, NoAppError, RpcError};
+use crate::message;
+use crate::peer::{Peer, RawResult};
+use crate::typed::Fault;
+
+/// What a stream handler returns: a stream of items, each an item or the error that ends
+/// the stream. Build one with [`items`] or [`items_ok`].
+pub type Items<T, E = NoAppError> =
+    Pin<Box<dyn Stream<Item = Result<T, Fault<E>>> + Send + 'static>>;
+
+/// Box a stream of `Result` items as a handler's [`Items`].
+pub fn items<T, E, S>(stream: S) -> Items<T, E>
+where
+    S: Stream<Item = Result<T, Fault<E>>> + Send + 'static,
+{
+    Box::pin(stream)
+}
+
+/// Box a stream of plain items (that cannot fail) as a handler's [`Items`].
+pub fn items_ok<T, E, S>(stream: S) -> Items<T, E>
+where
+    S: Stream<Item = T> + Send + 'static,
+    T: 'static,
+    E: 'static,
+{
+    Box::pin(futures_util::StreamExt::map(stream, Ok))
+}
+
+impl RpcError {
+    /// The error that ends a subscription whose consumer fell behind.
+    pub fn lagged(detail: impl fmt::Display) -> Self {
+        RpcError::new(code::SUBSCRIPTION_LAGGED, "Subscription lagged")
+            .with_data(detail.to_string())
+    }
+
+    /// `true` for [`RpcError::lagged`].
+    pub fn is_lagged(&self) -> bool {
+        self.code == code::SUBSCRIPTION_LAGGED
+    }
+}
+
+/// How a subscription ended, as seen by the client.
+#[derive(Clone, Debug)]
+pub(crate) enum End {
+    /// The server said the stream is complete.
+    Completed,
+    /// The server said the stream failed.
+    Failed(RpcError),
+    /// The consumer fell behind; the subscription was dropped.
+    Lagged(usize),
+    /// The connection closed.
+    Disconnected(String),
+}
+
+/// Shared between the connection (which ends a subscription) and its consumer.
+#[derive(Debug, Default)]
+pub(crate) struct SubState {
+    end: Mutex<Option<End>>,
+}
+
+impl SubState {
+    fn lock(&self) -> MutexGuard<'_, Option<End>> {
+        self.end.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set(&self, end: End) {
+        let mut slot = self.lock();
+        if slot.is_none() {
+            *slot = Some(end);
+        }
+    }
+}
+
+/// A client-side subscription in the connection's table.
+pub(crate) struct SubEntry {
+    pub(crate) tx: mpsc::Sender<RawResult>,
+    pub(crate) state: Arc<SubState>,
+    /// The stream's method name, for the unsubscribe message.
+    pub(crate) method: Arc<str>,
+}
+
+/// The client-side subscriptions of a connection, by subscription id (as JSON text).
+#[derive(Default)]
+pub(crate) struct SubTable {
+    subs: Mutex<HashMap<Box<str>, SubEntry>>,
+}
+
+/// What the reader did with a notification.
+pub(crate) enum Routed {
+    /// It was for a subscription and has been handled.
+    Handled,
+    /// Not a subscription notification: handle it as a normal notification.
+    NotMine,
+}
+
+impl SubTable {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Box<str>, SubEntry>> {
+        self.subs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    pub(crate) fn insert(&self, id: &str, entry: SubEntry) {
+        self.lock().insert(id.into(), entry);
+    }
+
+    /// Remove a subscription (e.g. its consumer dropped it); `true` if it was active.
+    pub(crate) fn remove(&self, id: &str) -> bool {
+        self.lock().remove(id).is_some()
+    }
+
+    /// Route a notification whose params may be `{"subscription": ID, "result"|"error": …}`.
+    /// Returns the ids whose consumers are gone or lagging, to unsubscribe on the server.
+    pub(crate) fn route(
+        &self,
+        params: &RawValue,
+        frame: &Utf8Bytes,
+        unsubscribe: &mut Vec<(Arc<str>, Box<str>)>,
+    ) -> Routed {
+        let Ok(members) = crate::params::object_members(params.get()) else {
+            return Routed::NotMine;
+        };
+        let mut id = None;
+        let mut result = None;
+        let mut error = None;
+        for (key, value) in members {
+            match key.as_ref() {
+                "subscription" => id = Some(value),
+                "result" => result = Some(value),
+                "error" => error = Some(value),
+                _ => {}
+            }
+        }
+        let Some(id) = id else {
+            return Routed::NotMine;
+        };
+        let mut subs = self.lock();
+        let Some(entry) = subs.get(id.get()) else {
+            return Routed::NotMine;
+        };
+        match (result, error) {
+            (Some(item), _) => match entry.tx.try_send(RawResult::new(frame, item)) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    let capacity = entry.tx.max_capacity();
+                    entry.state.set(End::Lagged(capacity));
+                    if let Some((key, entry)) = subs.remove_entry(id.get()) {
+                        unsubscribe.push((entry.method, key));
+                    }
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    // The consumer is gone without unsubscribing (its call was dropped).
+                    if let Some((key, entry)) = subs.remove_entry(id.get()) {
+                        unsubscribe.push((entry.method, key));
+                    }
+                }
+            },
+            (None, Some(error)) => {
+                let end = if error.get() == "null" {
+                    End::Completed
+                } else {
+                    match serde_json::from_str::<RpcError>(error.get()) {
+                        Ok(e) => End::Failed(e),
+                        Err(_) => End::Failed(
+                            RpcError::new(code::INTERNAL_ERROR, "Subscription failed")
+                                .with_data(error.get()),
+                        ),
+                    }
+                };
+                entry.state.set(end);
+                subs.remove(id.get());
+            }
+            (None, None) => return Routed::NotMine,
+        }
+        Routed::Handled
+    }
+
+    /// The connection closed: end every subscription.
+    pub(crate) fn close(&self, reason: &str) {
+        for (_, entry) in self.lock().drain() {
+            entry.state.set(End::Disconnected(reason.to_string()));
+        }
+    }
+}
+
+/// The unsubscribe message of a stream: `{method}.unsubscribe` with `[ID]`, as a
+/// notification (nothing waits for its answer).
+pub(crate) fn unsubscribe_frame(method: &str, id: &str) -> String {
+    let mut frame = String::with_capacity(64 + method.len());
+    let params = format!("[{id}]");
+    message::write_request(
+        &mut frame,
+        &format!("{method}.unsubscribe"),
+        Some(&params),
+        None,
+    );
+    frame
+}
+
+/// Parts of a new client-side subscription, created before the subscribe request is
+/// sent so that the reader can register it the moment the answer arrives.
+pub(crate) struct PendingSub {
+    pub(crate) tx: mpsc::Sender<RawResult>,
+    pub(crate) state: Arc<SubState>,
+    pub(crate) method: Arc<str>,
+}
+
+/// A stream of items from the server: `Stream<Item = Result<T, Error<E>>>`.
+///
+/// It yields each item in order, then ends (`None`) when the server completes the stream.
+/// If the stream fails — the server's error (`Error::App(E)` for the method's typed errors),
+/// falling behind ([`RpcError::is_lagged`]), or a lost connection (`Error::Disconnected`) —
+/// it yields that one error, then ends. Dropping it unsubscribes.
+pub struct Subscription<T, E = NoAppError> {
+    rx: mpsc::Receiver<RawResult>,
+    state: Arc<SubState>,
+    id: Box<str>,
+    method: Arc<str>,
+    peer: Peer,
+    finished: bool,
+    _item: PhantomData<fn() -> (T, E)>,
+}
+
+impl<T, E> fmt::Debug for Subscription<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("method", &self.method)
+            .field("id", &self.id)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, E> Subscription<T, E> {
+    pub(crate) fn new(
+        rx: mpsc::Receiver<RawResult>,
+        state: Arc<SubState>,
+        id: Box<str>,
+        method: Arc<str>,
+        peer: Peer,
+    ) -> Self {
+        Subscription {
+            rx,
+            state,
+            id,
+            method,
+            peer,
+            finished: false,
+            _item: PhantomData,
+        }
+    }
+
+    /// The subscription id the server gave (as JSON text).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Stop the stream now: the server is told to stop producing. Same as dropping it.
+    pub fn unsubscribe(self) {}
+}
+
+impl<T: DeserializeOwned, E: ApplicationError> Subscription<T, E> {
+    /// The next item; `None` once the stream has ended. Same as `StreamExt::next`.
+    pub async fn next(&mut self) -> Option<Result<T, Error<E>>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+}
+
+impl<T, E> Unpin for Subscription<T, E> {}
+
+impl<T: DeserializeOwned, E: ApplicationError> Stream for Subscription<T, E> {
+    type Item = Result<T, Error<E>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        if self.finished {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(raw)) => Poll::Ready(Some(
+                serde_json::from_str(raw.json()).map_err(Error::Decode),
+            )),
+            Poll::Ready(None) => {
+                self.finished = true;
+                let end = self.state.lock().clone();
+                Poll::Ready(match end {
+                    Some(End::Completed) | None => None,
+                    Some(End::Failed(e)) => Some(Err(app_or_rpc(e))),
+                    Some(End::Lagged(n)) => Some(Err(Error::Rpc(RpcError::lagged(format!(
+                        "the consumer fell {n} items behind; the subscription was closed"
+                    ))))),
+                    Some(End::Disconnected(reason)) => Some(Err(Error::Disconnected(reason))),
+                })
+            }
+        }
+    }
+}
+
+fn app_or_rpc<E: ApplicationError>(e: RpcError) -> Error<E> {
+    match E::from_rpc_error(&e) {
+        Some(app) => Error::App(app),
+        None => Error::Rpc(e),
+    }
+}
+
+impl<T, E> Drop for Subscription<T, E> {
+    fn drop(&mut self) {
+        // Still active on the server (not ended by it, nor by the connection)?
+        if self.peer.subscriptions().remove(&self.id) {
+            let frame = unsubscribe_frame(&self.method, &self.id);
+            self.peer.send_detached(frame);
+        }
+    }
+}
