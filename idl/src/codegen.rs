@@ -552,6 +552,7 @@ fn client_struct(
             },
             MethodKind::Rpc => {
                 let ret = m.returns.as_ref().map_or(quote!(()), rust_type);
+                let idempotent = m.is_idempotent();
                 let err = match throws_type(m) {
                     Some(e) => quote!(::wirecall::Error<#e>),
                     None => quote!(::wirecall::Error),
@@ -559,7 +560,7 @@ fn client_struct(
                 quote! {
                     #doc #mdep
                     pub async fn #method(&self, #(#params: #types),*) -> ::core::result::Result<#ret, #err> {
-                        ::wirecall::__private::call(&self.caller, #wire, #args, self.timeout).await
+                        ::wirecall::__private::call(&self.caller, #wire, #args, self.timeout, #idempotent).await
                     }
                 }
             }

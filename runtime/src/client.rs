@@ -1,23 +1,117 @@
-//! The client: connects to a server, calls its methods, and serves the methods the server
-//! may call back (`client { … }` in the IDL).
+//! The client: connects to a server, calls its methods, serves the methods the server may
+//! call back (`client { … }` in the IDL), and reconnects when the connection drops.
+//!
+//! Reconnect semantics (on by default, see [`Reconnect`]):
+//! - calls made while disconnected wait for the connection, within their own timeout;
+//! - calls in flight when the connection drops fail with [`Error::Disconnected`], except
+//!   idempotent ones (IDL `@idempotent`), which are sent again on the new connection;
+//!   a call that had not been sent yet is always sent on the new connection;
+//! - subscriptions resubscribe by themselves and carry on (items produced while
+//!   disconnected are lost: each resubscription is a fresh stream);
+//! - the methods registered with [`ClientBuilder::router`] stay registered;
+//! - with several URLs ([`ClientBuilder::connect_any`]), each attempt tries the next one.
 
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::{BoxFuture, FutureExt, Shared};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::error::{ProtocolError, SubProtocolError, UrlError};
 use tokio_tungstenite::tungstenite::http::{header, HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, ConnectionConfig};
 use crate::connection::{self, CloseReason, Setup};
 use crate::error::{ApplicationError, ConnectError, Error};
-use crate::peer::Peer;
+use crate::peer::{encode_params, CallFailure, Peer, RawResult};
 use crate::router::Router;
 use crate::server::SUBPROTOCOL;
+use crate::subscription::{RawSub, Subscription};
+use crate::typed::CallOptions;
+
+type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// When and how a client reconnects after its connection drops.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reconnect {
+    /// Reconnect at all (default `true`).
+    pub enabled: bool,
+    /// The wait before the first attempt (default 100 ms); it doubles with each failure…
+    pub initial_backoff: Duration,
+    /// …up to this (default 30 s).
+    pub max_backoff: Duration,
+    /// Wait a random time between half and all of the backoff, so that many clients do not
+    /// reconnect in step (default `true`).
+    pub jitter: bool,
+    /// Give up after this many failed attempts in a row (default: never).
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Reconnect {
+            enabled: true,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(30),
+            jitter: true,
+            max_attempts: None,
+        }
+    }
+}
+
+impl Reconnect {
+    /// Never reconnect: when the connection drops, the client is closed.
+    pub fn disabled() -> Self {
+        Reconnect {
+            enabled: false,
+            ..Reconnect::default()
+        }
+    }
+
+    /// The wait before attempt `attempt` (1-based).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = attempt.saturating_sub(1).min(31);
+        let base = self
+            .initial_backoff
+            .saturating_mul(1u32 << exp)
+            .min(self.max_backoff);
+        if self.jitter {
+            let half = base / 2;
+            half + half.mul_f64(fastrand::f64())
+        } else {
+            base
+        }
+    }
+}
+
+/// Where a client's connection stands. Watch it with [`Client::state`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Connected to this URL.
+    Connected {
+        /// The server's URL.
+        url: String,
+    },
+    /// The connection dropped; reconnecting.
+    Reconnecting {
+        /// Attempts made so far since the drop.
+        attempt: u32,
+        /// Why the last connection or attempt ended.
+        reason: String,
+    },
+    /// Closed for good: by [`Client::close`], because reconnecting is off, or because it gave up.
+    Closed {
+        /// Why.
+        reason: String,
+    },
+}
 
 /// Configures and opens a client connection.
 ///
@@ -39,27 +133,25 @@ pub struct ClientBuilder {
     router: Router,
     headers: Vec<(String, String)>,
     offer_subprotocol: bool,
+    reconnect: Reconnect,
 }
 
 impl Default for ClientBuilder {
     fn default() -> Self {
-        let config = ConnectionConfig {
-            // The server pings; a client that also pings finds dead servers sooner.
-            ping_interval: Some(config::DEFAULT_PING_INTERVAL),
-            ..ConnectionConfig::default()
-        };
         ClientBuilder {
-            config,
+            config: ConnectionConfig::default(),
             handshake_timeout: config::DEFAULT_HANDSHAKE_TIMEOUT,
             router: Router::new(),
             headers: Vec::new(),
             offer_subprotocol: true,
+            reconnect: Reconnect::default(),
         }
     }
 }
 
 impl ClientBuilder {
-    /// Default timeout of every call (default 30 s); a call can set its own.
+    /// Default timeout of every call (default 30 s); a call can set its own. The timeout
+    /// covers waiting for a connection, sending, and the answer.
     pub fn call_timeout(mut self, timeout: Duration) -> Self {
         self.config.call_timeout = timeout;
         self
@@ -84,7 +176,8 @@ impl ClientBuilder {
     }
 
     /// Keep-alive: ping every `interval` (default 30 s); the server is considered gone
-    /// after `max_missed` unanswered pings (default 2). `None` turns it off.
+    /// after `max_missed` intervals without any frame from it (default 2). `None` turns it
+    /// off.
     pub fn ping(mut self, interval: Option<Duration>, max_missed: u32) -> Self {
         self.config.ping_interval = interval;
         self.config.max_missed_pongs = max_missed.max(1);
@@ -98,7 +191,8 @@ impl ClientBuilder {
         self
     }
 
-    /// The methods the server may call on this client (server→client calls).
+    /// The methods the server may call on this client (server→client calls). They stay
+    /// registered across reconnects.
     pub fn router(mut self, router: Router) -> Self {
         self.router = router;
         self
@@ -111,9 +205,15 @@ impl ClientBuilder {
     }
 
     /// Whether to offer the `jsonrpc-2.0` subprotocol (default `true`). A server that
-    /// ignores the offer is still accepted.
+    /// does not negotiate subprotocols is still accepted.
     pub fn offer_subprotocol(mut self, offer: bool) -> Self {
         self.offer_subprotocol = offer;
+        self
+    }
+
+    /// How to reconnect (default: on, 100 ms → 30 s with jitter, unlimited attempts).
+    pub fn reconnect(mut self, reconnect: Reconnect) -> Self {
+        self.reconnect = reconnect;
         self
     }
 
@@ -123,49 +223,90 @@ impl ClientBuilder {
         self
     }
 
-    /// Connect to a `ws://` URL.
+    /// Connect to a `ws://` URL. The first connection must succeed; later drops are
+    /// handled by reconnecting.
     pub async fn connect(self, url: &str) -> Result<Client, ConnectError> {
-        let ws = match self.handshake(url, self.offer_subprotocol).await {
-            // A server that does not negotiate subprotocols at all: connect without one.
-            Err(ConnectError::Subprotocol) => self.handshake(url, false).await?,
-            other => other?,
+        self.connect_any([url]).await
+    }
+
+    /// Connect to the first of `urls` that answers; on reconnects, try them in turn
+    /// (starting after the one that dropped).
+    pub async fn connect_any<I, S>(self, urls: I) -> Result<Client, ConnectError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let urls: Vec<String> = urls.into_iter().map(Into::into).collect();
+        let Some(first_url) = urls.first().cloned() else {
+            return Err(ConnectError::InvalidUrl {
+                url: String::new(),
+                reason: "no URL given".into(),
+            });
+        };
+        let mut last_error = None;
+        let mut connected = None;
+        for (i, url) in urls.iter().enumerate() {
+            match self.handshake(url).await {
+                Ok(ws) => {
+                    connected = Some((i, ws));
+                    break;
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        let Some((index, ws)) = connected else {
+            return Err(last_error.unwrap_or(ConnectError::InvalidUrl {
+                url: first_url,
+                reason: "no URL given".into(),
+            }));
         };
         let close = CancellationToken::new();
-        let started = connection::spawn(
+        let url = urls[index].clone();
+        let (state_tx, _) = watch::channel(ConnectionState::Connected { url: url.clone() });
+        let started = self.start(ws, &close);
+        let (current_tx, _) = watch::channel(Some(started.peer.clone()));
+        let inner = Arc::new(ClientInner {
+            builder: self,
+            urls,
+            state: state_tx,
+            current: current_tx,
+            close,
+            done: Mutex::new(None),
+        });
+        let supervisor = tokio::spawn(supervise(inner.clone(), started.done, index));
+        let done: BoxFuture<'static, CloseReason> = Box::pin(async move {
+            supervisor
+                .await
+                .unwrap_or_else(|e| CloseReason::Error(e.to_string()))
+        });
+        *inner.done.lock().unwrap_or_else(|e| e.into_inner()) = Some(done.shared());
+        Ok(Client { inner })
+    }
+
+    fn start(&self, ws: Ws, close: &CancellationToken) -> connection::Started {
+        connection::spawn(
             ws,
             Setup {
-                config: std::sync::Arc::new(self.config),
-                router: self.router,
+                config: Arc::new(self.config.clone()),
+                router: self.router.clone(),
                 remote_addr: None,
                 headers: Default::default(),
                 extensions: Default::default(),
                 shutdown: CancellationToken::new(),
-                close: close.clone(),
+                close: close.child_token(),
             },
-        );
-        Ok(Client {
-            peer: started.peer,
-            close,
-            done: futures_util::FutureExt::shared(Box::pin(async move {
-                started
-                    .done
-                    .await
-                    .unwrap_or_else(|e| CloseReason::Error(e.to_string()))
-            })
-                as std::pin::Pin<Box<dyn std::future::Future<Output = CloseReason> + Send>>),
-        })
+        )
     }
 
-    async fn handshake(
-        &self,
-        url: &str,
-        offer: bool,
-    ) -> Result<
-        tokio_tungstenite::WebSocketStream<
-            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-        >,
-        ConnectError,
-    > {
+    async fn handshake(&self, url: &str) -> Result<Ws, ConnectError> {
+        match self.handshake_once(url, self.offer_subprotocol).await {
+            // A server that does not negotiate subprotocols at all: connect without one.
+            Err(ConnectError::Subprotocol) => self.handshake_once(url, false).await,
+            other => other,
+        }
+    }
+
+    async fn handshake_once(&self, url: &str, offer: bool) -> Result<Ws, ConnectError> {
         let invalid = |reason: String| ConnectError::InvalidUrl {
             url: url.to_string(),
             reason,
@@ -226,21 +367,97 @@ fn url_reason(e: &UrlError) -> String {
     }
 }
 
-/// A connection to a server: call its methods with [`Client::call`], send notifications
-/// with [`Client::notify`]. Cheap to clone; clones share the connection.
+struct ClientInner {
+    builder: ClientBuilder,
+    urls: Vec<String>,
+    state: watch::Sender<ConnectionState>,
+    /// The live connection, `None` while reconnecting (and once closed).
+    current: watch::Sender<Option<Peer>>,
+    close: CancellationToken,
+    done: Mutex<Option<Shared<BoxFuture<'static, CloseReason>>>>,
+}
+
+/// Watches the connection; when it drops, reconnects with backoff (or closes the client).
+async fn supervise(
+    inner: Arc<ClientInner>,
+    mut done: tokio::task::JoinHandle<CloseReason>,
+    mut index: usize,
+) -> CloseReason {
+    let reconnect = inner.builder.reconnect.clone();
+    loop {
+        let reason = (&mut done)
+            .await
+            .unwrap_or_else(|e| CloseReason::Error(e.to_string()));
+        inner.current.send_replace(None);
+        if inner.close.is_cancelled() || !reconnect.enabled {
+            return finish(&inner, reason);
+        }
+        tracing::debug!(%reason, "connection lost; reconnecting");
+        let mut last = reason.to_string();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            if reconnect.max_attempts.is_some_and(|max| attempt > max) {
+                let why = format!(
+                    "gave up reconnecting after {} attempts: {last}",
+                    attempt - 1
+                );
+                return finish(&inner, CloseReason::Error(why));
+            }
+            inner.state.send_replace(ConnectionState::Reconnecting {
+                attempt,
+                reason: last.clone(),
+            });
+            tokio::select! {
+                _ = inner.close.cancelled() => return finish(&inner, CloseReason::ClosedLocally),
+                _ = tokio::time::sleep(reconnect.backoff(attempt)) => {}
+            }
+            index = (index + 1) % inner.urls.len();
+            let url = &inner.urls[index];
+            let attempt_result = tokio::select! {
+                _ = inner.close.cancelled() => return finish(&inner, CloseReason::ClosedLocally),
+                r = inner.builder.handshake(url) => r,
+            };
+            match attempt_result {
+                Ok(ws) => {
+                    let started = inner.builder.start(ws, &inner.close);
+                    done = started.done;
+                    inner.current.send_replace(Some(started.peer));
+                    inner
+                        .state
+                        .send_replace(ConnectionState::Connected { url: url.clone() });
+                    tracing::debug!(url, attempt, "reconnected");
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(url, attempt, "reconnect failed: {e}");
+                    last = e.to_string();
+                }
+            }
+        }
+    }
+}
+
+fn finish(inner: &ClientInner, reason: CloseReason) -> CloseReason {
+    inner.current.send_replace(None);
+    inner.state.send_replace(ConnectionState::Closed {
+        reason: reason.to_string(),
+    });
+    reason
+}
+
+/// A connection to a server: call its methods with [`Client::call`], subscribe to its
+/// streams, send notifications. Cheap to clone; clones share the connection. Reconnects
+/// by itself (see the [module docs](self) and [`Reconnect`]).
 #[derive(Clone)]
 pub struct Client {
-    peer: Peer,
-    close: CancellationToken,
-    done: futures_util::future::Shared<
-        std::pin::Pin<Box<dyn std::future::Future<Output = CloseReason> + Send>>,
-    >,
+    inner: Arc<ClientInner>,
 }
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("peer", &self.peer)
+            .field("state", &*self.inner.state.borrow())
             .finish_non_exhaustive()
     }
 }
@@ -263,7 +480,7 @@ impl Client {
         method: &str,
         params: impl Serialize,
     ) -> Result<R, Error> {
-        self.peer.call(method, params).await
+        self.request(method, &params, CallOptions::default()).await
     }
 
     /// [`Client::call`] with a timeout for this call only.
@@ -273,56 +490,197 @@ impl Client {
         params: impl Serialize,
         timeout: Duration,
     ) -> Result<R, Error> {
-        self.peer.call_with_timeout(method, params, timeout).await
+        self.request(method, &params, CallOptions::new(Some(timeout), false))
+            .await
     }
 
-    /// The general form of a call, used by generated clients; see [`Peer::request`].
+    /// The general form of a call, used by generated clients: typed application errors
+    /// `E` come back as [`Error::App`]; `options` set the timeout and whether the call is
+    /// idempotent (sent again if the connection drops before the answer).
     pub async fn request<R, E>(
         &self,
         method: &str,
         params: &(impl Serialize + ?Sized),
-        timeout: Option<Duration>,
+        options: CallOptions,
     ) -> Result<R, Error<E>>
     where
         R: DeserializeOwned,
         E: ApplicationError,
     {
-        self.peer.request(method, params, timeout).await
+        let params = encode_params(params).map_err(Error::Encode)?;
+        crate::Caller::request(self, method, params, options).await
     }
 
-    /// Subscribe to the stream `method`; see [`Peer::subscribe`].
+    /// Subscribe to the stream `method`; see [`Subscription`]. The subscription survives
+    /// reconnects: it subscribes again on each new connection.
     pub async fn subscribe<T: DeserializeOwned>(
         &self,
         method: &str,
         params: impl Serialize,
-    ) -> Result<crate::Subscription<T>, Error> {
-        self.peer.subscribe(method, params).await
+    ) -> Result<Subscription<T>, Error> {
+        let params = encode_params(&params).map_err(Error::Encode)?;
+        crate::Caller::subscribe(self, method, params, CallOptions::default()).await
     }
 
-    /// Send a notification (never answered).
+    /// Send a notification (never answered). While disconnected, it waits for the
+    /// connection up to the call timeout.
     pub async fn notify(&self, method: &str, params: impl Serialize) -> Result<(), Error> {
-        self.peer.notify(method, params).await
+        let params = encode_params(&params).map_err(Error::Encode)?;
+        crate::Caller::notify(self, method, params).await
     }
 
-    /// The underlying connection handle.
-    pub fn peer(&self) -> &Peer {
-        &self.peer
+    /// The live connection, if connected now.
+    pub fn peer(&self) -> Option<Peer> {
+        self.inner.current.borrow().clone()
     }
 
-    /// `true` once the connection has closed.
+    /// Where the connection stands; `changed().await` on the receiver to follow it.
+    pub fn state(&self) -> watch::Receiver<ConnectionState> {
+        self.inner.state.subscribe()
+    }
+
+    /// `true` once the client is closed for good.
     pub fn is_closed(&self) -> bool {
-        self.peer.is_closed()
+        matches!(*self.inner.state.borrow(), ConnectionState::Closed { .. })
     }
 
-    /// Close the connection (code 1000); pending calls fail with `Disconnected`.
-    /// Returns once it is closed.
+    /// Calls awaiting an answer on the live connection.
+    pub fn pending_calls(&self) -> usize {
+        self.peer().map_or(0, |p| p.pending_calls())
+    }
+
+    /// Close the connection (code 1000) and stop reconnecting; pending calls fail with
+    /// `Disconnected`. Returns once it is closed.
     pub async fn close(&self) -> CloseReason {
-        self.close.cancel();
-        self.done.clone().await
+        self.inner.close.cancel();
+        self.closed().await
     }
 
-    /// Completes when the connection closes, with the reason.
+    /// Completes when the client is closed for good, with the reason.
     pub async fn closed(&self) -> CloseReason {
-        self.done.clone().await
+        let done = self
+            .inner
+            .done
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match done {
+            Some(done) => done.await,
+            None => CloseReason::ClosedLocally,
+        }
+    }
+
+    /// Wait for a live connection until `deadline`.
+    pub(crate) async fn wait_peer(
+        &self,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Peer, CallFailure> {
+        let mut current = self.inner.current.subscribe();
+        loop {
+            if let Some(peer) = current.borrow_and_update().clone() {
+                if !peer.is_closed() {
+                    return Ok(peer);
+                }
+            }
+            if let ConnectionState::Closed { reason } = &*self.inner.state.borrow() {
+                return Err(CallFailure::Other(Error::Disconnected(reason.clone())));
+            }
+            match tokio::time::timeout_at(deadline, current.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => {
+                    return Err(CallFailure::Other(Error::Disconnected(
+                        "the client was dropped".into(),
+                    )))
+                }
+                Err(_) => return Err(CallFailure::Other(Error::Timeout(timeout))),
+            }
+        }
+    }
+
+    /// A call that waits for the connection and survives reconnects as far as is safe.
+    pub(crate) async fn request_raw(
+        &self,
+        method: &str,
+        params: Option<&str>,
+        options: CallOptions,
+    ) -> Result<RawResult, CallFailure> {
+        let timeout = options
+            .timeout
+            .unwrap_or(self.inner.builder.config.call_timeout);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let peer = self.wait_peer(deadline, timeout).await?;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match peer.request_raw(method, params, Some(remaining)).await {
+                // Never sent: safe to send on the next connection.
+                Err(CallFailure::NotSent(_)) => continue,
+                Err(CallFailure::Other(Error::Disconnected(_)))
+                    if options.idempotent && self.inner.builder.reconnect.enabled =>
+                {
+                    tracing::debug!(
+                        method,
+                        "connection lost mid-call; sending the idempotent call again"
+                    );
+                    continue;
+                }
+                Err(CallFailure::Other(Error::Timeout(_))) => {
+                    return Err(CallFailure::Other(Error::Timeout(timeout)))
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Subscribe once on a live connection (waiting for one within the timeout).
+    pub(crate) async fn subscribe_once(
+        &self,
+        method: &str,
+        params: Option<&str>,
+        options: CallOptions,
+    ) -> Result<RawSub, CallFailure> {
+        let timeout = options
+            .timeout
+            .unwrap_or(self.inner.builder.config.call_timeout);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let peer = self.wait_peer(deadline, timeout).await?;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match peer.subscribe_raw(method, params, Some(remaining)).await {
+                Err(CallFailure::NotSent(_)) => continue,
+                // Subscribing has no effect until it is answered: safe to repeat.
+                Err(CallFailure::Other(Error::Disconnected(_)))
+                    if self.inner.builder.reconnect.enabled =>
+                {
+                    continue
+                }
+                Err(CallFailure::Other(Error::Timeout(_))) => {
+                    return Err(CallFailure::Other(Error::Timeout(timeout)))
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether subscriptions should resubscribe after a drop.
+    pub(crate) fn reconnects(&self) -> bool {
+        self.inner.builder.reconnect.enabled
+    }
+
+    /// Notify once a connection is live (within the call timeout).
+    pub(crate) async fn notify_raw(&self, method: &str, params: Option<&str>) -> Result<(), Error> {
+        let timeout = self.inner.builder.config.call_timeout;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let peer = self
+                .wait_peer(deadline, timeout)
+                .await
+                .map_err(crate::typed::failure_to_error)?;
+            match peer.notify_raw(method, params).await {
+                // Not sent: the connection closed meanwhile; wait for the next one.
+                Err(Error::Disconnected(_)) => continue,
+                other => return other,
+            }
+        }
     }
 }

@@ -70,7 +70,7 @@ mod server;
 mod subscription;
 mod typed;
 
-pub use client::{Client, ClientBuilder};
+pub use client::{Client, ClientBuilder, ConnectionState, Reconnect};
 pub use connection::CloseReason;
 pub use context::{ConnectionId, Context};
 pub use error::{code, ApplicationError, ConnectError, Error, NoAppError, RpcError};
@@ -82,7 +82,7 @@ pub use router::{
 };
 pub use server::{Refusal, Server, ServerBuilder, ServerHandle, SUBPROTOCOL};
 pub use subscription::{items, items_ok, Items, Subscription};
-pub use typed::{Bytes, Caller, Fault};
+pub use typed::{Bytes, CallOptions, Caller, Fault};
 
 /// The IDL's `json` type: any JSON value.
 pub use serde_json::Value;

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{ApplicationError, Error, NoAppError, RpcError};
 use crate::message;
-use crate::subscription::{PendingSub, SubEntry, SubState, SubTable, Subscription};
+use crate::subscription::{PendingSub, RawSub, SubEntry, SubState, SubTable, Subscription};
 
 /// The method name of cancellation notifications.
 pub const CANCEL_METHOD: &str = "$/cancelRequest";
@@ -166,7 +166,13 @@ impl Peer {
         E: ApplicationError,
     {
         let params = encode_params(params).map_err(Error::Encode)?;
-        crate::Caller::request(self, method, params, timeout).await
+        crate::Caller::request(
+            self,
+            method,
+            params,
+            crate::CallOptions::new(timeout, false),
+        )
+        .await
     }
 
     /// Send a request with params already encoded; returns the raw result.
@@ -201,7 +207,7 @@ impl Peer {
         {
             let mut pending = shared.lock();
             if let Some(reason) = &pending.closed {
-                return Err(CallFailure::Other(Error::Disconnected(reason.to_string())));
+                return Err(CallFailure::NotSent(reason.to_string()));
             }
             pending.calls.insert(id, PendingCall { tx, sub });
         }
@@ -213,9 +219,9 @@ impl Peer {
         };
         let call = async {
             if shared.tx.send(Message::Text(frame.into())).await.is_err() {
-                return Err(CallFailure::Other(Error::Disconnected(
-                    shared.close_reason(),
-                )));
+                // The writer is gone: the request never left.
+                shared.lock().calls.remove(&id);
+                return Err(CallFailure::NotSent(shared.close_reason()));
             }
             match rx.await {
                 Ok(outcome) => outcome.map_err(CallFailure::Rpc),
@@ -259,7 +265,13 @@ impl Peer {
         E: ApplicationError,
     {
         let params = encode_params(params).map_err(Error::Encode)?;
-        crate::Caller::subscribe(self, method, params, timeout).await
+        crate::Caller::subscribe(
+            self,
+            method,
+            params,
+            crate::CallOptions::new(timeout, false),
+        )
+        .await
     }
 
     /// Send a notification: `method` with `params`, never answered.
@@ -367,12 +379,12 @@ impl Peer {
     }
 
     /// Subscribe to a stream: `method` with encoded params. See [`Subscription`].
-    pub(crate) async fn subscribe_raw<T, E>(
+    pub(crate) async fn subscribe_raw(
         &self,
         method: &str,
         params: Option<&str>,
         timeout: Option<Duration>,
-    ) -> Result<Subscription<T, E>, CallFailure> {
+    ) -> Result<RawSub, CallFailure> {
         let (tx, rx) = mpsc::channel(self.shared.subscription_buffer);
         let state = Arc::new(SubState::default());
         let method: Arc<str> = method.into();
@@ -384,7 +396,7 @@ impl Peer {
         let raw = self
             .request_inner(&method, params, timeout, Some(sub))
             .await?;
-        Ok(Subscription::new(
+        Ok(RawSub::new(
             rx,
             state,
             raw.json().into(),
@@ -412,7 +424,11 @@ impl PeerShared {
 
 /// Why a raw call failed: an error answer, or something local.
 pub(crate) enum CallFailure {
+    /// The peer answered with an error.
     Rpc(RpcError),
+    /// The connection was closed before the request was sent: safe to send again.
+    NotSent(String),
+    /// Anything else (a request that was sent may have run).
     Other(Error),
 }
 

@@ -233,33 +233,17 @@ pub(crate) struct PendingSub {
     pub(crate) method: Arc<str>,
 }
 
-/// A stream of items from the server: `Stream<Item = Result<T, Error<E>>>`.
-///
-/// It yields each item in order, then ends (`None`) when the server completes the stream.
-/// If the stream fails — the server's error (`Error::App(E)` for the method's typed errors),
-/// falling behind ([`RpcError::is_lagged`]), or a lost connection (`Error::Disconnected`) —
-/// it yields that one error, then ends. Dropping it unsubscribes.
-pub struct Subscription<T, E = NoAppError> {
+/// One subscription on one connection: its items channel and end state. Dropping it
+/// while the server still streams sends the unsubscribe.
+pub(crate) struct RawSub {
     rx: mpsc::Receiver<RawResult>,
     state: Arc<SubState>,
     id: Box<str>,
     method: Arc<str>,
     peer: Peer,
-    finished: bool,
-    _item: PhantomData<fn() -> (T, E)>,
 }
 
-impl<T, E> fmt::Debug for Subscription<T, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Subscription")
-            .field("method", &self.method)
-            .field("id", &self.id)
-            .field("finished", &self.finished)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T, E> Subscription<T, E> {
+impl RawSub {
     pub(crate) fn new(
         rx: mpsc::Receiver<RawResult>,
         state: Arc<SubState>,
@@ -267,24 +251,183 @@ impl<T, E> Subscription<T, E> {
         method: Arc<str>,
         peer: Peer,
     ) -> Self {
-        Subscription {
+        RawSub {
             rx,
             state,
             id,
             method,
             peer,
+        }
+    }
+}
+
+impl Drop for RawSub {
+    fn drop(&mut self) {
+        // Still active on the server (not ended by it, nor by the connection)?
+        if self.peer.subscriptions().remove(&self.id) {
+            let frame = unsubscribe_frame(&self.method, &self.id);
+            self.peer.send_detached(frame);
+        }
+    }
+}
+
+/// Where a [`Subscription`]'s items come from.
+enum Source {
+    /// Straight from one connection.
+    Direct(RawSub),
+    /// From a task that resubscribes after each reconnect.
+    Forwarded {
+        rx: mpsc::Receiver<RawResult>,
+        state: Arc<SubState>,
+        id: Box<str>,
+        task: tokio::task::AbortHandle,
+    },
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        if let Source::Forwarded { task, .. } = self {
+            // The task owns the current `RawSub`; stopping it unsubscribes.
+            task.abort();
+        }
+    }
+}
+
+/// Items the forwarding task may hold beyond the connection's per-subscription buffer.
+const FORWARD_BUFFER: usize = 16;
+
+/// A stream of items from the server: `Stream<Item = Result<T, Error<E>>>`.
+///
+/// It yields each item in order, then ends (`None`) when the server completes the stream.
+/// If the stream fails — the server's error (`Error::App(E)` for the method's typed errors),
+/// falling behind ([`RpcError::is_lagged`]), or a lost connection (`Error::Disconnected`,
+/// when the client does not reconnect) — it yields that one error, then ends. Dropping it
+/// unsubscribes.
+pub struct Subscription<T, E = NoAppError> {
+    source: Source,
+    finished: bool,
+    _item: PhantomData<fn() -> (T, E)>,
+}
+
+impl<T, E> fmt::Debug for Subscription<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id())
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, E> Subscription<T, E> {
+    pub(crate) fn direct(raw: RawSub) -> Self {
+        Subscription {
+            source: Source::Direct(raw),
             finished: false,
             _item: PhantomData,
         }
     }
 
-    /// The subscription id the server gave (as JSON text).
+    /// A subscription that survives reconnects: `first` now, then a new one on each new
+    /// connection of `client`.
+    pub(crate) fn resubscribing(
+        client: crate::Client,
+        first: RawSub,
+        params: Option<String>,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(FORWARD_BUFFER);
+        let state = Arc::new(SubState::default());
+        let id = first.id.clone();
+        let task = tokio::spawn(forward(client, first, params, tx, state.clone()));
+        Subscription {
+            source: Source::Forwarded {
+                rx,
+                state,
+                id,
+                task: task.abort_handle(),
+            },
+            finished: false,
+            _item: PhantomData,
+        }
+    }
+
+    /// The subscription id the server gave first (as JSON text).
     pub fn id(&self) -> &str {
-        &self.id
+        match &self.source {
+            Source::Direct(raw) => &raw.id,
+            Source::Forwarded { id, .. } => id,
+        }
     }
 
     /// Stop the stream now: the server is told to stop producing. Same as dropping it.
     pub fn unsubscribe(self) {}
+}
+
+/// Move items from the current connection's subscription to the consumer; after a
+/// disconnect, subscribe again on the next connection.
+async fn forward(
+    client: crate::Client,
+    mut raw: RawSub,
+    params: Option<String>,
+    tx: mpsc::Sender<RawResult>,
+    state: Arc<SubState>,
+) {
+    loop {
+        loop {
+            tokio::select! {
+                item = raw.rx.recv() => match item {
+                    Some(item) => {
+                        if tx.send(item).await.is_err() {
+                            return;
+                        }
+                    }
+                    None => break,
+                },
+                _ = tx.closed() => return,
+            }
+        }
+        let end = raw.state.lock().clone();
+        match end {
+            Some(End::Disconnected(_)) if client.reconnects() => {
+                let method = raw.method.clone();
+                raw = loop {
+                    match client
+                        .subscribe_once(&method, params.as_deref(), crate::CallOptions::default())
+                        .await
+                    {
+                        Ok(new) => break new,
+                        // Still no connection within the call timeout: keep waiting.
+                        Err(crate::peer::CallFailure::Other(Error::Timeout(_))) => continue,
+                        Err(crate::peer::CallFailure::Rpc(e)) => {
+                            state.set(End::Failed(e));
+                            return;
+                        }
+                        Err(crate::peer::CallFailure::NotSent(reason))
+                        | Err(crate::peer::CallFailure::Other(Error::Disconnected(reason))) => {
+                            state.set(End::Disconnected(reason));
+                            return;
+                        }
+                        Err(crate::peer::CallFailure::Other(e)) => {
+                            state.set(End::Disconnected(e.to_string()));
+                            return;
+                        }
+                    }
+                };
+                tracing::debug!(
+                    method = &*method,
+                    id = &*raw.id,
+                    "resubscribed after reconnect"
+                );
+            }
+            Some(end) => {
+                state.set(end);
+                return;
+            }
+            None => {
+                state.set(End::Completed);
+                return;
+            }
+        }
+    }
 }
 
 impl<T: DeserializeOwned, E: ApplicationError> Subscription<T, E> {
@@ -303,14 +446,18 @@ impl<T: DeserializeOwned, E: ApplicationError> Stream for Subscription<T, E> {
         if self.finished {
             return Poll::Ready(None);
         }
-        match self.rx.poll_recv(cx) {
+        let (rx, state) = match &mut self.source {
+            Source::Direct(raw) => (&mut raw.rx, &raw.state),
+            Source::Forwarded { rx, state, .. } => (rx, &*state),
+        };
+        match rx.poll_recv(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(raw)) => Poll::Ready(Some(
                 serde_json::from_str(raw.json()).map_err(Error::Decode),
             )),
             Poll::Ready(None) => {
+                let end = state.lock().clone();
                 self.finished = true;
-                let end = self.state.lock().clone();
                 Poll::Ready(match end {
                     Some(End::Completed) | None => None,
                     Some(End::Failed(e)) => Some(Err(app_or_rpc(e))),
@@ -328,15 +475,5 @@ fn app_or_rpc<E: ApplicationError>(e: RpcError) -> Error<E> {
     match E::from_rpc_error(&e) {
         Some(app) => Error::App(app),
         None => Error::Rpc(e),
-    }
-}
-
-impl<T, E> Drop for Subscription<T, E> {
-    fn drop(&mut self) {
-        // Still active on the server (not ended by it, nor by the connection)?
-        if self.peer.subscriptions().remove(&self.id) {
-            let frame = unsubscribe_frame(&self.method, &self.id);
-            self.peer.send_detached(frame);
-        }
     }
 }

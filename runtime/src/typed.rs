@@ -90,16 +90,36 @@ impl<E: fmt::Display> fmt::Display for Fault<E> {
 
 impl<E: fmt::Debug + fmt::Display> std::error::Error for Fault<E> {}
 
-/// Something that sends requests and notifications: a [`Client`] (client side) or a
-/// [`Peer`] (either side, e.g. a server calling back a client). Generated client stubs
-/// are generic over it.
+/// Options of one call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallOptions {
+    /// This call's timeout; `None` uses the caller's default.
+    pub timeout: Option<Duration>,
+    /// The method is idempotent (IDL `@idempotent`): a reconnecting client sends it again
+    /// if the connection drops before the answer.
+    pub idempotent: bool,
+}
+
+impl CallOptions {
+    /// Options with a timeout and an idempotency flag.
+    pub const fn new(timeout: Option<Duration>, idempotent: bool) -> Self {
+        CallOptions {
+            timeout,
+            idempotent,
+        }
+    }
+}
+
+/// Something that sends requests and notifications: a [`Client`] (client side, with
+/// reconnects) or a [`Peer`] (one connection, either side — e.g. a server calling back a
+/// client). Generated client stubs are generic over it.
 pub trait Caller: Clone + Send + Sync + 'static {
     /// Send a request with params already encoded as a JSON object or array.
     fn request<R, E>(
         &self,
         method: &str,
         params: Option<String>,
-        timeout: Option<Duration>,
+        options: CallOptions,
     ) -> impl Future<Output = Result<R, Error<E>>> + Send
     where
         R: DeserializeOwned,
@@ -110,7 +130,7 @@ pub trait Caller: Clone + Send + Sync + 'static {
         &self,
         method: &str,
         params: Option<String>,
-        timeout: Option<Duration>,
+        options: CallOptions,
     ) -> impl Future<Output = Result<Subscription<T, E>, Error<E>>> + Send
     where
         E: ApplicationError;
@@ -128,14 +148,14 @@ impl Caller for Peer {
         &self,
         method: &str,
         params: Option<String>,
-        timeout: Option<Duration>,
+        options: CallOptions,
     ) -> Result<R, Error<E>>
     where
         R: DeserializeOwned,
         E: ApplicationError,
     {
         let raw = self
-            .request_raw(method, params.as_deref(), timeout)
+            .request_raw(method, params.as_deref(), options.timeout)
             .await
             .map_err(failure_to_error)?;
         serde_json::from_str(raw.json()).map_err(Error::Decode)
@@ -145,14 +165,16 @@ impl Caller for Peer {
         &self,
         method: &str,
         params: Option<String>,
-        timeout: Option<Duration>,
+        options: CallOptions,
     ) -> Result<Subscription<T, E>, Error<E>>
     where
         E: ApplicationError,
     {
-        self.subscribe_raw(method, params.as_deref(), timeout)
+        let raw = self
+            .subscribe_raw(method, params.as_deref(), options.timeout)
             .await
-            .map_err(failure_to_error)
+            .map_err(failure_to_error)?;
+        Ok(Subscription::direct(raw))
     }
 
     async fn notify(&self, method: &str, params: Option<String>) -> Result<(), Error> {
@@ -161,49 +183,58 @@ impl Caller for Peer {
 }
 
 /// A failed call as the caller sees it: typed application errors recognized.
-fn failure_to_error<E: ApplicationError>(failure: CallFailure) -> Error<E> {
+pub(crate) fn failure_to_error<E: ApplicationError>(failure: CallFailure) -> Error<E> {
     match failure {
         CallFailure::Rpc(err) if err.code == code::REQUEST_CANCELLED => Error::Cancelled,
         CallFailure::Rpc(err) => match E::from_rpc_error(&err) {
             Some(app) => Error::App(app),
             None => Error::Rpc(err),
         },
+        CallFailure::NotSent(reason) => Error::Disconnected(reason),
         CallFailure::Other(e) => e.widen(),
     }
 }
 
 impl Caller for Client {
-    fn request<R, E>(
+    async fn request<R, E>(
         &self,
         method: &str,
         params: Option<String>,
-        timeout: Option<Duration>,
-    ) -> impl Future<Output = Result<R, Error<E>>> + Send
+        options: CallOptions,
+    ) -> Result<R, Error<E>>
     where
         R: DeserializeOwned,
         E: ApplicationError,
     {
-        Caller::request(self.peer(), method, params, timeout)
+        let raw = self
+            .request_raw(method, params.as_deref(), options)
+            .await
+            .map_err(failure_to_error)?;
+        serde_json::from_str(raw.json()).map_err(Error::Decode)
     }
 
-    fn subscribe<T, E>(
+    async fn subscribe<T, E>(
         &self,
         method: &str,
         params: Option<String>,
-        timeout: Option<Duration>,
-    ) -> impl Future<Output = Result<Subscription<T, E>, Error<E>>> + Send
+        options: CallOptions,
+    ) -> Result<Subscription<T, E>, Error<E>>
     where
         E: ApplicationError,
     {
-        Caller::subscribe(self.peer(), method, params, timeout)
+        let first = self
+            .subscribe_once(method, params.as_deref(), options)
+            .await
+            .map_err(failure_to_error)?;
+        Ok(if self.reconnects() {
+            Subscription::resubscribing(self.clone(), first, params)
+        } else {
+            Subscription::direct(first)
+        })
     }
 
-    fn notify(
-        &self,
-        method: &str,
-        params: Option<String>,
-    ) -> impl Future<Output = Result<(), Error>> + Send {
-        Caller::notify(self.peer(), method, params)
+    async fn notify(&self, method: &str, params: Option<String>) -> Result<(), Error> {
+        self.notify_raw(method, params.as_deref()).await
     }
 }
 
@@ -384,6 +415,7 @@ pub async fn call<C, P, R, E>(
     method: &str,
     params: &P,
     timeout: Option<Duration>,
+    idempotent: bool,
 ) -> Result<R, Error<E>>
 where
     C: Caller,
@@ -392,7 +424,9 @@ where
     E: ApplicationError,
 {
     let params = encode_params(params).map_err(Error::Encode)?;
-    caller.request(method, params, timeout).await
+    caller
+        .request(method, params, CallOptions::new(timeout, idempotent))
+        .await
 }
 
 /// Subscribe to a typed stream through a [`Caller`].
@@ -408,7 +442,9 @@ where
     E: ApplicationError,
 {
     let params = encode_params(params).map_err(Error::Encode)?;
-    caller.subscribe(method, params, timeout).await
+    caller
+        .subscribe(method, params, CallOptions::new(timeout, false))
+        .await
 }
 
 /// Mount a `stream` handler of a generated server trait.

@@ -352,6 +352,7 @@ async fn client_detects_an_unresponsive_server() {
     });
     let client = Client::builder()
         .offer_subprotocol(false)
+        .reconnect(wirecall::Reconnect::disabled())
         .ping(Some(Duration::from_millis(100)), 2)
         .connect(&url)
         .await

@@ -200,7 +200,7 @@ async fn many_concurrent_calls_each_get_their_own_answer() {
     });
     let results = futures_util::future::join_all(calls).await;
     assert!(results.into_iter().all(|ok| ok));
-    assert_eq!(client.peer().pending_calls(), 0);
+    assert_eq!(client.pending_calls(), 0);
 }
 
 #[tokio::test]
@@ -236,7 +236,7 @@ async fn dropping_a_call_cancels_the_handler() {
     })
     .await;
     assert_eq!(probe.finished.load(Ordering::SeqCst), 0);
-    assert_eq!(client.peer().pending_calls(), 0);
+    assert_eq!(client.pending_calls(), 0);
     // The connection carries on.
     assert_eq!(client.call::<i64>("subtract", (5, 3)).await.unwrap(), 2);
 }
@@ -323,6 +323,7 @@ async fn disconnect_mid_call_fails_pending_calls_at_once() {
     });
     let client = Client::builder()
         .offer_subprotocol(false)
+        .reconnect(wirecall::Reconnect::disabled())
         .connect(&url)
         .await
         .unwrap();
@@ -334,7 +335,7 @@ async fn disconnect_mid_call_fails_pending_calls_at_once() {
     // Later calls fail at once, too.
     let err = client.call::<u64>("z", ()).await.unwrap_err();
     assert!(err.is_disconnected(), "{err}");
-    assert_eq!(client.peer().pending_calls(), 0);
+    assert_eq!(client.pending_calls(), 0);
 }
 
 #[tokio::test]

@@ -101,7 +101,9 @@ async fn a_slow_subscriber_lags_while_a_fast_one_carries_on() {
             None => panic!("ended without an error"),
         }
     };
-    assert!(buffered <= 16, "{buffered}");
+    // At most the subscription's buffer (16), plus the reconnect forwarder's buffer (16)
+    // and the one item it holds.
+    assert!(buffered <= 33, "{buffered}");
     assert!(error.rpc().is_some_and(|e| e.is_lagged()), "{error}");
     assert!(slow.next().await.is_none());
     // The server stopped producing for it.

@@ -275,6 +275,7 @@ impl<C: ::wirecall::Caller> CalculatorClient<C> {
                 "Calculator.add",
                 &::wirecall::__private::NamedParams(&["a", "b"], (&a, &b)),
                 self.timeout,
+                false,
             )
             .await
     }
@@ -292,6 +293,7 @@ impl<C: ::wirecall::Caller> CalculatorClient<C> {
                     (&minuend, &subtrahend),
                 ),
                 self.timeout,
+                false,
             )
             .await
     }
@@ -306,6 +308,7 @@ impl<C: ::wirecall::Caller> CalculatorClient<C> {
                 "Calculator.divide",
                 &::wirecall::__private::NamedParams(&["a", "b"], (&a, &b)),
                 self.timeout,
+                false,
             )
             .await
     }
@@ -319,6 +322,7 @@ impl<C: ::wirecall::Caller> CalculatorClient<C> {
                 "Calculator.echo",
                 &::wirecall::__private::NamedParams(&["text"], (&text,)),
                 self.timeout,
+                false,
             )
             .await
     }
@@ -332,6 +336,7 @@ impl<C: ::wirecall::Caller> CalculatorClient<C> {
                 "Calculator.sleep",
                 &::wirecall::__private::NamedParams(&["ms"], (&ms,)),
                 self.timeout,
+                false,
             )
             .await
     }
@@ -345,6 +350,7 @@ impl<C: ::wirecall::Caller> CalculatorClient<C> {
                 "Calculator.ask",
                 &::wirecall::__private::NamedParams(&["question"], (&question,)),
                 self.timeout,
+                false,
             )
             .await
     }
@@ -355,6 +361,7 @@ impl<C: ::wirecall::Caller> CalculatorClient<C> {
                 "Calculator.stats",
                 &::wirecall::__private::NamedParams(&[], ()),
                 self.timeout,
+                true,
             )
             .await
     }
@@ -460,6 +467,7 @@ impl<C: ::wirecall::Caller> CalculatorCallbacksClient<C> {
                 "Calculator.confirm",
                 &::wirecall::__private::NamedParams(&["question"], (&question,)),
                 self.timeout,
+                false,
             )
             .await
     }

@@ -316,6 +316,7 @@ impl<C: ::wirecall::Caller> KitchenClient<C> {
                 "kitchen.cook",
                 &::wirecall::__private::NamedParams(&["mode", "shape"], (&mode, &shape)),
                 self.timeout,
+                false,
             )
             .await
     }
@@ -326,6 +327,7 @@ impl<C: ::wirecall::Caller> KitchenClient<C> {
                 "Kitchen.nothing",
                 &::wirecall::__private::NamedParams(&[], ()),
                 self.timeout,
+                false,
             )
             .await
     }
@@ -337,6 +339,7 @@ impl<C: ::wirecall::Caller> KitchenClient<C> {
                 "Kitchen.old",
                 &::wirecall::__private::NamedParams(&["x"], (&x,)),
                 self.timeout,
+                false,
             )
             .await
     }
@@ -455,6 +458,7 @@ impl<C: ::wirecall::Caller> KitchenCallbacksClient<C> {
                 "Kitchen.approve",
                 &::wirecall::__private::NamedParams(&["bag"], (&bag,)),
                 self.timeout,
+                false,
             )
             .await
     }
