@@ -438,6 +438,12 @@ async fn supervise(
     }
 }
 
+/// After a request could not be sent on `peer`: wait until that connection is marked
+/// closed (so the next attempt gets a new one) instead of retrying in a busy loop.
+async fn wait_closed(peer: &Peer, deadline: Instant) {
+    let _ = tokio::time::timeout_at(deadline, peer.closed()).await;
+}
+
 fn finish(inner: &ClientInner, reason: CloseReason) -> CloseReason {
     inner.current.send_replace(None);
     inner.state.send_replace(ConnectionState::Closed {
@@ -613,8 +619,8 @@ impl Client {
             let peer = self.wait_peer(deadline, timeout).await?;
             let remaining = deadline.saturating_duration_since(Instant::now());
             match peer.request_raw(method, params, Some(remaining)).await {
-                // Never sent: safe to send on the next connection.
-                Err(CallFailure::NotSent(_)) => continue,
+                // Never sent: safe to send on the next connection, once this one is gone.
+                Err(CallFailure::NotSent(_)) => wait_closed(&peer, deadline).await,
                 Err(CallFailure::Other(Error::Disconnected(_)))
                     if options.idempotent && self.inner.builder.reconnect.enabled =>
                 {
@@ -647,7 +653,7 @@ impl Client {
             let peer = self.wait_peer(deadline, timeout).await?;
             let remaining = deadline.saturating_duration_since(Instant::now());
             match peer.subscribe_raw(method, params, Some(remaining)).await {
-                Err(CallFailure::NotSent(_)) => continue,
+                Err(CallFailure::NotSent(_)) => wait_closed(&peer, deadline).await,
                 // Subscribing has no effect until it is answered: safe to repeat.
                 Err(CallFailure::Other(Error::Disconnected(_)))
                     if self.inner.builder.reconnect.enabled =>
@@ -678,7 +684,7 @@ impl Client {
                 .map_err(crate::typed::failure_to_error)?;
             match peer.notify_raw(method, params).await {
                 // Not sent: the connection closed meanwhile; wait for the next one.
-                Err(Error::Disconnected(_)) => continue,
+                Err(Error::Disconnected(_)) => wait_closed(&peer, deadline).await,
                 other => return other,
             }
         }

@@ -173,8 +173,17 @@ where
     let done = tokio::spawn(
         async move {
             tracing::debug!("connection open");
-            let writer = tokio::spawn(write_loop(sink, rx).in_current_span());
-            let reason = read_loop(&shared, stream, &shutdown, &close).await;
+            // The writer's end ends the connection too (a write error means it is gone).
+            let writer_done = CancellationToken::new();
+            let writer = tokio::spawn({
+                let writer_done = writer_done.clone();
+                async move {
+                    write_loop(sink, rx).await;
+                    writer_done.cancel();
+                }
+                .in_current_span()
+            });
+            let reason = read_loop(&shared, stream, &shutdown, &close, &writer_done).await;
             tracing::debug!(%reason, "connection closing");
             finish(&shared, writer, &reason).await;
             reason
@@ -189,6 +198,7 @@ async fn read_loop<S>(
     mut stream: SplitStream<WebSocketStream<S>>,
     shutdown: &CancellationToken,
     close: &CancellationToken,
+    writer_done: &CancellationToken,
 ) -> CloseReason
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -214,6 +224,7 @@ where
         let msg = tokio::select! {
             biased;
             _ = close.cancelled() => return CloseReason::ClosedLocally,
+            _ = writer_done.cancelled() => return CloseReason::Error("the connection could not be written to".into()),
             _ = shutdown.cancelled(), if !draining => {
                 tracing::debug!("draining: finishing in-flight calls");
                 draining = true;

@@ -4,6 +4,8 @@
 
 #![deny(missing_docs, warnings)]
 
+pub mod proxy;
+
 /// Code generated from `idl/tests/golden/everything.wire` (every construct of the language), under
 /// `no_implicit_prelude`: generated code must name everything by absolute path.
 pub mod everything {

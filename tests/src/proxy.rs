@@ -51,7 +51,9 @@ impl Proxy {
         let st = state.clone();
         let accept = tokio::spawn(async move {
             loop {
-                let Ok((client, _)) = listener.accept().await else { continue };
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
                 if st.refusing.load(Ordering::SeqCst) {
                     drop(client);
                     continue;
@@ -60,7 +62,9 @@ impl Proxy {
                 let st = st.clone();
                 tokio::spawn(async move {
                     let target = *st.target.lock().unwrap();
-                    let Ok(server) = TcpStream::connect(target).await else { return };
+                    let Ok(server) = TcpStream::connect(target).await else {
+                        return;
+                    };
                     let _ = client.set_nodelay(true);
                     let _ = server.set_nodelay(true);
                     let mut kill = st.kill.subscribe();
@@ -74,7 +78,11 @@ impl Proxy {
                 });
             }
         });
-        Proxy { addr, state, accept }
+        Proxy {
+            addr,
+            state,
+            accept,
+        }
     }
 
     /// The proxy's address.
@@ -109,7 +117,9 @@ impl Proxy {
 
     /// Hold every chunk for `delay` before forwarding it.
     pub fn delay(&self, delay: Duration) {
-        self.state.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+        self.state
+            .delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// Forward only the first half of the next chunk (in either direction), then cut
@@ -131,7 +141,11 @@ impl Drop for Proxy {
     }
 }
 
-async fn pipe(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, st: Arc<State>) {
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    st: Arc<State>,
+) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buf).await {
