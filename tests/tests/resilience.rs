@@ -389,7 +389,7 @@ async fn invariants_hold_under_random_drops() {
                 let mut outcomes = Vec::with_capacity(PER_TASK as usize);
                 for i in 0..PER_TASK {
                     let key = t * PER_TASK + i;
-                    let idempotent = key % 2 == 0;
+                    let idempotent = key.is_multiple_of(2);
                     let outcome = if idempotent {
                         (key, true, ledger.fetch(key, 0).await.map(|v| v == key * 3))
                     } else {
