@@ -170,27 +170,39 @@ where
     let (sink, stream) = ws.split();
     let shutdown = setup.shutdown;
     let close = setup.close;
-    let done = tokio::spawn(
-        async move {
-            tracing::debug!("connection open");
-            // The writer's end ends the connection too (a write error means it is gone).
-            let writer_done = CancellationToken::new();
-            let writer = tokio::spawn({
-                let writer_done = writer_done.clone();
-                async move {
-                    write_loop(sink, rx).await;
-                    writer_done.cancel();
-                }
-                .in_current_span()
-            });
-            let reason = read_loop(&shared, stream, &shutdown, &close, &writer_done).await;
-            tracing::debug!(%reason, "connection closing");
-            finish(&shared, writer, &reason).await;
-            reason
-        }
-        .instrument(span),
-    );
+    let traced = !span.is_disabled();
+    let connection = async move {
+        tracing::debug!("connection open");
+        // The writer's end ends the connection too (a write error means it is gone).
+        let writer_done = CancellationToken::new();
+        let write = {
+            let writer_done = writer_done.clone();
+            async move {
+                write_loop(sink, rx).await;
+                writer_done.cancel();
+            }
+        };
+        let writer = spawn_traced(write, traced.then(tracing::Span::current));
+        let reason = read_loop(&shared, stream, &shutdown, &close, &writer_done).await;
+        tracing::debug!(%reason, "connection closing");
+        finish(&shared, writer, &reason).await;
+        reason
+    };
+    // Entering a span on every poll costs; only do it when someone listens.
+    let done = spawn_traced(connection, traced.then_some(span));
     Started { peer, done }
+}
+
+/// Spawn `fut`, inside `span` if there is one.
+fn spawn_traced<F>(fut: F, span: Option<tracing::Span>) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match span {
+        Some(span) => tokio::spawn(fut.instrument(span)),
+        None => tokio::spawn(fut),
+    }
 }
 
 async fn read_loop<S>(
@@ -210,27 +222,17 @@ where
         i
     });
     let mut missed = 0u32;
-    let mut draining = false;
-    let max = config.max_in_flight as u32;
+    // Created once: a fresh `cancelled()` future per message would register and
+    // unregister a waiter each time.
+    let mut closed = pin!(close.cancelled());
+    let mut writer_gone = pin!(writer_done.cancelled());
+    let mut shutting_down = pin!(shutdown.cancelled());
     loop {
-        let all_done = async {
-            if draining {
-                // Completes once every in-flight call has finished.
-                let _ = shared.in_flight.acquire_many(max).await;
-            } else {
-                std::future::pending::<()>().await
-            }
-        };
         let msg = tokio::select! {
             biased;
-            _ = close.cancelled() => return CloseReason::ClosedLocally,
-            _ = writer_done.cancelled() => return CloseReason::Error("the connection could not be written to".into()),
-            _ = shutdown.cancelled(), if !draining => {
-                tracing::debug!("draining: finishing in-flight calls");
-                draining = true;
-                continue;
-            }
-            _ = all_done => return CloseReason::Shutdown,
+            _ = &mut closed => return CloseReason::ClosedLocally,
+            _ = &mut writer_gone => return CloseReason::Error("the connection could not be written to".into()),
+            _ = &mut shutting_down => return drain(shared, stream, close).await,
             _ = tick(&mut ping) => {
                 if missed >= config.max_missed_pongs {
                     return CloseReason::PeerUnresponsive;
@@ -284,10 +286,37 @@ where
             Some(Ok(Message::Close(_))) => return CloseReason::ClosedByPeer,
             Some(Ok(_)) => continue, // ping (answered by tungstenite), pong, raw frame
         };
-        if draining {
-            reject_while_draining(shared, &text).await;
-        } else if !handle_frame(shared, &text, close).await {
+        if !handle_frame(shared, &text, close).await {
             return CloseReason::ClosedLocally;
+        }
+    }
+}
+
+/// Graceful shutdown of one connection: answer new requests with "shutting down", keep
+/// taking answers to this side's own calls (handlers finishing may wait for them), and
+/// end once every in-flight call has finished.
+async fn drain<S>(
+    shared: &Arc<Shared>,
+    mut stream: SplitStream<WebSocketStream<S>>,
+    close: &CancellationToken,
+) -> CloseReason
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tracing::debug!("draining: finishing in-flight calls");
+    let max = shared.config.max_in_flight as u32;
+    let mut all_done = pin!(shared.in_flight.acquire_many(max));
+    loop {
+        let msg = tokio::select! {
+            biased;
+            _ = close.cancelled() => return CloseReason::ClosedLocally,
+            _ = &mut all_done => return CloseReason::Shutdown,
+            msg = stream.next() => msg,
+        };
+        match msg {
+            Some(Ok(Message::Text(text))) => reject_while_draining(shared, &text).await,
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return CloseReason::ClosedByPeer,
+            Some(Ok(_)) => {}
         }
     }
 }
@@ -304,6 +333,20 @@ async fn tick(ping: &mut Option<tokio::time::Interval>) {
 /// Handle one text frame. Returns `false` if the connection was closed while waiting
 /// for room to run another call.
 async fn handle_frame(shared: &Arc<Shared>, text: &Utf8Bytes, close: &CancellationToken) -> bool {
+    // The common case, one object: parsed in a single pass.
+    if text.trim_start().starts_with('{') {
+        return match message::classify_text(text) {
+            Ok(msg) => handle_message(shared, msg, text, &Reply::Direct, close).await,
+            Err(FrameError::Parse) => {
+                send(shared, error_frame(&RpcError::parse_error(), "null")).await;
+                true
+            }
+            Err(FrameError::NotAnObject) => {
+                send(shared, error_frame(&RpcError::invalid_request(), "null")).await;
+                true
+            }
+        };
+    }
     match parse_frame(text) {
         Err(FrameError::Parse) => send(shared, error_frame(&RpcError::parse_error(), "null")).await,
         Err(FrameError::NotAnObject) => {
@@ -438,15 +481,7 @@ async fn handle_message(
             let span = tracing::debug_span!("call", method = &*method, id = id.map(|i| i.get()));
             let fut =
                 span.in_scope(|| start_call(&**handler, shared.ctx.clone(), Params::new(params)));
-            run(
-                shared,
-                fut,
-                id.map(|i| Box::<str>::from(i.get())),
-                reply,
-                permit,
-                span,
-            )
-            .await;
+            run(shared, fut, id.map(|i| i.get()), reply, permit, span).await;
         }
     }
     true
@@ -591,7 +626,7 @@ fn unsubscribe(shared: &Shared, params: Option<&RawValue>) -> bool {
 async fn run(
     shared: &Arc<Shared>,
     fut: MethodFuture,
-    id: Option<Box<str>>,
+    id: Option<&str>,
     reply: &Reply,
     permit: OwnedSemaphorePermit,
     span: tracing::Span,
@@ -601,11 +636,12 @@ async fn run(
     let first = span.in_scope(|| poll_once(&mut fut));
     if let Some(out) = first.await {
         if let Some(id) = id {
-            deliver(shared, reply, &id, out).await;
+            deliver(shared, reply, id, out).await;
         }
         drop(permit);
         return;
     }
+    let id: Option<Box<str>> = id.map(Into::into);
     let Some(id) = id else {
         // A notification: run it; nobody waits for it.
         tokio::spawn(
@@ -918,7 +954,8 @@ async fn write_loop<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut burst = Vec::with_capacity(64);
+    // Grows with the largest burst; small to start, so idle connections stay cheap.
+    let mut burst = Vec::with_capacity(4);
     loop {
         if rx.recv_many(&mut burst, 64).await == 0 {
             break;

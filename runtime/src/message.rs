@@ -155,6 +155,15 @@ pub(crate) fn parse_frame(text: &str) -> Result<Frame<'_>, FrameError> {
     }
 }
 
+/// Parse and classify one message that starts with `{`, in a single pass over the text.
+pub(crate) fn classify_text(text: &str) -> Result<Incoming<'_>, FrameError> {
+    match serde_json::from_str::<Members<'_>>(text) {
+        Ok(m) => Ok(classify_members(m)),
+        Err(e) if e.is_syntax() || e.is_eof() => Err(FrameError::Parse),
+        Err(_) => Ok(Incoming::Invalid { id: None }),
+    }
+}
+
 /// Classify one (already syntactically valid) message.
 pub(crate) fn classify(raw: &RawValue) -> Incoming<'_> {
     if first_byte(raw) != b'{' {
@@ -163,6 +172,10 @@ pub(crate) fn classify(raw: &RawValue) -> Incoming<'_> {
     let Ok(m) = serde_json::from_str::<Members<'_>>(raw.get()) else {
         return Incoming::Invalid { id: None };
     };
+    classify_members(m)
+}
+
+fn classify_members(m: Members<'_>) -> Incoming<'_> {
     let id = m.id.filter(|id| is_valid_id(id));
     let version_ok = m.jsonrpc.is_some_and(|v| v.get() == "\"2.0\"");
     if m.duplicate || !version_ok || (m.id.is_some() && id.is_none()) {
