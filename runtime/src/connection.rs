@@ -490,6 +490,10 @@ async fn handle_message(
 /// Backpressure: wait for room before starting another call. `None` if the connection
 /// is closing meanwhile.
 async fn acquire(shared: &Arc<Shared>, close: &CancellationToken) -> Option<OwnedSemaphorePermit> {
+    // Usually there is room: take it without setting up a wait.
+    if let Ok(permit) = shared.in_flight.clone().try_acquire_owned() {
+        return Some(permit);
+    }
     tokio::select! {
         biased;
         _ = close.cancelled() => None,
@@ -898,8 +902,15 @@ async fn deliver(shared: &Arc<Shared>, reply: &Reply, id: &str, out: MethodResul
 }
 
 async fn send(shared: &Shared, frame: String) {
-    // If the writer is gone, the reader will notice the connection closing.
-    let _ = shared.peer.sender().send(Message::Text(frame.into())).await;
+    let tx = shared.peer.sender();
+    // Usually the queue has room: no need to set up a wait. If the writer is gone, the
+    // reader notices the connection closing.
+    match tx.try_send(Message::Text(frame.into())) {
+        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+        Err(mpsc::error::TrySendError::Full(msg)) => {
+            let _ = tx.send(msg).await;
+        }
+    }
 }
 
 async fn send_close(shared: &Shared, code: CloseCode, reason: &str) {
