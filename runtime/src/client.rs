@@ -611,40 +611,40 @@ impl Client {
         params: Option<&str>,
         options: CallOptions,
     ) -> Result<RawResult, CallFailure> {
-        let timeout = options
-            .timeout
-            .unwrap_or(self.inner.builder.config.call_timeout);
-        let deadline = Instant::now() + timeout;
-        loop {
-            let peer = self.wait_peer(deadline, timeout).await?;
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            match peer.request_raw(method, params, Some(remaining)).await {
-                // Never sent: safe to send on the next connection, once this one is gone.
-                Err(CallFailure::NotSent(_)) => wait_closed(&peer, deadline).await,
-                Err(CallFailure::Other(Error::Disconnected(_)))
-                    if options.idempotent && self.inner.builder.reconnect.enabled =>
-                {
-                    tracing::debug!(
-                        method,
-                        "connection lost mid-call; sending the idempotent call again"
-                    );
-                    continue;
-                }
-                Err(CallFailure::Other(Error::Timeout(_))) => {
-                    return Err(CallFailure::Other(Error::Timeout(timeout)))
-                }
-                other => return other,
-            }
-        }
+        self.on_connection(options, options.idempotent, |peer, remaining| async move {
+            peer.request_raw(method, params, Some(remaining)).await
+        })
+        .await
     }
 
     /// Subscribe once on a live connection (waiting for one within the timeout).
+    /// Subscribing again after a drop is always safe: the old subscription died with its
+    /// connection.
     pub(crate) async fn subscribe_once(
         &self,
         method: &str,
         params: Option<&str>,
         options: CallOptions,
     ) -> Result<RawSub, CallFailure> {
+        self.on_connection(options, true, |peer, remaining| async move {
+            peer.subscribe_raw(method, params, Some(remaining)).await
+        })
+        .await
+    }
+
+    /// Run `attempt` on a live connection within the call's timeout: wait for one while
+    /// disconnected; try again on the next connection when the request was never sent,
+    /// or when it was sent but `repeatable` (idempotent) and the connection dropped.
+    async fn on_connection<T, F, Fut>(
+        &self,
+        options: CallOptions,
+        repeatable: bool,
+        attempt: F,
+    ) -> Result<T, CallFailure>
+    where
+        F: Fn(Peer, Duration) -> Fut,
+        Fut: std::future::Future<Output = Result<T, CallFailure>>,
+    {
         let timeout = options
             .timeout
             .unwrap_or(self.inner.builder.config.call_timeout);
@@ -652,13 +652,13 @@ impl Client {
         loop {
             let peer = self.wait_peer(deadline, timeout).await?;
             let remaining = deadline.saturating_duration_since(Instant::now());
-            match peer.subscribe_raw(method, params, Some(remaining)).await {
+            match attempt(peer.clone(), remaining).await {
+                // Never sent: safe to send on the next connection, once this one is gone.
                 Err(CallFailure::NotSent(_)) => wait_closed(&peer, deadline).await,
-                // Subscribing has no effect until it is answered: safe to repeat.
                 Err(CallFailure::Other(Error::Disconnected(_)))
-                    if self.inner.builder.reconnect.enabled =>
+                    if repeatable && self.inner.builder.reconnect.enabled =>
                 {
-                    continue
+                    tracing::debug!("connection lost mid-call; sending it again");
                 }
                 Err(CallFailure::Other(Error::Timeout(_))) => {
                     return Err(CallFailure::Other(Error::Timeout(timeout)))

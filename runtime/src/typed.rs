@@ -154,11 +154,10 @@ impl Caller for Peer {
         R: DeserializeOwned,
         E: ApplicationError,
     {
-        let raw = self
-            .request_raw(method, params.as_deref(), options.timeout)
-            .await
-            .map_err(failure_to_error)?;
-        serde_json::from_str(raw.json()).map_err(Error::Decode)
+        decode_result(
+            self.request_raw(method, params.as_deref(), options.timeout)
+                .await,
+        )
     }
 
     async fn subscribe<T, E>(
@@ -180,6 +179,14 @@ impl Caller for Peer {
     async fn notify(&self, method: &str, params: Option<String>) -> Result<(), Error> {
         self.notify_raw(method, params.as_deref()).await
     }
+}
+
+/// A call's outcome as the caller sees it: the result decoded, or the error.
+fn decode_result<R: DeserializeOwned, E: ApplicationError>(
+    outcome: Result<crate::peer::RawResult, CallFailure>,
+) -> Result<R, Error<E>> {
+    let raw = outcome.map_err(failure_to_error)?;
+    serde_json::from_str(raw.json()).map_err(Error::Decode)
 }
 
 /// A failed call as the caller sees it: typed application errors recognized.
@@ -206,11 +213,7 @@ impl Caller for Client {
         R: DeserializeOwned,
         E: ApplicationError,
     {
-        let raw = self
-            .request_raw(method, params.as_deref(), options)
-            .await
-            .map_err(failure_to_error)?;
-        serde_json::from_str(raw.json()).map_err(Error::Decode)
+        decode_result(self.request_raw(method, params.as_deref(), options).await)
     }
 
     async fn subscribe<T, E>(
