@@ -1,10 +1,71 @@
 //! # wirecall: typed RPC over WebSocket
 //!
 //! wirecall speaks [JSON-RPC 2.0] over WebSocket, in both directions: a client calls the
-//! server's methods, and the server may call methods of a connected client. Services are
-//! usually written in a `.wire` interface file or as a `#[wirecall::service]` trait, and
-//! the generated code calls this crate; this page shows the untyped layer underneath,
-//! which also works on its own.
+//! server's methods, and the server may call methods of a connected client. A service is
+//! written once — in a `.wire` interface file (compiled by `wirecall-idl` in `build.rs`,
+//! then [`include_idl!`]) or as a Rust trait with [`macro@service`] — and becomes a server
+//! trait to implement and a typed client to call.
+//!
+//! ## A typed service in three steps
+//!
+//! ```
+//! use wirecall::{Client, Context, Fault, Server};
+//!
+//! // 1. Describe it (or write `idl/greeter.wire` and use build.rs: same generated code).
+//! /// Why a greeting failed.
+//! #[wirecall::error]
+//! pub enum GreetError {
+//!     /// Nobody to greet.
+//!     #[wirecall(code = 4001)]
+//!     EmptyName,
+//! }
+//!
+//! /// Greets people.
+//! #[wirecall::service]
+//! pub trait Greeter {
+//!     /// A greeting for `name`.
+//!     async fn greet(name: String) -> Result<String, GreetError>;
+//!     /// Counts from 0 to `n - 1`, pushed by the server.
+//!     #[wirecall(stream)]
+//!     async fn count(n: u32) -> u32;
+//! }
+//!
+//! // 2. Implement the generated server trait: each method also gets the call's `Context`.
+//! struct Hello;
+//!
+//! impl Greeter for Hello {
+//!     async fn greet(&self, _ctx: Context, name: String) -> Result<String, Fault<GreetError>> {
+//!         if name.is_empty() {
+//!             return Err(GreetError::EmptyName.into());
+//!         }
+//!         Ok(format!("Hello, {name}!"))
+//!     }
+//!     async fn count(&self, _ctx: Context, n: u32) -> Result<wirecall::Items<u32>, Fault> {
+//!         Ok(wirecall::items_ok(futures_util::stream::iter(0..n)))
+//!     }
+//! }
+//!
+//! // 3. Serve it, and call it through the generated client.
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::bind("127.0.0.1:0", Hello.into_router()).await?;
+//! let greeter = GreeterClient::new(Client::connect(&server.url()).await?);
+//! assert_eq!(greeter.greet("Ada".into()).await?, "Hello, Ada!");
+//! assert!(matches!(greeter.greet(String::new()).await, Err(wirecall::Error::App(GreetError::EmptyName))));
+//! let mut count = greeter.count(3).await?;
+//! while let Some(n) = count.next().await {
+//!     println!("{}", n?);
+//! }
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! In the trait, a method returns its result type; `Result<T, E>` declares the typed
+//! error `E` (`throws E` in the IDL). `#[wirecall(…)]` on a method takes `name = "…"`
+//! (wire name), `idempotent`, `notify`, `stream` and `client` (a method the server calls on
+//! the client). The language and its mapping to Rust are described in `docs/IDL.md`.
+//!
+//! The rest of this page shows the untyped layer underneath, which also works on its own.
 //!
 //! ## A server
 //!
