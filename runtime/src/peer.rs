@@ -31,13 +31,21 @@ pub(crate) struct RawResult {
 }
 
 impl RawResult {
-    /// `raw` must point into `frame`.
+    /// The result `raw`, which normally borrows from `frame`: then only the frame's
+    /// reference count changes. (If it does not, it is copied.)
     pub(crate) fn new(frame: &Utf8Bytes, raw: &RawValue) -> Self {
-        let base = frame.as_str().as_ptr() as usize;
-        let start = raw.get().as_ptr() as usize - base;
-        RawResult {
-            frame: frame.clone(),
-            range: start..start + raw.get().len(),
+        let text = frame.as_str();
+        let json = raw.get();
+        let start = (json.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
+        match text.get(start..start.wrapping_add(json.len())) {
+            Some(inside) if inside.as_ptr() == json.as_ptr() => RawResult {
+                frame: frame.clone(),
+                range: start..start + json.len(),
+            },
+            _ => RawResult {
+                frame: Utf8Bytes::from(json.to_string()),
+                range: 0..json.len(),
+            },
         }
     }
 
@@ -466,5 +474,23 @@ fn send_detached(tx: &mpsc::Sender<Message>, msg: Message) {
             }
         }
         Err(mpsc::error::TrySendError::Closed(_)) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_result_borrows_from_its_frame_or_copies() {
+        let frame = Utf8Bytes::from(r#"{"result":{"x":1},"id":1}"#.to_string());
+        let members: std::collections::HashMap<&str, &RawValue> =
+            serde_json::from_str(frame.as_str()).unwrap();
+        let inside = RawResult::new(&frame, members["result"]);
+        assert_eq!(inside.json(), r#"{"x":1}"#);
+        assert_eq!(inside.frame.as_str().len(), frame.as_str().len(), "no copy");
+        let elsewhere: Box<RawValue> = RawValue::from_string("[1,2]".to_string()).unwrap();
+        let copied = RawResult::new(&frame, &elsewhere);
+        assert_eq!(copied.json(), "[1,2]");
     }
 }
