@@ -27,12 +27,95 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Generate code or documents from a `.wire` file.
+    #[command(subcommand)]
+    Gen(Gen),
+}
+
+#[derive(Debug, Subcommand)]
+enum Gen {
+    /// Rust code: the same as `wirecall_idl::configure().compile(…)` in build.rs.
+    Rust {
+        /// The `.wire` file.
+        file: PathBuf,
+        /// Where to write the code (default: standard output).
+        #[arg(long, value_name = "FILE.rs")]
+        out: Option<PathBuf>,
+        /// Generate no client stubs.
+        #[arg(long)]
+        no_client: bool,
+        /// Generate no server traits.
+        #[arg(long)]
+        no_server: bool,
+    },
+    /// An OpenRPC 1.3 document describing the interface.
+    Openrpc {
+        /// The `.wire` file.
+        file: PathBuf,
+        /// Where to write the document (default: standard output).
+        #[arg(long, value_name = "FILE.json")]
+        out: Option<PathBuf>,
+        /// The API's version in the document's `info`.
+        #[arg(long, default_value = "0.1.0")]
+        api_version: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { files, quiet } => check(&files, quiet),
+        Command::Gen(Gen::Rust {
+            file,
+            out,
+            no_client,
+            no_server,
+        }) => {
+            let (code, _) = wirecall_idl::configure()
+                .client(!no_client)
+                .server(!no_server)
+                .generate(&file);
+            match code {
+                Ok(code) => write_output(out.as_deref(), &code),
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Gen(Gen::Openrpc {
+            file,
+            out,
+            api_version,
+        }) => match wirecall_idl::load(&file) {
+            Ok(loaded) => {
+                let title = file
+                    .file_stem()
+                    .map_or_else(|| "api".into(), |s| s.to_string_lossy().into_owned());
+                let doc = wirecall_idl::openrpc::document(&loaded.schema, &title, &api_version);
+                let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
+                write_output(out.as_deref(), &text)
+            }
+            Err(d) => fail(&d),
+        },
+    }
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprint!("{e}");
+    ExitCode::FAILURE
+}
+
+fn write_output(out: Option<&std::path::Path>, text: &str) -> ExitCode {
+    match out {
+        None => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Some(path) => match std::fs::write(path, text) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: cannot write `{}`: {e}", path.display());
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -68,3 +68,54 @@ fn no_files_is_a_usage_error() {
     assert_eq!(code, 2);
     assert!(stderr.contains("<FILE>..."), "{stderr}");
 }
+
+#[test]
+fn gen_rust_writes_the_same_code_as_build_rs() {
+    let (code, stdout, stderr) = wirecall(&["gen", "rust", "examples/idl/calculator.wire"]);
+    assert_eq!(code, 0, "{stderr}");
+    let golden = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../idl/tests/golden/calculator.rs"
+    ))
+    .unwrap();
+    assert_eq!(stdout, golden);
+    let out = std::env::temp_dir().join(format!("wirecall-gen-{}.rs", std::process::id()));
+    let (code, stdout, _) = wirecall(&[
+        "gen",
+        "rust",
+        "examples/idl/calculator.wire",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!((code, stdout.as_str()), (0, ""));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), golden);
+    std::fs::remove_file(out).unwrap();
+}
+
+#[test]
+fn gen_openrpc_prints_a_document() {
+    let (code, stdout, stderr) = wirecall(&[
+        "gen",
+        "openrpc",
+        "examples/idl/calculator.wire",
+        "--api-version",
+        "2.0.0",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["openrpc"], "1.3.2");
+    assert_eq!(doc["info"]["title"], "calculator");
+    assert_eq!(doc["info"]["version"], "2.0.0");
+    assert_eq!(doc["methods"].as_array().unwrap().len(), 10);
+}
+
+#[test]
+fn gen_on_an_invalid_file_prints_the_diagnostics() {
+    let (code, stdout, stderr) =
+        wirecall(&["gen", "rust", "idl/tests/diagnostics/three_mistakes.wire"]);
+    assert_eq!((code, stdout.as_str()), (1, ""));
+    assert!(
+        stderr.contains("three_mistakes.wire:3:12: error: unknown type `u46`"),
+        "{stderr}"
+    );
+}

@@ -30,6 +30,7 @@ pub mod diagnostic;
 pub mod load;
 pub mod model;
 pub mod naming;
+pub mod openrpc;
 pub mod parse;
 pub mod rust;
 pub mod validate;
