@@ -4,5 +4,6 @@ fn main() -> Result<(), wirecall_idl::BuildError> {
     wirecall_idl::configure()
         .client(true)
         .server(true)
+        .openrpc(true)
         .compile(&["idl/calculator.wire", "idl/chat.wire"])
 }

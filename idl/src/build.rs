@@ -50,6 +50,7 @@ pub struct Builder {
     options: Options,
     out_dir: Option<PathBuf>,
     emit_rerun: bool,
+    openrpc: bool,
 }
 
 impl Default for Builder {
@@ -58,6 +59,7 @@ impl Default for Builder {
             options: Options::default(),
             out_dir: None,
             emit_rerun: true,
+            openrpc: false,
         }
     }
 }
@@ -123,6 +125,13 @@ impl Builder {
         self
     }
 
+    /// Also generate `pub const OPENRPC_DOCUMENT: &str`, the interface's OpenRPC document
+    /// (see `wirecall gen openrpc`), to serve with `Router::discover`. Default off.
+    pub fn openrpc(mut self, enable: bool) -> Self {
+        self.openrpc = enable;
+        self
+    }
+
     /// Write to this directory instead of `OUT_DIR`.
     pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.out_dir = Some(dir.into());
@@ -167,10 +176,23 @@ impl Builder {
         match Loader::new().load(file) {
             Ok(loaded) => {
                 let read = loaded.files().map(Path::to_path_buf).collect();
-                let tokens = codegen::generate(&loaded.schema, &self.options);
+                let mut tokens = codegen::generate(&loaded.schema, &self.options);
                 let name = file
                     .file_name()
                     .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                if self.openrpc {
+                    let title = file
+                        .file_stem()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                    let doc = crate::openrpc::document(&loaded.schema, &title, "0.1.0").to_string();
+                    let doc_line = format!(
+                        " The OpenRPC document of `{name}` (serve it with `Router::discover`)."
+                    );
+                    tokens.extend(quote::quote! {
+                        #[doc = #doc_line]
+                        pub const OPENRPC_DOCUMENT: &str = #doc;
+                    });
+                }
                 (format_code(&name, tokens), read)
             }
             Err(d) => {

@@ -85,6 +85,18 @@ where
     }
 }
 
+/// JSON text that serializes as itself.
+struct RawJson(Arc<str>);
+
+impl Serialize for RawJson {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match serde_json::value::RawValue::from_string(self.0.to_string()) {
+            Ok(raw) => raw.serialize(s),
+            Err(e) => Err(serde::ser::Error::custom(e)),
+        }
+    }
+}
+
 /// Serialize a handler's result; a result that cannot be serialized is an internal error.
 pub fn serialize_result<T: Serialize>(result: Result<T, RpcError>) -> MethodResult {
     let value = result?;
@@ -177,6 +189,20 @@ impl Router {
             .insert(format!("{name}.unsubscribe").into(), Route::Unsubscribe);
         self.methods.insert(name, Route::Subscribe(handler));
         self
+    }
+
+    /// Answer `rpc.discover` (the OpenRPC service discovery method) with `document`, the
+    /// JSON text of an OpenRPC document — e.g. the `OPENRPC_DOCUMENT` that
+    /// `wirecall_idl::configure().openrpc(true)` generates. Invalid JSON is an error.
+    pub fn discover(&mut self, document: &str) -> Result<&mut Self, serde_json::Error> {
+        let doc: Arc<str> = serde_json::value::RawValue::from_string(document.to_string())?
+            .get()
+            .into();
+        self.method("rpc.discover", move |_ctx, _params| {
+            let doc = doc.clone();
+            async move { Ok::<_, RpcError>(RawJson(doc)) }
+        });
+        Ok(self)
     }
 
     /// Register a type-erased handler.

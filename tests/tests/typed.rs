@@ -355,3 +355,19 @@ fn json_mapping_of_every_construct() {
     );
     assert_eq!(Oops::Bad.to_string(), "Bad (code 1)");
 }
+
+#[tokio::test]
+async fn rpc_discover_answers_the_openrpc_document() {
+    let mut router = CalcServer::default().into_router();
+    router
+        .discover(wirecall_examples::calculator::OPENRPC_DOCUMENT)
+        .unwrap();
+    let server = Server::bind("127.0.0.1:0", router).await.unwrap();
+    let client = Client::connect(&server.url()).await.unwrap();
+    let doc: serde_json::Value = client.call("rpc.discover", ()).await.unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(wirecall_examples::calculator::OPENRPC_DOCUMENT).unwrap();
+    assert_eq!(doc, expected);
+    assert_eq!(doc["methods"][0]["name"], "Calculator.add");
+    assert!(wirecall::Router::new().discover("not json").is_err());
+}

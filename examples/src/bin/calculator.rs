@@ -39,7 +39,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn serve(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let server = Server::bind(addr, CalcServer::default().into_router()).await?;
+    let mut router = CalcServer::default().into_router();
+    // `rpc.discover` answers the OpenRPC document of calculator.wire.
+    router.discover(wirecall_examples::calculator::OPENRPC_DOCUMENT)?;
+    let server = Server::bind(addr, router).await?;
     println!("listening on {}", server.url());
     tokio::signal::ctrl_c().await?;
     println!("shutting down");
