@@ -280,7 +280,11 @@ impl ClientBuilder {
                 .unwrap_or_else(|e| CloseReason::Error(e.to_string()))
         });
         *inner.done.lock().unwrap_or_else(|e| e.into_inner()) = Some(done.shared());
-        Ok(Client { inner })
+        let handle = Arc::new(CloseOnDrop(inner.close.clone()));
+        Ok(Client {
+            inner,
+            _handle: handle,
+        })
     }
 
     fn start(&self, ws: Ws, close: &CancellationToken) -> connection::Started {
@@ -454,10 +458,23 @@ fn finish(inner: &ClientInner, reason: CloseReason) -> CloseReason {
 
 /// A connection to a server: call its methods with [`Client::call`], subscribe to its
 /// streams, send notifications. Cheap to clone; clones share the connection. Reconnects
-/// by itself (see the [module docs](self) and [`Reconnect`]).
+/// by itself (see the [module docs](self) and [`Reconnect`]). Dropping the last clone
+/// (and every subscription made through it) closes the connection.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<ClientInner>,
+    /// Shared by the application's clones: when the last one is dropped, the connection
+    /// closes (the supervisor task alone does not keep it open).
+    _handle: Arc<CloseOnDrop>,
+}
+
+/// Closes the client when dropped.
+struct CloseOnDrop(CancellationToken);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 impl fmt::Debug for Client {

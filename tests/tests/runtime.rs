@@ -494,3 +494,20 @@ async fn graceful_shutdown_finishes_in_flight_calls_then_closes_1001() {
         "still accepting"
     );
 }
+
+#[tokio::test]
+async fn dropping_the_last_client_clone_closes_the_connection() {
+    let server = serve(spec_router()).await;
+    let client = Client::connect(&server.url()).await.unwrap();
+    let clone = client.clone();
+    assert_eq!(clone.call::<i64>("subtract", (2, 1)).await.unwrap(), 1);
+    drop(client);
+    // One clone left: still open.
+    assert_eq!(clone.call::<i64>("subtract", (3, 1)).await.unwrap(), 2);
+    assert_eq!(server.connections(), 1);
+    drop(clone);
+    wait_for("the server to see the connection close", || {
+        server.connections() == 0
+    })
+    .await;
+}
