@@ -526,7 +526,7 @@ async fn subscribe(
     reply: Reply,
     permit: OwnedSemaphorePermit,
 ) {
-    let items = match CatchPanicSub(setup).await {
+    let items = match CatchPanic(setup).await {
         Ok(items) => items,
         Err(e) => {
             deliver(&shared, &reply, &call_id, Err(e)).await;
@@ -698,56 +698,44 @@ async fn run(
     );
 }
 
-/// Start a stream handler; a panic while it decodes its params answers -32603.
-fn start_subscribe(
-    handler: &dyn SubscribeMethod,
-    ctx: Context,
-    params: Params<'_>,
-) -> SubscribeFuture {
-    match std::panic::catch_unwind(AssertUnwindSafe(|| handler.subscribe(ctx, params))) {
+/// A boxed future answering `Result<T, RpcError>`: a handler's call or a stream's setup.
+type Answer<T> = std::pin::Pin<Box<dyn Future<Output = Result<T, RpcError>> + Send>>;
+
+/// Start a handler (`start` decodes the params and makes its future); a panic while it
+/// does answers -32603.
+fn start_guarded<T: Send + 'static>(start: impl FnOnce() -> Answer<T>) -> Answer<T> {
+    match std::panic::catch_unwind(AssertUnwindSafe(start)) {
         Ok(fut) => fut,
         Err(panic) => Box::pin(std::future::ready(Err(panicked(&*panic)))),
     }
 }
 
-/// A stream's setup future whose panic becomes a `-32603` answer.
-struct CatchPanicSub(SubscribeFuture);
-
-impl Future for CatchPanicSub {
-    type Output = Result<ItemStream, RpcError>;
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> Poll<Self::Output> {
-        let fut = &mut self.0;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-            Ok(poll) => poll,
-            Err(panic) => Poll::Ready(Err(panicked(&*panic))),
-        }
-    }
-}
-
-/// Start a handler; a panic while it decodes its params answers -32603.
 fn start_call(
     handler: &dyn crate::router::Method,
     ctx: Context,
     params: Params<'_>,
 ) -> MethodFuture {
-    match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(ctx, params))) {
-        Ok(fut) => fut,
-        Err(panic) => Box::pin(std::future::ready(Err(panicked(&*panic)))),
-    }
+    start_guarded(|| handler.call(ctx, params))
 }
 
-/// A handler future whose panic becomes a `-32603` answer.
-struct CatchPanic(MethodFuture);
+fn start_subscribe(
+    handler: &dyn SubscribeMethod,
+    ctx: Context,
+    params: Params<'_>,
+) -> SubscribeFuture {
+    start_guarded(|| handler.subscribe(ctx, params))
+}
 
-impl Future for CatchPanic {
-    type Output = MethodResult;
+/// A handler's future whose panic becomes a `-32603` answer; the connection and the
+/// server carry on.
+struct CatchPanic<T>(Answer<T>);
+
+impl<T> Future for CatchPanic<T> {
+    type Output = Result<T, RpcError>;
     fn poll(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> Poll<MethodResult> {
+    ) -> Poll<Self::Output> {
         let fut = &mut self.0;
         match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
             Ok(poll) => poll,
