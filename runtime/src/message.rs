@@ -386,6 +386,22 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(text in "\\PC{0,120}") {
+            let _ = kind(&text);
+            if text.trim_start().starts_with('{') {
+                let _ = classify_text(&text);
+            }
+        }
+
+        #[test]
+        fn parsing_near_json_never_panics(text in r#"[\[\]{}",:0-9a-z. \\-]{0,80}"#) {
+            let _ = kind(&text);
+            let _ = classify_text(&text);
+        }
+    }
+
     #[test]
     fn writes_spec_shaped_messages() {
         let mut s = String::new();
