@@ -959,6 +959,17 @@ async fn write_loop<S>(
         if rx.recv_many(&mut burst, 64).await == 0 {
             break;
         }
+        // Let the tasks that are ready run once, so that the answers and requests they are
+        // about to queue go out in this flush too, instead of in a flush of their own.
+        if burst.len() < 64 {
+            tokio::task::yield_now().await;
+            while burst.len() < 256 {
+                match rx.try_recv() {
+                    Ok(msg) => burst.push(msg),
+                    Err(_) => break,
+                }
+            }
+        }
         let mut closing = false;
         for msg in burst.drain(..) {
             closing = matches!(msg, Message::Close(_));
