@@ -7,12 +7,14 @@
 //! it also compiles under `#![deny(missing_docs, warnings)]`.
 //!
 //! For a service `S` it generates:
-//! - `trait S`: the server side, one async method per `rpc` and `notify`, taking the call's
-//!   [`Context`](https://docs.rs/wirecall) and the typed params, returning
-//!   `Result<T, wirecall::Fault<E>>` (`E` from `throws`); `S::into_router` mounts an
-//!   implementation on a `wirecall::Router`;
-//! - `struct SClient<C = wirecall::Client>`: the typed client, one async method per `rpc`
-//!   and `notify`, returning `Result<T, wirecall::Error<E>>`;
+//! - `trait S`: the server side, one async method per `rpc`, `notify` and `stream`, taking
+//!   the call's `wirecall::Context` and the typed params, returning
+//!   `Result<T, wirecall::Fault<E>>` (`E` from `throws`; streams return
+//!   `wirecall::Items<T, E>`); `S::into_router` mounts an implementation on a
+//!   `wirecall::Router`;
+//! - `struct SClient<C = wirecall::Client>`: the typed client, one async method per
+//!   method, returning `Result<T, wirecall::Error<E>>` (streams a
+//!   `wirecall::Subscription<T, E>`);
 //! - with a `client { … }` block, `trait SCallbacks` (implemented by the client
 //!   application) and `struct SCallbacksClient<C = wirecall::Peer>` (the server's handle).
 
