@@ -59,7 +59,7 @@ impl Loader {
         match self.read(&root) {
             Ok(text) => {
                 let id = state.sources.add(root.clone(), text);
-                state.by_path.insert(root, id);
+                state.by_path.insert(self.identity(&root), id);
                 state.visit(id, &mut Vec::new());
             }
             Err(e) => state.diags.push(Diagnostic::error(
@@ -92,6 +92,16 @@ impl Loader {
         }
     }
 
+    /// What makes two paths the same file: the canonical path on disk (so `a/../b.wire`,
+    /// `./b.wire` and symbolic links to it are one file), the path itself for in-memory
+    /// sources and files that do not exist.
+    fn identity(&self, path: &Path) -> PathBuf {
+        if self.overrides.contains_key(path) {
+            return path.to_path_buf();
+        }
+        std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+    }
+
     fn read(&self, path: &Path) -> std::io::Result<String> {
         match self.overrides.get(path) {
             Some(text) => Ok(text.clone()),
@@ -108,6 +118,7 @@ pub fn load(root: impl AsRef<Path>) -> Result<Loaded, Diagnostics> {
 struct LoadState<'a> {
     loader: &'a Loader,
     sources: SourceMap,
+    /// Files read so far, by identity (see [`Loader::identity`]).
     by_path: HashMap<PathBuf, FileId>,
     parsed: HashMap<FileId, ParsedFile>,
     /// Files in dependency order: imports before importers.
@@ -137,7 +148,8 @@ impl LoadState<'_> {
             .unwrap_or_default();
         for import in &parsed.imports {
             let path = normalize(&dir.join(&import.path));
-            if let Some(&target) = self.by_path.get(&path) {
+            let identity = self.loader.identity(&path);
+            if let Some(&target) = self.by_path.get(&identity) {
                 if let Some(pos) = stack.iter().position(|&f| f == target) {
                     let chain: Vec<String> = stack[pos..]
                         .iter()
@@ -154,8 +166,8 @@ impl LoadState<'_> {
             }
             match self.loader.read(&path) {
                 Ok(text) => {
-                    let target = self.sources.add(path.clone(), text);
-                    self.by_path.insert(path, target);
+                    let target = self.sources.add(path, text);
+                    self.by_path.insert(identity, target);
                     self.visit(target, stack);
                 }
                 Err(e) => {

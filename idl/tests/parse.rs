@@ -474,3 +474,48 @@ fn mutual_recursion_is_reported_once_with_its_cycle() {
 fn recursion_through_list_or_map_is_fine() {
     load("struct Tree { children: list<Tree>, by_name: map<string, Tree>, parent: json? }");
 }
+
+#[test]
+fn a_file_reached_by_two_paths_is_read_once() {
+    let dir = std::env::temp_dir().join(format!("wirecall-imports-{}", std::process::id()));
+    let sub = dir.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::write(dir.join("common.wire"), "struct Common { x: i64 }").unwrap();
+    std::fs::write(
+        sub.join("other.wire"),
+        r#"import "../common.wire"; struct Other { c: Common }"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("root.wire"),
+        r#"import "./common.wire"; import "sub/../common.wire"; import "sub/other.wire"; struct Root { c: Common, o: Other }"#,
+    )
+    .unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(dir.join("common.wire"), dir.join("alias.wire")).unwrap();
+    #[cfg(unix)]
+    std::fs::write(
+        dir.join("root2.wire"),
+        r#"import "common.wire"; import "alias.wire"; struct R { c: Common }"#,
+    )
+    .unwrap();
+
+    let l = wirecall_idl::load(dir.join("root.wire")).unwrap();
+    let names: Vec<_> = l
+        .schema
+        .types
+        .iter()
+        .map(|t| t.name().name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["Common", "Other", "Root"],
+        "common.wire parsed once"
+    );
+    #[cfg(unix)]
+    {
+        let l = wirecall_idl::load(dir.join("root2.wire")).unwrap();
+        assert_eq!(l.schema.types.len(), 2, "a symbolic link is the same file");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
