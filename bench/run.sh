@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark wirecall against jsonrpsee and a minimal tokio-tungstenite responder.
 #
-#   bench/run.sh [SECONDS]
+#   bench/run.sh [SECONDS] [REPEAT]
+#
+# With REPEAT > 1 every scenario runs REPEAT times (servers restarted in between) and the
+# table shows the median of each figure, which steadies the ratios on a noisy machine.
 #
 # Builds in release, pins each server to core 0 and the load generator to core 1
 # (taskset), runs every scenario against every server, and prints one markdown table with
@@ -11,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECONDS_PER_RUN="${1:-5}"
+REPEAT="${2:-1}"
 OUT=target/bench
 mkdir -p "$OUT"
 RESULTS="$OUT/results.jsonl"
@@ -48,6 +52,7 @@ gen() { # LABEL ARGS...
   taskset -c "$GEN_CORE" "$BIN/loadgen" --url "$URL" --seconds "$SECONDS_PER_RUN" --label "$label" "$@" | tee -a "$RESULTS"
 }
 
+for round in $(seq 1 "$REPEAT"); do
 for impl in minimal wirecall jsonrpsee; do
   start_server "$impl"
   echo "== $impl at $URL (pid $SERVER_PID)" >&2
@@ -64,12 +69,32 @@ for client in wirecall jsonrpsee; do
   taskset -c "$GEN_CORE" "$BIN/clientbench" --client "$client" --url "$URL" --inflight 64 --seconds "$SECONDS_PER_RUN" | tee -a "$RESULTS"
 done
 stop_server
+done
 
 python3 - "$RESULTS" <<'PY'
 import json, sys
+from statistics import median
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-by = {r["label"]: r for r in rows if "label" in r}
-clients = {r["client"]: r for r in rows if "client" in r}
+def merge(groups):
+    # The median of every numeric figure over the rounds.
+    out = {}
+    for key, runs in groups.items():
+        merged = dict(runs[0])
+        for field, value in runs[0].items():
+            if isinstance(value, (int, float)):
+                merged[field] = median(r[field] for r in runs)
+        out[key] = merged
+    return out
+groups, cgroups = {}, {}
+for r in rows:
+    if "label" in r:
+        groups.setdefault(r["label"], []).append(r)
+    elif "client" in r:
+        cgroups.setdefault(r["client"], []).append(r)
+by, clients = merge(groups), merge(cgroups)
+rounds = max((len(v) for v in groups.values()), default=1)
+if rounds > 1:
+    print(f"Median of {rounds} rounds.\n")
 impls = ["minimal", "wirecall", "jsonrpsee"]
 def fmt(v):
     return f"{v:,.0f}"
