@@ -47,6 +47,9 @@ use crate::router::{
 };
 use crate::subscription::{unsubscribe_frame, Routed};
 
+/// Frames queued this soon after the previous flush count as part of a stream of frames.
+const BURST_WINDOW: Duration = Duration::from_micros(20);
+
 /// How long the writer may take to send what is queued after the reader has finished.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
@@ -955,13 +958,17 @@ async fn write_loop<S>(
 {
     // Grows with the largest burst; small to start, so idle connections stay cheap.
     let mut burst = Vec::with_capacity(4);
+    let mut last_flush = std::time::Instant::now() - BURST_WINDOW;
     loop {
         if rx.recv_many(&mut burst, 64).await == 0 {
             break;
         }
-        // Let the tasks that are ready run once, so that the answers and requests they are
-        // about to queue go out in this flush too, instead of in a flush of their own.
-        if burst.len() < 64 {
+        // When frames are streaming (several ready, or the last flush was moments ago), let
+        // the tasks that are ready run once, so that the frames they are about to queue go
+        // out in this flush too. A lone frame of a request/response ping-pong is flushed at
+        // once: yielding would cost it a turn of the scheduler.
+        let streaming = burst.len() > 1 || last_flush.elapsed() < BURST_WINDOW;
+        if streaming && burst.len() < 64 {
             tokio::task::yield_now().await;
             while burst.len() < 256 {
                 match rx.try_recv() {
@@ -986,6 +993,7 @@ async fn write_loop<S>(
         if sink.flush().await.is_err() {
             return;
         }
+        last_flush = std::time::Instant::now();
         if closing {
             break;
         }
