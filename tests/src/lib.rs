@@ -174,6 +174,17 @@ pub fn spec_router() -> Router {
     r
 }
 
+/// Poll `cond` every 10 ms for up to 5 s; panics naming `what` if it never holds.
+pub async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
 /// Serve `router` on a free loopback port with the default settings.
 pub async fn serve(router: Router) -> ServerHandle {
     Server::bind("127.0.0.1:0", router).await.expect("bind")

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::mpsc;
 use wirecall::{Client, Error, Router, RpcError, Server};
-use wirecall_tests::{serve, spec_router, RawWs};
+use wirecall_tests::{serve, spec_router, wait_for, RawWs};
 
 /// Observes a handler: how many started, finished, and were dropped unfinished.
 #[derive(Default)]
@@ -26,16 +26,6 @@ impl Drop for DropFlag {
             self.0.dropped.fetch_add(1, Ordering::SeqCst);
         }
     }
-}
-
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 /// `sleep {ms}` (observed by `probe`), `panic`, `ask {question}` (calls the client's

@@ -8,17 +8,7 @@ use wirecall::{Client, Error, Server};
 use wirecall_examples::calculator::{Calculator, CalculatorClient};
 use wirecall_examples::chat::{Chat, ChatClient, ChatError, ChatServer};
 use wirecall_examples::CalcServer;
-use wirecall_tests::RawWs;
-
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
+use wirecall_tests::{wait_for, RawWs};
 
 async fn calculator() -> (CalcServer, wirecall::ServerHandle) {
     let state = CalcServer::default();
