@@ -48,6 +48,18 @@ enum Gen {
         #[arg(long)]
         no_server: bool,
     },
+    /// A TypeScript client: `<stem>.ts` (types, client classes, callback interfaces, error
+    /// classes) and the runtime `wirecall.ts` it imports, written to a directory.
+    Ts {
+        /// The `.wire` file.
+        file: PathBuf,
+        /// The directory to write to (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Write only the generated module, not the runtime `wirecall.ts`.
+        #[arg(long)]
+        no_runtime: bool,
+    },
     /// An OpenRPC 1.3 document describing the interface.
     Openrpc {
         /// The `.wire` file.
@@ -80,6 +92,11 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Command::Gen(Gen::Ts {
+            file,
+            out,
+            no_runtime,
+        }) => gen_ts(&file, &out, no_runtime),
         Command::Gen(Gen::Openrpc {
             file,
             out,
@@ -96,6 +113,48 @@ fn main() -> ExitCode {
             Err(d) => fail(&d),
         },
     }
+}
+
+fn gen_ts(file: &std::path::Path, out: &std::path::Path, no_runtime: bool) -> ExitCode {
+    let loaded = match wirecall_idl::load(file) {
+        Ok(loaded) => loaded,
+        Err(d) => return fail(&d),
+    };
+    let name = file
+        .file_name()
+        .map_or_else(|| "api.wire".into(), |s| s.to_string_lossy().into_owned());
+    let stem = file
+        .file_stem()
+        .map_or_else(|| "api".into(), |s| s.to_string_lossy().into_owned());
+    if stem == "wirecall" {
+        eprintln!(
+            "error: `{}` would generate `wirecall.ts`, the runtime's file name; rename the .wire file",
+            file.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let code = match wirecall_idl::typescript::generate(&loaded, &name) {
+        Ok(code) => code,
+        Err(d) => return fail(&d),
+    };
+    if let Err(e) = std::fs::create_dir_all(out) {
+        eprintln!("error: cannot create `{}`: {e}", out.display());
+        return ExitCode::FAILURE;
+    }
+    let mut files = vec![(format!("{stem}.ts"), code.as_str())];
+    if !no_runtime {
+        files.push((
+            wirecall_idl::typescript::RUNTIME_FILE.into(),
+            wirecall_idl::typescript::RUNTIME,
+        ));
+    }
+    for (name, text) in files {
+        let code = write_output(Some(&out.join(name)), text);
+        if code != ExitCode::SUCCESS {
+            return code;
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn fail(e: &dyn std::fmt::Display) -> ExitCode {

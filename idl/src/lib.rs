@@ -33,6 +33,7 @@ pub mod naming;
 pub mod openrpc;
 pub mod parse;
 pub mod rust;
+pub mod typescript;
 pub mod validate;
 
 pub use build::{configure, BuildError, Builder};

@@ -1,7 +1,10 @@
-//! The generator: golden files of generated code, and parity between the two front ends.
+//! The generators: golden files of generated Rust and TypeScript, and parity between the
+//! two front ends.
 //!
 //! Regenerate the golden files after an intended change with
-//! `WIRECALL_BLESS=1 cargo test -p wirecall-idl --test codegen` and review the diff.
+//! `WIRECALL_BLESS=1 cargo test -p wirecall-idl --test codegen` and review the diff. The
+//! TypeScript of the calculator is the example page's (`examples/web/gen`); after blessing
+//! it, rebuild the page (`tests/browser/node_modules/.bin/tsc -p examples/web`).
 
 use std::path::Path;
 
@@ -9,12 +12,17 @@ use wirecall_idl::codegen::{self, Options};
 use wirecall_idl::model::TypeDef;
 
 fn check_golden(name: &str, actual: &str) {
-    let path = Path::new("tests/golden").join(name);
+    check_file(&Path::new("tests/golden").join(name), actual);
+}
+
+/// Compares `actual` with the file at `path` (relative to this crate), or rewrites the
+/// file under `WIRECALL_BLESS=1`.
+fn check_file(path: &Path, actual: &str) {
     if std::env::var_os("WIRECALL_BLESS").is_some() {
-        std::fs::write(&path, actual).unwrap();
+        std::fs::write(path, actual).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    let expected = std::fs::read_to_string(path).unwrap_or_default();
     if expected != actual {
         let diff: Vec<String> = expected
             .lines()
@@ -183,5 +191,79 @@ fn trait_and_idl_generate_identical_code() {
     assert_eq!(
         pretty(expanded),
         pretty(codegen::service(&idl.schema.services[0], &options))
+    );
+}
+
+fn typescript(text: &str) -> Result<String, String> {
+    let loaded = wirecall_idl::Loader::new()
+        .with_source("api.wire", text)
+        .load("api.wire")
+        .map_err(|d| d.to_string())?;
+    wirecall_idl::typescript::generate(&loaded, "api.wire").map_err(|d| d.to_string())
+}
+
+#[test]
+fn golden_typescript() {
+    let loaded = wirecall_idl::load("../examples/idl/calculator.wire").unwrap();
+    let code = wirecall_idl::typescript::generate(&loaded, "calculator.wire").unwrap();
+    check_file(Path::new("../examples/web/gen/calculator.ts"), &code);
+    check_file(
+        Path::new("../examples/web/gen/wirecall.ts"),
+        wirecall_idl::typescript::RUNTIME,
+    );
+    let loaded = wirecall_idl::load("tests/golden/everything.wire").unwrap();
+    let code = wirecall_idl::typescript::generate(&loaded, "everything.wire").unwrap();
+    check_golden("everything.ts", &code);
+}
+
+#[test]
+fn typescript_parameter_names_are_escaped_and_optional_ones_placed() {
+    let code = typescript(
+        "service S {\n\
+           rpc m(delete: string, options: u8, first_name: string?, every_ms: u32, tail: bool?) -> string;\n\
+         }\n",
+    )
+    .unwrap();
+    assert!(
+        code.contains(
+            "m(delete_: string, options_: number, firstName: string | undefined, everyMs: number, \
+             tail?: boolean, options?: wc.CallOptions): Promise<string> {"
+        ),
+        "{code}"
+    );
+    assert!(
+        code.contains(
+            "{ delete: delete_, options: options_, first_name: firstName, every_ms: everyMs, tail }"
+        ),
+        "{code}"
+    );
+}
+
+#[test]
+fn typescript_rejects_names_it_cannot_take() {
+    let err =
+        typescript("struct Promise { x: u8 }\nservice S { rpc constructor(); }\n").unwrap_err();
+    assert!(
+        err.contains(
+            "api.wire:1:8: error: a type named `Promise` would hide TypeScript's global `Promise`"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("api.wire:2:17: error: a method named `constructor` cannot be a method of a TypeScript class"),
+        "{err}"
+    );
+    assert!(err.contains("aborting due to 2 previous errors"), "{err}");
+}
+
+#[test]
+fn typescript_doc_comments_become_jsdoc() {
+    let code = typescript(
+        "/// A point.\n/// Two lines, with */ inside.\nstruct P {\n  /// X.\n  @deprecated(\"use y\") x: f64,\n}\n",
+    )
+    .unwrap();
+    assert!(
+        code.contains("/**\n * A point.\n * Two lines, with *\\/ inside.\n */\nexport interface P {\n  /**\n   * X.\n   * @deprecated use y\n   */\n  x: number;\n}"),
+        "{code}"
     );
 }

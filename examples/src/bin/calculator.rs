@@ -3,12 +3,16 @@
 //! ```text
 //! cargo run -p wirecall-examples --bin calculator                        # demo
 //! cargo run -p wirecall-examples --bin calculator -- serve 127.0.0.1:9000  # server only
+//! cargo run -p wirecall-examples --bin calculator -- serve 127.0.0.1:9000 \
+//!     --allow-origin http://127.0.0.1:8000                                 # + browser page
 //! ```
 //!
 //! With no arguments it starts a server on a free port and a typed client in the same
 //! process, makes every kind of call and prints what happened. With `serve ADDR` it serves
 //! the calculator until Ctrl-C; any JSON-RPC 2.0 client can call it, e.g.
 //! `{"jsonrpc":"2.0","method":"Calculator.add","params":{"a":1,"b":2},"id":1}`.
+//! Browsers send an `Origin` header; a page served from another origin (such as the
+//! example page in `examples/web`, see its README) needs `--allow-origin ORIGIN`.
 
 use std::time::Duration;
 
@@ -30,19 +34,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .as_slice()
     {
         [] => demo().await,
-        ["serve", addr] => serve(addr).await,
-        _ => {
-            eprintln!("usage: calculator [serve ADDR]");
-            std::process::exit(2);
+        ["serve", addr, rest @ ..] if rest.len() % 2 == 0 => {
+            let mut origins = Vec::new();
+            for pair in rest.chunks(2) {
+                match pair {
+                    ["--allow-origin", origin] => origins.push(origin.to_string()),
+                    _ => usage(),
+                }
+            }
+            serve(addr, origins).await
         }
+        _ => usage(),
     }
 }
 
-async fn serve(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
+fn usage() -> ! {
+    eprintln!("usage: calculator [serve ADDR [--allow-origin ORIGIN]...]");
+    std::process::exit(2);
+}
+
+async fn serve(addr: &str, origins: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
     let mut router = CalcServer::default().into_router();
     // `rpc.discover` answers the OpenRPC document of calculator.wire.
     router.discover(wirecall_examples::calculator::OPENRPC_DOCUMENT)?;
-    let server = Server::bind(addr, router).await?;
+    let mut builder = Server::builder();
+    for origin in origins {
+        builder = builder.allow_origin(origin);
+    }
+    let server = builder.bind(addr, router).await?;
     println!("listening on {}", server.url());
     tokio::signal::ctrl_c().await?;
     println!("shutting down");

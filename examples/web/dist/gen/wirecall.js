@@ -1,0 +1,816 @@
+// The wirecall runtime for TypeScript and JavaScript: JSON-RPC 2.0 over WebSocket, with the
+// behaviour of the Rust client (see docs/PROTOCOL.md): call ids, per-call timeouts,
+// cancellation through AbortSignal (`$/cancelRequest`), reconnect with backoff, resent
+// `@idempotent` calls, resubscribing streams, and calls from the server to the client.
+//
+// `wirecall gen ts` writes this file next to the generated code. It depends on nothing but
+// a WebSocket implementation: the browser's, Node.js 22's, or one passed in `ClientOptions`.
+// Do not edit: change the generator's copy (wirecall-idl/src/ts/wirecall.ts) instead.
+/** Error codes the runtime uses (JSON-RPC 2.0's and wirecall's own). */
+export const ErrorCode = {
+    /** Invalid JSON was received. */
+    ParseError: -32700,
+    /** The JSON sent is not a valid request object. */
+    InvalidRequest: -32600,
+    /** The method does not exist. */
+    MethodNotFound: -32601,
+    /** Invalid method parameters; the message names the parameter. */
+    InvalidParams: -32602,
+    /** Internal error: the handler failed. */
+    InternalError: -32603,
+    /** The server is shutting down and takes no new calls. */
+    ShuttingDown: -32001,
+    /** A limit was exceeded (message size, subscriptions, …). */
+    LimitExceeded: -32005,
+    /** A subscription's buffer overflowed; the stream was closed. */
+    Lagged: -32006,
+    /** The call was cancelled (`$/cancelRequest`). */
+    Cancelled: -32800,
+};
+/** The base of every error the runtime raises. */
+export class WirecallError extends Error {
+    constructor(message) {
+        super(message);
+        this.name = new.target.name;
+    }
+}
+/**
+ * An error answered by the peer: a JSON-RPC error object. Typed application errors
+ * (the IDL's `error` types) are subclasses generated from the IDL.
+ */
+export class RpcError extends WirecallError {
+    /** The JSON-RPC error code. */
+    code;
+    /** The error object's `data`, if any. */
+    data;
+    constructor(code, message, data) {
+        super(message);
+        this.code = code;
+        this.data = data;
+    }
+    /** The JSON-RPC error object. */
+    toJSON() {
+        return this.data === undefined
+            ? { code: this.code, message: this.message }
+            : { code: this.code, message: this.message, data: this.data };
+    }
+}
+/** The call's time ran out (waiting for a connection included). */
+export class TimeoutError extends WirecallError {
+}
+/** The call was cancelled through its `AbortSignal`; the server was told to stop. */
+export class CancelledError extends WirecallError {
+}
+/**
+ * The connection was lost while the call was in flight, so whether it ran is unknown.
+ * `@idempotent` calls are sent again instead.
+ */
+export class DisconnectedError extends WirecallError {
+}
+/** The client was closed, or gave up reconnecting. */
+export class ClosedError extends WirecallError {
+}
+/** The request is larger than `ClientOptions.maxMessageSize`; it was not sent. */
+export class MessageTooLargeError extends WirecallError {
+}
+const DEFAULTS = {
+    timeoutMs: 30_000,
+    handshakeTimeoutMs: 10_000,
+    maxMessageSize: 10 * 1024 * 1024,
+    subscriptionBuffer: 1024,
+    initialBackoffMs: 100,
+    maxBackoffMs: 30_000,
+};
+const OPEN = 1;
+const timers = globalThis;
+/** Connects to `url` (or the first of several, rotating on failure) and returns the client. */
+export function connect(url, options = {}) {
+    return new Client(url, options);
+}
+/**
+ * A client: one WebSocket connection at a time, reconnecting when it drops. Generated
+ * classes (`new CalculatorClient(client)`) make typed calls through it.
+ */
+export class Client {
+    #urls;
+    #urlIndex = 0;
+    #options;
+    #WebSocket;
+    #socket;
+    #state = "connecting";
+    #attempts = 0;
+    #nextId = 1;
+    #retryTimer;
+    /** Calls sent on the current connection, by id. */
+    #inFlight = new Map();
+    /** Calls waiting for a connection, in order. */
+    #waiting = [];
+    /** Notifications waiting for a connection. */
+    #waitingNotes = [];
+    /** Live subscriptions by server-side id (current connection). */
+    #subsById = new Map();
+    /** Every subscription not yet finished (resubscribed after a reconnect). */
+    #subs = new Set();
+    #handlers = new Map();
+    #listeners = new Set();
+    constructor(url, options = {}) {
+        this.#urls = typeof url === "string" ? [url] : [...url];
+        if (this.#urls.length === 0)
+            throw new TypeError("connect: no URL given");
+        this.#options = options;
+        const ctor = options.WebSocket ?? globalThis.WebSocket;
+        if (ctor === undefined) {
+            throw new TypeError("connect: no WebSocket implementation; pass one as `options.WebSocket`");
+        }
+        this.#WebSocket = ctor;
+        const handlers = options.handlers;
+        if (handlers !== undefined) {
+            for (const h of Array.isArray(handlers) ? handlers : [handlers])
+                this.handle(h);
+        }
+        if (options.onStateChange !== undefined)
+            this.#listeners.add(options.onStateChange);
+        this.#open();
+    }
+    /** The connection's state. */
+    get state() {
+        return this.#state;
+    }
+    /** Calls `listener` on every state change; returns a function that stops it. */
+    onStateChange(listener) {
+        this.#listeners.add(listener);
+        return () => this.#listeners.delete(listener);
+    }
+    /** Resolves once connected (at once if connected now); rejects once the client is closed. */
+    connected() {
+        if (this.#state === "connected")
+            return Promise.resolve();
+        if (this.#state === "closed")
+            return Promise.reject(new ClosedError("the client is closed"));
+        return new Promise((resolve, reject) => {
+            const stop = this.onStateChange((state) => {
+                if (state === "connected") {
+                    stop();
+                    resolve();
+                }
+                else if (state === "closed") {
+                    stop();
+                    reject(new ClosedError("the client is closed"));
+                }
+            });
+        });
+    }
+    /** Adds methods the server may call on this client (generated `XClient.callbacks(impl)`). */
+    handle(handlers) {
+        for (const [method, handler] of Object.entries(handlers))
+            this.#handlers.set(method, handler);
+    }
+    /**
+     * Closes the connection for good: calls not yet answered fail with `ClosedError`,
+     * subscriptions end with it.
+     */
+    close() {
+        if (this.#state === "closed")
+            return;
+        this.#shutDown(new ClosedError("the client is closed"));
+    }
+    call(method, params, options = {}) {
+        return new Promise((resolve, reject) => {
+            this.#start(method, params, options, undefined, resolve, reject);
+        });
+    }
+    notify(method, params, options = {}) {
+        const frame = JSON.stringify({ jsonrpc: "2.0", method, params });
+        return new Promise((resolve, reject) => {
+            if (this.#state === "closed")
+                return reject(new ClosedError("the client is closed"));
+            if (!this.#fits(frame, reject))
+                return;
+            if (this.#isOpen()) {
+                this.#send(frame);
+                return resolve();
+            }
+            const entry = { frame, done: resolve, fail: reject };
+            let timer;
+            const finish = () => {
+                if (timer !== undefined)
+                    timers.clearTimeout(timer);
+                const i = this.#waitingNotes.indexOf(entry);
+                if (i >= 0)
+                    this.#waitingNotes.splice(i, 1);
+            };
+            entry.done = () => {
+                finish();
+                resolve();
+            };
+            entry.fail = (e) => {
+                finish();
+                reject(e);
+            };
+            timer = timers.setTimeout(() => entry.fail(new TimeoutError(`${method}: no connection within the timeout`)), options.timeoutMs ?? this.#timeoutMs());
+            this.#waitingNotes.push(entry);
+        });
+    }
+    subscribe(method, params, options = {}) {
+        const state = new SubscriptionState(this, method, params, options);
+        if (this.#state === "closed") {
+            state.fail(new ClosedError("the client is closed"));
+        }
+        else {
+            this.#subs.add(state);
+            this.subscribeOnce(state);
+        }
+        return state.subscription;
+    }
+    /** Sends the subscribe call of `state` (again, after a reconnect). @internal */
+    subscribeOnce(state) {
+        const onResult = (value) => {
+            // Runs in the message handler, so no item of the new stream can come first.
+            const id = subscriptionKey(value);
+            if (id === undefined)
+                return;
+            if (state.finished) {
+                this.#sendUnsubscribe(state.method, value);
+                return;
+            }
+            state.serverId = value;
+            this.#subsById.set(id, state);
+        };
+        this.#start(state.method, state.params, { ...state.options, idempotent: true }, onResult, () => state.subscribed(), (error) => state.fail(error));
+    }
+    /** Ends a subscription from the client side (unsubscribes on the server). @internal */
+    unsubscribe(state) {
+        this.#subs.delete(state);
+        const id = subscriptionKey(state.serverId);
+        if (id !== undefined && this.#subsById.get(id) === state) {
+            this.#subsById.delete(id);
+            this.#sendUnsubscribe(state.method, state.serverId);
+        }
+    }
+    /** Forgets a subscription the server ended. @internal */
+    forget(state) {
+        this.#subs.delete(state);
+        const id = subscriptionKey(state.serverId);
+        if (id !== undefined && this.#subsById.get(id) === state)
+            this.#subsById.delete(id);
+    }
+    /** The buffer size of subscriptions. @internal */
+    get subscriptionBuffer() {
+        return this.#options.subscriptionBuffer ?? DEFAULTS.subscriptionBuffer;
+    }
+    #sendUnsubscribe(method, id) {
+        if (this.#isOpen()) {
+            this.#send(JSON.stringify({ jsonrpc: "2.0", method: `${method}.unsubscribe`, params: [id], id: this.#nextId++ }));
+        }
+    }
+    #timeoutMs() {
+        return this.#options.timeoutMs ?? DEFAULTS.timeoutMs;
+    }
+    #isOpen() {
+        return this.#state === "connected" && this.#socket !== undefined && this.#socket.readyState === OPEN;
+    }
+    #send(frame) {
+        this.#socket?.send(frame);
+    }
+    #fits(frame, reject) {
+        const limit = this.#options.maxMessageSize ?? DEFAULTS.maxMessageSize;
+        if (utf8Length(frame) <= limit)
+            return true;
+        reject(new MessageTooLargeError(`the request is larger than the limit of ${limit} bytes; not sent`));
+        return false;
+    }
+    /** Starts a call: sends it now, or queues it until connected; arms timeout and signal. */
+    #start(method, params, options, onResult, resolve, reject) {
+        if (this.#state === "closed")
+            return reject(new ClosedError("the client is closed"));
+        const signal = options.signal;
+        if (signal?.aborted)
+            return reject(new CancelledError(`${method}: cancelled before it was sent`));
+        let timer;
+        let done = false;
+        const onAbort = () => this.#giveUp(call, new CancelledError(`${method}: cancelled`));
+        const call = {
+            method,
+            params,
+            idempotent: options.idempotent === true,
+            mapError: options.mapError,
+            id: undefined,
+            onResult,
+            settle: (outcome) => {
+                if (done)
+                    return;
+                done = true;
+                if (timer !== undefined)
+                    timers.clearTimeout(timer);
+                signal?.removeEventListener("abort", onAbort);
+                if ("error" in outcome)
+                    reject(outcome.error);
+                else
+                    resolve(outcome.value);
+            },
+        };
+        timer = timers.setTimeout(() => this.#giveUp(call, new TimeoutError(`${method}: no answer within ${options.timeoutMs ?? this.#timeoutMs()} ms`)), options.timeoutMs ?? this.#timeoutMs());
+        signal?.addEventListener("abort", onAbort, { once: true });
+        if (this.#isOpen())
+            this.#sendCall(call);
+        else
+            this.#waiting.push(call);
+    }
+    /** Ends a call from this side (timeout, abort): the server is told to stop it. */
+    #giveUp(call, error) {
+        if (call.id !== undefined && this.#inFlight.get(call.id) === call) {
+            this.#inFlight.delete(call.id);
+            if (this.#isOpen()) {
+                this.#send(JSON.stringify({ jsonrpc: "2.0", method: "$/cancelRequest", params: { id: call.id } }));
+            }
+        }
+        else {
+            const i = this.#waiting.indexOf(call);
+            if (i >= 0)
+                this.#waiting.splice(i, 1);
+        }
+        call.settle({ error });
+    }
+    #sendCall(call) {
+        const id = this.#nextId++;
+        const frame = JSON.stringify({ jsonrpc: "2.0", method: call.method, params: call.params, id });
+        if (!this.#fits(frame, (error) => call.settle({ error })))
+            return;
+        call.id = id;
+        this.#inFlight.set(id, call);
+        this.#send(frame);
+    }
+    #setState(state, error) {
+        if (this.#state === state)
+            return;
+        this.#state = state;
+        for (const listener of [...this.#listeners]) {
+            try {
+                listener(state, error);
+            }
+            catch {
+                // A listener's failure is its own; the client carries on.
+            }
+        }
+    }
+    #open() {
+        const url = this.#urls[this.#urlIndex % this.#urls.length];
+        this.#urlIndex++;
+        let socket;
+        try {
+            socket = new this.#WebSocket(url, this.#options.protocols ?? ["jsonrpc-2.0"]);
+        }
+        catch (e) {
+            // A malformed URL: nothing to retry.
+            this.#shutDown(new ClosedError(`cannot connect to ${url}: ${String(e)}`));
+            return;
+        }
+        this.#socket = socket;
+        let opened = false;
+        const handshake = timers.setTimeout(() => {
+            if (!opened)
+                socket.close();
+        }, this.#options.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs);
+        socket.onopen = () => {
+            opened = true;
+            timers.clearTimeout(handshake);
+            if (this.#socket !== socket)
+                return;
+            this.#attempts = 0;
+            this.#setState("connected");
+            this.#flushWaiting();
+        };
+        socket.onmessage = (event) => {
+            if (this.#socket === socket && typeof event.data === "string")
+                this.#receive(event.data);
+        };
+        // The connection ends once, whichever event says so first: some WebSocket
+        // implementations (Node.js 20's) report a refused connection with `error` and no `close`.
+        const ended = (why) => {
+            timers.clearTimeout(handshake);
+            if (this.#socket !== socket)
+                return;
+            this.#socket = undefined;
+            try {
+                socket.close();
+            }
+            catch {
+                // Already closed.
+            }
+            this.#lost(new DisconnectedError(why));
+        };
+        socket.onerror = () => ended(opened ? `connection to ${url} failed` : `cannot connect to ${url}`);
+        socket.onclose = (event) => ended(opened
+            ? `connection to ${url} closed (code ${event.code}${event.reason ? `: ${event.reason}` : ""})`
+            : `cannot connect to ${url}`);
+    }
+    #flushWaiting() {
+        for (const note of this.#waitingNotes.splice(0)) {
+            this.#send(note.frame);
+            note.done();
+        }
+        for (const call of this.#waiting.splice(0))
+            this.#sendCall(call);
+        for (const sub of this.#subs)
+            if (sub.needsResubscribe)
+                sub.resubscribe();
+    }
+    /** The connection dropped: fail or keep calls, then reconnect or close. */
+    #lost(error) {
+        const inFlight = [...this.#inFlight.values()];
+        this.#inFlight.clear();
+        this.#subsById.clear();
+        for (const sub of this.#subs)
+            sub.connectionLost();
+        const reconnect = this.#options.reconnect;
+        const max = reconnect === false ? 0 : reconnect?.maxAttempts ?? Infinity;
+        if (this.#state === "closed")
+            return;
+        if (this.#attempts >= max) {
+            for (const call of inFlight)
+                call.settle({ error });
+            this.#shutDown(new ClosedError(`gave up reconnecting: ${error.message}`));
+            return;
+        }
+        // Calls whose sending is safe to repeat wait for the next connection; others failed.
+        for (const call of inFlight) {
+            if (call.idempotent) {
+                call.id = undefined;
+                this.#waiting.push(call);
+            }
+            else {
+                call.settle({ error });
+            }
+        }
+        this.#setState("reconnecting", error);
+        const options = reconnect === false ? {} : reconnect ?? {};
+        const initial = options.initialBackoffMs ?? DEFAULTS.initialBackoffMs;
+        const maxDelay = options.maxBackoffMs ?? DEFAULTS.maxBackoffMs;
+        let delay = Math.min(initial * 2 ** Math.min(this.#attempts, 30), maxDelay);
+        if (options.jitter !== false)
+            delay = delay / 2 + Math.random() * (delay / 2);
+        this.#attempts++;
+        this.#retryTimer = timers.setTimeout(() => {
+            this.#retryTimer = undefined;
+            if (this.#state !== "closed")
+                this.#open();
+        }, delay);
+    }
+    #shutDown(error) {
+        this.#setState("closed", error);
+        if (this.#retryTimer !== undefined)
+            timers.clearTimeout(this.#retryTimer);
+        const socket = this.#socket;
+        this.#socket = undefined;
+        if (socket !== undefined) {
+            try {
+                socket.close(1000);
+            }
+            catch {
+                // Already closing.
+            }
+        }
+        for (const call of [...this.#inFlight.values(), ...this.#waiting.splice(0)])
+            call.settle({ error });
+        this.#inFlight.clear();
+        for (const note of this.#waitingNotes.splice(0))
+            note.fail(error);
+        for (const sub of [...this.#subs])
+            sub.fail(error);
+        this.#subs.clear();
+        this.#subsById.clear();
+    }
+    #receive(text) {
+        let message;
+        try {
+            message = JSON.parse(text);
+        }
+        catch {
+            return; // Not JSON: nothing in it can be answered or matched.
+        }
+        if (Array.isArray(message)) {
+            const replies = [];
+            let pending = 0;
+            const finish = () => {
+                if (replies.length > 0 && this.#isOpen())
+                    this.#send(JSON.stringify(replies));
+            };
+            for (const item of message) {
+                const reply = this.#dispatch(item);
+                if (reply !== undefined) {
+                    pending++;
+                    void reply.then((r) => {
+                        replies.push(r);
+                        if (--pending === 0)
+                            finish();
+                    });
+                }
+            }
+            return;
+        }
+        const reply = this.#dispatch(message);
+        if (reply !== undefined) {
+            void reply.then((r) => {
+                if (this.#isOpen())
+                    this.#send(JSON.stringify(r));
+            });
+        }
+    }
+    /** Handles one message; a request from the server gives a promise of its answer. */
+    #dispatch(message) {
+        if (typeof message !== "object" || message === null)
+            return undefined;
+        const m = message;
+        if (typeof m.method === "string") {
+            const params = m.params;
+            if (!("id" in m) && typeof params === "object" && params !== null && "subscription" in params) {
+                const key = subscriptionKey(params.subscription);
+                const sub = key === undefined ? undefined : this.#subsById.get(key);
+                if (sub !== undefined) {
+                    if ("result" in params)
+                        sub.push(params.result);
+                    else if ("error" in params)
+                        sub.serverEnded(params.error === null ? undefined : toRpcError(params.error));
+                    return undefined;
+                }
+            }
+            return this.#serve(m.method, m.params, "id" in m, m.id);
+        }
+        if (typeof m.id !== "number")
+            return undefined;
+        const call = this.#inFlight.get(m.id);
+        if (call === undefined)
+            return undefined;
+        this.#inFlight.delete(m.id);
+        if ("error" in m) {
+            const error = toRpcError(m.error);
+            call.settle({ error: call.mapError?.(error) ?? error });
+        }
+        else {
+            const value = "result" in m ? m.result : null;
+            call.onResult?.(value);
+            call.settle({ value });
+        }
+        return undefined;
+    }
+    /** Runs a method the server called on this client; a notification gets no answer. */
+    #serve(method, params, hasId, id) {
+        const answer = (async () => {
+            const handler = this.#handlers.get(method);
+            if (handler === undefined)
+                throw new RpcError(ErrorCode.MethodNotFound, "Method not found");
+            return (await handler.run(decodeArgs(handler, params))) ?? null;
+        })();
+        if (!hasId) {
+            answer.catch(() => undefined);
+            return undefined;
+        }
+        return answer.then((result) => ({ jsonrpc: "2.0", result, id }), (e) => {
+            const error = e instanceof RpcError ? e.toJSON() : { code: ErrorCode.InternalError, message: "Internal error", data: String(e) };
+            return { jsonrpc: "2.0", error, id };
+        });
+    }
+}
+function decodeArgs(handler, params) {
+    const names = handler.params;
+    if (params === undefined || params === null)
+        params = [];
+    if (Array.isArray(params)) {
+        if (params.length > names.length) {
+            throw new RpcError(ErrorCode.InvalidParams, `Invalid params: expected at most ${names.length}, got ${params.length}`);
+        }
+        names.forEach(([name, optional], i) => {
+            if (!optional && (i >= params.length || params[i] === null)) {
+                throw new RpcError(ErrorCode.InvalidParams, `Invalid params: missing parameter \`${name}\``);
+            }
+        });
+        return [...params];
+    }
+    if (typeof params !== "object")
+        throw new RpcError(ErrorCode.InvalidParams, "Invalid params: expected an object or an array");
+    const byName = params;
+    return names.map(([name, optional]) => {
+        const value = byName[name];
+        if ((value === undefined || value === null) && !optional) {
+            throw new RpcError(ErrorCode.InvalidParams, `Invalid params: missing parameter \`${name}\``);
+        }
+        return value ?? undefined;
+    });
+}
+function toRpcError(value) {
+    if (typeof value === "object" && value !== null) {
+        const e = value;
+        if (typeof e.code === "number" && typeof e.message === "string")
+            return new RpcError(e.code, e.message, e.data);
+    }
+    return new RpcError(ErrorCode.InternalError, "malformed error object", value);
+}
+/** The map key of a subscription id (a number or a string on the wire). */
+function subscriptionKey(id) {
+    if (typeof id === "number")
+        return `n${id}`;
+    if (typeof id === "string")
+        return `s${id}`;
+    return undefined;
+}
+function utf8Length(text) {
+    if (text.length * 3 <= 0x7fffffff && text.length < 1024)
+        return text.length * 3; // cheap upper bound
+    let bytes = 0;
+    for (let i = 0; i < text.length; i++) {
+        const c = text.charCodeAt(i);
+        if (c < 0x80)
+            bytes += 1;
+        else if (c < 0x800)
+            bytes += 2;
+        else if (c >= 0xd800 && c <= 0xdbff) {
+            bytes += 4;
+            i++;
+        }
+        else
+            bytes += 3;
+    }
+    return bytes;
+}
+/**
+ * A stream from the server: iterate it with `for await`. Items are buffered from the
+ * moment the call is made; breaking out of the loop (or `close()`) unsubscribes. After a
+ * reconnect the stream is subscribed again and carries on with the new stream's items.
+ */
+export class Subscription {
+    #state;
+    /** @internal */
+    constructor(state) {
+        this.#state = state;
+    }
+    /** Resolves once the server accepted the subscription; rejects with its setup error. */
+    get ready() {
+        return this.#state.ready;
+    }
+    /** Stops the stream: the server is told, and iteration ends. */
+    close() {
+        this.#state.close();
+    }
+    [Symbol.asyncIterator]() {
+        const state = this.#state;
+        return {
+            next: () => state.next(),
+            return: () => {
+                state.close();
+                return Promise.resolve({ done: true, value: undefined });
+            },
+        };
+    }
+}
+/** @internal The client-side state of one subscription. */
+export class SubscriptionState {
+    method;
+    params;
+    options;
+    subscription;
+    ready;
+    serverId = undefined;
+    needsResubscribe = false;
+    finished = false;
+    #client;
+    #items = [];
+    #error;
+    #waiter;
+    #ready;
+    #subscribing = false;
+    constructor(client, method, params, options) {
+        this.method = method;
+        this.params = params;
+        this.options = options;
+        this.#client = client;
+        this.subscription = new Subscription(this);
+        this.ready = new Promise((resolve, reject) => {
+            this.#ready = { resolve, reject };
+        });
+        this.ready.catch(() => undefined); // The iterator reports it too.
+        this.#subscribing = true;
+    }
+    subscribed() {
+        this.#subscribing = false;
+        this.#ready?.resolve();
+        this.#ready = undefined;
+    }
+    connectionLost() {
+        this.serverId = undefined;
+        // A subscribe call in flight is resent by the client itself (it is idempotent).
+        if (!this.finished && !this.#subscribing)
+            this.needsResubscribe = true;
+    }
+    resubscribe() {
+        this.needsResubscribe = false;
+        this.#subscribing = true;
+        this.#client.subscribeOnce(this);
+    }
+    push(item) {
+        if (this.finished)
+            return;
+        if (this.#waiter !== undefined) {
+            const waiter = this.#waiter;
+            this.#waiter = undefined;
+            waiter.resolve({ done: false, value: item });
+            return;
+        }
+        if (this.#items.length >= this.#client.subscriptionBuffer) {
+            this.#client.unsubscribe(this);
+            this.#end(new RpcError(ErrorCode.Lagged, "Subscription lagged", `more than ${this.#client.subscriptionBuffer} items were not read`));
+            return;
+        }
+        this.#items.push(item);
+    }
+    /** The server ended the stream: cleanly, or with an error. */
+    serverEnded(error) {
+        this.#client.forget(this);
+        this.#end(error === undefined ? undefined : this.options.mapError?.(error) ?? error);
+    }
+    fail(error) {
+        this.#client.forget(this);
+        this.#end(error);
+    }
+    close() {
+        if (this.finished)
+            return;
+        this.#client.unsubscribe(this);
+        this.#items.length = 0;
+        this.#end(undefined);
+    }
+    next() {
+        if (this.#items.length > 0)
+            return Promise.resolve({ done: false, value: this.#items.shift() });
+        if (this.finished) {
+            const error = this.#error;
+            this.#error = undefined;
+            return error === undefined ? Promise.resolve({ done: true, value: undefined }) : Promise.reject(error);
+        }
+        if (this.#waiter !== undefined)
+            return Promise.reject(new TypeError("a subscription has one reader at a time"));
+        return new Promise((resolve, reject) => {
+            this.#waiter = { resolve, reject };
+        });
+    }
+    #end(error) {
+        if (this.finished)
+            return;
+        this.finished = true;
+        this.#subscribing = false;
+        if (this.#ready !== undefined) {
+            if (error === undefined)
+                this.#ready.resolve();
+            else
+                this.#ready.reject(error);
+            this.#ready = undefined;
+        }
+        const waiter = this.#waiter;
+        this.#waiter = undefined;
+        if (waiter !== undefined) {
+            if (error === undefined)
+                waiter.resolve({ done: true, value: undefined });
+            else
+                waiter.reject(error);
+        }
+        else {
+            this.#error = error;
+        }
+    }
+}
+const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/** Encodes bytes for a `bytes` field (standard base64, padded). */
+export function toBase64(bytes) {
+    let out = "";
+    for (let i = 0; i < bytes.length; i += 3) {
+        const a = bytes[i];
+        const b = bytes[i + 1];
+        const c = bytes[i + 2];
+        out += BASE64[a >> 2];
+        out += BASE64[((a & 3) << 4) | ((b ?? 0) >> 4)];
+        out += b === undefined ? "=" : BASE64[((b & 15) << 2) | ((c ?? 0) >> 6)];
+        out += c === undefined ? "=" : BASE64[c & 63];
+    }
+    return out;
+}
+/** Decodes a `bytes` field; throws `TypeError` on text that is not base64. */
+export function fromBase64(text) {
+    const clean = text.replace(/=+$/, "");
+    if (clean.length % 4 === 1)
+        throw new TypeError("invalid base64: bad length");
+    const out = new Uint8Array(Math.floor((clean.length * 3) / 4));
+    let bits = 0;
+    let value = 0;
+    let o = 0;
+    for (let i = 0; i < clean.length; i++) {
+        const d = BASE64.indexOf(clean.charAt(i));
+        if (d < 0)
+            throw new TypeError(`invalid base64 character at ${i}`);
+        value = (value << 6) | d;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (value >> bits) & 0xff;
+        }
+    }
+    return out;
+}

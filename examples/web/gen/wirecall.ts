@@ -1,0 +1,947 @@
+// The wirecall runtime for TypeScript and JavaScript: JSON-RPC 2.0 over WebSocket, with the
+// behaviour of the Rust client (see docs/PROTOCOL.md): call ids, per-call timeouts,
+// cancellation through AbortSignal (`$/cancelRequest`), reconnect with backoff, resent
+// `@idempotent` calls, resubscribing streams, and calls from the server to the client.
+//
+// `wirecall gen ts` writes this file next to the generated code. It depends on nothing but
+// a WebSocket implementation: the browser's, Node.js 22's, or one passed in `ClientOptions`.
+// Do not edit: change the generator's copy (wirecall-idl/src/ts/wirecall.ts) instead.
+
+/** Any JSON value: what the IDL's `json` type carries. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** The IDL's `bytes`: a base64 string (standard alphabet, padded). See `toBase64`. */
+export type Base64 = string;
+
+/** Error codes the runtime uses (JSON-RPC 2.0's and wirecall's own). */
+export const ErrorCode = {
+  /** Invalid JSON was received. */
+  ParseError: -32700,
+  /** The JSON sent is not a valid request object. */
+  InvalidRequest: -32600,
+  /** The method does not exist. */
+  MethodNotFound: -32601,
+  /** Invalid method parameters; the message names the parameter. */
+  InvalidParams: -32602,
+  /** Internal error: the handler failed. */
+  InternalError: -32603,
+  /** The server is shutting down and takes no new calls. */
+  ShuttingDown: -32001,
+  /** A limit was exceeded (message size, subscriptions, …). */
+  LimitExceeded: -32005,
+  /** A subscription's buffer overflowed; the stream was closed. */
+  Lagged: -32006,
+  /** The call was cancelled (`$/cancelRequest`). */
+  Cancelled: -32800,
+} as const;
+
+/** The base of every error the runtime raises. */
+export class WirecallError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * An error answered by the peer: a JSON-RPC error object. Typed application errors
+ * (the IDL's `error` types) are subclasses generated from the IDL.
+ */
+export class RpcError extends WirecallError {
+  /** The JSON-RPC error code. */
+  readonly code: number;
+  /** The error object's `data`, if any. */
+  readonly data: JsonValue | undefined;
+
+  constructor(code: number, message: string, data?: unknown) {
+    super(message);
+    this.code = code;
+    this.data = data as JsonValue | undefined;
+  }
+
+  /** The JSON-RPC error object. */
+  toJSON(): { code: number; message: string; data?: JsonValue } {
+    return this.data === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, data: this.data };
+  }
+}
+
+/** The call's time ran out (waiting for a connection included). */
+export class TimeoutError extends WirecallError {}
+
+/** The call was cancelled through its `AbortSignal`; the server was told to stop. */
+export class CancelledError extends WirecallError {}
+
+/**
+ * The connection was lost while the call was in flight, so whether it ran is unknown.
+ * `@idempotent` calls are sent again instead.
+ */
+export class DisconnectedError extends WirecallError {}
+
+/** The client was closed, or gave up reconnecting. */
+export class ClosedError extends WirecallError {}
+
+/** The request is larger than `ClientOptions.maxMessageSize`; it was not sent. */
+export class MessageTooLargeError extends WirecallError {}
+
+/** The parameters of a call: by name (what generated code sends) or by position. */
+export type Params = { readonly [name: string]: unknown } | readonly unknown[];
+
+/** Options of one call. */
+export interface CallOptions {
+  /** Time allowed for the call, waiting for a connection included (default: the client's). */
+  timeoutMs?: number;
+  /** Aborting it cancels the call: it fails with `CancelledError` and the server is told. */
+  signal?: AbortSignalLike;
+}
+
+/** What generated code adds to `CallOptions`. */
+export interface MethodOptions extends CallOptions {
+  /** Safe to send again after a reconnect (the IDL's `@idempotent`). */
+  idempotent?: boolean;
+  /** Turns an error answer into the method's typed error, if it is one. */
+  mapError?: (error: RpcError) => RpcError | undefined;
+}
+
+/** What generated client classes call through: a `Client`. */
+export interface Caller {
+  /** Calls `method` and resolves to its result. */
+  call<T>(method: string, params: Params, options?: MethodOptions): Promise<T>;
+  /** Sends a notification (no answer); resolves once it is handed to the socket. */
+  notify(method: string, params: Params, options?: CallOptions): Promise<void>;
+  /** Subscribes to a stream. */
+  subscribe<T>(method: string, params: Params, options?: MethodOptions): Subscription<T>;
+}
+
+/** A method the server may call on this client (the IDL's `client { … }` block). */
+export interface Handler {
+  /** Parameter names in IDL order, each with whether it may be absent. */
+  readonly params: readonly (readonly [name: string, optional: boolean])[];
+  /** Runs the method with its arguments in IDL order; the result is the answer. */
+  run(args: unknown[]): unknown;
+}
+
+/** Handlers by wire method name; generated by `XClient.callbacks(impl)`. */
+export type Handlers = { readonly [method: string]: Handler };
+
+/** The state of a client's connection. */
+export type ConnectionState = "connecting" | "connected" | "reconnecting" | "closed";
+
+/** When and how often to reconnect. */
+export interface ReconnectOptions {
+  /** First delay (default 100 ms); it doubles after each failed attempt. */
+  initialBackoffMs?: number;
+  /** Longest delay (default 30 s). */
+  maxBackoffMs?: number;
+  /** Randomize each delay between half and all of it (default true). */
+  jitter?: boolean;
+  /** Give up after this many failed attempts in a row (default: never). */
+  maxAttempts?: number;
+}
+
+/** Options of `connect`. */
+export interface ClientOptions {
+  /** Default call timeout (30 s). */
+  timeoutMs?: number;
+  /** Reconnect settings, or `false` for a client that ends with its first connection. */
+  reconnect?: ReconnectOptions | false;
+  /** Subprotocols to offer (default `["jsonrpc-2.0"]`). */
+  protocols?: string[];
+  /** Time allowed for the WebSocket handshake (10 s). */
+  handshakeTimeoutMs?: number;
+  /** Largest request sent, in bytes (10 MiB); larger calls fail with `MessageTooLargeError`. */
+  maxMessageSize?: number;
+  /** Items a subscription buffers before it closes with a lagged error (1 024). */
+  subscriptionBuffer?: number;
+  /** Methods the server may call on this client. */
+  handlers?: Handlers | Handlers[];
+  /** Called on every state change; `error` says why a connection ended, when known. */
+  onStateChange?: (state: ConnectionState, error?: Error) => void;
+  /** The WebSocket class to use (default: `globalThis.WebSocket`). */
+  WebSocket?: WebSocketConstructor;
+}
+
+/** The part of `AbortSignal` the runtime uses. */
+export interface AbortSignalLike {
+  readonly aborted: boolean;
+  readonly reason?: unknown;
+  addEventListener(type: "abort", listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: "abort", listener: () => void): void;
+}
+
+/** The part of the WebSocket API the runtime uses (the browser's, Node.js's, `ws`). */
+export interface WebSocketLike {
+  readonly readyState: number;
+  readonly protocol: string;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((event: unknown) => void) | null;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+}
+
+/** A WebSocket class. */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+const DEFAULTS = {
+  timeoutMs: 30_000,
+  handshakeTimeoutMs: 10_000,
+  maxMessageSize: 10 * 1024 * 1024,
+  subscriptionBuffer: 1024,
+  initialBackoffMs: 100,
+  maxBackoffMs: 30_000,
+} as const;
+
+const OPEN = 1;
+
+type TimerHandle = unknown;
+const timers = globalThis as unknown as {
+  setTimeout(callback: () => void, ms: number): TimerHandle;
+  clearTimeout(handle: TimerHandle): void;
+};
+
+/** Connects to `url` (or the first of several, rotating on failure) and returns the client. */
+export function connect(url: string | string[], options: ClientOptions = {}): Client {
+  return new Client(url, options);
+}
+
+/** One call, from the caller's first `await` to its single ending. */
+interface CallState {
+  readonly method: string;
+  readonly params: Params;
+  readonly idempotent: boolean;
+  readonly mapError: ((error: RpcError) => RpcError | undefined) | undefined;
+  /** The id of the attempt on the wire, if it was sent. */
+  id: number | undefined;
+  /** Runs when the result arrives, before the caller sees it (subscriptions use it). */
+  onResult: ((value: unknown) => void) | undefined;
+  settle(outcome: { value: unknown } | { error: Error }): void;
+}
+
+/**
+ * A client: one WebSocket connection at a time, reconnecting when it drops. Generated
+ * classes (`new CalculatorClient(client)`) make typed calls through it.
+ */
+export class Client implements Caller {
+  readonly #urls: string[];
+  #urlIndex = 0;
+  readonly #options: ClientOptions;
+  readonly #WebSocket: WebSocketConstructor;
+  #socket: WebSocketLike | undefined;
+  #state: ConnectionState = "connecting";
+  #attempts = 0;
+  #nextId = 1;
+  #retryTimer: TimerHandle | undefined;
+  /** Calls sent on the current connection, by id. */
+  readonly #inFlight = new Map<number, CallState>();
+  /** Calls waiting for a connection, in order. */
+  readonly #waiting: CallState[] = [];
+  /** Notifications waiting for a connection. */
+  readonly #waitingNotes: { frame: string; done: () => void; fail: (e: Error) => void }[] = [];
+  /** Live subscriptions by server-side id (current connection). */
+  readonly #subsById = new Map<string, SubscriptionState<unknown>>();
+  /** Every subscription not yet finished (resubscribed after a reconnect). */
+  readonly #subs = new Set<SubscriptionState<unknown>>();
+  readonly #handlers = new Map<string, Handler>();
+  readonly #listeners = new Set<(state: ConnectionState, error?: Error) => void>();
+
+  constructor(url: string | string[], options: ClientOptions = {}) {
+    this.#urls = typeof url === "string" ? [url] : [...url];
+    if (this.#urls.length === 0) throw new TypeError("connect: no URL given");
+    this.#options = options;
+    const ctor =
+      options.WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (ctor === undefined) {
+      throw new TypeError("connect: no WebSocket implementation; pass one as `options.WebSocket`");
+    }
+    this.#WebSocket = ctor;
+    const handlers = options.handlers;
+    if (handlers !== undefined) {
+      for (const h of Array.isArray(handlers) ? handlers : [handlers]) this.handle(h);
+    }
+    if (options.onStateChange !== undefined) this.#listeners.add(options.onStateChange);
+    this.#open();
+  }
+
+  /** The connection's state. */
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** Calls `listener` on every state change; returns a function that stops it. */
+  onStateChange(listener: (state: ConnectionState, error?: Error) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Resolves once connected (at once if connected now); rejects once the client is closed. */
+  connected(): Promise<void> {
+    if (this.#state === "connected") return Promise.resolve();
+    if (this.#state === "closed") return Promise.reject(new ClosedError("the client is closed"));
+    return new Promise((resolve, reject) => {
+      const stop = this.onStateChange((state) => {
+        if (state === "connected") {
+          stop();
+          resolve();
+        } else if (state === "closed") {
+          stop();
+          reject(new ClosedError("the client is closed"));
+        }
+      });
+    });
+  }
+
+  /** Adds methods the server may call on this client (generated `XClient.callbacks(impl)`). */
+  handle(handlers: Handlers): void {
+    for (const [method, handler] of Object.entries(handlers)) this.#handlers.set(method, handler);
+  }
+
+  /**
+   * Closes the connection for good: calls not yet answered fail with `ClosedError`,
+   * subscriptions end with it.
+   */
+  close(): void {
+    if (this.#state === "closed") return;
+    this.#shutDown(new ClosedError("the client is closed"));
+  }
+
+  call<T>(method: string, params: Params, options: MethodOptions = {}): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#start(method, params, options, undefined, resolve as (value: unknown) => void, reject);
+    });
+  }
+
+  notify(method: string, params: Params, options: CallOptions = {}): Promise<void> {
+    const frame = JSON.stringify({ jsonrpc: "2.0", method, params });
+    return new Promise<void>((resolve, reject) => {
+      if (this.#state === "closed") return reject(new ClosedError("the client is closed"));
+      if (!this.#fits(frame, reject)) return;
+      if (this.#isOpen()) {
+        this.#send(frame);
+        return resolve();
+      }
+      const entry = { frame, done: resolve, fail: reject };
+      let timer: TimerHandle | undefined;
+      const finish = () => {
+        if (timer !== undefined) timers.clearTimeout(timer);
+        const i = this.#waitingNotes.indexOf(entry);
+        if (i >= 0) this.#waitingNotes.splice(i, 1);
+      };
+      entry.done = () => {
+        finish();
+        resolve();
+      };
+      entry.fail = (e) => {
+        finish();
+        reject(e);
+      };
+      timer = timers.setTimeout(
+        () => entry.fail(new TimeoutError(`${method}: no connection within the timeout`)),
+        options.timeoutMs ?? this.#timeoutMs(),
+      );
+      this.#waitingNotes.push(entry);
+    });
+  }
+
+  subscribe<T>(method: string, params: Params, options: MethodOptions = {}): Subscription<T> {
+    const state = new SubscriptionState<T>(this, method, params, options);
+    if (this.#state === "closed") {
+      state.fail(new ClosedError("the client is closed"));
+    } else {
+      this.#subs.add(state as SubscriptionState<unknown>);
+      this.subscribeOnce(state as SubscriptionState<unknown>);
+    }
+    return state.subscription;
+  }
+
+  /** Sends the subscribe call of `state` (again, after a reconnect). @internal */
+  subscribeOnce(state: SubscriptionState<unknown>): void {
+    const onResult = (value: unknown) => {
+      // Runs in the message handler, so no item of the new stream can come first.
+      const id = subscriptionKey(value);
+      if (id === undefined) return;
+      if (state.finished) {
+        this.#sendUnsubscribe(state.method, value);
+        return;
+      }
+      state.serverId = value;
+      this.#subsById.set(id, state);
+    };
+    this.#start(
+      state.method,
+      state.params,
+      { ...state.options, idempotent: true },
+      onResult,
+      () => state.subscribed(),
+      (error: Error) => state.fail(error),
+    );
+  }
+
+  /** Ends a subscription from the client side (unsubscribes on the server). @internal */
+  unsubscribe(state: SubscriptionState<unknown>): void {
+    this.#subs.delete(state);
+    const id = subscriptionKey(state.serverId);
+    if (id !== undefined && this.#subsById.get(id) === state) {
+      this.#subsById.delete(id);
+      this.#sendUnsubscribe(state.method, state.serverId);
+    }
+  }
+
+  /** Forgets a subscription the server ended. @internal */
+  forget(state: SubscriptionState<unknown>): void {
+    this.#subs.delete(state);
+    const id = subscriptionKey(state.serverId);
+    if (id !== undefined && this.#subsById.get(id) === state) this.#subsById.delete(id);
+  }
+
+  /** The buffer size of subscriptions. @internal */
+  get subscriptionBuffer(): number {
+    return this.#options.subscriptionBuffer ?? DEFAULTS.subscriptionBuffer;
+  }
+
+  #sendUnsubscribe(method: string, id: unknown): void {
+    if (this.#isOpen()) {
+      this.#send(JSON.stringify({ jsonrpc: "2.0", method: `${method}.unsubscribe`, params: [id], id: this.#nextId++ }));
+    }
+  }
+
+  #timeoutMs(): number {
+    return this.#options.timeoutMs ?? DEFAULTS.timeoutMs;
+  }
+
+  #isOpen(): boolean {
+    return this.#state === "connected" && this.#socket !== undefined && this.#socket.readyState === OPEN;
+  }
+
+  #send(frame: string): void {
+    this.#socket?.send(frame);
+  }
+
+  #fits(frame: string, reject: (e: Error) => void): boolean {
+    const limit = this.#options.maxMessageSize ?? DEFAULTS.maxMessageSize;
+    if (utf8Length(frame) <= limit) return true;
+    reject(new MessageTooLargeError(`the request is larger than the limit of ${limit} bytes; not sent`));
+    return false;
+  }
+
+  /** Starts a call: sends it now, or queues it until connected; arms timeout and signal. */
+  #start(
+    method: string,
+    params: Params,
+    options: MethodOptions,
+    onResult: ((value: unknown) => void) | undefined,
+    resolve: (value: unknown) => void,
+    reject: (error: Error) => void,
+  ): void {
+    if (this.#state === "closed") return reject(new ClosedError("the client is closed"));
+    const signal = options.signal;
+    if (signal?.aborted) return reject(new CancelledError(`${method}: cancelled before it was sent`));
+    let timer: TimerHandle | undefined;
+    let done = false;
+    const onAbort = () => this.#giveUp(call, new CancelledError(`${method}: cancelled`));
+    const call: CallState = {
+      method,
+      params,
+      idempotent: options.idempotent === true,
+      mapError: options.mapError,
+      id: undefined,
+      onResult,
+      settle: (outcome) => {
+        if (done) return;
+        done = true;
+        if (timer !== undefined) timers.clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        if ("error" in outcome) reject(outcome.error);
+        else resolve(outcome.value);
+      },
+    };
+    timer = timers.setTimeout(
+      () => this.#giveUp(call, new TimeoutError(`${method}: no answer within ${options.timeoutMs ?? this.#timeoutMs()} ms`)),
+      options.timeoutMs ?? this.#timeoutMs(),
+    );
+    signal?.addEventListener("abort", onAbort, { once: true });
+    if (this.#isOpen()) this.#sendCall(call);
+    else this.#waiting.push(call);
+  }
+
+  /** Ends a call from this side (timeout, abort): the server is told to stop it. */
+  #giveUp(call: CallState, error: Error): void {
+    if (call.id !== undefined && this.#inFlight.get(call.id) === call) {
+      this.#inFlight.delete(call.id);
+      if (this.#isOpen()) {
+        this.#send(JSON.stringify({ jsonrpc: "2.0", method: "$/cancelRequest", params: { id: call.id } }));
+      }
+    } else {
+      const i = this.#waiting.indexOf(call);
+      if (i >= 0) this.#waiting.splice(i, 1);
+    }
+    call.settle({ error });
+  }
+
+  #sendCall(call: CallState): void {
+    const id = this.#nextId++;
+    const frame = JSON.stringify({ jsonrpc: "2.0", method: call.method, params: call.params, id });
+    if (!this.#fits(frame, (error) => call.settle({ error }))) return;
+    call.id = id;
+    this.#inFlight.set(id, call);
+    this.#send(frame);
+  }
+
+  #setState(state: ConnectionState, error?: Error): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(state, error);
+      } catch {
+        // A listener's failure is its own; the client carries on.
+      }
+    }
+  }
+
+  #open(): void {
+    const url = this.#urls[this.#urlIndex % this.#urls.length] as string;
+    this.#urlIndex++;
+    let socket: WebSocketLike;
+    try {
+      socket = new this.#WebSocket(url, this.#options.protocols ?? ["jsonrpc-2.0"]);
+    } catch (e) {
+      // A malformed URL: nothing to retry.
+      this.#shutDown(new ClosedError(`cannot connect to ${url}: ${String(e)}`));
+      return;
+    }
+    this.#socket = socket;
+    let opened = false;
+    const handshake = timers.setTimeout(() => {
+      if (!opened) socket.close();
+    }, this.#options.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs);
+    socket.onopen = () => {
+      opened = true;
+      timers.clearTimeout(handshake);
+      if (this.#socket !== socket) return;
+      this.#attempts = 0;
+      this.#setState("connected");
+      this.#flushWaiting();
+    };
+    socket.onmessage = (event) => {
+      if (this.#socket === socket && typeof event.data === "string") this.#receive(event.data);
+    };
+    // The connection ends once, whichever event says so first: some WebSocket
+    // implementations (Node.js 20's) report a refused connection with `error` and no `close`.
+    const ended = (why: string) => {
+      timers.clearTimeout(handshake);
+      if (this.#socket !== socket) return;
+      this.#socket = undefined;
+      try {
+        socket.close();
+      } catch {
+        // Already closed.
+      }
+      this.#lost(new DisconnectedError(why));
+    };
+    socket.onerror = () => ended(opened ? `connection to ${url} failed` : `cannot connect to ${url}`);
+    socket.onclose = (event) =>
+      ended(
+        opened
+          ? `connection to ${url} closed (code ${event.code}${event.reason ? `: ${event.reason}` : ""})`
+          : `cannot connect to ${url}`,
+      );
+  }
+
+  #flushWaiting(): void {
+    for (const note of this.#waitingNotes.splice(0)) {
+      this.#send(note.frame);
+      note.done();
+    }
+    for (const call of this.#waiting.splice(0)) this.#sendCall(call);
+    for (const sub of this.#subs) if (sub.needsResubscribe) sub.resubscribe();
+  }
+
+  /** The connection dropped: fail or keep calls, then reconnect or close. */
+  #lost(error: DisconnectedError): void {
+    const inFlight = [...this.#inFlight.values()];
+    this.#inFlight.clear();
+    this.#subsById.clear();
+    for (const sub of this.#subs) sub.connectionLost();
+    const reconnect = this.#options.reconnect;
+    const max = reconnect === false ? 0 : reconnect?.maxAttempts ?? Infinity;
+    if (this.#state === "closed") return;
+    if (this.#attempts >= max) {
+      for (const call of inFlight) call.settle({ error });
+      this.#shutDown(new ClosedError(`gave up reconnecting: ${error.message}`));
+      return;
+    }
+    // Calls whose sending is safe to repeat wait for the next connection; others failed.
+    for (const call of inFlight) {
+      if (call.idempotent) {
+        call.id = undefined;
+        this.#waiting.push(call);
+      } else {
+        call.settle({ error });
+      }
+    }
+    this.#setState("reconnecting", error);
+    const options = reconnect === false ? {} : reconnect ?? {};
+    const initial = options.initialBackoffMs ?? DEFAULTS.initialBackoffMs;
+    const maxDelay = options.maxBackoffMs ?? DEFAULTS.maxBackoffMs;
+    let delay = Math.min(initial * 2 ** Math.min(this.#attempts, 30), maxDelay);
+    if (options.jitter !== false) delay = delay / 2 + Math.random() * (delay / 2);
+    this.#attempts++;
+    this.#retryTimer = timers.setTimeout(() => {
+      this.#retryTimer = undefined;
+      if (this.#state !== "closed") this.#open();
+    }, delay);
+  }
+
+  #shutDown(error: ClosedError): void {
+    this.#setState("closed", error);
+    if (this.#retryTimer !== undefined) timers.clearTimeout(this.#retryTimer);
+    const socket = this.#socket;
+    this.#socket = undefined;
+    if (socket !== undefined) {
+      try {
+        socket.close(1000);
+      } catch {
+        // Already closing.
+      }
+    }
+    for (const call of [...this.#inFlight.values(), ...this.#waiting.splice(0)]) call.settle({ error });
+    this.#inFlight.clear();
+    for (const note of this.#waitingNotes.splice(0)) note.fail(error);
+    for (const sub of [...this.#subs]) sub.fail(error);
+    this.#subs.clear();
+    this.#subsById.clear();
+  }
+
+  #receive(text: string): void {
+    let message: unknown;
+    try {
+      message = JSON.parse(text);
+    } catch {
+      return; // Not JSON: nothing in it can be answered or matched.
+    }
+    if (Array.isArray(message)) {
+      const replies: unknown[] = [];
+      let pending = 0;
+      const finish = () => {
+        if (replies.length > 0 && this.#isOpen()) this.#send(JSON.stringify(replies));
+      };
+      for (const item of message) {
+        const reply = this.#dispatch(item);
+        if (reply !== undefined) {
+          pending++;
+          void reply.then((r) => {
+            replies.push(r);
+            if (--pending === 0) finish();
+          });
+        }
+      }
+      return;
+    }
+    const reply = this.#dispatch(message);
+    if (reply !== undefined) {
+      void reply.then((r) => {
+        if (this.#isOpen()) this.#send(JSON.stringify(r));
+      });
+    }
+  }
+
+  /** Handles one message; a request from the server gives a promise of its answer. */
+  #dispatch(message: unknown): Promise<unknown> | undefined {
+    if (typeof message !== "object" || message === null) return undefined;
+    const m = message as { method?: unknown; params?: unknown; id?: unknown; result?: unknown; error?: unknown };
+    if (typeof m.method === "string") {
+      const params = m.params as { subscription?: unknown; result?: unknown; error?: unknown } | undefined;
+      if (!("id" in m) && typeof params === "object" && params !== null && "subscription" in params) {
+        const key = subscriptionKey(params.subscription);
+        const sub = key === undefined ? undefined : this.#subsById.get(key);
+        if (sub !== undefined) {
+          if ("result" in params) sub.push(params.result);
+          else if ("error" in params) sub.serverEnded(params.error === null ? undefined : toRpcError(params.error));
+          return undefined;
+        }
+      }
+      return this.#serve(m.method, m.params, "id" in m, m.id);
+    }
+    if (typeof m.id !== "number") return undefined;
+    const call = this.#inFlight.get(m.id);
+    if (call === undefined) return undefined;
+    this.#inFlight.delete(m.id);
+    if ("error" in m) {
+      const error = toRpcError(m.error);
+      call.settle({ error: call.mapError?.(error) ?? error });
+    } else {
+      const value = "result" in m ? m.result : null;
+      call.onResult?.(value);
+      call.settle({ value });
+    }
+    return undefined;
+  }
+
+  /** Runs a method the server called on this client; a notification gets no answer. */
+  #serve(method: string, params: unknown, hasId: boolean, id: unknown): Promise<unknown> | undefined {
+    const answer = (async () => {
+      const handler = this.#handlers.get(method);
+      if (handler === undefined) throw new RpcError(ErrorCode.MethodNotFound, "Method not found");
+      return (await handler.run(decodeArgs(handler, params))) ?? null;
+    })();
+    if (!hasId) {
+      answer.catch(() => undefined);
+      return undefined;
+    }
+    return answer.then(
+      (result) => ({ jsonrpc: "2.0", result, id }),
+      (e: unknown) => {
+        const error =
+          e instanceof RpcError ? e.toJSON() : { code: ErrorCode.InternalError, message: "Internal error", data: String(e) };
+        return { jsonrpc: "2.0", error, id };
+      },
+    );
+  }
+}
+
+function decodeArgs(handler: Handler, params: unknown): unknown[] {
+  const names = handler.params;
+  if (params === undefined || params === null) params = [];
+  if (Array.isArray(params)) {
+    if (params.length > names.length) {
+      throw new RpcError(ErrorCode.InvalidParams, `Invalid params: expected at most ${names.length}, got ${params.length}`);
+    }
+    names.forEach(([name, optional], i) => {
+      if (!optional && (i >= params.length || params[i] === null)) {
+        throw new RpcError(ErrorCode.InvalidParams, `Invalid params: missing parameter \`${name}\``);
+      }
+    });
+    return [...params];
+  }
+  if (typeof params !== "object") throw new RpcError(ErrorCode.InvalidParams, "Invalid params: expected an object or an array");
+  const byName = params as { [key: string]: unknown };
+  return names.map(([name, optional]) => {
+    const value = byName[name];
+    if ((value === undefined || value === null) && !optional) {
+      throw new RpcError(ErrorCode.InvalidParams, `Invalid params: missing parameter \`${name}\``);
+    }
+    return value ?? undefined;
+  });
+}
+
+function toRpcError(value: unknown): RpcError {
+  if (typeof value === "object" && value !== null) {
+    const e = value as { code?: unknown; message?: unknown; data?: JsonValue };
+    if (typeof e.code === "number" && typeof e.message === "string") return new RpcError(e.code, e.message, e.data);
+  }
+  return new RpcError(ErrorCode.InternalError, "malformed error object", value as JsonValue);
+}
+
+/** The map key of a subscription id (a number or a string on the wire). */
+function subscriptionKey(id: unknown): string | undefined {
+  if (typeof id === "number") return `n${id}`;
+  if (typeof id === "string") return `s${id}`;
+  return undefined;
+}
+
+function utf8Length(text: string): number {
+  if (text.length * 3 <= 0x7fffffff && text.length < 1024) return text.length * 3; // cheap upper bound
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/**
+ * A stream from the server: iterate it with `for await`. Items are buffered from the
+ * moment the call is made; breaking out of the loop (or `close()`) unsubscribes. After a
+ * reconnect the stream is subscribed again and carries on with the new stream's items.
+ */
+export class Subscription<T> implements AsyncIterable<T> {
+  readonly #state: SubscriptionState<T>;
+
+  /** @internal */
+  constructor(state: SubscriptionState<T>) {
+    this.#state = state;
+  }
+
+  /** Resolves once the server accepted the subscription; rejects with its setup error. */
+  get ready(): Promise<void> {
+    return this.#state.ready;
+  }
+
+  /** Stops the stream: the server is told, and iteration ends. */
+  close(): void {
+    this.#state.close();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    const state = this.#state;
+    return {
+      next: () => state.next(),
+      return: () => {
+        state.close();
+        return Promise.resolve({ done: true, value: undefined });
+      },
+    };
+  }
+}
+
+/** @internal The client-side state of one subscription. */
+export class SubscriptionState<T> {
+  readonly subscription: Subscription<T>;
+  readonly ready: Promise<void>;
+  serverId: unknown = undefined;
+  needsResubscribe = false;
+  finished = false;
+  readonly #client: Client;
+  readonly #items: T[] = [];
+  #error: Error | undefined;
+  #waiter: { resolve: (r: IteratorResult<T>) => void; reject: (e: Error) => void } | undefined;
+  #ready: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  #subscribing = false;
+
+  constructor(
+    client: Client,
+    readonly method: string,
+    readonly params: Params,
+    readonly options: MethodOptions,
+  ) {
+    this.#client = client;
+    this.subscription = new Subscription(this);
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.#ready = { resolve, reject };
+    });
+    this.ready.catch(() => undefined); // The iterator reports it too.
+    this.#subscribing = true;
+  }
+
+  subscribed(): void {
+    this.#subscribing = false;
+    this.#ready?.resolve();
+    this.#ready = undefined;
+  }
+
+  connectionLost(): void {
+    this.serverId = undefined;
+    // A subscribe call in flight is resent by the client itself (it is idempotent).
+    if (!this.finished && !this.#subscribing) this.needsResubscribe = true;
+  }
+
+  resubscribe(): void {
+    this.needsResubscribe = false;
+    this.#subscribing = true;
+    this.#client.subscribeOnce(this as SubscriptionState<unknown>);
+  }
+
+  push(item: T): void {
+    if (this.finished) return;
+    if (this.#waiter !== undefined) {
+      const waiter = this.#waiter;
+      this.#waiter = undefined;
+      waiter.resolve({ done: false, value: item });
+      return;
+    }
+    if (this.#items.length >= this.#client.subscriptionBuffer) {
+      this.#client.unsubscribe(this as SubscriptionState<unknown>);
+      this.#end(
+        new RpcError(ErrorCode.Lagged, "Subscription lagged", `more than ${this.#client.subscriptionBuffer} items were not read`),
+      );
+      return;
+    }
+    this.#items.push(item);
+  }
+
+  /** The server ended the stream: cleanly, or with an error. */
+  serverEnded(error: RpcError | undefined): void {
+    this.#client.forget(this as SubscriptionState<unknown>);
+    this.#end(error === undefined ? undefined : this.options.mapError?.(error) ?? error);
+  }
+
+  fail(error: Error): void {
+    this.#client.forget(this as SubscriptionState<unknown>);
+    this.#end(error);
+  }
+
+  close(): void {
+    if (this.finished) return;
+    this.#client.unsubscribe(this as SubscriptionState<unknown>);
+    this.#items.length = 0;
+    this.#end(undefined);
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.#items.length > 0) return Promise.resolve({ done: false, value: this.#items.shift() as T });
+    if (this.finished) {
+      const error = this.#error;
+      this.#error = undefined;
+      return error === undefined ? Promise.resolve({ done: true, value: undefined }) : Promise.reject(error);
+    }
+    if (this.#waiter !== undefined) return Promise.reject(new TypeError("a subscription has one reader at a time"));
+    return new Promise((resolve, reject) => {
+      this.#waiter = { resolve, reject };
+    });
+  }
+
+  #end(error: Error | undefined): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.#subscribing = false;
+    if (this.#ready !== undefined) {
+      if (error === undefined) this.#ready.resolve();
+      else this.#ready.reject(error);
+      this.#ready = undefined;
+    }
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    if (waiter !== undefined) {
+      if (error === undefined) waiter.resolve({ done: true, value: undefined });
+      else waiter.reject(error);
+    } else {
+      this.#error = error;
+    }
+  }
+}
+
+const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/** Encodes bytes for a `bytes` field (standard base64, padded). */
+export function toBase64(bytes: Uint8Array): Base64 {
+  let out = "";
+  for (let i = 0; i < bytes.length; i += 3) {
+    const a = bytes[i] as number;
+    const b = bytes[i + 1];
+    const c = bytes[i + 2];
+    out += BASE64[a >> 2];
+    out += BASE64[((a & 3) << 4) | ((b ?? 0) >> 4)];
+    out += b === undefined ? "=" : BASE64[((b & 15) << 2) | ((c ?? 0) >> 6)];
+    out += c === undefined ? "=" : BASE64[c & 63];
+  }
+  return out;
+}
+
+/** Decodes a `bytes` field; throws `TypeError` on text that is not base64. */
+export function fromBase64(text: Base64): Uint8Array {
+  const clean = text.replace(/=+$/, "");
+  if (clean.length % 4 === 1) throw new TypeError("invalid base64: bad length");
+  const out = new Uint8Array(Math.floor((clean.length * 3) / 4));
+  let bits = 0;
+  let value = 0;
+  let o = 0;
+  for (let i = 0; i < clean.length; i++) {
+    const d = BASE64.indexOf(clean.charAt(i));
+    if (d < 0) throw new TypeError(`invalid base64 character at ${i}`);
+    value = (value << 6) | d;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (value >> bits) & 0xff;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,78 @@
+// Shared by the browser and Node.js tests: the calculator server as a child process.
+//
+// Environment: CALCULATOR_BIN (the `calculator` binary; default target/debug/calculator).
+
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const calculatorBin = process.env.CALCULATOR_BIN ?? path.join(root, "target/debug/calculator");
+
+/** A free loopback port (the server restarts on the same one). */
+export async function freePort() {
+  const probe = net.createServer();
+  probe.listen(0, "127.0.0.1");
+  await once(probe, "listening");
+  const { port } = probe.address();
+  probe.close();
+  await once(probe, "close");
+  return port;
+}
+
+/** The calculator server on a fixed port; `start()` again after `kill()` restarts it. */
+export class Calculator {
+  #child;
+
+  constructor(port, { allowOrigin } = {}) {
+    this.port = port;
+    this.url = `ws://127.0.0.1:${port}`;
+    this.allowOrigin = allowOrigin;
+  }
+
+  /** Starts the server and waits for its `listening on` line. */
+  async start() {
+    const args = ["serve", `127.0.0.1:${this.port}`];
+    if (this.allowOrigin !== undefined) args.push("--allow-origin", this.allowOrigin);
+    const child = spawn(calculatorBin, args, { stdio: ["ignore", "pipe", "inherit"] });
+    let output = "";
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`calculator did not start: ${output}`)), 30_000);
+      child.stdout.on("data", (chunk) => {
+        output += chunk;
+        if (output.includes("listening on ws://")) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.on("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`calculator exited with ${code}: ${output}`));
+      });
+    });
+    this.#child = child;
+  }
+
+  /** Kills the server at once (no graceful shutdown): connections just drop. */
+  async kill() {
+    const child = this.#child;
+    this.#child = undefined;
+    if (child === undefined || child.exitCode !== null) return;
+    const exited = once(child, "exit");
+    child.kill("SIGKILL");
+    await exited;
+  }
+}
+
+/** Polls `check` until it returns a truthy value (returned) or the time runs out. */
+export async function waitFor(what, check, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The TypeScript checks and the browser test (README.md, "Tests"). Needs Node.js ≥ 20, npm
+# and Debian's `chromium` (/usr/bin/chromium, or set CHROMIUM). `.ci/run` installs them.
+#
+#   1. `tsc --strict` (the strictest options, no DOM) over the TypeScript generated from
+#      every fixture, type-level tests (types/mapping.ts) and values serialized by the Rust
+#      side (ts_samples): the TypeScript types match the JSON mapping.
+#   2. The example page (examples/web) builds, and its committed build is current.
+#   3. The runtime under faults in Node.js, against the Rust calculator server.
+#   4. Headless Chromium drives the example page against the Rust calculator server.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+cd "$root"
+
+step() { printf '\n== browser: %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
+
+step "npm packages"
+if [ ! -x "$here/node_modules/.bin/tsc" ]; then
+  npm ci --prefix "$here" --no-audit --no-fund
+fi
+tsc="$here/node_modules/.bin/tsc"
+"$tsc" --version
+
+step "build the CLI and the calculator server"
+cargo build -q -p wirecall-cli -p wirecall-examples --bin wirecall --bin calculator
+target="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+wirecall="$target/debug/wirecall"
+export CALCULATOR_BIN="$target/debug/calculator"
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+step "tsc --strict: generated code, type tests, Rust-serialized samples"
+mkdir -p "$work/strict"
+for wire in examples/idl/calculator.wire examples/idl/chat.wire idl/tests/golden/everything.wire; do
+  "$wirecall" gen ts "$wire" --out "$work/strict"
+done
+cp "$here/types/mapping.ts" "$work/strict/"
+cargo run -q -p wirecall-tests --example ts_samples > "$work/strict/samples.ts"
+cp "$here/tsconfig.strict.json" "$work/strict/tsconfig.json"
+"$tsc" -p "$work/strict"
+echo "ok: $(ls "$work/strict"/*.ts | wc -l) files"
+
+step "example page: builds, and examples/web/dist is current"
+"$tsc" -p examples/web --outDir "$work/web-dist"
+if ! diff -r "$work/web-dist" examples/web/dist; then
+  echo "examples/web/dist is stale: run \`tests/browser/node_modules/.bin/tsc -p examples/web\` and commit it" >&2
+  exit 1
+fi
+echo "ok"
+
+step "runtime tests in Node.js"
+node --experimental-websocket --test "$here/runtime.test.mjs"
+
+step "end to end in headless Chromium"
+node --test "$here/e2e.test.mjs"
