@@ -563,11 +563,11 @@ fn service(out: &mut String, s: &Service) {
 
     if !client_methods.is_empty() {
         out.push('\n');
-        let docs = Docs(vec![format!(
-            "What the `{name}` server may call on a connected client (its `client {{ … }}` block). \
-             Implement it and pass `{client}.callbacks(impl)` as the client's handlers; \
-             a method may throw the typed error it declares."
-        )]);
+        let docs = Docs(vec![
+            format!("What the `{name}` server may call on a connected client (its `client {{ … }}` block)."),
+            format!("Implement it and pass `{client}.callbacks(impl)` as the client's handlers;"),
+            "a method may throw the typed error it declares.".to_string(),
+        ]);
         jsdoc(out, "", &docs, &no_attrs(), &[]);
         let _ = writeln!(out, "export interface {callbacks} {{");
         for m in &client_methods {

@@ -124,7 +124,11 @@ export class CalculatorClient {
   }
 }
 
-/** What the `Calculator` server may call on a connected client (its `client { … }` block). Implement it and pass `CalculatorClient.callbacks(impl)` as the client's handlers; a method may throw the typed error it declares. */
+/**
+ * What the `Calculator` server may call on a connected client (its `client { … }` block).
+ * Implement it and pass `CalculatorClient.callbacks(impl)` as the client's handlers;
+ * a method may throw the typed error it declares.
+ */
 export interface CalculatorCallbacks {
   /** Asked by the server during `ask`: answer yes or no. */
   confirm(question: string): boolean | Promise<boolean>;

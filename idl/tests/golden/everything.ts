@@ -152,7 +152,11 @@ export class KitchenClient {
   }
 }
 
-/** What the `Kitchen` server may call on a connected client (its `client { … }` block). Implement it and pass `KitchenClient.callbacks(impl)` as the client's handlers; a method may throw the typed error it declares. */
+/**
+ * What the `Kitchen` server may call on a connected client (its `client { … }` block).
+ * Implement it and pass `KitchenClient.callbacks(impl)` as the client's handlers;
+ * a method may throw the typed error it declares.
+ */
 export interface KitchenCallbacks {
   /** Ask the client. */
   approve(bag: Bag): boolean | Promise<boolean>;
