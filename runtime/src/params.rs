@@ -4,7 +4,7 @@
 //! [`ParamDecoder`] accepts both and turns every mistake into a `-32602` error that names
 //! the parameter.
 
-use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
+use serde::de::{DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::error::RpcError;
@@ -141,11 +141,164 @@ impl ParamDecoder<'_> {
 
 /// serde_json's messages end with "at line 1 column 7", which means nothing to a caller
 /// who sent the whole request; keep the reason only.
-fn strip_position(e: &serde_json::Error) -> String {
+fn strip_position(e: &impl std::fmt::Display) -> String {
     let s = e.to_string();
     match s.rfind(" at line ") {
         Some(i) => s[..i].to_string(),
         None => s,
+    }
+}
+
+/// The parameters of a generated handler while they are decoded: a tuple of `Option`s,
+/// one per parameter, filled in one pass over the params (see [`decode_slots`]).
+pub(crate) trait Slots: Sized {
+    /// The decoded parameters.
+    type Output;
+    /// How many parameters there are.
+    const LEN: usize;
+    /// No parameter decoded yet.
+    fn empty() -> Self;
+    /// Decode the value of parameter `i` from `map`.
+    fn fill_named<'de, M: MapAccess<'de>>(&mut self, i: usize, map: &mut M)
+        -> Result<(), M::Error>;
+    /// Decode parameter `i` from the next element of `seq`; `false` when there is none.
+    fn fill_positional<'de, Q: SeqAccess<'de>>(
+        &mut self,
+        i: usize,
+        seq: &mut Q,
+    ) -> Result<bool, Q::Error>;
+    /// Whether parameter `i` was given.
+    fn is_set(&self, i: usize) -> bool;
+    /// The parameters; a missing one is `null` if its type allows it, else an error.
+    fn finish(self, names: &'static [&'static str]) -> Result<Self::Output, RpcError>;
+}
+
+/// A parameter that was not given: `null` if its type takes it (an `Option`), else an
+/// error that names it.
+pub(crate) fn missing<T: DeserializeOwned>(names: &[&str], i: usize) -> Result<T, RpcError> {
+    serde_json::from_str("null").map_err(|_| {
+        RpcError::invalid_params(format!(
+            "missing parameter `{}`",
+            names.get(i).copied().unwrap_or("?")
+        ))
+    })
+}
+
+/// Decode the params of a method whose parameters are `names` straight into their types,
+/// by name or by position, in one pass over the JSON (no intermediate raw values); every
+/// mistake is a `-32602` that names the parameter, as with [`ParamDecoder`].
+pub(crate) fn decode_slots<S: Slots>(
+    params: Params<'_>,
+    names: &'static [&'static str],
+) -> Result<S::Output, RpcError> {
+    let mut slots = S::empty();
+    if let Some(raw) = params.raw() {
+        let mut failure = None;
+        let fill = Fill {
+            names,
+            slots: &mut slots,
+            failure: &mut failure,
+        };
+        let mut de = serde_json::Deserializer::from_str(raw.get());
+        if let Err(e) = serde::de::DeserializeSeed::deserialize(fill, &mut de) {
+            return Err(failure.unwrap_or_else(|| {
+                RpcError::invalid_params(format!("invalid params: {}", strip_position(&e)))
+            }));
+        }
+    }
+    slots.finish(names)
+}
+
+struct Fill<'s, S> {
+    names: &'static [&'static str],
+    slots: &'s mut S,
+    failure: &'s mut Option<RpcError>,
+}
+
+impl<S> Fill<'_, S> {
+    /// Remember the precise error, and stop the parse.
+    fn fail<E: serde::de::Error>(&mut self, message: String) -> E {
+        *self.failure = Some(RpcError::invalid_params(message));
+        E::custom("invalid params")
+    }
+
+    fn name(&self, i: usize) -> &'static str {
+        self.names.get(i).copied().unwrap_or("?")
+    }
+}
+
+impl<'de, S: Slots> serde::de::DeserializeSeed<'de> for Fill<'_, S> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, S: Slots> Visitor<'de> for Fill<'_, S> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object or an array of params")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(mut self, mut map: M) -> Result<(), M::Error> {
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let Some(i) = self.names[..S::LEN.min(self.names.len())]
+                .iter()
+                .position(|n| *n == key.0.as_ref())
+            else {
+                let expected = if S::LEN == 0 {
+                    "the method takes no parameters".to_string()
+                } else {
+                    format!("expected {}", list(self.names))
+                };
+                return Err(self.fail(format!("unknown parameter `{}`; {expected}", key.0)));
+            };
+            if self.slots.is_set(i) {
+                return Err(self.fail(format!("duplicate parameter `{}`", key.0)));
+            }
+            if let Err(e) = self.slots.fill_named(i, &mut map) {
+                let message = format!(
+                    "invalid parameter `{}`: {}",
+                    self.name(i),
+                    strip_position(&e)
+                );
+                *self.failure = Some(RpcError::invalid_params(message));
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_seq<Q: SeqAccess<'de>>(mut self, mut seq: Q) -> Result<(), Q::Error> {
+        for i in 0..S::LEN {
+            match self.slots.fill_positional(i, &mut seq) {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(e) => {
+                    let message = format!(
+                        "invalid parameter `{}`: {}",
+                        self.name(i),
+                        strip_position(&e)
+                    );
+                    *self.failure = Some(RpcError::invalid_params(message));
+                    return Err(e);
+                }
+            }
+        }
+        let mut extra = 0;
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            extra += 1;
+        }
+        if extra > 0 {
+            return Err(self.fail(format!(
+                "too many params: expected at most {}, got {}",
+                S::LEN,
+                S::LEN + extra
+            )));
+        }
+        Ok(())
     }
 }
 

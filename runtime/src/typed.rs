@@ -316,10 +316,59 @@ pub struct NamedParams<T>(pub &'static [&'static str], pub T);
 macro_rules! tuples {
     ($( ($($t:ident $i:tt),*) )*) => {$(
         impl<$($t: DeserializeOwned),*> ParamTuple for ($($t,)*) {
-            #[allow(unused_variables, unused_mut)]
             fn decode(params: Params<'_>, names: &'static [&'static str]) -> Result<Self, RpcError> {
-                let mut p = params.decoder(names)?;
-                Ok(($(p.next_param::<$t>()?,)*))
+                crate::params::decode_slots::<($(Option<$t>,)*)>(params, names)
+            }
+        }
+
+        impl<$($t: DeserializeOwned),*> crate::params::Slots for ($(Option<$t>,)*) {
+            type Output = ($($t,)*);
+            const LEN: usize = 0 $(+ { let _ = $i; 1 })*;
+
+            #[allow(clippy::unused_unit)]
+            fn empty() -> Self {
+                ($(None::<$t>,)*)
+            }
+
+            #[allow(unused_variables)]
+            fn fill_named<'de, MapA: serde::de::MapAccess<'de>>(&mut self, i: usize, map: &mut MapA) -> Result<(), MapA::Error> {
+                match i {
+                    $($i => self.$i = Some(map.next_value()?),)*
+                    _ => {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(())
+            }
+
+            #[allow(unused_variables)]
+            fn fill_positional<'de, SeqA: serde::de::SeqAccess<'de>>(&mut self, i: usize, seq: &mut SeqA) -> Result<bool, SeqA::Error> {
+                match i {
+                    $($i => match seq.next_element()? {
+                        Some(v) => {
+                            self.$i = Some(v);
+                            Ok(true)
+                        }
+                        None => Ok(false),
+                    },)*
+                    _ => Ok(false),
+                }
+            }
+
+            #[allow(unused_variables)]
+            fn is_set(&self, i: usize) -> bool {
+                match i {
+                    $($i => self.$i.is_some(),)*
+                    _ => false,
+                }
+            }
+
+            #[allow(unused_variables)]
+            fn finish(self, names: &'static [&'static str]) -> Result<Self::Output, RpcError> {
+                Ok(($(match self.$i {
+                    Some(v) => v,
+                    None => crate::params::missing::<$t>(names, $i)?,
+                },)*))
             }
         }
 
@@ -488,4 +537,87 @@ where
 {
     let params = encode_params(params).map_err(Error::Encode)?;
     caller.notify(method, params).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::value::RawValue;
+
+    /// Generated handlers decode their params in one pass; the outcomes, mistakes
+    /// included, are those of [`crate::params::ParamDecoder`].
+    fn decode2(raw: Option<&str>) -> Result<(i64, Option<String>), String> {
+        let raw: Option<&RawValue> = raw.map(|r| serde_json::from_str(r).unwrap());
+        <(i64, Option<String>)>::decode(Params::new(raw), &["a", "b"])
+            .map_err(|e| e.message.to_string())
+    }
+
+    #[test]
+    fn tuples_decode_by_name_and_by_position() {
+        assert_eq!(
+            decode2(Some(r#"{"a": 1, "b": "x"}"#)),
+            Ok((1, Some("x".into())))
+        );
+        assert_eq!(
+            decode2(Some(r#"{"b": "x", "a": 1}"#)),
+            Ok((1, Some("x".into())))
+        );
+        assert_eq!(decode2(Some(r#"[1, "x"]"#)), Ok((1, Some("x".into()))));
+        assert_eq!(decode2(Some(r#"[1]"#)), Ok((1, None)));
+        assert_eq!(decode2(Some(r#"[1, null]"#)), Ok((1, None)));
+        assert_eq!(decode2(Some(r#"{"a": 1}"#)), Ok((1, None)));
+        assert_eq!(decode2(Some(r#"{"a": 1, "b": null}"#)), Ok((1, None)));
+        assert_eq!(decode2(Some(r#"{"\u0061": 1}"#)), Ok((1, None)));
+        assert_eq!(
+            decode2(Some(r#"{"a": 1, "b": "\u00e9\n"}"#)),
+            Ok((1, Some("é\n".into())))
+        );
+    }
+
+    #[test]
+    fn tuple_mistakes_name_the_parameter() {
+        assert_eq!(decode2(None), Err("missing parameter `a`".into()));
+        assert_eq!(decode2(Some("{}")), Err("missing parameter `a`".into()));
+        assert_eq!(decode2(Some("[]")), Err("missing parameter `a`".into()));
+        assert_eq!(
+            decode2(Some(r#"{"b": "x"}"#)),
+            Err("missing parameter `a`".into())
+        );
+        assert_eq!(
+            decode2(Some(r#"{"a": "one"}"#)),
+            Err(r#"invalid parameter `a`: invalid type: string "one", expected i64"#.into())
+        );
+        assert_eq!(
+            decode2(Some(r#"[1, 2]"#)),
+            Err("invalid parameter `b`: invalid type: integer `2`, expected a string".into())
+        );
+        assert_eq!(
+            decode2(Some(r#"{"a": 1, "c": 2}"#)),
+            Err("unknown parameter `c`; expected `a`, `b`".into())
+        );
+        assert_eq!(
+            decode2(Some(r#"[1, "x", 3]"#)),
+            Err("too many params: expected at most 2, got 3".into())
+        );
+        assert_eq!(
+            decode2(Some(r#"[1, "x", 3, [4]]"#)),
+            Err("too many params: expected at most 2, got 4".into())
+        );
+        assert_eq!(
+            decode2(Some(r#"{"a": 1, "a": 2}"#)),
+            Err("duplicate parameter `a`".into())
+        );
+        assert_eq!(
+            decode2(Some("5")),
+            Err("invalid params: invalid type: integer `5`, expected an object or an array of params".into())
+        );
+        let none: Result<(), _> = <()>::decode(
+            Params::new(Some(serde_json::from_str(r#"{"x": 1}"#).unwrap())),
+            &[],
+        );
+        assert_eq!(
+            none.unwrap_err().message,
+            "unknown parameter `x`; the method takes no parameters"
+        );
+    }
 }
