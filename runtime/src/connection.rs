@@ -47,6 +47,10 @@ use crate::router::{
 };
 use crate::subscription::{unsubscribe_frame, Routed};
 
+/// After this many frames read in a row, the reader lets other tasks run: the callers it
+/// woke and the writer, so that answers start going out while the rest is read.
+const READ_BURST: usize = 32;
+
 /// Frames queued this soon after the previous flush count as part of a stream of frames.
 const BURST_WINDOW: Duration = Duration::from_micros(20);
 
@@ -230,6 +234,7 @@ where
     let mut closed = pin!(close.cancelled());
     let mut writer_gone = pin!(writer_done.cancelled());
     let mut shutting_down = pin!(shutdown.cancelled());
+    let mut since_yield = 0usize;
     loop {
         let msg = tokio::select! {
             biased;
@@ -291,6 +296,11 @@ where
         };
         if !handle_frame(shared, &text, close).await {
             return CloseReason::ClosedLocally;
+        }
+        since_yield += 1;
+        if since_yield == READ_BURST {
+            since_yield = 0;
+            tokio::task::yield_now().await;
         }
     }
 }
