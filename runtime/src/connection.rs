@@ -236,8 +236,12 @@ where
     let mut shutting_down = pin!(shutdown.cancelled());
     let mut since_yield = 0usize;
     loop {
+        // The stream first: while frames are ready, the other branches are not polled at
+        // all (they are checked every READ_BURST frames below, and whenever the stream
+        // has nothing to read).
         let msg = tokio::select! {
             biased;
+            msg = stream.next() => msg,
             _ = &mut closed => return CloseReason::ClosedLocally,
             _ = &mut writer_gone => return CloseReason::Error("the connection could not be written to".into()),
             _ = &mut shutting_down => return drain(shared, stream, close).await,
@@ -251,7 +255,6 @@ where
                 }
                 continue;
             }
-            msg = stream.next() => msg,
         };
         // Any frame shows the peer is alive.
         missed = 0;
@@ -301,6 +304,15 @@ where
         if since_yield == READ_BURST {
             since_yield = 0;
             tokio::task::yield_now().await;
+            if close.is_cancelled() {
+                return CloseReason::ClosedLocally;
+            }
+            if writer_done.is_cancelled() {
+                return CloseReason::Error("the connection could not be written to".into());
+            }
+            if shutdown.is_cancelled() {
+                return drain(shared, stream, close).await;
+            }
         }
     }
 }
