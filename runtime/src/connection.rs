@@ -859,15 +859,17 @@ async fn reject_while_draining(shared: &Arc<Shared>, text: &Utf8Bytes) {
 }
 
 fn response_json(id: &str, out: MethodResult) -> String {
-    let mut s = String::new();
-    match &out {
-        Ok(result) => {
-            s.reserve(32 + result.len() + id.len());
-            message::write_result(&mut s, result, id);
+    match out {
+        // The result's own buffer becomes the frame: serialization left it room (serde_json
+        // starts at 128 bytes and doubles), so a small result needs no allocation and a
+        // large one no second copy.
+        Ok(result) => message::wrap_result(result, id),
+        Err(e) => {
+            let mut s = String::new();
+            message::write_error(&mut s, &e, id);
+            s
         }
-        Err(e) => message::write_error(&mut s, e, id),
     }
-    s
 }
 
 fn error_frame(e: &RpcError, id: &str) -> String {

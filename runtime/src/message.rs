@@ -218,13 +218,15 @@ fn classify_members(m: Members<'_>) -> Incoming<'_> {
     }
 }
 
-/// Write a success response: `{"jsonrpc":"2.0","result":…,"id":…}`.
-pub(crate) fn write_result(out: &mut String, result: &str, id: &str) {
-    out.push_str(r#"{"jsonrpc":"2.0","result":"#);
-    out.push_str(result);
-    out.push_str(r#","id":"#);
-    out.push_str(id);
-    out.push('}');
+/// Turn a result's JSON into its response frame, in the result's own buffer.
+pub(crate) fn wrap_result(mut result: String, id: &str) -> String {
+    const PREFIX: &str = r#"{"jsonrpc":"2.0","result":"#;
+    result.reserve(PREFIX.len() + 7 + id.len());
+    result.insert_str(0, PREFIX);
+    result.push_str(r#","id":"#);
+    result.push_str(id);
+    result.push('}');
+    result
 }
 
 /// Write an error response: `{"jsonrpc":"2.0","error":{…},"id":…}`.
@@ -404,10 +406,11 @@ mod tests {
 
     #[test]
     fn writes_spec_shaped_messages() {
+        assert_eq!(
+            wrap_result("19".into(), "1"),
+            r#"{"jsonrpc":"2.0","result":19,"id":1}"#
+        );
         let mut s = String::new();
-        write_result(&mut s, "19", "1");
-        assert_eq!(s, r#"{"jsonrpc":"2.0","result":19,"id":1}"#);
-        s.clear();
         write_error(&mut s, &RpcError::method_not_found(), r#""1""#);
         assert_eq!(
             s,
