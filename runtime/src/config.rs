@@ -47,7 +47,11 @@ pub struct ConnectionConfig {
     pub call_timeout: Duration,
     /// Capacity of the outgoing frame queue.
     pub send_queue: usize,
-    /// tungstenite's read buffer (allocated per connection).
+    /// tungstenite's read buffer (allocated per connection), which is also the most it
+    /// reads from the socket at once. The default, 4 KiB, keeps idle connections near
+    /// 15 KB each; servers that mostly receive large messages read them in fewer system
+    /// calls with more (8 KiB measured: 16 KiB echoes ~10 % faster, idle connections
+    /// ~20 KB).
     pub read_buffer_size: usize,
     /// tungstenite's write buffer target before a write is issued.
     pub write_buffer_size: usize,
@@ -66,7 +70,7 @@ impl Default for ConnectionConfig {
             call_timeout: DEFAULT_CALL_TIMEOUT,
             send_queue: 256,
             // Small buffers keep idle connections cheap; tungstenite grows the read buffer
-            // for large messages as needed.
+            // to hold a large message, but still reads at most this much per system call.
             read_buffer_size: 4 * 1024,
             // The writer feeds a burst of queued frames, then flushes once; frames collect
             // in this buffer until it is this full.
