@@ -108,7 +108,8 @@ fn serialize_failure(e: serde_json::Error) -> RpcError {
     RpcError::internal(format!("the result could not be serialized: {e}"))
 }
 
-/// A table from method names (as on the wire) to handlers. Cheap to clone.
+/// A table from method names (as on the wire) to handlers. Cheap to clone: clones share
+/// the table (every connection of a server holds one) until one of them registers more.
 ///
 /// ```
 /// use wirecall::{Router, RpcError};
@@ -128,7 +129,7 @@ fn serialize_failure(e: serde_json::Error) -> RpcError {
 /// ```
 #[derive(Clone, Default)]
 pub struct Router {
-    methods: HashMap<Box<str>, Route>,
+    methods: Arc<HashMap<Box<str>, Route>>,
 }
 
 impl Router {
@@ -146,7 +147,7 @@ impl Router {
         Fut: Future<Output = Result<T, RpcError>> + Send + 'static,
         T: Serialize,
     {
-        self.methods
+        Arc::make_mut(&mut self.methods)
             .insert(name.into(), Route::Call(Arc::new(FnMethod(handler))));
         self
     }
@@ -185,9 +186,9 @@ impl Router {
         handler: Arc<dyn SubscribeMethod>,
     ) -> &mut Self {
         let name = name.into();
-        self.methods
-            .insert(format!("{name}.unsubscribe").into(), Route::Unsubscribe);
-        self.methods.insert(name, Route::Subscribe(handler));
+        let methods = Arc::make_mut(&mut self.methods);
+        methods.insert(format!("{name}.unsubscribe").into(), Route::Unsubscribe);
+        methods.insert(name, Route::Subscribe(handler));
         self
     }
 
@@ -211,13 +212,14 @@ impl Router {
         name: impl Into<Box<str>>,
         handler: Arc<dyn Method>,
     ) -> &mut Self {
-        self.methods.insert(name.into(), Route::Call(handler));
+        Arc::make_mut(&mut self.methods).insert(name.into(), Route::Call(handler));
         self
     }
 
     /// Add every method of `other` (its registrations win on conflict).
     pub fn merge(&mut self, other: Router) -> &mut Self {
-        self.methods.extend(other.methods);
+        let other = Arc::try_unwrap(other.methods).unwrap_or_else(|shared| (*shared).clone());
+        Arc::make_mut(&mut self.methods).extend(other);
         self
     }
 
