@@ -298,6 +298,7 @@ impl ClientBuilder {
                 extensions: Default::default(),
                 shutdown: CancellationToken::new(),
                 close: close.child_token(),
+                hold: None,
             },
         )
     }

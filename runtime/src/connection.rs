@@ -136,6 +136,9 @@ pub(crate) struct Setup {
     pub(crate) shutdown: CancellationToken,
     /// Cancelled to close at once.
     pub(crate) close: CancellationToken,
+    /// Held until the connection ends (the server's connection count and its shutdown
+    /// tracker), so that nothing else needs to wait for it.
+    pub(crate) hold: Option<Box<dyn Send + Sync>>,
 }
 
 /// A running connection: its peer handle, its context, and the task that ends with it.
@@ -177,6 +180,7 @@ where
     let (sink, stream) = ws.split();
     let shutdown = setup.shutdown;
     let close = setup.close;
+    let hold = setup.hold;
     let traced = !span.is_disabled();
     let connection = async move {
         tracing::debug!("connection open");
@@ -193,6 +197,7 @@ where
         let reason = read_loop(&shared, stream, &shutdown, &close, &writer_done).await;
         tracing::debug!(%reason, "connection closing");
         finish(&shared, writer, &reason).await;
+        drop(hold);
         reason
     };
     // Entering a span on every poll costs; only do it when someone listens.

@@ -309,12 +309,11 @@ async fn accept_loop(listener: TcpListener, state: Arc<ServerState>) {
                 let active = state.active.fetch_add(1, Ordering::AcqRel) + 1;
                 let guard = ActiveGuard(state.clone());
                 let st = state.clone();
+                // This task ends with the handshake; the connection's own task then holds
+                // the guard and a tracker token (see `handle`).
                 state.tracker.spawn(
-                    async move {
-                        let _guard = guard;
-                        handle(stream, addr, st, active).await;
-                    }
-                    .instrument(tracing::debug_span!("accept", remote = %addr)),
+                    handle(stream, addr, st, active, guard)
+                        .instrument(tracing::debug_span!("accept", remote = %addr)),
                 );
             }
             Err(e) => {
@@ -366,7 +365,13 @@ fn origin_allowed(req: &Request, allowed: &[String]) -> bool {
     host.is_some_and(|h| h.eq_ignore_ascii_case(origin_host))
 }
 
-async fn handle(stream: TcpStream, addr: SocketAddr, state: Arc<ServerState>, active: usize) {
+async fn handle(
+    stream: TcpStream,
+    addr: SocketAddr,
+    state: Arc<ServerState>,
+    active: usize,
+    guard: ActiveGuard,
+) {
     let _ = stream.set_nodelay(true);
     let builder = &state.builder;
     let mut headers = HeaderMap::new();
@@ -427,7 +432,11 @@ async fn handle(stream: TcpStream, addr: SocketAddr, state: Arc<ServerState>, ac
             }
         },
     };
-    let started = connection::spawn(
+    // The connection runs in a task of its own; this (larger) handshake task ends now
+    // instead of waiting for it, which saves its memory for the connection's lifetime.
+    // The connection holds the count and a token that graceful shutdown waits for.
+    let hold: Box<dyn Send + Sync> = Box::new((guard, state.tracker.token()));
+    connection::spawn(
         ws,
         Setup {
             config: state.config.clone(),
@@ -437,7 +446,7 @@ async fn handle(stream: TcpStream, addr: SocketAddr, state: Arc<ServerState>, ac
             extensions,
             shutdown: state.shutdown.clone(),
             close: state.close.clone(),
+            hold: Some(hold),
         },
     );
-    let _ = started.done.await;
 }
