@@ -43,11 +43,7 @@ impl<'a> Params<'a> {
                 let items: Vec<&'a RawValue> = serde_json::from_str(raw.get())
                     .map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))?;
                 if items.len() > names.len() {
-                    return Err(RpcError::invalid_params(format!(
-                        "too many params: expected at most {}, got {}",
-                        names.len(),
-                        items.len()
-                    )));
+                    return Err(too_many(names.len(), items.len()));
                 }
                 Shape::Positional(items)
             }
@@ -57,22 +53,9 @@ impl<'a> Params<'a> {
                 let mut values = vec![None; names.len()];
                 for (key, value) in named.0 {
                     match names.iter().position(|n| *n == key.as_ref()) {
-                        Some(i) if values[i].is_some() => {
-                            return Err(RpcError::invalid_params(format!(
-                                "duplicate parameter `{key}`"
-                            )))
-                        }
+                        Some(i) if values[i].is_some() => return Err(duplicate(&key)),
                         Some(i) => values[i] = Some(value),
-                        None => {
-                            let expected = if names.is_empty() {
-                                "the method takes no parameters".to_string()
-                            } else {
-                                format!("expected {}", list(names))
-                            };
-                            return Err(RpcError::invalid_params(format!(
-                                "unknown parameter `{key}`; {expected}"
-                            )));
-                        }
+                        None => return Err(unknown(&key, names)),
                     }
                 }
                 Shape::Named(values)
@@ -92,6 +75,31 @@ fn list(names: &[&str]) -> String {
         .map(|n| format!("`{n}`"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+// The -32602 messages, shared by `ParamDecoder` and `decode_slots`.
+
+fn invalid(name: &str, e: &impl std::fmt::Display) -> RpcError {
+    RpcError::invalid_params(format!("invalid parameter `{name}`: {}", strip_position(e)))
+}
+
+fn unknown(key: &str, names: &[&str]) -> RpcError {
+    let expected = if names.is_empty() {
+        "the method takes no parameters".to_string()
+    } else {
+        format!("expected {}", list(names))
+    };
+    RpcError::invalid_params(format!("unknown parameter `{key}`; {expected}"))
+}
+
+fn duplicate(key: &str) -> RpcError {
+    RpcError::invalid_params(format!("duplicate parameter `{key}`"))
+}
+
+fn too_many(expected: usize, got: usize) -> RpcError {
+    RpcError::invalid_params(format!(
+        "too many params: expected at most {expected}, got {got}"
+    ))
 }
 
 enum Shape<'a> {
@@ -127,14 +135,8 @@ impl ParamDecoder<'_> {
             Shape::Named(values) => values.get(i).copied().flatten(),
         };
         match raw {
-            Some(raw) => serde_json::from_str(raw.get()).map_err(|e| {
-                RpcError::invalid_params(format!(
-                    "invalid parameter `{name}`: {}",
-                    strip_position(&e)
-                ))
-            }),
-            None => serde_json::from_str("null")
-                .map_err(|_| RpcError::invalid_params(format!("missing parameter `{name}`"))),
+            Some(raw) => serde_json::from_str(raw.get()).map_err(|e| invalid(name, &e)),
+            None => missing(self.names, i),
         }
     }
 }
@@ -217,8 +219,8 @@ struct Fill<'s, S> {
 
 impl<S> Fill<'_, S> {
     /// Remember the precise error, and stop the parse.
-    fn fail<E: serde::de::Error>(&mut self, message: String) -> E {
-        *self.failure = Some(RpcError::invalid_params(message));
+    fn fail<E: serde::de::Error>(&mut self, error: RpcError) -> E {
+        *self.failure = Some(error);
         E::custom("invalid params")
     }
 
@@ -248,23 +250,13 @@ impl<'de, S: Slots> Visitor<'de> for Fill<'_, S> {
                 .iter()
                 .position(|n| *n == key.0.as_ref())
             else {
-                let expected = if S::LEN == 0 {
-                    "the method takes no parameters".to_string()
-                } else {
-                    format!("expected {}", list(self.names))
-                };
-                return Err(self.fail(format!("unknown parameter `{}`; {expected}", key.0)));
+                return Err(self.fail(unknown(&key.0, self.names)));
             };
             if self.slots.is_set(i) {
-                return Err(self.fail(format!("duplicate parameter `{}`", key.0)));
+                return Err(self.fail(duplicate(&key.0)));
             }
             if let Err(e) = self.slots.fill_named(i, &mut map) {
-                let message = format!(
-                    "invalid parameter `{}`: {}",
-                    self.name(i),
-                    strip_position(&e)
-                );
-                *self.failure = Some(RpcError::invalid_params(message));
+                *self.failure = Some(invalid(self.name(i), &e));
                 return Err(e);
             }
         }
@@ -277,12 +269,7 @@ impl<'de, S: Slots> Visitor<'de> for Fill<'_, S> {
                 Ok(true) => {}
                 Ok(false) => return Ok(()),
                 Err(e) => {
-                    let message = format!(
-                        "invalid parameter `{}`: {}",
-                        self.name(i),
-                        strip_position(&e)
-                    );
-                    *self.failure = Some(RpcError::invalid_params(message));
+                    *self.failure = Some(invalid(self.name(i), &e));
                     return Err(e);
                 }
             }
@@ -292,11 +279,7 @@ impl<'de, S: Slots> Visitor<'de> for Fill<'_, S> {
             extra += 1;
         }
         if extra > 0 {
-            return Err(self.fail(format!(
-                "too many params: expected at most {}, got {}",
-                S::LEN,
-                S::LEN + extra
-            )));
+            return Err(self.fail(too_many(S::LEN, S::LEN + extra)));
         }
         Ok(())
     }
@@ -357,8 +340,12 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::typed::ParamTuple;
 
-    fn decode2(raw: Option<&str>) -> Result<(i64, Option<String>), String> {
+    type Decoded = Result<(i64, Option<String>), String>;
+
+    /// Hand-written handlers' `ParamDecoder`.
+    fn by_decoder(raw: Option<&str>) -> Decoded {
         let raw: Option<&RawValue> = raw.map(|r| serde_json::from_str(r).unwrap());
         let mut d = Params::new(raw)
             .decoder(&["a", "b"])
@@ -368,43 +355,80 @@ mod tests {
         Ok((a, b))
     }
 
+    /// Generated handlers' one-pass decode (`decode_slots`).
+    fn by_tuple(raw: Option<&str>) -> Decoded {
+        let raw: Option<&RawValue> = raw.map(|r| serde_json::from_str(r).unwrap());
+        <(i64, Option<String>)>::decode(Params::new(raw), &["a", "b"])
+            .map_err(|e| e.message.to_string())
+    }
+
+    /// Both decoders give the same outcome, mistakes included.
+    fn check(raw: Option<&str>, expected: Decoded) {
+        assert_eq!(by_decoder(raw), expected, "ParamDecoder, params {raw:?}");
+        assert_eq!(by_tuple(raw), expected, "decode_slots, params {raw:?}");
+    }
+
     #[test]
     fn by_name_and_by_position() {
-        assert_eq!(
-            decode2(Some(r#"{"a": 1, "b": "x"}"#)),
-            Ok((1, Some("x".into())))
+        check(Some(r#"{"a": 1, "b": "x"}"#), Ok((1, Some("x".into()))));
+        check(Some(r#"{"b": "x", "a": 1}"#), Ok((1, Some("x".into()))));
+        check(Some(r#"[1, "x"]"#), Ok((1, Some("x".into()))));
+        check(Some(r#"[1]"#), Ok((1, None)));
+        check(Some(r#"[1, null]"#), Ok((1, None)));
+        check(Some(r#"{"a": 1}"#), Ok((1, None)));
+        check(Some(r#"{"a": 1, "b": null}"#), Ok((1, None)));
+        check(Some(r#"{"\u0061": 1}"#), Ok((1, None)));
+        check(
+            Some(r#"{"a": 1, "b": "\u00e9\n"}"#),
+            Ok((1, Some("é\n".into()))),
         );
-        assert_eq!(
-            decode2(Some(r#"{"b": "x", "a": 1}"#)),
-            Ok((1, Some("x".into())))
-        );
-        assert_eq!(decode2(Some(r#"[1, "x"]"#)), Ok((1, Some("x".into()))));
-        assert_eq!(decode2(Some(r#"[1]"#)), Ok((1, None)));
-        assert_eq!(decode2(Some(r#"{"a": 1}"#)), Ok((1, None)));
-        assert_eq!(decode2(Some(r#"{"a": 1, "b": null}"#)), Ok((1, None)));
-        assert_eq!(decode2(Some(r#"{"\u0061": 1}"#)), Ok((1, None)));
     }
 
     #[test]
     fn mistakes_name_the_parameter() {
-        assert_eq!(decode2(None), Err("missing parameter `a`".into()));
-        assert_eq!(decode2(Some("{}")), Err("missing parameter `a`".into()));
-        assert_eq!(decode2(Some("[]")), Err("missing parameter `a`".into()));
+        check(None, Err("missing parameter `a`".into()));
+        check(Some("{}"), Err("missing parameter `a`".into()));
+        check(Some("[]"), Err("missing parameter `a`".into()));
+        check(Some(r#"{"b": "x"}"#), Err("missing parameter `a`".into()));
+        check(
+            Some(r#"{"a": "one"}"#),
+            Err(r#"invalid parameter `a`: invalid type: string "one", expected i64"#.into()),
+        );
+        check(
+            Some(r#"[1, 2]"#),
+            Err("invalid parameter `b`: invalid type: integer `2`, expected a string".into()),
+        );
+        check(
+            Some(r#"{"a": 1, "c": 2}"#),
+            Err("unknown parameter `c`; expected `a`, `b`".into()),
+        );
+        check(
+            Some(r#"[1, "x", 3]"#),
+            Err("too many params: expected at most 2, got 3".into()),
+        );
+        check(
+            Some(r#"[1, "x", 3, [4]]"#),
+            Err("too many params: expected at most 2, got 4".into()),
+        );
+        check(
+            Some(r#"{"a": 1, "a": 2}"#),
+            Err("duplicate parameter `a`".into()),
+        );
+    }
+
+    #[test]
+    fn one_pass_decode_rejects_what_is_not_params() {
         assert_eq!(
-            decode2(Some(r#"{"a": "one"}"#)),
-            Err(r#"invalid parameter `a`: invalid type: string "one", expected i64"#.into())
+            by_tuple(Some("5")),
+            Err("invalid params: invalid type: integer `5`, expected an object or an array of params".into())
+        );
+        let none: Result<(), _> = <()>::decode(
+            Params::new(Some(serde_json::from_str(r#"{"x": 1}"#).unwrap())),
+            &[],
         );
         assert_eq!(
-            decode2(Some(r#"{"a": 1, "c": 2}"#)),
-            Err("unknown parameter `c`; expected `a`, `b`".into())
-        );
-        assert_eq!(
-            decode2(Some(r#"[1, "x", 3]"#)),
-            Err("too many params: expected at most 2, got 3".into())
-        );
-        assert_eq!(
-            decode2(Some(r#"{"a": 1, "a": 2}"#)),
-            Err("duplicate parameter `a`".into())
+            none.unwrap_err().message,
+            "unknown parameter `x`; the method takes no parameters"
         );
     }
 }
