@@ -125,6 +125,11 @@ test("a request over maxMessageSize fails before it is sent; the connection carr
   const big = await outcome(calc.echo("x".repeat(2000)));
   assert.ok(big.error instanceof wirecall.MessageTooLargeError, String(big.error));
   assert.equal(await calc.echo("small"), "small");
+  // Near the limit, the size is counted in UTF-8 bytes, not estimated.
+  assert.equal(await calc.echo("y".repeat(500)), "y".repeat(500));
+  assert.equal(await calc.echo("é".repeat(400)), "é".repeat(400));
+  const wide = await outcome(calc.echo("é".repeat(600)));
+  assert.ok(wide.error instanceof wirecall.MessageTooLargeError, "1 200 bytes in 600 characters");
 });
 
 test("close() ends pending calls and streams with ClosedError, and later calls too", async () => {

@@ -421,7 +421,8 @@ export class Client implements Caller {
 
   #fits(frame: string, reject: (e: Error) => void): boolean {
     const limit = this.#options.maxMessageSize ?? DEFAULTS.maxMessageSize;
-    if (utf8Length(frame) <= limit) return true;
+    // A UTF-16 unit is 1 to 3 bytes of UTF-8, so count only when the bounds disagree.
+    if (frame.length * 3 <= limit || (frame.length <= limit && utf8Length(frame) <= limit)) return true;
     reject(new MessageTooLargeError(`the request is larger than the limit of ${limit} bytes; not sent`));
     return false;
   }
@@ -743,7 +744,6 @@ function subscriptionKey(id: unknown): string | undefined {
 }
 
 function utf8Length(text: string): number {
-  if (text.length * 3 <= 0x7fffffff && text.length < 1024) return text.length * 3; // cheap upper bound
   let bytes = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
