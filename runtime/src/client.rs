@@ -28,13 +28,15 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, ConnectionConfig};
-use crate::connection::{self, CloseReason, Setup};
 use crate::error::{ApplicationError, ConnectError, Error};
-use crate::peer::{encode_params, CallFailure, Peer, RawResult};
-use crate::router::Router;
-use crate::server::SUBPROTOCOL;
-use crate::subscription::{RawSub, Subscription};
-use crate::typed::CallOptions;
+use crate::session::peer::{
+    decode_result, encode_params, failure_to_error, CallFailure, CallOptions, Peer, RawResult,
+};
+use crate::session::router::Router;
+use crate::session::subscription::{RawSub, Resubscribe, Subscription};
+use crate::session::{CloseReason, Origin};
+use crate::transport::ws::SUBPROTOCOL;
+use crate::transport::ws::{self as connection, Setup};
 
 type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -293,9 +295,7 @@ impl ClientBuilder {
             Setup {
                 config: Arc::new(self.config.clone()),
                 router: self.router.clone(),
-                remote_addr: None,
-                headers: Default::default(),
-                extensions: Default::default(),
+                origin: Origin::default(),
                 shutdown: CancellationToken::new(),
                 close: close.child_token(),
                 hold: None,
@@ -532,7 +532,7 @@ impl Client {
         E: ApplicationError,
     {
         let params = encode_params(params).map_err(Error::Encode)?;
-        crate::Caller::request(self, method, params, options).await
+        self.request_encoded(method, params, options).await
     }
 
     /// Subscribe to the stream `method`; see [`Subscription`]. The subscription survives
@@ -543,14 +543,15 @@ impl Client {
         params: impl Serialize,
     ) -> Result<Subscription<T>, Error> {
         let params = encode_params(&params).map_err(Error::Encode)?;
-        crate::Caller::subscribe(self, method, params, CallOptions::default()).await
+        self.subscribe_encoded(method, params, CallOptions::default())
+            .await
     }
 
     /// Send a notification (never answered). While disconnected, it waits for the
     /// connection up to the call timeout.
     pub async fn notify(&self, method: &str, params: impl Serialize) -> Result<(), Error> {
         let params = encode_params(&params).map_err(Error::Encode)?;
-        crate::Caller::notify(self, method, params).await
+        self.notify_raw(method, params.as_deref()).await
     }
 
     /// The live connection, if connected now.
@@ -620,6 +621,42 @@ impl Client {
                 Err(_) => return Err(CallFailure::Other(Error::Timeout(timeout))),
             }
         }
+    }
+
+    /// [`Client::request`] with params already encoded.
+    pub(crate) async fn request_encoded<R, E>(
+        &self,
+        method: &str,
+        params: Option<String>,
+        options: CallOptions,
+    ) -> Result<R, Error<E>>
+    where
+        R: DeserializeOwned,
+        E: ApplicationError,
+    {
+        decode_result(self.request_raw(method, params.as_deref(), options).await)
+    }
+
+    /// Subscribe with params already encoded; the subscription resubscribes after each
+    /// reconnect.
+    pub(crate) async fn subscribe_encoded<T, E>(
+        &self,
+        method: &str,
+        params: Option<String>,
+        options: CallOptions,
+    ) -> Result<Subscription<T, E>, Error<E>>
+    where
+        E: ApplicationError,
+    {
+        let first = self
+            .subscribe_once(method, params.as_deref(), options)
+            .await
+            .map_err(failure_to_error)?;
+        Ok(if self.reconnects() {
+            Subscription::resubscribing(self.clone(), first, params)
+        } else {
+            Subscription::direct(first)
+        })
     }
 
     /// A call that waits for the connection and survives reconnects as far as is safe.
@@ -699,12 +736,26 @@ impl Client {
             let peer = self
                 .wait_peer(deadline, timeout)
                 .await
-                .map_err(crate::typed::failure_to_error)?;
+                .map_err(failure_to_error)?;
             match peer.notify_raw(method, params).await {
                 // Not sent: the connection closed meanwhile; wait for the next one.
                 Err(Error::Disconnected(_)) => wait_closed(&peer, deadline).await,
                 other => return other,
             }
         }
+    }
+}
+
+impl Resubscribe for Client {
+    fn reconnects(&self) -> bool {
+        Client::reconnects(self)
+    }
+
+    fn subscribe_again<'a>(
+        &'a self,
+        method: &'a str,
+        params: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<RawSub, CallFailure>> {
+        Box::pin(self.subscribe_once(method, params, CallOptions::default()))
     }
 }

@@ -118,34 +118,41 @@
 //!
 //! [JSON-RPC 2.0]: https://www.jsonrpc.org/specification
 
+// Layers, each importing only from those above it in this list:
+// codec (messages, params; no I/O) → session (dispatch, pending calls, subscriptions,
+// router, context; no sockets) → transport (the doors) → server, client → typed.
 mod client;
+mod codec;
 pub mod config;
-mod connection;
-mod context;
 mod error;
-mod message;
-mod params;
-mod peer;
-mod router;
 mod server;
-mod subscription;
+mod session;
+mod transport;
 mod typed;
 
 pub use client::{Client, ClientBuilder, ConnectionState, Reconnect};
-pub use connection::CloseReason;
-pub use context::{ConnectionId, Context};
+pub use codec::params::{ParamDecoder, Params};
 pub use error::{code, ApplicationError, ConnectError, Error, NoAppError, RpcError};
-pub use params::{ParamDecoder, Params};
-pub use peer::{Peer, CANCEL_METHOD};
-pub use router::{
-    ItemResult, ItemStream, Method, MethodFuture, MethodResult, Router, SubscribeFuture,
-    SubscribeMethod,
-};
-pub use server::{Refusal, Server, ServerBuilder, ServerHandle, SUBPROTOCOL};
-pub use subscription::{items, items_ok, Items, Subscription};
-pub use typed::{Bytes, CallOptions, Caller, Fault};
+pub use server::{RpcService, Server, ServerBuilder, ServerHandle};
+pub use session::context::{ConnectionId, Context};
+pub use session::peer::{Peer, CANCEL_METHOD};
+pub use session::router::Router;
+pub use session::subscription::Subscription;
+pub use session::CloseReason;
+pub use transport::http::{Refusal, RemoteAddr, ResponseBody};
+pub use transport::ws::SUBPROTOCOL;
+pub use typed::{items, items_ok, Bytes, CallOptions, Caller, Fault, Items};
 
-/// The IDL's `json` type: any JSON value.
+/// The type-erased layer under generated code: handlers as trait objects, results and
+/// stream items as JSON text. Use it to register handlers by hand with
+/// [`Router::method_boxed`] and [`Router::subscription_boxed`].
+pub mod erased {
+    pub use crate::session::router::{
+        ItemResult, ItemStream, Method, MethodFuture, MethodResult, SubscribeFuture,
+        SubscribeMethod,
+    };
+}
+
 pub use serde_json::Value;
 
 pub use wirecall_macros::{error, service};
@@ -159,13 +166,13 @@ macro_rules! include_idl {
     };
 }
 
-/// HTTP types used in handshakes (re-exported from `tungstenite`).
-pub use tokio_tungstenite::tungstenite::http;
+/// HTTP types used in handshakes and by [`RpcService`] (the `http` crate).
+pub use http;
 
 /// Support for generated code. Not part of the public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::router::serialize_result;
+    pub use crate::session::router::serialize_result;
     pub use crate::typed::{
         call, notify, register_notify, register_rpc, register_stream, subscribe, NamedParams,
         ParamTuple, MAX_PARAMS,

@@ -1,48 +1,30 @@
-//! The server: accepts WebSocket connections and serves a [`Router`] on each.
+//! The server: one port, several doors. A hyper HTTP/1.1 listener whose every request goes
+//! to one endpoint ([`crate::transport::http`]): WebSocket upgrades, JSON-RPC over HTTP
+//! POST, and server-sent events for streams. [`ServerBuilder::into_service`] gives the same
+//! endpoint as a `tower::Service`, to mount in an application (axum, hyper, tonic…).
 
+use std::convert::Infallible;
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::{Extensions, Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::{
-    header, Extensions, HeaderMap, HeaderValue, StatusCode,
-};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::config::{self, ConnectionConfig};
-use crate::connection::{self, Setup};
-use crate::router::Router;
-
-/// The subprotocol wirecall speaks (`Sec-WebSocket-Protocol`).
-pub const SUBPROTOCOL: &str = "jsonrpc-2.0";
-
-/// Why the handshake hook refused a connection: an HTTP status and a reason for the body.
-#[derive(Clone, Debug)]
-pub struct Refusal {
-    /// The HTTP status, e.g. 401 or 403.
-    pub status: StatusCode,
-    /// The response body.
-    pub reason: String,
-}
-
-impl Refusal {
-    /// Refuse with `status` and `reason`.
-    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
-        Refusal {
-            status,
-            reason: reason.into(),
-        }
-    }
-}
-
-type HandshakeHook = dyn Fn(&Request, &mut Extensions) -> Result<(), Refusal> + Send + Sync;
+use crate::session::router::Router;
+use crate::transport::http::{Endpoint, HandshakeHook, Refusal, ResponseBody, Slot, Source};
 
 /// Configures and starts a server. Every setting has the default of `docs/PROTOCOL.md`.
 ///
@@ -167,12 +149,12 @@ impl ServerBuilder {
         self
     }
 
-    /// Inspect each handshake request (e.g. check an `Authorization` header) and accept
-    /// it, optionally storing values in the connection's
-    /// [`crate::Context::extensions`], or refuse it with an HTTP status.
+    /// Inspect each handshake request — a WebSocket upgrade, or an HTTP POST (e.g. check
+    /// an `Authorization` header) — and accept it, optionally storing values in the
+    /// session's [`crate::Context::extensions`], or refuse it with an HTTP status.
     pub fn on_handshake<F>(mut self, hook: F) -> Self
     where
-        F: Fn(&Request, &mut Extensions) -> Result<(), Refusal> + Send + Sync + 'static,
+        F: Fn(&Request<()>, &mut Extensions) -> Result<(), Refusal> + Send + Sync + 'static,
     {
         self.hook = Some(Arc::new(hook));
         self
@@ -193,21 +175,52 @@ impl ServerBuilder {
     /// Serve `router` on connections accepted from `listener`.
     pub fn serve(self, listener: TcpListener, router: Router) -> io::Result<ServerHandle> {
         let local_addr = listener.local_addr()?;
-        let state = Arc::new(ServerState {
-            config: Arc::new(self.config.clone()),
-            builder: self,
+        let handshake_timeout = self.handshake_timeout;
+        let shutdown_timeout = self.shutdown_timeout;
+        let endpoint = self.endpoint(router);
+        let accept = tokio::spawn(accept_loop(listener, endpoint.clone(), handshake_timeout));
+        endpoint.tracker.close();
+        Ok(ServerHandle {
+            local_addr,
+            endpoint,
+            shutdown_timeout,
+            accept: Arc::new(tokio::sync::Mutex::new(Some(accept))),
+        })
+    }
+
+    /// The same server as a `tower::Service`, to mount in an application that runs its own
+    /// HTTP server: WebSocket upgrades, POST and server-sent events on one route. With axum:
+    ///
+    /// ```no_run
+    /// # async fn demo(router: wirecall::Router) -> std::io::Result<()> {
+    /// let app: axum::Router = axum::Router::new()
+    ///     .route("/health", axum::routing::get(|| async { "ok" }))
+    ///     .route_service("/rpc", wirecall::Server::builder().into_service(router));
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+    /// axum::serve(listener, app).await
+    /// # }
+    /// ```
+    ///
+    /// The application's server must support HTTP upgrades (axum's `serve` and hyper-util's
+    /// `serve_connection_with_upgrades` do). Here `max_connections` counts WebSocket
+    /// sessions, and the handshake timeout is the application server's business.
+    pub fn into_service(self, router: Router) -> RpcService {
+        let endpoint = self.endpoint(router);
+        endpoint.tracker.close();
+        RpcService { endpoint }
+    }
+
+    fn endpoint(self, router: Router) -> Arc<Endpoint> {
+        Arc::new(Endpoint {
+            config: Arc::new(self.config),
             router,
+            allowed_origins: self.allowed_origins,
+            hook: self.hook,
+            max_connections: self.max_connections,
             active: AtomicUsize::new(0),
             shutdown: CancellationToken::new(),
             close: CancellationToken::new(),
             tracker: TaskTracker::new(),
-        });
-        let accept = tokio::spawn(accept_loop(listener, state.clone()));
-        state.tracker.close();
-        Ok(ServerHandle {
-            local_addr,
-            state,
-            accept: Arc::new(tokio::sync::Mutex::new(Some(accept))),
         })
     }
 }
@@ -228,22 +241,13 @@ impl Server {
     }
 }
 
-struct ServerState {
-    builder: ServerBuilder,
-    config: Arc<ConnectionConfig>,
-    router: Router,
-    active: AtomicUsize,
-    shutdown: CancellationToken,
-    close: CancellationToken,
-    tracker: TaskTracker,
-}
-
 /// A running server. Dropping the handle does not stop the server; call
 /// [`ServerHandle::shutdown`].
 #[derive(Clone)]
 pub struct ServerHandle {
     local_addr: SocketAddr,
-    state: Arc<ServerState>,
+    endpoint: Arc<Endpoint>,
+    shutdown_timeout: Duration,
     accept: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
@@ -267,54 +271,76 @@ impl ServerHandle {
         format!("ws://{}", self.local_addr)
     }
 
+    /// The `http://` URL of the server: the same port, for JSON-RPC over HTTP POST.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
     /// Connections open now (including those still in the handshake).
     pub fn connections(&self) -> usize {
-        self.state.active.load(Ordering::Relaxed)
+        self.endpoint.active.load(Ordering::Relaxed)
     }
 
     /// Graceful shutdown: stop accepting, answer new requests with "server shutting
     /// down", let in-flight calls finish (up to the shutdown timeout), close every
     /// connection with code 1001, and return when all are closed.
     pub async fn shutdown(&self) {
-        self.state.shutdown.cancel();
+        shutdown(&self.endpoint, self.shutdown_timeout).await;
         if let Some(accept) = self.accept.lock().await.take() {
             let _ = accept.await;
-        }
-        let timeout = self.state.builder.shutdown_timeout;
-        if tokio::time::timeout(timeout, self.state.tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("calls still running after {timeout:?}; closing their connections");
-            self.state.close.cancel();
-            self.state.tracker.wait().await;
         }
     }
 
     /// Completes when the server has shut down.
     pub async fn stopped(&self) {
-        self.state.shutdown.cancelled().await;
-        self.state.tracker.wait().await;
+        self.endpoint.shutdown.cancelled().await;
+        self.endpoint.tracker.wait().await;
     }
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<ServerState>) {
+/// Graceful shutdown of an endpoint: stop taking new work, let in-flight calls finish
+/// (up to `timeout`), then close what is left.
+async fn shutdown(endpoint: &Endpoint, timeout: Duration) {
+    endpoint.shutdown.cancel();
+    if tokio::time::timeout(timeout, endpoint.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("calls still running after {timeout:?}; closing their connections");
+        endpoint.close.cancel();
+        endpoint.tracker.wait().await;
+    }
+}
+
+async fn accept_loop(listener: TcpListener, endpoint: Arc<Endpoint>, handshake_timeout: Duration) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(handshake_timeout)
+        .keep_alive(true);
     loop {
         let accepted = tokio::select! {
-            _ = state.shutdown.cancelled() => break,
+            _ = endpoint.shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
         match accepted {
             Ok((stream, addr)) => {
-                let active = state.active.fetch_add(1, Ordering::AcqRel) + 1;
-                let guard = ActiveGuard(state.clone());
-                let st = state.clone();
-                // This task ends with the handshake; the connection's own task then holds
-                // the guard and a tracker token (see `handle`).
-                state.tracker.spawn(
-                    handle(stream, addr, st, active, guard)
-                        .instrument(tracing::debug_span!("accept", remote = %addr)),
+                let (slot, within) = Slot::take(&endpoint);
+                let source = Source {
+                    remote_addr: Some(addr),
+                    slot: Some((Arc::new(slot), within)),
+                };
+                // This task ends with the HTTP connection; after a WebSocket upgrade the
+                // session's own task holds the slot and a tracker token.
+                let conn = connection(
+                    stream,
+                    source,
+                    endpoint.clone(),
+                    http.clone(),
+                    handshake_timeout,
                 );
+                endpoint
+                    .tracker
+                    .spawn(conn.instrument(tracing::debug_span!("accept", remote = %addr)));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -325,128 +351,98 @@ async fn accept_loop(listener: TcpListener, state: Arc<ServerState>) {
     }
 }
 
-struct ActiveGuard(Arc<ServerState>);
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-fn refuse(status: StatusCode, reason: &str) -> ErrorResponse {
-    let mut resp = ErrorResponse::new(Some(reason.to_string()));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
-}
-
-/// The Origin policy: no `Origin` (not a browser), the same host as `Host`, or allowed.
-fn origin_allowed(req: &Request, allowed: &[String]) -> bool {
-    let Some(origin) = req.headers().get(header::ORIGIN) else {
-        return true;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    if allowed
-        .iter()
-        .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
-    {
-        return true;
-    }
-    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok());
-    host.is_some_and(|h| h.eq_ignore_ascii_case(origin_host))
-}
-
-async fn handle(
+/// Serve one TCP connection: HTTP/1.1 requests (keep-alive) until it closes or upgrades.
+async fn connection(
     stream: TcpStream,
-    addr: SocketAddr,
-    state: Arc<ServerState>,
-    active: usize,
-    guard: ActiveGuard,
+    source: Source,
+    endpoint: Arc<Endpoint>,
+    http: hyper::server::conn::http1::Builder,
+    handshake_timeout: Duration,
 ) {
     let _ = stream.set_nodelay(true);
-    let builder = &state.builder;
-    let mut headers = HeaderMap::new();
-    let mut extensions = Extensions::new();
-    // The response type is tungstenite's.
-    #[allow(clippy::result_large_err)]
-    let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
-        if active > builder.max_connections {
-            return Err(refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many connections",
-            ));
-        }
-        if !origin_allowed(req, &builder.allowed_origins) {
-            return Err(refuse(StatusCode::FORBIDDEN, "origin not allowed"));
-        }
-        if let Some(offered) = req.headers().get(header::SEC_WEBSOCKET_PROTOCOL) {
-            let speaks = offered
-                .to_str()
-                .unwrap_or("")
-                .split(',')
-                .any(|p| p.trim() == SUBPROTOCOL);
-            if !speaks {
-                return Err(refuse(
-                    StatusCode::BAD_REQUEST,
-                    "unsupported subprotocol: this server speaks jsonrpc-2.0",
-                ));
-            }
-            resp.headers_mut().insert(
-                header::SEC_WEBSOCKET_PROTOCOL,
-                HeaderValue::from_static(SUBPROTOCOL),
-            );
-        }
-        if let Some(hook) = &builder.hook {
-            if let Err(r) = hook(req, &mut extensions) {
-                return Err(refuse(r.status, &r.reason));
-            }
-        }
-        headers = req.headers().clone();
-        Ok(resp)
+    // A client must send a whole request head within the handshake timeout; hyper's header
+    // timeout covers the requests after the first.
+    let started = Arc::new(AtomicBool::new(false));
+    let service = {
+        let endpoint = endpoint.clone();
+        let started = started.clone();
+        hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+            started.store(true, Ordering::Relaxed);
+            let endpoint = endpoint.clone();
+            let source = source.clone();
+            async move { Ok::<_, Infallible>(endpoint.handle(req, source).await) }
+        })
     };
-    let handshake = tokio_tungstenite::accept_hdr_async_with_config(
-        stream,
-        callback,
-        Some(state.config.websocket()),
-    );
-    let ws = tokio::select! {
-        _ = state.close.cancelled() => return,
-        r = tokio::time::timeout(builder.handshake_timeout, handshake) => match r {
-            Ok(Ok(ws)) => ws,
-            Ok(Err(e)) => {
-                tracing::debug!("handshake failed: {e}");
+    let mut conn = pin!(http
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades());
+    let mut first_request = pin!(tokio::time::sleep(handshake_timeout));
+    let mut waiting_first = true;
+    let mut shutting_down = false;
+    loop {
+        tokio::select! {
+            done = conn.as_mut() => {
+                if let Err(e) = done {
+                    tracing::debug!("HTTP connection ended: {e}");
+                }
                 return;
             }
-            Err(_) => {
-                tracing::debug!("handshake timed out after {:?}", builder.handshake_timeout);
-                return;
+            _ = &mut first_request, if waiting_first => {
+                if !started.load(Ordering::Relaxed) {
+                    tracing::debug!("handshake timed out after {handshake_timeout:?}");
+                    return;
+                }
+                waiting_first = false;
             }
-        },
-    };
-    // The connection runs in a task of its own; this (larger) handshake task ends now
-    // instead of waiting for it, which saves its memory for the connection's lifetime.
-    // The connection holds the count and a token that graceful shutdown waits for.
-    let hold: Box<dyn Send + Sync> = Box::new((guard, state.tracker.token()));
-    connection::spawn(
-        ws,
-        Setup {
-            config: state.config.clone(),
-            router: state.router.clone(),
-            remote_addr: Some(addr),
-            headers,
-            extensions,
-            shutdown: state.shutdown.clone(),
-            close: state.close.clone(),
-            hold: Some(hold),
-        },
-    );
+            _ = endpoint.shutdown.cancelled(), if !shutting_down => {
+                // Finish the request in progress, then close.
+                shutting_down = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = endpoint.close.cancelled() => return,
+        }
+    }
+}
+
+/// A wirecall server as a `tower::Service` over HTTP requests: WebSocket upgrade, JSON-RPC
+/// POST and server-sent events, all on the route it is mounted at. Made by
+/// [`ServerBuilder::into_service`]; cheap to clone.
+#[derive(Clone)]
+pub struct RpcService {
+    endpoint: Arc<Endpoint>,
+}
+
+impl fmt::Debug for RpcService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RpcService")
+            .field("router", &self.endpoint.router)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RpcService {
+    /// Graceful shutdown of the service's sessions: new requests are refused, in-flight
+    /// calls finish (up to the shutdown timeout), WebSocket sessions close with 1001.
+    pub async fn shutdown(&self, timeout: Duration) {
+        shutdown(&self.endpoint, timeout).await
+    }
+}
+
+impl<B> tower_service::Service<Request<B>> for RpcService
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let endpoint = self.endpoint.clone();
+        Box::pin(async move { Ok(endpoint.handle(req, Source::default()).await) })
+    }
 }

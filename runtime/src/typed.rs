@@ -5,21 +5,24 @@
 use std::fmt;
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
+use futures_util::Stream;
 use serde::de::DeserializeOwned;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::client::Client;
-use crate::context::Context;
-use crate::error::{code, ApplicationError, Error, NoAppError, RpcError};
-use crate::params::Params;
-use crate::peer::{encode_params, CallFailure, Peer};
-use crate::router::Router;
-use crate::subscription::{Items, Subscription};
+use crate::codec::params::Params;
+use crate::error::{ApplicationError, Error, NoAppError, RpcError};
+use crate::session::context::Context;
+pub use crate::session::peer::CallOptions;
+use crate::session::peer::{decode_result, encode_params, failure_to_error, Peer};
+use crate::session::router::Router;
+use crate::session::subscription::Subscription;
 
 /// Why a handler failed: one of the method's typed application errors, or any JSON-RPC
 /// error. `?` converts both (and the errors of calls the handler makes to its peer).
@@ -90,24 +93,27 @@ impl<E: fmt::Display> fmt::Display for Fault<E> {
 
 impl<E: fmt::Debug + fmt::Display> std::error::Error for Fault<E> {}
 
-/// Options of one call.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CallOptions {
-    /// This call's timeout; `None` uses the caller's default.
-    pub timeout: Option<Duration>,
-    /// The method is idempotent (IDL `@idempotent`): a reconnecting client sends it again
-    /// if the connection drops before the answer.
-    pub idempotent: bool,
+/// What a stream handler returns: a stream of items, each an item or the error that ends
+/// the stream. Build one with [`items`] or [`items_ok`].
+pub type Items<T, E = NoAppError> =
+    Pin<Box<dyn Stream<Item = Result<T, Fault<E>>> + Send + 'static>>;
+
+/// Box a stream of `Result` items as a handler's [`Items`].
+pub fn items<T, E, S>(stream: S) -> Items<T, E>
+where
+    S: Stream<Item = Result<T, Fault<E>>> + Send + 'static,
+{
+    Box::pin(stream)
 }
 
-impl CallOptions {
-    /// Options with a timeout and an idempotency flag.
-    pub const fn new(timeout: Option<Duration>, idempotent: bool) -> Self {
-        CallOptions {
-            timeout,
-            idempotent,
-        }
-    }
+/// Box a stream of plain items (that cannot fail) as a handler's [`Items`].
+pub fn items_ok<T, E, S>(stream: S) -> Items<T, E>
+where
+    S: Stream<Item = T> + Send + 'static,
+    T: 'static,
+    E: 'static,
+{
+    Box::pin(futures_util::StreamExt::map(stream, Ok))
 }
 
 /// Something that sends requests and notifications: a [`Client`] (client side, with
@@ -181,27 +187,6 @@ impl Caller for Peer {
     }
 }
 
-/// A call's outcome as the caller sees it: the result decoded, or the error.
-fn decode_result<R: DeserializeOwned, E: ApplicationError>(
-    outcome: Result<crate::peer::RawResult, CallFailure>,
-) -> Result<R, Error<E>> {
-    let raw = outcome.map_err(failure_to_error)?;
-    serde_json::from_str(raw.json()).map_err(Error::Decode)
-}
-
-/// A failed call as the caller sees it: typed application errors recognized.
-pub(crate) fn failure_to_error<E: ApplicationError>(failure: CallFailure) -> Error<E> {
-    match failure {
-        CallFailure::Rpc(err) if err.code == code::REQUEST_CANCELLED => Error::Cancelled,
-        CallFailure::Rpc(err) => match E::from_rpc_error(&err) {
-            Some(app) => Error::App(app),
-            None => Error::Rpc(err),
-        },
-        CallFailure::NotSent(reason) => Error::Disconnected(reason),
-        CallFailure::Other(e) => e.widen(),
-    }
-}
-
 impl Caller for Client {
     async fn request<R, E>(
         &self,
@@ -213,7 +198,7 @@ impl Caller for Client {
         R: DeserializeOwned,
         E: ApplicationError,
     {
-        decode_result(self.request_raw(method, params.as_deref(), options).await)
+        self.request_encoded(method, params, options).await
     }
 
     async fn subscribe<T, E>(
@@ -225,15 +210,7 @@ impl Caller for Client {
     where
         E: ApplicationError,
     {
-        let first = self
-            .subscribe_once(method, params.as_deref(), options)
-            .await
-            .map_err(failure_to_error)?;
-        Ok(if self.reconnects() {
-            Subscription::resubscribing(self.clone(), first, params)
-        } else {
-            Subscription::direct(first)
-        })
+        self.subscribe_encoded(method, params, options).await
     }
 
     async fn notify(&self, method: &str, params: Option<String>) -> Result<(), Error> {
@@ -317,11 +294,11 @@ macro_rules! tuples {
     ($( ($($t:ident $i:tt),*) )*) => {$(
         impl<$($t: DeserializeOwned),*> ParamTuple for ($($t,)*) {
             fn decode(params: Params<'_>, names: &'static [&'static str]) -> Result<Self, RpcError> {
-                crate::params::decode_slots::<($(Option<$t>,)*)>(params, names)
+                crate::codec::params::decode_slots::<($(Option<$t>,)*)>(params, names)
             }
         }
 
-        impl<$($t: DeserializeOwned),*> crate::params::Slots for ($(Option<$t>,)*) {
+        impl<$($t: DeserializeOwned),*> crate::codec::params::Slots for ($(Option<$t>,)*) {
             type Output = ($($t,)*);
             const LEN: usize = 0 $(+ { let _ = $i; 1 })*;
 
@@ -367,7 +344,7 @@ macro_rules! tuples {
             fn finish(self, names: &'static [&'static str]) -> Result<Self::Output, RpcError> {
                 Ok(($(match self.$i {
                     Some(v) => v,
-                    None => crate::params::missing::<$t>(names, $i)?,
+                    None => crate::codec::params::missing::<$t>(names, $i)?,
                 },)*))
             }
         }

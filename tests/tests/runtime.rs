@@ -298,6 +298,48 @@ async fn cancel_request_answers_minus_32800() {
     ws.assert_no_answer_pending().await;
 }
 
+/// Regression: a call cancelled while its batch waits for it is answered `-32800` inside
+/// the batch's one array (it used to be answered alone, and the batch never).
+#[tokio::test]
+async fn cancelling_a_batched_call_answers_it_inside_the_batch() {
+    let probe = Arc::new(Probe::default());
+    let server = serve(router(probe.clone())).await;
+    let mut ws = RawWs::connect(&server.url()).await;
+    ws.send(
+        r#"[{"jsonrpc":"2.0","method":"subtract","params":[3,1],"id":1},
+            {"jsonrpc":"2.0","method":"sleep","params":{"ms":10000},"id":2}]"#,
+    )
+    .await;
+    wait_for("the handler to start", || {
+        probe.started.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    ws.send(r#"{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":2}}"#)
+        .await;
+    let batch: Vec<serde_json::Value> = serde_json::from_str(&ws.recv().await).unwrap();
+    let mut by_id: Vec<(i64, serde_json::Value)> = batch
+        .into_iter()
+        .map(|r| (r["id"].as_i64().unwrap(), r))
+        .collect();
+    by_id.sort_by_key(|(id, _)| *id);
+    assert_eq!(
+        by_id,
+        vec![
+            (1, json!({"jsonrpc":"2.0","result":2,"id":1})),
+            (
+                2,
+                json!({"jsonrpc":"2.0","error":{"code":-32800,"message":"Request cancelled"},"id":2})
+            ),
+        ]
+    );
+    wait_for("the handler to be dropped", || {
+        probe.dropped.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // Nothing else was answered: no lone -32800, no second array.
+    ws.assert_no_answer_pending().await;
+}
+
 #[tokio::test]
 async fn disconnect_mid_call_fails_pending_calls_at_once() {
     // A server that reads one request and hangs up.

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::context::Context;
+use crate::codec::params::Params;
 use crate::error::RpcError;
-use crate::params::Params;
+use crate::session::context::Context;
 
 /// What a handler produces: the result serialized as JSON, or an error object.
 pub type MethodResult = Result<String, RpcError>;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio_tungstenite::tungstenite::http::{Extensions, HeaderMap};
 
-use crate::peer::Peer;
+use crate::session::peer::Peer;
 
 /// Identifies a connection for the lifetime of the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

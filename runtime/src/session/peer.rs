@@ -15,9 +15,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{ApplicationError, Error, NoAppError, RpcError};
-use crate::message;
-use crate::subscription::{PendingSub, RawSub, SubEntry, SubState, SubTable, Subscription};
+use crate::codec::message;
+use crate::error::{code, ApplicationError, Error, NoAppError, RpcError};
+use crate::session::subscription::{
+    PendingSub, RawSub, SubEntry, SubState, SubTable, Subscription,
+};
 
 /// The method name of cancellation notifications.
 pub const CANCEL_METHOD: &str = "$/cancelRequest";
@@ -174,13 +176,7 @@ impl Peer {
         E: ApplicationError,
     {
         let params = encode_params(params).map_err(Error::Encode)?;
-        crate::Caller::request(
-            self,
-            method,
-            params,
-            crate::CallOptions::new(timeout, false),
-        )
-        .await
+        decode_result(self.request_raw(method, params.as_deref(), timeout).await)
     }
 
     /// Send a request with params already encoded; returns the raw result.
@@ -273,13 +269,11 @@ impl Peer {
         E: ApplicationError,
     {
         let params = encode_params(params).map_err(Error::Encode)?;
-        crate::Caller::subscribe(
-            self,
-            method,
-            params,
-            crate::CallOptions::new(timeout, false),
-        )
-        .await
+        let raw = self
+            .subscribe_raw(method, params.as_deref(), timeout)
+            .await
+            .map_err(failure_to_error)?;
+        Ok(Subscription::direct(raw))
     }
 
     /// Send a notification: `method` with `params`, never answered.
@@ -427,6 +421,47 @@ impl PeerShared {
             .as_deref()
             .unwrap_or("the connection closed")
             .to_string()
+    }
+}
+
+/// Options of one call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallOptions {
+    /// This call's timeout; `None` uses the caller's default.
+    pub timeout: Option<Duration>,
+    /// The method is idempotent (IDL `@idempotent`): a reconnecting client sends it again
+    /// if the connection drops before the answer.
+    pub idempotent: bool,
+}
+
+impl CallOptions {
+    /// Options with a timeout and an idempotency flag.
+    pub const fn new(timeout: Option<Duration>, idempotent: bool) -> Self {
+        CallOptions {
+            timeout,
+            idempotent,
+        }
+    }
+}
+
+/// A call's outcome as the caller sees it: the result decoded, or the error.
+pub(crate) fn decode_result<R: DeserializeOwned, E: ApplicationError>(
+    outcome: Result<RawResult, CallFailure>,
+) -> Result<R, Error<E>> {
+    let raw = outcome.map_err(failure_to_error)?;
+    serde_json::from_str(raw.json()).map_err(Error::Decode)
+}
+
+/// A failed call as the caller sees it: typed application errors recognized.
+pub(crate) fn failure_to_error<E: ApplicationError>(failure: CallFailure) -> Error<E> {
+    match failure {
+        CallFailure::Rpc(err) if err.code == code::REQUEST_CANCELLED => Error::Cancelled,
+        CallFailure::Rpc(err) => match E::from_rpc_error(&err) {
+            Some(app) => Error::App(app),
+            None => Error::Rpc(err),
+        },
+        CallFailure::NotSent(reason) => Error::Disconnected(reason),
+        CallFailure::Other(e) => e.widen(),
     }
 }
 

@@ -24,33 +24,11 @@ use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use futures_util::future::BoxFuture;
+
+use crate::codec::message;
 use crate::error::{code, ApplicationError, Error, NoAppError, RpcError};
-use crate::message;
-use crate::peer::{Peer, RawResult};
-use crate::typed::Fault;
-
-/// What a stream handler returns: a stream of items, each an item or the error that ends
-/// the stream. Build one with [`items`] or [`items_ok`].
-pub type Items<T, E = NoAppError> =
-    Pin<Box<dyn Stream<Item = Result<T, Fault<E>>> + Send + 'static>>;
-
-/// Box a stream of `Result` items as a handler's [`Items`].
-pub fn items<T, E, S>(stream: S) -> Items<T, E>
-where
-    S: Stream<Item = Result<T, Fault<E>>> + Send + 'static,
-{
-    Box::pin(stream)
-}
-
-/// Box a stream of plain items (that cannot fail) as a handler's [`Items`].
-pub fn items_ok<T, E, S>(stream: S) -> Items<T, E>
-where
-    S: Stream<Item = T> + Send + 'static,
-    T: 'static,
-    E: 'static,
-{
-    Box::pin(futures_util::StreamExt::map(stream, Ok))
-}
+use crate::session::peer::{CallFailure, Peer, RawResult};
 
 impl RpcError {
     /// The error that ends a subscription whose consumer fell behind.
@@ -145,7 +123,7 @@ impl SubTable {
         frame: &Utf8Bytes,
         unsubscribe: &mut Vec<(Arc<str>, Box<str>)>,
     ) -> Routed {
-        let Ok(members) = crate::params::object_members(params.get()) else {
+        let Ok(members) = crate::codec::params::object_members(params.get()) else {
             return Routed::NotMine;
         };
         let mut id = None;
@@ -330,7 +308,7 @@ impl<T, E> Subscription<T, E> {
     /// A subscription that survives reconnects: `first` now, then a new one on each new
     /// connection of `client`.
     pub(crate) fn resubscribing(
-        client: crate::Client,
+        client: impl Resubscribe,
         first: RawSub,
         params: Option<String>,
     ) -> Self {
@@ -362,10 +340,22 @@ impl<T, E> Subscription<T, E> {
     pub fn unsubscribe(self) {}
 }
 
+/// Who can subscribe again after a reconnect: the client (a layer above), seen from here.
+pub(crate) trait Resubscribe: Send + Sync + 'static {
+    /// Whether the connection comes back after it drops.
+    fn reconnects(&self) -> bool;
+    /// Subscribe to `method` with `params` on the current (or next) connection.
+    fn subscribe_again<'a>(
+        &'a self,
+        method: &'a str,
+        params: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<RawSub, CallFailure>>;
+}
+
 /// Move items from the current connection's subscription to the consumer; after a
 /// disconnect, subscribe again on the next connection.
 async fn forward(
-    client: crate::Client,
+    client: impl Resubscribe,
     mut raw: RawSub,
     params: Option<String>,
     tx: mpsc::Sender<RawResult>,
@@ -390,23 +380,20 @@ async fn forward(
             Some(End::Disconnected(_)) if client.reconnects() => {
                 let method = raw.method.clone();
                 raw = loop {
-                    match client
-                        .subscribe_once(&method, params.as_deref(), crate::CallOptions::default())
-                        .await
-                    {
+                    match client.subscribe_again(&method, params.as_deref()).await {
                         Ok(new) => break new,
                         // Still no connection within the call timeout: keep waiting.
-                        Err(crate::peer::CallFailure::Other(Error::Timeout(_))) => continue,
-                        Err(crate::peer::CallFailure::Rpc(e)) => {
+                        Err(CallFailure::Other(Error::Timeout(_))) => continue,
+                        Err(CallFailure::Rpc(e)) => {
                             state.set(End::Failed(e));
                             return;
                         }
-                        Err(crate::peer::CallFailure::NotSent(reason))
-                        | Err(crate::peer::CallFailure::Other(Error::Disconnected(reason))) => {
+                        Err(CallFailure::NotSent(reason))
+                        | Err(CallFailure::Other(Error::Disconnected(reason))) => {
                             state.set(End::Disconnected(reason));
                             return;
                         }
-                        Err(crate::peer::CallFailure::Other(e)) => {
+                        Err(CallFailure::Other(e)) => {
                             state.set(End::Disconnected(e.to_string()));
                             return;
                         }

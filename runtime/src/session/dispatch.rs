@@ -1,0 +1,488 @@
+//! Dispatch: an incoming frame becomes handler calls, responses to this side's calls,
+//! cancellations and unsubscriptions; each call's answer goes out on its own or inside
+//! its batch's array.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::{AbortHandle, Abortable};
+use serde_json::value::RawValue;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::guard::{poll_once, start_call, start_subscribe, CatchPanic};
+use super::streams::{subscribe, unsubscribe};
+use super::{send, Door, RunningCall, Session, Shared};
+use crate::codec::message::{self, classify, parse_frame, Frame, FrameError, Incoming};
+use crate::codec::params::Params;
+use crate::error::RpcError;
+use crate::session::peer::CANCEL_METHOD;
+use crate::session::router::{MethodFuture, MethodResult, Route};
+use crate::session::subscription::{unsubscribe_frame, Routed};
+
+/// Where the answer of a call goes: straight out, or into its batch.
+#[derive(Clone)]
+pub(super) enum Reply {
+    Direct,
+    Batch(Arc<BatchReply>),
+}
+
+/// Collects the answers of one batch; the last one in sends the array.
+pub(super) struct BatchReply {
+    parts: Mutex<Vec<String>>,
+    remaining: AtomicU64,
+}
+
+/// What dispatching a frame left to the transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Dispatched {
+    /// Exactly one frame answers it (a response or a batch array), now or later.
+    pub(crate) owes_answer: bool,
+    /// It was not JSON: the answer (already queued) is the `-32700` response.
+    pub(crate) parse_error: bool,
+}
+
+impl Dispatched {
+    const NOTHING: Dispatched = Dispatched {
+        owes_answer: false,
+        parse_error: false,
+    };
+    const ANSWERED: Dispatched = Dispatched {
+        owes_answer: true,
+        parse_error: false,
+    };
+    const PARSE_ERROR: Dispatched = Dispatched {
+        owes_answer: true,
+        parse_error: true,
+    };
+}
+
+impl Session {
+    /// Handle one incoming frame. `None` if `close` was cancelled while waiting for room
+    /// to run another call (backpressure).
+    pub(crate) async fn handle_frame(
+        &self,
+        text: &Utf8Bytes,
+        close: &CancellationToken,
+    ) -> Option<Dispatched> {
+        let shared = &self.shared;
+        // The common case, one object: parsed in a single pass.
+        if text.trim_start().starts_with('{') {
+            return match message::classify_text(text) {
+                Ok(msg) => {
+                    let owes_answer = expects_answer(&msg);
+                    handle_message(shared, msg, text, &Reply::Direct, close)
+                        .await
+                        .then_some(Dispatched {
+                            owes_answer,
+                            parse_error: false,
+                        })
+                }
+                Err(e) => Some(answer_frame_error(shared, e).await),
+            };
+        }
+        match parse_frame(text) {
+            Err(e) => Some(answer_frame_error(shared, e).await),
+            Ok(Frame::Single(raw)) => {
+                let msg = classify(raw);
+                let owes_answer = expects_answer(&msg);
+                handle_message(shared, msg, text, &Reply::Direct, close)
+                    .await
+                    .then_some(Dispatched {
+                        owes_answer,
+                        parse_error: false,
+                    })
+            }
+            Ok(Frame::Batch(items)) => handle_batch(shared, items, text, close).await,
+        }
+    }
+
+    /// While draining for shutdown: answer new requests with an error, still accept
+    /// responses (handlers finishing may be waiting for answers from the peer).
+    pub(crate) async fn reject_while_draining(&self, text: &Utf8Bytes) {
+        let shared = &self.shared;
+        let shutting_down = || {
+            RpcError::new(
+                crate::error::code::SERVER_SHUTTING_DOWN,
+                "Server shutting down",
+            )
+        };
+        let answer = |msg: Incoming<'_>| -> Option<String> {
+            match msg {
+                Incoming::Response { id, outcome } => {
+                    shared.peer.complete(id, outcome, text);
+                    None
+                }
+                Incoming::Request { id: Some(id), .. } => {
+                    Some(response_json(id.get(), Err(shutting_down())))
+                }
+                Incoming::Request { id: None, .. } => None,
+                Incoming::Invalid { id } => Some(response_json(
+                    id.map_or("null", |i| i.get()),
+                    Err(RpcError::invalid_request()),
+                )),
+            }
+        };
+        let out = match parse_frame(text) {
+            Ok(Frame::Single(raw)) => answer(classify(raw)),
+            Ok(Frame::Batch(items)) => {
+                let parts: Vec<String> = items
+                    .into_iter()
+                    .filter_map(|i| answer(classify(i)))
+                    .collect();
+                (!parts.is_empty()).then(|| format!("[{}]", parts.join(",")))
+            }
+            Err(_) => Some(error_frame(&RpcError::parse_error(), "null")),
+        };
+        if let Some(out) = out {
+            send(shared, out).await;
+        }
+    }
+}
+
+/// A frame that is not JSON (`-32700`) or not a message (`-32600`): answered at once.
+async fn answer_frame_error(shared: &Shared, e: FrameError) -> Dispatched {
+    match e {
+        FrameError::Parse => {
+            send(shared, error_frame(&RpcError::parse_error(), "null")).await;
+            Dispatched::PARSE_ERROR
+        }
+        FrameError::NotAnObject => {
+            send(shared, error_frame(&RpcError::invalid_request(), "null")).await;
+            Dispatched::ANSWERED
+        }
+    }
+}
+
+async fn handle_batch(
+    shared: &Arc<Shared>,
+    items: Vec<&RawValue>,
+    text: &Utf8Bytes,
+    close: &CancellationToken,
+) -> Option<Dispatched> {
+    if items.is_empty() {
+        send(shared, error_frame(&RpcError::invalid_request(), "null")).await;
+        return Some(Dispatched::ANSWERED);
+    }
+    let limit = shared.config.max_batch_len;
+    if items.len() > limit {
+        let err = RpcError::invalid_request().with_data(format!(
+            "a batch of {} messages exceeds the limit of {limit}",
+            items.len()
+        ));
+        send(shared, error_frame(&err, "null")).await;
+        return Some(Dispatched::ANSWERED);
+    }
+    let messages: Vec<Incoming<'_>> = items.into_iter().map(classify).collect();
+    let answered = messages.iter().filter(|m| expects_answer(m)).count();
+    let reply = Reply::Batch(Arc::new(BatchReply {
+        parts: Mutex::new(Vec::with_capacity(answered)),
+        remaining: AtomicU64::new(answered as u64),
+    }));
+    for m in messages {
+        if !handle_message(shared, m, text, &reply, close).await {
+            return None;
+        }
+    }
+    Some(if answered > 0 {
+        Dispatched::ANSWERED
+    } else {
+        Dispatched::NOTHING
+    })
+}
+
+/// Does this message get an answer (so a batch must wait for it)?
+fn expects_answer(m: &Incoming<'_>) -> bool {
+    match m {
+        Incoming::Request { id, .. } => id.is_some(),
+        Incoming::Response { .. } => false,
+        Incoming::Invalid { .. } => true,
+    }
+}
+
+async fn handle_message(
+    shared: &Arc<Shared>,
+    msg: Incoming<'_>,
+    frame: &Utf8Bytes,
+    reply: &Reply,
+    close: &CancellationToken,
+) -> bool {
+    match msg {
+        Incoming::Response { id, outcome } => {
+            if !shared.peer.complete(id, outcome, frame) {
+                tracing::debug!(
+                    id = id.get(),
+                    "response to an unknown call (late, or cancelled)"
+                );
+            }
+        }
+        Incoming::Invalid { id } => {
+            let id = id.map_or("null", |i| i.get());
+            deliver(shared, reply, id, Err(RpcError::invalid_request())).await;
+        }
+        Incoming::Request { method, params, id } => {
+            if method == CANCEL_METHOD {
+                cancel(shared, params).await;
+                if let Some(id) = id {
+                    deliver(shared, reply, id.get(), Ok("null".into())).await;
+                }
+                return true;
+            }
+            if id.is_none() {
+                if let Some(params) = params {
+                    if route_to_subscription(shared, params, frame) {
+                        return true;
+                    }
+                }
+            }
+            let Some(route) = shared.router.get(&method) else {
+                if let Some(id) = id {
+                    deliver(shared, reply, id.get(), Err(RpcError::method_not_found())).await;
+                }
+                return true;
+            };
+            let handler = match route {
+                Route::Call(handler) => handler,
+                Route::Unsubscribe => {
+                    let found = unsubscribe(shared, params);
+                    if let Some(id) = id {
+                        deliver(shared, reply, id.get(), Ok(found.to_string())).await;
+                    }
+                    return true;
+                }
+                Route::Subscribe(handler) => {
+                    // A subscription needs an id to answer with; as a notification it is
+                    // ignored.
+                    let Some(id) = id else { return true };
+                    if shared.door == Door::HttpPost {
+                        deliver(shared, reply, id.get(), Err(stream_needs_events(&method))).await;
+                        return true;
+                    }
+                    let Some(permit) = acquire(shared, close).await else {
+                        return false;
+                    };
+                    let span = tracing::debug_span!("subscribe", method = &*method, id = id.get());
+                    let setup = span.in_scope(|| {
+                        start_subscribe(&**handler, shared.ctx.clone(), Params::new(params))
+                    });
+                    let task = subscribe(
+                        shared.clone(),
+                        setup,
+                        method.into(),
+                        id.get().into(),
+                        reply.clone(),
+                        permit,
+                    );
+                    tokio::spawn(task.instrument(span));
+                    return true;
+                }
+            };
+            let Some(permit) = acquire(shared, close).await else {
+                return false;
+            };
+            let span = tracing::debug_span!("call", method = &*method, id = id.map(|i| i.get()));
+            let fut =
+                span.in_scope(|| start_call(&**handler, shared.ctx.clone(), Params::new(params)));
+            run(shared, fut, id.map(|i| i.get()), reply, permit, span).await;
+        }
+    }
+    true
+}
+
+#[cold]
+fn stream_needs_events(method: &str) -> RpcError {
+    RpcError::invalid_request().with_data(format!(
+        "`{method}` is a stream: send it alone in a POST with `Accept: text/event-stream` to \
+         receive its items as server-sent events, or call it over a WebSocket"
+    ))
+}
+
+/// Backpressure: wait for room before starting another call. `None` if the connection
+/// is closing meanwhile.
+async fn acquire(shared: &Arc<Shared>, close: &CancellationToken) -> Option<OwnedSemaphorePermit> {
+    // Usually there is room: take it without setting up a wait.
+    if let Ok(permit) = shared.in_flight.clone().try_acquire_owned() {
+        return Some(permit);
+    }
+    tokio::select! {
+        biased;
+        _ = close.cancelled() => None,
+        p = shared.in_flight.clone().acquire_owned() => p.ok(),
+    }
+}
+
+/// A notification for one of this side's subscriptions: hand it to the subscription.
+fn route_to_subscription(shared: &Shared, params: &RawValue, frame: &Utf8Bytes) -> bool {
+    let subs = shared.peer.subscriptions();
+    if subs.is_empty() || !params.get().starts_with('{') {
+        return false;
+    }
+    let mut unsubscribe = Vec::new();
+    let handled = matches!(subs.route(params, frame, &mut unsubscribe), Routed::Handled);
+    for (method, id) in unsubscribe {
+        tracing::debug!(%id, "subscription lagged or dropped; unsubscribing");
+        shared.peer.send_detached(unsubscribe_frame(&method, &id));
+    }
+    handled
+}
+
+/// Run a handler: inline if it completes on its first poll, else in a task of its own
+/// that `$/cancelRequest` can abort.
+async fn run(
+    shared: &Arc<Shared>,
+    fut: MethodFuture,
+    id: Option<&str>,
+    reply: &Reply,
+    permit: OwnedSemaphorePermit,
+    span: tracing::Span,
+) {
+    // A panicking handler answers -32603; the connection and the server carry on.
+    let mut fut = CatchPanic(fut);
+    let first = span.in_scope(|| poll_once(&mut fut));
+    if let Some(out) = first.await {
+        if let Some(id) = id {
+            deliver(shared, reply, id, out).await;
+        }
+        drop(permit);
+        return;
+    }
+    let id: Option<Box<str>> = id.map(Into::into);
+    let Some(id) = id else {
+        // A notification: run it; nobody waits for it.
+        tokio::spawn(
+            async move {
+                let _ = fut.await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
+        return;
+    };
+    let (abort, registration) = AbortHandle::new_pair();
+    let token = {
+        let mut running = shared.running();
+        running.next_token += 1;
+        let token = running.next_token;
+        // A second in-flight call with the same id is served but cannot be cancelled.
+        let registered = !running.calls.contains_key(&id);
+        if registered {
+            let call = RunningCall {
+                token,
+                abort,
+                reply: reply.clone(),
+            };
+            running.calls.insert(id.clone(), call);
+        }
+        registered.then_some(token)
+    };
+    let shared = shared.clone();
+    let reply = reply.clone();
+    tokio::spawn(
+        async move {
+            if let Ok(out) = Abortable::new(fut, registration).await {
+                // Whoever removes the entry answers: this task, or a cancellation.
+                let ours = match token {
+                    None => true,
+                    Some(token) => {
+                        let mut running = shared.running();
+                        match running.calls.get(&id) {
+                            Some(call) if call.token == token => {
+                                running.calls.remove(&id);
+                                true
+                            }
+                            _ => false,
+                        }
+                    }
+                };
+                if ours {
+                    deliver(&shared, &reply, &id, out).await;
+                }
+            }
+            drop(permit);
+        }
+        .instrument(span),
+    );
+}
+
+/// `$/cancelRequest {"id": ID}`: abort the handler of that request and answer it -32800,
+/// in the frame its answer was owed to: alone, or inside its batch's array.
+async fn cancel(shared: &Arc<Shared>, params: Option<&RawValue>) {
+    #[derive(serde::Deserialize)]
+    struct CancelParams<'a> {
+        #[serde(borrow)]
+        id: &'a RawValue,
+    }
+    let Some(p) = params.and_then(|p| serde_json::from_str::<CancelParams<'_>>(p.get()).ok())
+    else {
+        tracing::debug!("ignoring a malformed {CANCEL_METHOD}");
+        return;
+    };
+    let id = p.id.get();
+    let entry = shared.running().calls.remove(id);
+    if let Some(call) = entry {
+        call.abort.abort();
+        tracing::debug!(id, "call cancelled by the peer");
+        deliver(shared, &call.reply, id, Err(RpcError::cancelled())).await;
+    }
+}
+
+fn response_json(id: &str, out: MethodResult) -> String {
+    match out {
+        // The result's own buffer becomes the frame: serialization left it room (serde_json
+        // starts at 128 bytes and doubles), so a small result needs no allocation and a
+        // large one no second copy.
+        Ok(result) => message::wrap_result(result, id),
+        Err(e) => {
+            let mut s = String::new();
+            message::write_error(&mut s, &e, id);
+            s
+        }
+    }
+}
+
+/// A response frame carrying `e`.
+pub(crate) fn error_frame(e: &RpcError, id: &str) -> String {
+    response_json(id, Err(e.clone()))
+}
+
+/// Send a call's answer, or add it to its batch.
+pub(super) async fn deliver(shared: &Shared, reply: &Reply, id: &str, out: MethodResult) {
+    let mut json = response_json(id, out);
+    let limit = shared.config.max_message_size;
+    if json.len() > limit {
+        let err = RpcError::internal(format!(
+            "the response is {} bytes, over the limit of {limit} bytes",
+            json.len()
+        ));
+        tracing::warn!(id, "{}", err);
+        json = error_frame(&err, id);
+    }
+    match reply {
+        Reply::Direct => send(shared, json).await,
+        Reply::Batch(batch) => {
+            let done = {
+                let mut parts = batch.parts.lock().unwrap_or_else(|e| e.into_inner());
+                parts.push(json);
+                batch.remaining.fetch_sub(1, Ordering::AcqRel) == 1
+            };
+            if done {
+                let parts =
+                    std::mem::take(&mut *batch.parts.lock().unwrap_or_else(|e| e.into_inner()));
+                let mut frame =
+                    String::with_capacity(parts.iter().map(|p| p.len() + 1).sum::<usize>() + 2);
+                frame.push('[');
+                frame.push_str(&parts.join(","));
+                frame.push(']');
+                if frame.len() > limit {
+                    frame = error_frame(
+                        &RpcError::internal("the batch response exceeds the size limit"),
+                        "null",
+                    );
+                }
+                send(shared, frame).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! The session layer: everything one conversation with a peer needs that is not a socket.
+//!
+//! A [`Session`] takes incoming frames (text) and produces outgoing frames into a queue:
+//! it dispatches requests to the [`Router`](router::Router)'s handlers (inline when they
+//! finish at once, else as tasks that `$/cancelRequest` can abort), collects the answers of
+//! batches, serves streams, and hands responses to this side's own pending calls
+//! ([`peer`]). Each door — the WebSocket reader/writer, an HTTP POST, an SSE response —
+//! is a thin adapter that feeds it frames and writes out what it queues.
+//!
+//! ```text
+//!  transport ──frame──► Session::handle_frame ─► request?  → handler (router) ─┐
+//!                                              ─► response? → Peer (pending)    │
+//!  transport ◄──frame── outgoing queue ◄── answers, batch arrays, stream items ◄┘
+//! ```
+
+pub(crate) mod context;
+mod dispatch;
+mod guard;
+pub(crate) mod peer;
+pub(crate) mod router;
+mod streams;
+pub(crate) mod subscription;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures_util::future::AbortHandle;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_tungstenite::tungstenite::http::{Extensions, HeaderMap};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ConnectionConfig;
+use context::{ConnectionId, Context};
+use peer::Peer;
+use router::Router;
+
+pub(crate) use dispatch::error_frame;
+
+/// Why a connection ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer closed the connection (close frame or end of stream).
+    ClosedByPeer,
+    /// This side closed it ([`crate::Client::close`]).
+    ClosedLocally,
+    /// The server shut down gracefully.
+    Shutdown,
+    /// The peer did not answer pings.
+    PeerUnresponsive,
+    /// The peer sent a message over the size limit.
+    MessageTooLarge,
+    /// A transport or protocol error.
+    Error(String),
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::ClosedByPeer => f.write_str("the peer closed the connection"),
+            CloseReason::ClosedLocally => f.write_str("the connection was closed locally"),
+            CloseReason::Shutdown => f.write_str("the server shut down"),
+            CloseReason::PeerUnresponsive => f.write_str("the peer stopped answering pings"),
+            CloseReason::MessageTooLarge => f.write_str("a message exceeded the size limit"),
+            CloseReason::Error(e) => write!(f, "connection error: {e}"),
+        }
+    }
+}
+
+/// Who is on the other end, as far as the door knows.
+#[derive(Debug, Default)]
+pub(crate) struct Origin {
+    pub(crate) remote_addr: Option<SocketAddr>,
+    /// The HTTP request that opened the session (WebSocket handshake or POST).
+    pub(crate) headers: HeaderMap,
+    /// What the handshake hook stored for the handlers.
+    pub(crate) extensions: Extensions,
+}
+
+/// What a door allows in a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Door {
+    /// A WebSocket: everything, in both directions.
+    WebSocket,
+    /// One HTTP POST answered with JSON: no streams, no server→client calls.
+    HttpPost,
+    /// One HTTP POST answered with server-sent events: one stream, no server→client calls.
+    HttpEvents,
+}
+
+/// Handler tasks that can still be cancelled, by request id (as JSON text).
+#[derive(Default)]
+struct Running {
+    next_token: u64,
+    calls: HashMap<Box<str>, RunningCall>,
+}
+
+/// A call running in a task of its own: how to stop it, and where its answer goes.
+struct RunningCall {
+    token: u64,
+    abort: AbortHandle,
+    reply: dispatch::Reply,
+}
+
+/// The streams this side serves in the session, by subscription id.
+#[derive(Default)]
+struct Streams {
+    next_id: u64,
+    active: HashMap<u64, AbortHandle>,
+}
+
+/// What the session's parts (dispatch, handler tasks, streams) share.
+struct Shared {
+    config: Arc<ConnectionConfig>,
+    router: Router,
+    door: Door,
+    ctx: Context,
+    peer: Peer,
+    in_flight: Arc<Semaphore>,
+    running: Mutex<Running>,
+    streams: Mutex<Streams>,
+    /// Cancelled when the first stream this side serves has ended (its last frame queued):
+    /// the end of an SSE response, which carries one stream.
+    stream_ended: CancellationToken,
+}
+
+impl Shared {
+    fn running(&self) -> MutexGuard<'_, Running> {
+        // Every operation on these tables is a single insert or remove: a panic elsewhere
+        // cannot leave them inconsistent, so a poisoned lock is still usable.
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn streams(&self) -> MutexGuard<'_, Streams> {
+        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One conversation with a peer, independent of the transport. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Session {
+    shared: Arc<Shared>,
+}
+
+impl Session {
+    /// A session whose outgoing frames go to `tx`.
+    pub(crate) fn new(
+        config: Arc<ConnectionConfig>,
+        router: Router,
+        door: Door,
+        origin: Origin,
+        tx: mpsc::Sender<Message>,
+    ) -> Session {
+        let peer = Peer::new(
+            tx,
+            config.call_timeout,
+            config.max_message_size,
+            config.subscription_buffer,
+        );
+        if door != Door::WebSocket {
+            // Nobody listens for requests on an HTTP response: server→client calls fail
+            // at once, saying why.
+            peer.close("server→client calls need a WebSocket connection; this call came over HTTP");
+        }
+        let ctx = Context::new(
+            ConnectionId::next(),
+            origin.remote_addr,
+            origin.headers,
+            origin.extensions,
+            peer.clone(),
+        );
+        Session {
+            shared: Arc::new(Shared {
+                in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+                config,
+                router,
+                door,
+                ctx,
+                peer,
+                running: Mutex::new(Running::default()),
+                streams: Mutex::new(Streams::default()),
+                stream_ended: CancellationToken::new(),
+            }),
+        }
+    }
+
+    pub(crate) fn peer(&self) -> &Peer {
+        &self.shared.peer
+    }
+
+    pub(crate) fn connection_id(&self) -> ConnectionId {
+        self.shared.ctx.connection_id()
+    }
+
+    pub(crate) fn config(&self) -> &ConnectionConfig {
+        &self.shared.config
+    }
+
+    /// Completes once no call is in flight (every permit is free).
+    pub(crate) async fn idle(&self) {
+        let max = self.shared.config.max_in_flight as u32;
+        let _ = self.shared.in_flight.acquire_many(max).await;
+    }
+
+    /// Cancelled when the first stream this side serves has ended; its last frame is
+    /// queued by then.
+    pub(crate) fn stream_ended(&self) -> CancellationToken {
+        self.shared.stream_ended.clone()
+    }
+
+    /// The session is over: fail this side's pending calls, abort running handlers and
+    /// streams. Their answers are not sent.
+    pub(crate) fn end(&self, reason: &CloseReason) {
+        let shared = &*self.shared;
+        shared.peer.close(&reason.to_string());
+        let running: Vec<_> = shared
+            .running()
+            .calls
+            .drain()
+            .map(|(_, c)| c.abort)
+            .collect();
+        for abort in running {
+            abort.abort();
+        }
+        let streams: Vec<_> = shared.streams().active.drain().map(|(_, a)| a).collect();
+        for abort in streams {
+            abort.abort();
+        }
+    }
+
+    /// Queue a frame.
+    pub(crate) async fn send(&self, frame: String) {
+        send(&self.shared, frame).await
+    }
+}
+
+/// Queue a frame. Usually the queue has room: no need to set up a wait. If the transport
+/// is gone, its reader notices the connection closing.
+async fn send(shared: &Shared, frame: String) {
+    let tx = shared.peer.sender();
+    match tx.try_send(Message::Text(frame.into())) {
+        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+        Err(mpsc::error::TrySendError::Full(msg)) => {
+            let _ = tx.send(msg).await;
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Streams this side serves: set up by a handler, answered with a subscription id, then
+//! items as notifications until the stream ends, fails, or is unsubscribed.
+
+use std::sync::Arc;
+
+use futures_util::future::{AbortHandle, Abortable};
+use futures_util::StreamExt;
+use serde_json::value::RawValue;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::dispatch::{deliver, Reply};
+use super::guard::CatchPanic;
+use super::{send, Shared};
+use crate::codec::message;
+use crate::error::RpcError;
+use crate::session::router::{ItemStream, SubscribeFuture};
+
+/// Set up a stream: run the handler's setup, answer the subscription id, then forward
+/// the items until the stream ends, fails, or is unsubscribed.
+pub(super) async fn subscribe(
+    shared: Arc<Shared>,
+    setup: SubscribeFuture,
+    method: Arc<str>,
+    call_id: Box<str>,
+    reply: Reply,
+    permit: OwnedSemaphorePermit,
+) {
+    let items = match CatchPanic(setup).await {
+        Ok(items) => items,
+        Err(e) => {
+            deliver(&shared, &reply, &call_id, Err(e)).await;
+            return;
+        }
+    };
+    let limit = shared.config.max_subscriptions;
+    let (abort, registration) = AbortHandle::new_pair();
+    let sub_id = {
+        let mut streams = shared.streams();
+        if streams.active.len() >= limit {
+            None
+        } else {
+            streams.next_id += 1;
+            let sub_id = streams.next_id;
+            streams.active.insert(sub_id, abort);
+            Some(sub_id)
+        }
+    };
+    let Some(sub_id) = sub_id else {
+        let err = RpcError::limit_exceeded(format!(
+            "too many subscriptions on this connection (the limit is {limit})"
+        ));
+        deliver(&shared, &reply, &call_id, Err(err)).await;
+        return;
+    };
+    // The answer goes out before the first item.
+    deliver(&shared, &reply, &call_id, Ok(sub_id.to_string())).await;
+    drop(permit);
+    tracing::debug!(sub_id, "subscription started");
+    let produced = Abortable::new(produce(&shared, &method, sub_id, items), registration).await;
+    shared.streams().active.remove(&sub_id);
+    shared.stream_ended.cancel();
+    if produced.is_err() {
+        tracing::debug!(sub_id, "subscription stopped by unsubscribe or disconnect");
+    }
+}
+
+/// Forward items as notifications; then announce the end (`"error": null`) or the failure.
+async fn produce(shared: &Shared, method: &str, sub_id: u64, mut items: ItemStream) {
+    let limit = shared.config.max_message_size;
+    loop {
+        let (result, error) = match items.next().await {
+            Some(Ok(item)) => (Some(item), None),
+            Some(Err(e)) => (None, Some(e)),
+            None => (None, None),
+        };
+        let end = result.is_none();
+        let mut frame =
+            message::subscription_frame(method, sub_id, result.as_deref(), error.as_ref());
+        if frame.len() > limit {
+            let err = RpcError::internal(format!(
+                "a stream item of {} bytes exceeds the limit of {limit} bytes",
+                frame.len()
+            ));
+            frame = message::subscription_frame(method, sub_id, None, Some(&err));
+            send(shared, frame).await;
+            return;
+        }
+        send(shared, frame).await;
+        if end {
+            return;
+        }
+    }
+}
+
+/// `Stream.unsubscribe` with `[ID]` (or `{"subscription": ID}`): stop that stream.
+pub(super) fn unsubscribe(shared: &Shared, params: Option<&RawValue>) -> bool {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum UnsubscribeParams {
+        Positional((u64,)),
+        Named { subscription: u64 },
+    }
+    let sub_id = match params.map(|p| serde_json::from_str::<UnsubscribeParams>(p.get())) {
+        Some(Ok(UnsubscribeParams::Positional((id,))))
+        | Some(Ok(UnsubscribeParams::Named { subscription: id })) => id,
+        _ => return false,
+    };
+    let entry = shared.streams().active.remove(&sub_id);
+    match entry {
+        Some(abort) => {
+            abort.abort();
+            true
+        }
+        None => false,
+    }
+}

@@ -1,0 +1,668 @@
+//! The server's HTTP side: one endpoint, several doors. Every request on the server's port
+//! (or on the path an axum application mounts it at) comes here and is routed by its
+//! shape:
+//!
+//! | request | door |
+//! |---|---|
+//! | `GET` with `Upgrade: websocket` | a WebSocket session ([`super::ws`]) |
+//! | `POST` (`Content-Type: application/json`) | one session for this request; its answer is the response |
+//! | `POST` of one stream subscription with `Accept: text/event-stream` | server-sent events ([`super::sse`]) |
+//! | `OPTIONS` | CORS preflight |
+//! | `GET` without upgrade | `426 Upgrade Required` |
+//! | anything else | `405 Method Not Allowed` |
+//!
+//! Every door applies the same Origin rule, handshake hook and limits.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Extensions, Method, Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::sse::EventBody;
+use super::ws::{self, Setup, SUBPROTOCOL};
+use crate::codec::message::{self, Incoming};
+use crate::config::ConnectionConfig;
+use crate::error::RpcError;
+use crate::session::router::{Route, Router};
+use crate::session::{error_frame, CloseReason, Door, Origin, Session};
+
+/// Why the handshake hook refused a connection: an HTTP status and a reason for the body.
+#[derive(Clone, Debug)]
+pub struct Refusal {
+    /// The HTTP status, e.g. 401 or 403.
+    pub status: StatusCode,
+    /// The response body.
+    pub reason: String,
+}
+
+impl Refusal {
+    /// Refuse with `status` and `reason`.
+    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The handshake hook: sees the request (its body left out) and may store values for the
+/// handlers, or refuse.
+pub(crate) type HandshakeHook =
+    dyn Fn(&Request<()>, &mut Extensions) -> Result<(), Refusal> + Send + Sync;
+
+/// What every door of one server (or one mounted service) shares.
+pub(crate) struct Endpoint {
+    pub(crate) config: Arc<ConnectionConfig>,
+    pub(crate) router: Router,
+    pub(crate) allowed_origins: Vec<String>,
+    pub(crate) hook: Option<Arc<HandshakeHook>>,
+    pub(crate) max_connections: usize,
+    /// Connections open now: TCP connections of the server's own listener (including those
+    /// still in their handshake), or WebSocket sessions of a mounted service.
+    pub(crate) active: AtomicUsize,
+    /// Cancelled to start a graceful shutdown.
+    pub(crate) shutdown: CancellationToken,
+    /// Cancelled to close every connection at once.
+    pub(crate) close: CancellationToken,
+    /// Every connection and session: graceful shutdown waits for them.
+    pub(crate) tracker: TaskTracker,
+}
+
+/// One unit of the connection count, given back when dropped.
+pub(crate) struct Slot(Arc<Endpoint>);
+
+impl Slot {
+    /// Count one more connection; `None` (and nothing counted) over the limit.
+    pub(crate) fn take(endpoint: &Arc<Endpoint>) -> (Slot, bool) {
+        let n = endpoint.active.fetch_add(1, Ordering::AcqRel) + 1;
+        (Slot(endpoint.clone()), n <= endpoint.max_connections)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Where a request came from, as the server's listener knows it.
+#[derive(Clone, Default)]
+pub(crate) struct Source {
+    pub(crate) remote_addr: Option<SocketAddr>,
+    /// The TCP connection's slot in the connection count, with whether it was within the
+    /// limit when accepted. `None` for a mounted service: a WebSocket takes its own.
+    pub(crate) slot: Option<(Arc<Slot>, bool)>,
+}
+
+/// The address of the client, for a [`crate::RpcService`] mounted in an application: put it
+/// in the request's extensions (a middleware can copy it from the framework's own type,
+/// e.g. axum's `ConnectInfo`) and handlers see it in [`crate::Context::remote_addr`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RemoteAddr(pub SocketAddr);
+
+/// The body of every response the endpoint gives: a whole body, or server-sent events.
+pub struct ResponseBody {
+    kind: BodyKind,
+}
+
+enum BodyKind {
+    Full(Full<Bytes>),
+    Events(EventBody),
+}
+
+impl fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.kind {
+            BodyKind::Full(_) => "ResponseBody::Full",
+            BodyKind::Events(_) => "ResponseBody::Events",
+        })
+    }
+}
+
+impl ResponseBody {
+    fn full(bytes: impl Into<Bytes>) -> Self {
+        ResponseBody {
+            kind: BodyKind::Full(Full::new(bytes.into())),
+        }
+    }
+
+    fn empty() -> Self {
+        Self::full(Bytes::new())
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match &mut self.kind {
+            BodyKind::Full(full) => Pin::new(full).poll_frame(cx),
+            BodyKind::Events(events) => Pin::new(events).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            BodyKind::Full(full) => full.is_end_stream(),
+            BodyKind::Events(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            BodyKind::Full(full) => full.size_hint(),
+            BodyKind::Events(_) => SizeHint::default(),
+        }
+    }
+}
+
+type Resp = Response<ResponseBody>;
+
+fn text(status: StatusCode, body: impl Into<String>) -> Resp {
+    let mut resp = Response::new(ResponseBody::full(body.into()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn json(status: StatusCode, body: String) -> Resp {
+    let mut resp = Response::new(ResponseBody::full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+const UPGRADE_REQUIRED: &str = "this is a JSON-RPC 2.0 endpoint: open a WebSocket here \
+     (Upgrade: websocket), or POST a request with Content-Type: application/json\n";
+
+impl Endpoint {
+    /// Answer one HTTP request.
+    pub(crate) async fn handle<B>(self: &Arc<Self>, req: Request<B>, from: Source) -> Resp
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let origin = match check_origin(req.headers(), &self.allowed_origins) {
+            Ok(origin) => origin,
+            Err(()) => return text(StatusCode::FORBIDDEN, "origin not allowed"),
+        };
+        let mut resp = match *req.method() {
+            Method::GET if is_upgrade(req.headers()) => return self.upgrade(req, from),
+            Method::GET | Method::HEAD => {
+                let mut resp = text(StatusCode::UPGRADE_REQUIRED, UPGRADE_REQUIRED);
+                resp.headers_mut()
+                    .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+                resp
+            }
+            Method::POST => self.post(req, from).await,
+            Method::OPTIONS => preflight(req.headers()),
+            _ => {
+                let mut resp = text(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "use POST for JSON-RPC over HTTP, or GET with Upgrade: websocket\n",
+                );
+                resp.headers_mut().insert(
+                    header::ALLOW,
+                    HeaderValue::from_static("GET, POST, OPTIONS"),
+                );
+                resp
+            }
+        };
+        if let Some(origin) = origin {
+            // A browser may read the answer: the origin passed the same rule as WebSocket.
+            let headers = resp.headers_mut();
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            headers.append(header::VARY, HeaderValue::from_static("Origin"));
+        }
+        resp
+    }
+
+    /// Run the handshake hook on the request's head: the extensions it stored, or the
+    /// refusal as a response.
+    fn admit<B>(&self, req: &Request<B>) -> Result<Extensions, Box<Resp>> {
+        let mut extensions = Extensions::new();
+        if let Some(hook) = &self.hook {
+            let mut head = Request::new(());
+            *head.method_mut() = req.method().clone();
+            *head.uri_mut() = req.uri().clone();
+            *head.version_mut() = req.version();
+            *head.headers_mut() = req.headers().clone();
+            if let Err(r) = hook(&head, &mut extensions) {
+                return Err(Box::new(text(r.status, r.reason)));
+            }
+        }
+        Ok(extensions)
+    }
+
+    /// `GET` with `Upgrade: websocket`: answer 101 and run the WebSocket session once hyper
+    /// hands over the connection.
+    fn upgrade<B>(self: &Arc<Self>, mut req: Request<B>, from: Source) -> Resp {
+        let headers = req.headers();
+        let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+            return text(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
+        };
+        if headers
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .is_none_or(|v| v.as_bytes() != b"13")
+        {
+            let mut resp = text(StatusCode::UPGRADE_REQUIRED, "WebSocket version 13 only");
+            resp.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+            return resp;
+        }
+        let accept = derive_accept_key(key.as_bytes());
+        let remote = remote_addr(&req, &from);
+        // The connection count: the TCP connection's (own listener), or a slot of its own.
+        let slot = match from.slot {
+            Some((slot, within)) => {
+                if !within {
+                    return text(StatusCode::SERVICE_UNAVAILABLE, "too many connections");
+                }
+                slot
+            }
+            None => {
+                let (slot, within) = Slot::take(self);
+                if !within {
+                    return text(StatusCode::SERVICE_UNAVAILABLE, "too many connections");
+                }
+                Arc::new(slot)
+            }
+        };
+        let mut subprotocol = None;
+        if let Some(offered) = headers.get(header::SEC_WEBSOCKET_PROTOCOL) {
+            let speaks = offered
+                .to_str()
+                .unwrap_or("")
+                .split(',')
+                .any(|p| p.trim() == SUBPROTOCOL);
+            if !speaks {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "unsupported subprotocol: this server speaks jsonrpc-2.0",
+                );
+            }
+            subprotocol = Some(HeaderValue::from_static(SUBPROTOCOL));
+        }
+        let extensions = match self.admit(&req) {
+            Ok(extensions) => extensions,
+            Err(refused) => return *refused,
+        };
+        let origin = Origin {
+            remote_addr: remote,
+            headers: req.headers().clone(),
+            extensions,
+        };
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let endpoint = self.clone();
+        let token = self.tracker.token();
+        tokio::spawn(async move {
+            let upgraded = tokio::select! {
+                _ = endpoint.close.cancelled() => return,
+                upgraded = on_upgrade => match upgraded {
+                    Ok(upgraded) => upgraded,
+                    Err(e) => {
+                        tracing::debug!("upgrade failed: {e}");
+                        return;
+                    }
+                },
+            };
+            let setup = Setup {
+                config: endpoint.config.clone(),
+                router: endpoint.router.clone(),
+                origin,
+                shutdown: endpoint.shutdown.clone(),
+                close: endpoint.close.clone(),
+                hold: Some(Box::new((slot, token))),
+            };
+            let config = Some(endpoint.config.websocket());
+            // The server's own listener: the plain TCP stream, exactly as before hyper.
+            match upgraded.downcast::<TokioIo<tokio::net::TcpStream>>() {
+                Ok(parts) => {
+                    let tcp = parts.io.into_inner();
+                    let read = parts.read_buf.to_vec();
+                    let ws =
+                        WebSocketStream::from_partially_read(tcp, read, Role::Server, config).await;
+                    ws::spawn(ws, setup);
+                }
+                // Any other connection (e.g. an application's server): through hyper's type.
+                Err(upgraded) => {
+                    let io = TokioIo::new(upgraded);
+                    let ws = WebSocketStream::from_raw_socket(io, Role::Server, config).await;
+                    ws::spawn(ws, setup);
+                }
+            }
+        });
+        let mut resp = Response::new(ResponseBody::empty());
+        *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let h = resp.headers_mut();
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        if let Ok(accept) = HeaderValue::from_str(&accept) {
+            h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        }
+        if let Some(p) = subprotocol {
+            h.insert(header::SEC_WEBSOCKET_PROTOCOL, p);
+        }
+        resp
+    }
+
+    /// `POST`: one request, notification or batch; or one stream subscription answered
+    /// with server-sent events.
+    async fn post<B>(self: &Arc<Self>, req: Request<B>, from: Source) -> Resp
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if let Some((_, false)) = from.slot {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "too many connections");
+        }
+        if self.shutdown.is_cancelled() {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "server shutting down");
+        }
+        if !is_json(req.headers()) {
+            return text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send JSON-RPC with Content-Type: application/json\n",
+            );
+        }
+        let limit = self.config.max_message_size;
+        let too_large = || {
+            let err = RpcError::invalid_request().with_data(format!(
+                "the request body is over the limit of {limit} bytes"
+            ));
+            json(StatusCode::PAYLOAD_TOO_LARGE, error_frame(&err, "null"))
+        };
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return too_large();
+        }
+        let extensions = match self.admit(&req) {
+            Ok(extensions) => extensions,
+            Err(refused) => return *refused,
+        };
+        let events = accepts_events(req.headers());
+        let remote_addr = remote_addr(&req, &from);
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, limit).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+            Err(e) => {
+                tracing::debug!("reading a request body failed: {e}");
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "the request body could not be read",
+                );
+            }
+        };
+        let Ok(body) = tokio_tungstenite::tungstenite::Utf8Bytes::try_from(body) else {
+            return json(
+                StatusCode::BAD_REQUEST,
+                error_frame(&RpcError::parse_error(), "null"),
+            );
+        };
+        let origin = Origin {
+            remote_addr,
+            headers: parts.headers,
+            extensions,
+        };
+        if events && self.is_subscription(&body) {
+            return self.events(body, origin).await;
+        }
+        // Room for the one answer (a response or a batch array) and nothing else: the
+        // session cannot call the client or stream over a plain POST.
+        let (tx, mut rx) = mpsc::channel(2);
+        let session = Session::new(
+            self.config.clone(),
+            self.router.clone(),
+            Door::HttpPost,
+            origin,
+            tx,
+        );
+        // If the client goes away first, its handlers are stopped.
+        let _end = EndOnDrop(session.clone());
+        let Some(dispatched) = session.handle_frame(&body, &self.close).await else {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "server closing");
+        };
+        if !dispatched.owes_answer {
+            let mut resp = Response::new(ResponseBody::empty());
+            *resp.status_mut() = StatusCode::NO_CONTENT;
+            return resp;
+        }
+        let answer = tokio::select! {
+            _ = self.close.cancelled() => None,
+            answer = rx.recv() => answer,
+        };
+        match answer.as_ref().and_then(|m| m.to_text().ok()) {
+            Some(frame) => {
+                let status = if dispatched.parse_error {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    StatusCode::OK
+                };
+                json(status, frame.to_string())
+            }
+            None => text(StatusCode::SERVICE_UNAVAILABLE, "server closing"),
+        }
+    }
+
+    /// Is this body one request (with an id) for a stream?
+    fn is_subscription(&self, body: &str) -> bool {
+        match message::classify_text(body) {
+            Ok(Incoming::Request {
+                method,
+                id: Some(_),
+                ..
+            }) => matches!(self.router.get(&method), Some(Route::Subscribe(_))),
+            _ => false,
+        }
+    }
+
+    /// A stream subscription answered with server-sent events: the answer, each item, then
+    /// the end, each as one event whose data is the JSON-RPC message.
+    async fn events(
+        self: &Arc<Self>,
+        body: tokio_tungstenite::tungstenite::Utf8Bytes,
+        origin: Origin,
+    ) -> Resp {
+        let (tx, rx) = mpsc::channel(self.config.send_queue);
+        let session = Session::new(
+            self.config.clone(),
+            self.router.clone(),
+            Door::HttpEvents,
+            origin,
+            tx,
+        );
+        if session.handle_frame(&body, &self.close).await.is_none() {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "server closing");
+        }
+        let events = EventBody::new(session, rx, self.shutdown.clone(), self.tracker.token());
+        let mut resp = Response::new(ResponseBody {
+            kind: BodyKind::Events(events),
+        });
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        // Proxies (nginx) must pass events on as they come.
+        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        resp
+    }
+}
+
+/// Ends a session when the request that owns it is dropped (answered, or abandoned).
+struct EndOnDrop(Session);
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        self.0.end(&CloseReason::ClosedByPeer);
+    }
+}
+
+fn remote_addr<B>(req: &Request<B>, from: &Source) -> Option<SocketAddr> {
+    from.remote_addr
+        .or_else(|| req.extensions().get::<RemoteAddr>().map(|r| r.0))
+}
+
+/// Does the header list `name` contain `token` (comma-separated, any case)?
+fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str()
+            .unwrap_or("")
+            .split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    })
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    has_token(headers, header::CONNECTION, "upgrade")
+        && has_token(headers, header::UPGRADE, "websocket")
+}
+
+/// `application/json`, with or without parameters (`; charset=utf-8`).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn accepts_events(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT).iter().any(|v| {
+        v.to_str().unwrap_or("").split(',').any(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
+        })
+    })
+}
+
+/// The Origin policy: no `Origin` (not a browser), the same host as `Host`, or allowed.
+/// `Ok(Some(origin))` for a browser's allowed origin (echoed in CORS headers).
+fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<Option<HeaderValue>, ()> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(None);
+    };
+    let Ok(text) = origin.to_str() else {
+        return Err(());
+    };
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.eq_ignore_ascii_case(text))
+    {
+        return Ok(Some(origin.clone()));
+    }
+    let origin_host = text.split_once("://").map_or(text, |(_, rest)| rest);
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    if host.is_some_and(|h| h.eq_ignore_ascii_case(origin_host)) {
+        Ok(Some(origin.clone()))
+    } else {
+        Err(())
+    }
+}
+
+/// `OPTIONS`: the CORS preflight of a browser whose origin passed (the caller adds
+/// `Access-Control-Allow-Origin`).
+fn preflight(headers: &HeaderMap) -> Resp {
+    let mut resp = Response::new(ResponseBody::empty());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    let h = resp.headers_mut();
+    h.insert(
+        header::ALLOW,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, GET, OPTIONS"),
+    );
+    let asked = headers
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("content-type"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked);
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn content_types() {
+        assert!(is_json(&headers(&[("content-type", "application/json")])));
+        assert!(is_json(&headers(&[(
+            "content-type",
+            "Application/JSON; charset=utf-8"
+        )])));
+        assert!(!is_json(&headers(&[("content-type", "text/plain")])));
+        assert!(!is_json(&headers(&[(
+            "content-type",
+            "application/json-patch+json"
+        )])));
+        assert!(!is_json(&headers(&[])));
+    }
+
+    #[test]
+    fn accept_lists() {
+        assert!(accepts_events(&headers(&[("accept", "text/event-stream")])));
+        assert!(accepts_events(&headers(&[(
+            "accept",
+            "application/json, text/event-stream;q=0.9"
+        )])));
+        assert!(!accepts_events(&headers(&[("accept", "application/json")])));
+    }
+
+    #[test]
+    fn upgrade_needs_both_headers() {
+        assert!(is_upgrade(&headers(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "WebSocket")
+        ])));
+        assert!(!is_upgrade(&headers(&[("upgrade", "websocket")])));
+    }
+}

@@ -1,0 +1,156 @@
+//! Server-sent events: the body of a response that carries one stream. Each event's data
+//! is one JSON-RPC message exactly as a WebSocket would carry it: the answer with the
+//! subscription id, each item notification, then the end or the failure. The body ends
+//! after the stream's last message; dropping it (the client went away) ends the session,
+//! which stops the stream's producer.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use bytes::Bytes;
+use http_body::Frame;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio_util::task::task_tracker::TaskTrackerToken;
+
+use crate::codec::message::{classify_text, Incoming};
+use crate::session::{CloseReason, Session};
+
+/// The events of one SSE response.
+pub(crate) struct EventBody {
+    session: Session,
+    rx: mpsc::Receiver<Message>,
+    stream_ended: Pin<Box<WaitForCancellationFutureOwned>>,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    keepalive: Option<tokio::time::Interval>,
+    /// The first message (the answer to the subscribe call) has gone out.
+    answered: bool,
+    /// Nothing follows what is queued now: end once it is sent.
+    last_queued: bool,
+    finished: bool,
+    /// Graceful shutdown waits for the response to end.
+    _tracked: TaskTrackerToken,
+}
+
+impl EventBody {
+    pub(crate) fn new(
+        session: Session,
+        rx: mpsc::Receiver<Message>,
+        shutdown: CancellationToken,
+        tracked: TaskTrackerToken,
+    ) -> Self {
+        // Comments keep proxies from closing a quiet stream, at the keep-alive interval.
+        let keepalive = session.config().ping_interval.map(|every| {
+            let start = tokio::time::Instant::now() + every;
+            let mut i = tokio::time::interval_at(start, every);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
+        EventBody {
+            stream_ended: Box::pin(session.stream_ended().cancelled_owned()),
+            session,
+            rx,
+            shutdown: Box::pin(shutdown.cancelled_owned()),
+            keepalive,
+            answered: false,
+            last_queued: false,
+            finished: false,
+            _tracked: tracked,
+        }
+    }
+
+    pub(crate) fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        loop {
+            if this.finished {
+                return Poll::Ready(None);
+            }
+            match this.rx.poll_recv(cx) {
+                Poll::Ready(Some(msg)) => {
+                    let Ok(text) = msg.to_text() else { continue };
+                    if !this.answered {
+                        this.answered = true;
+                        // A failed subscribe call is the whole story.
+                        if matches!(
+                            classify_text(text),
+                            Ok(Incoming::Response {
+                                outcome: Err(_),
+                                ..
+                            })
+                        ) {
+                            this.last_queued = true;
+                        }
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(event(text)))));
+                }
+                Poll::Ready(None) => {
+                    this.finished = true;
+                    continue;
+                }
+                Poll::Pending => {}
+            }
+            // The queue is empty now.
+            if this.last_queued {
+                this.finished = true;
+                continue;
+            }
+            if this.stream_ended.as_mut().poll(cx).is_ready() {
+                // The stream's last message was queued before this fired: read the queue
+                // once more, then end.
+                this.last_queued = true;
+                continue;
+            }
+            if this.shutdown.as_mut().poll(cx).is_ready() {
+                this.finished = true;
+                continue;
+            }
+            if let Some(keepalive) = &mut this.keepalive {
+                if keepalive.poll_tick(cx).is_ready() {
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(
+                        b": keep-alive\n\n",
+                    )))));
+                }
+            }
+            return Poll::Pending;
+        }
+    }
+}
+
+impl Drop for EventBody {
+    fn drop(&mut self) {
+        // Finished, or the client closed the response: either way, stop producing.
+        self.session.end(&CloseReason::ClosedByPeer);
+    }
+}
+
+/// One SSE event whose data is `text` (a line of its own per line of text).
+fn event(text: &str) -> Bytes {
+    let mut out = String::with_capacity(text.len() + 8);
+    for line in text.split('\n') {
+        out.push_str("data: ");
+        out.push_str(line.strip_suffix('\r').unwrap_or(line));
+        out.push('\n');
+    }
+    out.push('\n');
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event;
+
+    #[test]
+    fn events_have_one_data_line_per_line() {
+        assert_eq!(&event(r#"{"a":1}"#)[..], b"data: {\"a\":1}\n\n");
+        assert_eq!(
+            &event("{\n\"a\":1\r\n}")[..],
+            b"data: {\ndata: \"a\":1\ndata: }\n\n"
+        );
+    }
+}

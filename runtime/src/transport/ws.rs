@@ -1,0 +1,353 @@
+//! The WebSocket door: a reader task that feeds frames to the [`Session`] and a writer
+//! task that drains its outgoing queue and flushes once per burst.
+//!
+//! ```text
+//!            ┌──────────── reader task ────────────┐
+//!  socket ──►│ frame → Session::handle_frame ──────┼──┐  (handlers inline if ready at
+//!            │ keep-alive pings, size limit, close │  │   once, else tasks of their own)
+//!            └─────────────────────────────────────┘  ▼
+//!  socket ◄── writer task ◄── bounded queue ◄── responses, requests, pings
+//! ```
+//!
+//! The number of calls served at once is bounded (`max_in_flight`); at the bound the
+//! reader stops reading until a call finishes, so a flood slows the peer down instead of
+//! growing memory.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::ConnectionConfig;
+use crate::error::RpcError;
+use crate::session::peer::Peer;
+use crate::session::router::Router;
+use crate::session::{error_frame, CloseReason, Door, Origin, Session};
+
+/// The subprotocol wirecall speaks (`Sec-WebSocket-Protocol`).
+pub const SUBPROTOCOL: &str = "jsonrpc-2.0";
+
+/// After this many frames read in a row, the reader lets other tasks run: the callers it
+/// woke and the writer, so that answers start going out while the rest is read.
+const READ_BURST: usize = 32;
+
+/// Frames queued this soon after the previous flush count as part of a stream of frames.
+const BURST_WINDOW: Duration = Duration::from_micros(20);
+
+/// How long the writer may take to send what is queued after the reader has finished.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Everything needed to run one connection.
+pub(crate) struct Setup {
+    pub(crate) config: Arc<ConnectionConfig>,
+    pub(crate) router: Router,
+    pub(crate) origin: Origin,
+    /// Cancelled to start a graceful close (finish in-flight calls, then close 1001).
+    pub(crate) shutdown: CancellationToken,
+    /// Cancelled to close at once.
+    pub(crate) close: CancellationToken,
+    /// Held until the connection ends (the server's connection count and its shutdown
+    /// tracker), so that nothing else needs to wait for it.
+    pub(crate) hold: Option<Box<dyn Send + Sync>>,
+}
+
+/// A running connection: its peer handle, and the task that ends with it.
+pub(crate) struct Started {
+    pub(crate) peer: Peer,
+    pub(crate) done: tokio::task::JoinHandle<CloseReason>,
+}
+
+/// Start serving a connection on the current runtime.
+pub(crate) fn spawn<S>(ws: WebSocketStream<S>, setup: Setup) -> Started
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(setup.config.send_queue);
+    let remote = setup.origin.remote_addr;
+    let session = Session::new(
+        setup.config,
+        setup.router,
+        Door::WebSocket,
+        setup.origin,
+        tx,
+    );
+    let peer = session.peer().clone();
+    let span = tracing::debug_span!("connection", id = %session.connection_id(), remote = ?remote);
+    let (sink, stream) = ws.split();
+    let shutdown = setup.shutdown;
+    let close = setup.close;
+    let hold = setup.hold;
+    let traced = !span.is_disabled();
+    let connection = async move {
+        tracing::debug!("connection open");
+        // The writer's end ends the connection too (a write error means it is gone).
+        let writer_done = CancellationToken::new();
+        let write = {
+            let writer_done = writer_done.clone();
+            async move {
+                write_loop(sink, rx).await;
+                writer_done.cancel();
+            }
+        };
+        let writer = spawn_traced(write, traced.then(tracing::Span::current));
+        let reason = read_loop(&session, stream, &shutdown, &close, &writer_done).await;
+        tracing::debug!(%reason, "connection closing");
+        finish(&session, writer, &reason).await;
+        drop(hold);
+        reason
+    };
+    // Entering a span on every poll costs; only do it when someone listens.
+    let done = spawn_traced(connection, traced.then_some(span));
+    Started { peer, done }
+}
+
+/// Spawn `fut`, inside `span` if there is one.
+fn spawn_traced<F>(fut: F, span: Option<tracing::Span>) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match span {
+        Some(span) => tokio::spawn(fut.instrument(span)),
+        None => tokio::spawn(fut),
+    }
+}
+
+async fn read_loop<S>(
+    session: &Session,
+    mut stream: SplitStream<WebSocketStream<S>>,
+    shutdown: &CancellationToken,
+    close: &CancellationToken,
+    writer_done: &CancellationToken,
+) -> CloseReason
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let config = session.config();
+    let mut ping = config.ping_interval.map(|every| {
+        let mut i = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
+    let mut missed = 0u32;
+    // Created once: a fresh `cancelled()` future per message would register and
+    // unregister a waiter each time.
+    let mut closed = pin!(close.cancelled());
+    let mut writer_gone = pin!(writer_done.cancelled());
+    let mut shutting_down = pin!(shutdown.cancelled());
+    let mut since_yield = 0usize;
+    loop {
+        // The stream first: while frames are ready, the other branches are not polled at
+        // all (they are checked every READ_BURST frames below, and whenever the stream
+        // has nothing to read).
+        let msg = tokio::select! {
+            biased;
+            msg = stream.next() => msg,
+            _ = &mut closed => return CloseReason::ClosedLocally,
+            _ = &mut writer_gone => return CloseReason::Error("the connection could not be written to".into()),
+            _ = &mut shutting_down => return drain(session, stream, close).await,
+            _ = tick(&mut ping) => {
+                if missed >= config.max_missed_pongs {
+                    return CloseReason::PeerUnresponsive;
+                }
+                missed += 1;
+                if session.peer().sender().send(Message::Ping(Default::default())).await.is_err() {
+                    return CloseReason::Error("the writer stopped".into());
+                }
+                continue;
+            }
+        };
+        // Any frame shows the peer is alive.
+        missed = 0;
+        let text = match msg {
+            None => return CloseReason::ClosedByPeer,
+            Some(Err(WsError::Capacity(e))) => {
+                tracing::debug!("closing: {e}");
+                let limit = config.max_message_size;
+                send_close(
+                    session,
+                    CloseCode::Size,
+                    &format!("message too big: the limit is {limit} bytes"),
+                )
+                .await;
+                // Read what the peer still sends (until its close reply) so the socket is
+                // not reset with unread data, which could discard our close frame.
+                let _ = tokio::time::timeout(CLOSE_GRACE / 5, async {
+                    while let Some(Ok(m)) = stream.next().await {
+                        if m.is_close() {
+                            break;
+                        }
+                    }
+                })
+                .await;
+                return CloseReason::MessageTooLarge;
+            }
+            Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
+                return CloseReason::ClosedByPeer
+            }
+            Some(Err(e)) => return CloseReason::Error(e.to_string()),
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Binary(bytes))) => match Utf8Bytes::try_from(bytes) {
+                // Lenient: a binary frame holding UTF-8 JSON is read like a text frame.
+                Ok(text) => text,
+                Err(_) => {
+                    session
+                        .send(error_frame(&RpcError::parse_error(), "null"))
+                        .await;
+                    continue;
+                }
+            },
+            Some(Ok(Message::Close(_))) => return CloseReason::ClosedByPeer,
+            Some(Ok(_)) => continue, // ping (answered by tungstenite), pong, raw frame
+        };
+        if session.handle_frame(&text, close).await.is_none() {
+            return CloseReason::ClosedLocally;
+        }
+        since_yield += 1;
+        if since_yield == READ_BURST {
+            since_yield = 0;
+            tokio::task::yield_now().await;
+            if close.is_cancelled() {
+                return CloseReason::ClosedLocally;
+            }
+            if writer_done.is_cancelled() {
+                return CloseReason::Error("the connection could not be written to".into());
+            }
+            if shutdown.is_cancelled() {
+                return drain(session, stream, close).await;
+            }
+        }
+    }
+}
+
+/// Graceful shutdown of one connection: answer new requests with "shutting down", keep
+/// taking answers to this side's own calls (handlers finishing may wait for them), and
+/// end once every in-flight call has finished.
+async fn drain<S>(
+    session: &Session,
+    mut stream: SplitStream<WebSocketStream<S>>,
+    close: &CancellationToken,
+) -> CloseReason
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tracing::debug!("draining: finishing in-flight calls");
+    let mut all_done = pin!(session.idle());
+    loop {
+        let msg = tokio::select! {
+            biased;
+            _ = close.cancelled() => return CloseReason::ClosedLocally,
+            _ = &mut all_done => return CloseReason::Shutdown,
+            msg = stream.next() => msg,
+        };
+        match msg {
+            Some(Ok(Message::Text(text))) => session.reject_while_draining(&text).await,
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return CloseReason::ClosedByPeer,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+async fn tick(ping: &mut Option<tokio::time::Interval>) {
+    match ping {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn send_close(session: &Session, code: CloseCode, reason: &str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = tokio::time::timeout(
+        CLOSE_GRACE,
+        session.peer().sender().send(Message::Close(Some(frame))),
+    )
+    .await;
+}
+
+/// After the reader: end the session (fail pending calls, abort handlers), say goodbye,
+/// stop the writer.
+async fn finish(session: &Session, mut writer: tokio::task::JoinHandle<()>, reason: &CloseReason) {
+    session.end(reason);
+    match reason {
+        CloseReason::Shutdown => send_close(session, CloseCode::Away, "server shutting down").await,
+        CloseReason::ClosedLocally => send_close(session, CloseCode::Normal, "").await,
+        // Already queued by the reader.
+        CloseReason::MessageTooLarge => {}
+        // Nothing more to say to a peer that is gone, unresponsive or already told.
+        _ => writer.abort(),
+    }
+    if tokio::time::timeout(CLOSE_GRACE, &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
+}
+
+/// Drain the queue: feed every frame that is ready, then flush once.
+async fn write_loop<S>(
+    mut sink: SplitSink<WebSocketStream<S>, Message>,
+    mut rx: mpsc::Receiver<Message>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // Grows with the largest burst; small to start, so idle connections stay cheap.
+    let mut burst = Vec::with_capacity(4);
+    let mut last_flush = std::time::Instant::now() - BURST_WINDOW;
+    loop {
+        if rx.recv_many(&mut burst, 64).await == 0 {
+            break;
+        }
+        // When frames are streaming (several ready, or the last flush was moments ago), let
+        // the tasks that are ready run once, so that the frames they are about to queue go
+        // out in this flush too. A lone frame of a request/response ping-pong is flushed at
+        // once: yielding would cost it a turn of the scheduler.
+        let streaming = burst.len() > 1 || last_flush.elapsed() < BURST_WINDOW;
+        if streaming && burst.len() < 64 {
+            tokio::task::yield_now().await;
+            while burst.len() < 256 {
+                match rx.try_recv() {
+                    Ok(msg) => burst.push(msg),
+                    Err(_) => break,
+                }
+            }
+        }
+        let mut closing = false;
+        for msg in burst.drain(..) {
+            closing = matches!(msg, Message::Close(_));
+            if let Err(e) = sink.feed(msg).await {
+                if !matches!(e, WsError::ConnectionClosed | WsError::AlreadyClosed) {
+                    tracing::debug!("write failed: {e}");
+                }
+                return;
+            }
+            if closing {
+                break;
+            }
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+        last_flush = std::time::Instant::now();
+        if closing {
+            break;
+        }
+    }
+    let _ = sink.close().await;
+}
