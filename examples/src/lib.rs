@@ -62,6 +62,15 @@ impl CalcServer {
         self.state.ticks_active.load(Ordering::SeqCst)
     }
 
+    /// The message of the last `log` notification.
+    pub fn last_message(&self) -> Option<String> {
+        self.state
+            .last_message
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     fn count(&self) {
         self.state.calls.fetch_add(1, Ordering::Relaxed);
     }

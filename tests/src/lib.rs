@@ -4,6 +4,7 @@
 
 #![deny(missing_docs, warnings)]
 
+pub mod http;
 pub mod proxy;
 
 /// Code generated from `idl/tests/golden/everything.wire` (every construct of the language), under
