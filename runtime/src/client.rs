@@ -35,10 +35,17 @@ use crate::session::peer::{
 use crate::session::router::Router;
 use crate::session::subscription::{RawSub, Resubscribe, Subscription};
 use crate::session::{CloseReason, Origin};
+use crate::transport::http_client::{self, HttpTarget};
 use crate::transport::ws::SUBPROTOCOL;
 use crate::transport::ws::{self as connection, Setup};
 
 type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// What a handshake opens: a WebSocket, or (for `http://`) the place to POST to.
+enum Link {
+    Ws(Box<Ws>),
+    Http(HttpTarget),
+}
 
 /// When and how a client reconnects after its connection drops.
 #[derive(Clone, Debug, PartialEq)]
@@ -225,8 +232,9 @@ impl ClientBuilder {
         self
     }
 
-    /// Connect to a `ws://` URL. The first connection must succeed; later drops are
-    /// handled by reconnecting.
+    /// Connect to a `ws://` URL (the first connection must succeed; later drops are
+    /// handled by reconnecting), or use an `http://` URL: each call is then one POST,
+    /// streams come as server-sent events, and the server cannot call this client.
     pub async fn connect(self, url: &str) -> Result<Client, ConnectError> {
         self.connect_any([url]).await
     }
@@ -249,14 +257,14 @@ impl ClientBuilder {
         let mut connected = None;
         for (i, url) in urls.iter().enumerate() {
             match self.handshake(url).await {
-                Ok(ws) => {
-                    connected = Some((i, ws));
+                Ok(link) => {
+                    connected = Some((i, link));
                     break;
                 }
                 Err(e) => last_error = Some(e),
             }
         }
-        let Some((index, ws)) = connected else {
+        let Some((index, link)) = connected else {
             return Err(last_error.unwrap_or(ConnectError::InvalidUrl {
                 url: first_url,
                 reason: "no URL given".into(),
@@ -265,7 +273,7 @@ impl ClientBuilder {
         let close = CancellationToken::new();
         let url = urls[index].clone();
         let (state_tx, _) = watch::channel(ConnectionState::Connected { url: url.clone() });
-        let started = self.start(ws, &close);
+        let started = self.start(link, &close);
         let (current_tx, _) = watch::channel(Some(started.peer.clone()));
         let inner = Arc::new(ClientInner {
             builder: self,
@@ -289,9 +297,16 @@ impl ClientBuilder {
         })
     }
 
-    fn start(&self, ws: Ws, close: &CancellationToken) -> connection::Started {
+    fn start(&self, link: Link, close: &CancellationToken) -> connection::Started {
+        let ws = match link {
+            Link::Ws(ws) => ws,
+            Link::Http(target) => {
+                let config = Arc::new(self.config.clone());
+                return http_client::spawn(target, config, close.child_token());
+            }
+        };
         connection::spawn(
-            ws,
+            *ws,
             Setup {
                 config: Arc::new(self.config.clone()),
                 router: self.router.clone(),
@@ -303,12 +318,49 @@ impl ClientBuilder {
         )
     }
 
-    async fn handshake(&self, url: &str) -> Result<Ws, ConnectError> {
-        match self.handshake_once(url, self.offer_subprotocol).await {
+    async fn handshake(&self, url: &str) -> Result<Link, ConnectError> {
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        if matches!(scheme.as_deref(), Some("http" | "https")) {
+            return self.http_target(url).map(Link::Http);
+        }
+        let ws = match self.handshake_once(url, self.offer_subprotocol).await {
             // A server that does not negotiate subprotocols at all: connect without one.
             Err(ConnectError::Subprotocol) => self.handshake_once(url, false).await,
             other => other,
+        }?;
+        Ok(Link::Ws(Box::new(ws)))
+    }
+
+    /// An `http://` URL: requests go out as POSTs; there is no connection to open.
+    fn http_target(&self, url: &str) -> Result<HttpTarget, ConnectError> {
+        let invalid = |reason: String| ConnectError::InvalidUrl {
+            url: url.to_string(),
+            reason,
+        };
+        let uri: http::Uri = url.parse().map_err(|e| invalid(format!("{e}")))?;
+        if uri.scheme_str() == Some("https") {
+            return Err(invalid("https:// is not supported by this build".into()));
         }
+        if uri.host().is_none() {
+            return Err(invalid("no host".into()));
+        }
+        if !self.router.is_empty() {
+            return Err(ConnectError::Unsupported {
+                url: url.to_string(),
+                reason: "this client serves methods the server may call, which needs a \
+                         WebSocket (ws://); over http:// nothing can call the client"
+                    .into(),
+            });
+        }
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in &self.headers {
+            let name = HeaderName::try_from(name.as_str())
+                .map_err(|e| invalid(format!("header `{name}`: {e}")))?;
+            let value = HeaderValue::try_from(value.as_str())
+                .map_err(|e| invalid(format!("header `{name}`: {e}")))?;
+            headers.append(name, value);
+        }
+        Ok(HttpTarget { uri, headers })
     }
 
     async fn handshake_once(&self, url: &str, offer: bool) -> Result<Ws, ConnectError> {
@@ -424,8 +476,8 @@ async fn supervise(
                 r = inner.builder.handshake(url) => r,
             };
             match attempt_result {
-                Ok(ws) => {
-                    let started = inner.builder.start(ws, &inner.close);
+                Ok(link) => {
+                    let started = inner.builder.start(link, &inner.close);
                     done = started.done;
                     inner.current.send_replace(Some(started.peer));
                     inner

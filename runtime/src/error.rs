@@ -220,6 +220,15 @@ pub enum Error<E = NoAppError> {
         /// The configured maximum message size.
         limit: usize,
     },
+    /// Over HTTP (an `http://` client): the request got no JSON-RPC answer — the server
+    /// could not be reached, or answered with an HTTP error status.
+    #[error("HTTP request failed: {message}")]
+    Http {
+        /// The HTTP status, if the server answered.
+        status: Option<u16>,
+        /// What went wrong (the server's body, for an error status).
+        message: String,
+    },
 }
 
 impl<E> Error<E> {
@@ -235,6 +244,7 @@ impl<E> Error<E> {
             Error::Encode(e) => Error::Encode(e),
             Error::Decode(e) => Error::Decode(e),
             Error::MessageTooLarge { size, limit } => Error::MessageTooLarge { size, limit },
+            Error::Http { status, message } => Error::Http { status, message },
         }
     }
 
@@ -263,7 +273,7 @@ impl Error<NoAppError> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
-    /// The URL is not a valid `ws://` or `wss://` URL.
+    /// The URL is not a valid `ws://` or `http://` URL.
     #[error("invalid URL `{url}`: {reason}")]
     InvalidUrl {
         /// The URL as given.
@@ -286,6 +296,15 @@ pub enum ConnectError {
         status: u16,
         /// The response body, if any (the server's reason).
         body: String,
+    },
+    /// The URL asks for something this client cannot do (e.g. server→client calls over
+    /// `http://`).
+    #[error("cannot connect to {url}: {reason}")]
+    Unsupported {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
     },
     /// The server did not agree to speak `jsonrpc-2.0`.
     #[error("the server did not accept the `jsonrpc-2.0` subprotocol")]

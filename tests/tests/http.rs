@@ -295,21 +295,26 @@ async fn a_stream_over_server_sent_events() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let mut events = Events::new(resp);
+    // Subscription ids of event streams are unique in the server process.
+    let answer: serde_json::Value = serde_json::from_str(&events.next().await.unwrap()).unwrap();
+    let sub = answer["result"].as_u64().expect("a subscription id");
     assert_eq!(
-        events.next().await.unwrap(),
-        r#"{"jsonrpc":"2.0","result":1,"id":"t"}"#
+        serde_json::to_string(&answer).unwrap(),
+        format!(r#"{{"id":"t","jsonrpc":"2.0","result":{sub}}}"#)
     );
     for i in 0..3 {
         assert_eq!(
             events.next().await.unwrap(),
             format!(
-                r#"{{"jsonrpc":"2.0","method":"Calculator.ticks","params":{{"subscription":1,"result":{i}}}}}"#
+                r#"{{"jsonrpc":"2.0","method":"Calculator.ticks","params":{{"subscription":{sub},"result":{i}}}}}"#
             )
         );
     }
     assert_eq!(
         events.next().await.unwrap(),
-        r#"{"jsonrpc":"2.0","method":"Calculator.ticks","params":{"subscription":1,"error":null}}"#
+        format!(
+            r#"{{"jsonrpc":"2.0","method":"Calculator.ticks","params":{{"subscription":{sub},"error":null}}}}"#
+        )
     );
     assert_eq!(
         events.next().await,
@@ -438,4 +443,136 @@ async fn curl_calls_over_http() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.matches("data: ").count(), 4, "{text}");
+}
+
+mod rust_client_over_http {
+    use super::*;
+    use wirecall::{Client, ConnectError, Error};
+    use wirecall_examples::calculator::{CalcError, CalculatorClient};
+
+    async fn client() -> (CalculatorClient, CalcServer, ServerHandle) {
+        let (server, calc) = calculator().await;
+        let client = Client::connect(&server.http_url()).await.unwrap();
+        (CalculatorClient::new(client), calc, server)
+    }
+
+    #[tokio::test]
+    async fn the_generated_client_works_unchanged() {
+        let (calc, state, _server) = client().await;
+        assert_eq!(calc.add(1, 2).await.unwrap(), 3);
+        assert!(matches!(
+            calc.divide(1.0, 0.0).await,
+            Err(Error::App(CalcError::DivideByZero))
+        ));
+        calc.log("over http".into()).await.unwrap();
+        wait_for("the notification", || {
+            state.last_message().as_deref() == Some("over http")
+        })
+        .await;
+        // Concurrent calls each get their own answer.
+        let calls: Vec<_> = (0..20).map(|i| calc.add(i, i)).collect();
+        let sums = futures_util::future::join_all(calls).await;
+        for (i, sum) in sums.into_iter().enumerate() {
+            assert_eq!(sum.unwrap(), 2 * i as i64);
+        }
+    }
+
+    #[tokio::test]
+    async fn streams_come_as_events_and_stop_when_dropped() {
+        let (calc, state, _server) = client().await;
+        let mut ticks = calc.ticks(3, 1).await.unwrap();
+        let mut got = Vec::new();
+        while let Some(item) = ticks.next().await {
+            got.push(item.unwrap());
+        }
+        assert_eq!(got, vec![0, 1, 2]);
+        // Two at once, then one dropped half-way: its producer stops, the other goes on.
+        let mut a = calc.ticks(1_000_000, 5).await.unwrap();
+        let mut b = calc.ticks(5, 5).await.unwrap();
+        assert_eq!(a.next().await.unwrap().unwrap(), 0);
+        assert_eq!(state.active_ticks(), 2);
+        drop(a);
+        wait_for("the dropped stream's producer to stop", || {
+            state.active_ticks() <= 1
+        })
+        .await;
+        let mut rest = Vec::new();
+        while let Some(item) = b.next().await {
+            rest.push(item.unwrap());
+        }
+        assert_eq!(rest, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_timeout_stops_the_handler_on_the_server() {
+        let (calc, state, _server) = client().await;
+        let err = calc
+            .with_timeout(Duration::from_millis(100))
+            .sleep(10_000)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Timeout(_)), "{err}");
+        wait_for("the handler to be dropped", || {
+            state.sleeps().cancelled == 1
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn what_http_cannot_do_is_said_clearly() {
+        let (calc, _state, server) = client().await;
+        // The server calls the client back in `ask`: not over HTTP.
+        let err = calc.ask("ok?".into()).await.unwrap_err();
+        assert!(err.to_string().contains("need a WebSocket"), "{err}");
+        // A client that serves methods cannot use http://.
+        let mut router = wirecall::Router::new();
+        router.method("x", |_ctx, _p| async { Ok::<_, wirecall::RpcError>(()) });
+        let refused = Client::builder()
+            .router(router)
+            .connect(&server.http_url())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, ConnectError::Unsupported { .. }),
+            "{refused}"
+        );
+        // Nobody listening: the call fails with the HTTP error, at once.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let nobody = Client::connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let err = nobody
+            .call::<i64>("Calculator.add", [1, 2])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Http { status: None, .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // An HTTP error status (here 415 from a server that refuses the call's origin is
+        // hard to make; a refused hook is the same path).
+        let guarded = Server::builder()
+            .on_handshake(|_req, _ext| {
+                Err(Refusal::new(StatusCode::UNAUTHORIZED, "token required"))
+            })
+            .bind("127.0.0.1:0", CalcServer::default().into_router())
+            .await
+            .unwrap();
+        let client = Client::connect(&guarded.http_url()).await.unwrap();
+        let err = client
+            .call::<i64>("Calculator.add", [1, 2])
+            .await
+            .unwrap_err();
+        match err {
+            Error::Http {
+                status: Some(401),
+                message,
+            } => {
+                assert!(message.contains("token required"), "{message}")
+            }
+            other => panic!("expected HTTP 401, got {other}"),
+        }
+    }
 }

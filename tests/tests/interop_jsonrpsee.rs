@@ -1,5 +1,6 @@
 //! Interoperability with jsonrpsee, a widely used independent JSON-RPC 2.0 implementation:
-//! its WebSocket client calls a wirecall server, and a wirecall client calls its server.
+//! its WebSocket and HTTP clients call a wirecall server, and a wirecall client calls its
+//! server.
 
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::rpc_params;
@@ -8,6 +9,51 @@ use jsonrpsee::ws_client::WsClientBuilder;
 use serde_json::json;
 use wirecall::Client;
 use wirecall_tests::{serve, spec_router};
+
+#[tokio::test]
+async fn jsonrpsee_http_client_calls_the_calculator_over_post() {
+    use jsonrpsee::http_client::HttpClientBuilder;
+    let calc = wirecall_examples::CalcServer::default();
+    let server = serve(wirecall_examples::calculator::Calculator::into_router(calc)).await;
+    let client = HttpClientBuilder::default()
+        .build(server.http_url())
+        .unwrap();
+    let r: i64 = client
+        .request("Calculator.add", rpc_params![1, 2])
+        .await
+        .unwrap();
+    assert_eq!(r, 3);
+    let mut named = jsonrpsee::core::params::ObjectParams::new();
+    named.insert("minuend", 42).unwrap();
+    named.insert("subtrahend", 23).unwrap();
+    let r: i64 = client.request("Calculator.subtract", named).await.unwrap();
+    assert_eq!(r, 19);
+    // The typed error, as a JSON-RPC error object.
+    match client
+        .request::<f64, _>("Calculator.divide", rpc_params![1.0, 0.0])
+        .await
+        .unwrap_err()
+    {
+        jsonrpsee::core::client::Error::Call(e) => {
+            assert_eq!((e.code(), e.message()), (1001, "DivideByZero"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // A notification (204), then a batch.
+    client
+        .notification("Calculator.log", rpc_params!["from jsonrpsee"])
+        .await
+        .unwrap();
+    let mut batch = jsonrpsee::core::params::BatchRequestBuilder::new();
+    batch.insert("Calculator.add", rpc_params![10, 3]).unwrap();
+    batch
+        .insert("Calculator.subtract", rpc_params![10, 3])
+        .unwrap();
+    batch.insert("Calculator.sleep", rpc_params![5]).unwrap();
+    let responses = client.batch_request::<i64>(batch).await.unwrap();
+    let results: Vec<i64> = responses.into_ok().unwrap().collect();
+    assert_eq!(results, vec![13, 7, 5]);
+}
 
 #[tokio::test]
 async fn jsonrpsee_client_calls_a_wirecall_server() {

@@ -87,6 +87,8 @@ pub(crate) enum Door {
     HttpPost,
     /// One HTTP POST answered with server-sent events: one stream, no server→client calls.
     HttpEvents,
+    /// A client calling over HTTP: its calls go out as POSTs; nothing calls it.
+    HttpClient,
 }
 
 /// Handler tasks that can still be cancelled, by request id (as JSON text).
@@ -158,7 +160,7 @@ impl Session {
             config.max_message_size,
             config.subscription_buffer,
         );
-        if door != Door::WebSocket {
+        if matches!(door, Door::HttpPost | Door::HttpEvents) {
             // Nobody listens for requests on an HTTP response: server→client calls fail
             // at once, saying why.
             peer.close("server→client calls need a WebSocket connection; this call came over HTTP");

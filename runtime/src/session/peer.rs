@@ -56,7 +56,7 @@ impl RawResult {
     }
 }
 
-type Outcome = Result<RawResult, RpcError>;
+type Outcome = Result<RawResult, CallFailure>;
 
 /// A call awaiting its response; a subscribe call also carries its subscription's parts,
 /// registered by the reader the moment the answer arrives (before any item can).
@@ -228,7 +228,7 @@ impl Peer {
                 return Err(CallFailure::NotSent(shared.close_reason()));
             }
             match rx.await {
-                Ok(outcome) => outcome.map_err(CallFailure::Rpc),
+                Ok(outcome) => outcome,
                 // The connection dropped the sender: it closed.
                 Err(_) => Err(CallFailure::Other(Error::Disconnected(
                     shared.close_reason(),
@@ -346,7 +346,21 @@ impl Peer {
                 },
             );
         }
-        let _ = call.tx.send(outcome.map(|raw| RawResult::new(frame, raw)));
+        let _ = call.tx.send(
+            outcome
+                .map(|raw| RawResult::new(frame, raw))
+                .map_err(CallFailure::Rpc),
+        );
+        true
+    }
+
+    /// End the call with this id with `failure` (the transport could not deliver it, or
+    /// got no answer). Returns `false` for an unknown id.
+    pub(crate) fn fail(&self, id: u64, failure: CallFailure) -> bool {
+        let Some(call) = self.shared.lock().calls.remove(&id) else {
+            return false;
+        };
+        let _ = call.tx.send(Err(failure));
         true
     }
 

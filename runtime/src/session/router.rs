@@ -228,6 +228,11 @@ impl Router {
         self.methods.contains_key(name)
     }
 
+    /// `true` if nothing is registered.
+    pub fn is_empty(&self) -> bool {
+        self.methods.is_empty()
+    }
+
     /// The registered method names, in no particular order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.methods.keys().map(|k| &**k)

@@ -1,6 +1,7 @@
 //! Streams this side serves: set up by a handler, answered with a subscription id, then
 //! items as notifications until the stream ends, fails, or is unsubscribed.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures_util::future::{AbortHandle, Abortable};
@@ -10,7 +11,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::dispatch::{deliver, Reply};
 use super::guard::CatchPanic;
-use super::{send, Shared};
+use super::{send, Door, Shared};
 use crate::codec::message;
 use crate::error::RpcError;
 use crate::session::router::{ItemStream, SubscribeFuture};
@@ -39,8 +40,15 @@ pub(super) async fn subscribe(
         if streams.active.len() >= limit {
             None
         } else {
-            streams.next_id += 1;
-            let sub_id = streams.next_id;
+            let sub_id = if shared.door == Door::HttpEvents {
+                // Each SSE response is a session of its own, and a client may hold several
+                // at once: their ids are unique in the process.
+                static NEXT: AtomicU64 = AtomicU64::new(1);
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            } else {
+                streams.next_id += 1;
+                streams.next_id
+            };
             streams.active.insert(sub_id, abort);
             Some(sub_id)
         }

@@ -3,8 +3,10 @@
 //!
 //! - [`ws`]: a WebSocket connection, either side (reader and writer tasks);
 //! - [`http`]: the server's HTTP endpoint: upgrades, JSON-RPC over POST, CORS;
+//! - [`http_client`]: a client's requests as POSTs (streams as server-sent events);
 //! - [`sse`]: the body of a POST answered with server-sent events (one stream).
 
 pub(crate) mod http;
+pub(crate) mod http_client;
 pub(crate) mod sse;
 pub(crate) mod ws;

@@ -1,0 +1,340 @@
+//! The client's HTTP door: a client made with an `http://` URL sends each request as one
+//! POST (keep-alive connections, pooled) and feeds the answer back into its session, so
+//! [`crate::Client`] and the generated clients work unchanged. A stream subscription's POST
+//! asks for server-sent events; its events carry the answer and the items; unsubscribing
+//! closes that response. Nothing can call this client back.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::future::AbortHandle;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::rt::TokioExecutor;
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_util::sync::CancellationToken;
+
+use super::ws::Started;
+use crate::codec::message::{classify_text, Incoming};
+use crate::config::ConnectionConfig;
+use crate::error::Error;
+use crate::session::peer::{CallFailure, CANCEL_METHOD};
+use crate::session::router::Router;
+use crate::session::{CloseReason, Door, Origin, Session};
+
+/// Where an HTTP client sends its requests.
+#[derive(Clone, Debug)]
+pub(crate) struct HttpTarget {
+    pub(crate) uri: Uri,
+    pub(crate) headers: HeaderMap,
+}
+
+type Pool = HttpClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+/// Requests on their way, to stop on `$/cancelRequest` or unsubscribe.
+#[derive(Default)]
+struct InFlight {
+    /// POSTs awaiting their answer, by request id.
+    calls: HashMap<u64, AbortHandle>,
+    /// Event streams, by subscription id (as JSON text).
+    streams: HashMap<Box<str>, AbortHandle>,
+}
+
+struct Shared {
+    target: HttpTarget,
+    pool: Pool,
+    session: Session,
+    limit: usize,
+    in_flight: Mutex<InFlight>,
+}
+
+impl Shared {
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, InFlight> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Start an HTTP client "connection": it lasts until `close` is cancelled.
+pub(crate) fn spawn(
+    target: HttpTarget,
+    config: Arc<ConnectionConfig>,
+    close: CancellationToken,
+) -> Started {
+    let (tx, mut rx) = mpsc::channel(config.send_queue);
+    let limit = config.max_message_size;
+    let session = Session::new(
+        config,
+        Router::new(),
+        Door::HttpClient,
+        Origin::default(),
+        tx,
+    );
+    let peer = session.peer().clone();
+    let pool = HttpClient::builder(TokioExecutor::new()).build_http();
+    let shared = Arc::new(Shared {
+        target,
+        pool,
+        session,
+        limit,
+        in_flight: Mutex::new(InFlight::default()),
+    });
+    let done = tokio::spawn(async move {
+        let reason = loop {
+            let msg = tokio::select! {
+                _ = close.cancelled() => break CloseReason::ClosedLocally,
+                msg = rx.recv() => msg,
+            };
+            match msg {
+                Some(Message::Text(frame)) => dispatch(&shared, frame),
+                Some(_) => {}
+                None => break CloseReason::ClosedLocally,
+            }
+        };
+        shared.session.end(&reason);
+        let stop: Vec<AbortHandle> = {
+            let in_flight = std::mem::take(&mut *shared.in_flight());
+            let calls = in_flight.calls.into_values();
+            calls.chain(in_flight.streams.into_values()).collect()
+        };
+        for abort in stop {
+            abort.abort();
+        }
+        reason
+    });
+    Started { peer, done }
+}
+
+/// One outgoing frame: a request or notification to POST, or a cancellation or
+/// unsubscription to carry out here.
+fn dispatch(shared: &Arc<Shared>, frame: Utf8Bytes) {
+    let (ids, local) = match classify_text(&frame) {
+        Ok(Incoming::Request { method, params, id }) => {
+            if method == CANCEL_METHOD {
+                cancel(shared, params);
+                return;
+            }
+            let id = id.and_then(|i| i.get().parse::<u64>().ok());
+            if let Some(sub) = method.strip_suffix(".unsubscribe").and(params) {
+                if unsubscribe(shared, sub) {
+                    // Answered here: the stream's response is closed, which stops it.
+                    (id.into_iter().collect::<Vec<_>>(), true)
+                } else {
+                    (id.into_iter().collect(), false)
+                }
+            } else {
+                (id.into_iter().collect(), false)
+            }
+        }
+        _ => (Vec::new(), false),
+    };
+    if local {
+        let session = shared.session.clone();
+        tokio::spawn(async move {
+            for id in ids {
+                let answer = format!(r#"{{"jsonrpc":"2.0","result":true,"id":{id}}}"#);
+                feed(&session, answer.into()).await;
+            }
+        });
+        return;
+    }
+    let (abort, registration) = AbortHandle::new_pair();
+    let id = ids.first().copied();
+    if let Some(id) = id {
+        shared.in_flight().calls.insert(id, abort.clone());
+    }
+    let task = {
+        let shared = shared.clone();
+        async move {
+            if let Err(failure) = post(&shared, frame, abort).await {
+                if let Some(id) = id {
+                    shared.session.peer().fail(id, CallFailure::Other(failure));
+                }
+            }
+            if let Some(id) = id {
+                shared.in_flight().calls.remove(&id);
+            }
+        }
+    };
+    tokio::spawn(futures_util::future::Abortable::new(task, registration));
+}
+
+/// `$/cancelRequest {"id": N}`: drop that POST. Its connection closes, and the server
+/// stops the handler.
+fn cancel(shared: &Shared, params: Option<&RawValue>) {
+    #[derive(serde::Deserialize)]
+    struct CancelParams {
+        id: u64,
+    }
+    let Some(p) = params.and_then(|p| serde_json::from_str::<CancelParams>(p.get()).ok()) else {
+        return;
+    };
+    if let Some(abort) = shared.in_flight().calls.remove(&p.id) {
+        abort.abort();
+    }
+}
+
+/// `M.unsubscribe [ID]`: close that stream's response. `false` if it is not open.
+fn unsubscribe(shared: &Shared, params: &RawValue) -> bool {
+    let Ok((id,)) = serde_json::from_str::<(&RawValue,)>(params.get()) else {
+        return false;
+    };
+    match shared.in_flight().streams.remove(id.get()) {
+        Some(abort) => {
+            abort.abort();
+            true
+        }
+        None => false,
+    }
+}
+
+/// Hand a frame from the server to the session (answers go to their pending calls,
+/// stream items to their subscriptions), in the order they came.
+async fn feed(session: &Session, frame: Utf8Bytes) {
+    // A client's HTTP session runs no handlers, so nothing here waits for room.
+    let _ = session
+        .handle_frame(&frame, &CancellationToken::new())
+        .await;
+}
+
+async fn post(shared: &Shared, frame: Utf8Bytes, abort: AbortHandle) -> Result<(), Error> {
+    let mut req = Request::post(shared.target.uri.clone())
+        .body(Full::new(Bytes::from(frame)))
+        .map_err(|e| http_error(None, e.to_string()))?;
+    let headers = req.headers_mut();
+    headers.extend(shared.target.headers.clone());
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::ACCEPT,
+        HeaderValue::from_static("application/json, text/event-stream"),
+    );
+    let resp =
+        shared.pool.request(req).await.map_err(|e| {
+            http_error(None, format!("{}: {}", shared.target.uri, source_chain(&e)))
+        })?;
+    let status = resp.status();
+    let events = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status == StatusCode::NO_CONTENT {
+        return Ok(());
+    }
+    if events && status == StatusCode::OK {
+        return read_events(shared, resp.into_body(), abort).await;
+    }
+    let body = Limited::new(resp.into_body(), shared.limit)
+        .collect()
+        .await
+        .map_err(|e| http_error(Some(status), format!("reading the answer: {e}")))?
+        .to_bytes();
+    // 200, and 400/413 with a JSON-RPC error: the answer goes to its call.
+    if json {
+        if let Ok(text) = Utf8Bytes::try_from(body.clone()) {
+            if text.trim_start().starts_with(['{', '[']) {
+                feed(&shared.session, text).await;
+                return Ok(());
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&body).trim().to_string();
+    Err(http_error(
+        Some(status),
+        format!(
+            "{status}{}",
+            if text.is_empty() {
+                String::new()
+            } else {
+                format!(": {text}")
+            }
+        ),
+    ))
+}
+
+/// The events of a stream's response, each a frame from the server.
+async fn read_events(
+    shared: &Shared,
+    mut body: hyper::body::Incoming,
+    abort: AbortHandle,
+) -> Result<(), Error> {
+    let mut buffer = String::new();
+    let mut sub_id: Option<Box<str>> = None;
+    loop {
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let data: Vec<&str> = block
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(|l| l.strip_prefix(' ').unwrap_or(l))
+                .collect();
+            if data.is_empty() {
+                continue;
+            }
+            let frame = Utf8Bytes::from(data.join("\n"));
+            if sub_id.is_none() {
+                // The first event answers the subscribe call with the subscription id.
+                if let Ok(Incoming::Response {
+                    outcome: Ok(id), ..
+                }) = classify_text(&frame)
+                {
+                    let id: Box<str> = id.get().into();
+                    shared.in_flight().streams.insert(id.clone(), abort.clone());
+                    sub_id = Some(id);
+                }
+            }
+            feed(&shared.session, frame).await;
+        }
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    buffer.push_str(&String::from_utf8_lossy(&data));
+                    if buffer.len() > shared.limit {
+                        break;
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                tracing::debug!("event stream failed: {e}");
+                break;
+            }
+            None => break,
+        }
+    }
+    if let Some(id) = sub_id {
+        shared.in_flight().streams.remove(&id);
+    }
+    Ok(())
+}
+
+#[cold]
+fn http_error(status: Option<StatusCode>, message: String) -> Error {
+    Error::Http {
+        status: status.map(|s| s.as_u16()),
+        message,
+    }
+}
+
+/// An error with its causes ("client error (Connect): tcp connect error: refused").
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
+}
