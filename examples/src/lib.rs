@@ -14,6 +14,8 @@ use wirecall::{Context, Fault, Items};
 
 use calculator::{CalcError, Calculator, CalculatorCallbacksClient, Stats};
 
+pub mod web;
+
 /// The calculator service, generated from `idl/calculator.wire`.
 pub mod calculator {
     wirecall::include_idl!("calculator");

@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 #[derive(Debug)]
 pub struct HttpConn {
     addr: SocketAddr,
+    path: String,
     send: SendRequest<Full<Bytes>>,
 }
 
@@ -48,7 +49,17 @@ impl HttpConn {
             .await
             .expect("HTTP handshake");
         tokio::spawn(conn);
-        HttpConn { addr, send }
+        HttpConn {
+            addr,
+            path: "/".into(),
+            send,
+        }
+    }
+
+    /// Send the requests to `path` (default `/`).
+    pub fn at(mut self, path: &str) -> HttpConn {
+        self.path = path.into();
+        self
     }
 
     /// Send a request and return the response with its body still streaming.
@@ -60,7 +71,7 @@ impl HttpConn {
     ) -> Response<Incoming> {
         let mut req = Request::builder()
             .method(method)
-            .uri("/")
+            .uri(self.path.as_str())
             .header("host", self.addr.to_string());
         for (k, v) in headers {
             req = req.header(*k, *v);
