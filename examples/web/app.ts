@@ -1,11 +1,17 @@
 // The example page: the generated TypeScript client against the calculator server.
-// Open index.html?server=ws://HOST:PORT (default ws://127.0.0.1:9000); see README.md.
+// Served by the `web` example, it calls `/rpc` on its own origin; elsewhere open
+// index.html?server=ws://HOST:PORT (default ws://127.0.0.1:9000). `&transport=http` makes
+// the client use HTTP POST instead of a WebSocket. See README.md.
 import * as wirecall from "./gen/wirecall.js";
 import { CalcError, CalculatorClient } from "./gen/calculator.js";
 
-const server = new URLSearchParams(location.search).get("server") ?? "ws://127.0.0.1:9000";
+const query = new URLSearchParams(location.search);
+const sameOrigin = location.protocol === "https:" ? `wss://${location.host}/rpc` : `ws://${location.host}/rpc`;
+const server = query.get("server") ?? (location.protocol.startsWith("http") ? sameOrigin : "ws://127.0.0.1:9000");
+const transport = query.get("transport") === "http" ? "http" : "auto";
 
 const client = wirecall.connect(server, {
+  transport,
   // The server's calls to this client (`client { confirm }` in calculator.wire).
   handlers: CalculatorClient.callbacks({
     confirm: (question) => window.confirm(question),

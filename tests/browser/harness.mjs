@@ -76,3 +76,45 @@ export async function waitFor(what, check, timeoutMs = 10_000) {
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+const webBin = process.env.WEB_BIN ?? path.join(root, "target/debug/web");
+
+/** The `web` example (axum: the page at `/`, the calculator at `/rpc`) as a child process. */
+export class WebApp {
+  #child;
+
+  constructor(port) {
+    this.port = port;
+    this.origin = `http://127.0.0.1:${port}`;
+  }
+
+  /** Starts it and waits for its `listening on http://` line. */
+  async start() {
+    const child = spawn(webBin, [`127.0.0.1:${this.port}`], { stdio: ["ignore", "pipe", "inherit"] });
+    let output = "";
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`web did not start: ${output}`)), 30_000);
+      child.stdout.on("data", (chunk) => {
+        output += chunk;
+        if (output.includes(`listening on ${this.origin}`)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.on("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`web exited with ${code}: ${output}`));
+      });
+    });
+    this.#child = child;
+  }
+
+  async kill() {
+    const child = this.#child;
+    this.#child = undefined;
+    if (child === undefined || child.exitCode !== null) return;
+    const exited = once(child, "exit");
+    child.kill("SIGKILL");
+    await exited;
+  }
+}

@@ -8,6 +8,8 @@
 #   2. The example page (examples/web) builds, and its committed build is current.
 #   3. The runtime under faults in Node.js, against the Rust calculator server.
 #   4. Headless Chromium drives the example page against the Rust calculator server.
+#   5. The same page served by the `web` example, WebSocket blocked: the client falls back
+#      to HTTP POST and server-sent events.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -23,10 +25,11 @@ tsc="$here/node_modules/.bin/tsc"
 "$tsc" --version
 
 step "build the CLI and the calculator server"
-cargo build -q -p wirecall-cli -p wirecall-examples --bin wirecall --bin calculator
+cargo build -q -p wirecall-cli -p wirecall-examples --bin wirecall --bin calculator --bin web
 target="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 wirecall="$target/debug/wirecall"
 export CALCULATOR_BIN="$target/debug/calculator"
+export WEB_BIN="$target/debug/web"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -55,3 +58,6 @@ node --experimental-websocket --test "$here/runtime.test.mjs"
 
 step "end to end in headless Chromium"
 node --test "$here/e2e.test.mjs"
+
+step "HTTP fallback in headless Chromium (WebSocket blocked), against the axum example"
+node --test "$here/http.test.mjs"

@@ -2,9 +2,12 @@
 // behaviour of the Rust client (see docs/PROTOCOL.md): call ids, per-call timeouts,
 // cancellation through AbortSignal (`$/cancelRequest`), reconnect with backoff, resent
 // `@idempotent` calls, resubscribing streams, and calls from the server to the client.
+// Where a WebSocket cannot be opened it falls back to JSON-RPC over HTTP POST (streams as
+// server-sent events), or uses HTTP when asked (`transport: "http"`).
 //
 // `wirecall gen ts` writes this file next to the generated code. It depends on nothing but
-// a WebSocket implementation: the browser's, Node.js 22's, or one passed in `ClientOptions`.
+// a WebSocket implementation (the browser's, Node.js 22's, or one passed in `ClientOptions`)
+// and, for HTTP, `fetch`.
 // Do not edit: change the generator's copy (wirecall-idl/src/ts/wirecall.ts) instead.
 
 /** Any JSON value: what the IDL's `json` type carries. */
@@ -160,6 +163,35 @@ export interface ClientOptions {
   onStateChange?: (state: ConnectionState, error?: Error) => void;
   /** The WebSocket class to use (default: `globalThis.WebSocket`). */
   WebSocket?: WebSocketConstructor;
+  /**
+   * How to reach the server: `"auto"` (default) opens a WebSocket and, when one cannot be
+   * opened, falls back to HTTP POST for that connection; `"websocket"` never uses HTTP;
+   * `"http"` always does. An `http(s)://` URL means `"http"`; `ws(s)://` URLs map to
+   * `http(s)://` for HTTP. Over HTTP the server cannot call the client.
+   */
+  transport?: "auto" | "websocket" | "http";
+  /** The `fetch` function to use over HTTP (default: `globalThis.fetch`). */
+  fetch?: FetchLike;
+}
+
+/** The part of `fetch` the runtime uses (the browser's, Node.js 18+'s). */
+export type FetchLike = (
+  url: string,
+  init: { method: string; headers: { [name: string]: string }; body: string; signal?: unknown },
+) => Promise<FetchResponseLike>;
+
+/** The part of a `fetch` response the runtime uses. */
+export interface FetchResponseLike {
+  readonly status: number;
+  readonly headers: { get(name: string): string | null };
+  readonly body: { getReader(): ByteReader } | null;
+  text(): Promise<string>;
+}
+
+/** The part of a `ReadableStreamDefaultReader` the runtime uses. */
+export interface ByteReader {
+  read(): Promise<{ done: boolean; value?: Uint8Array }>;
+  cancel(): Promise<void>;
 }
 
 /** The part of `AbortSignal` the runtime uses. */
@@ -228,7 +260,7 @@ export class Client implements Caller {
   readonly #urls: string[];
   #urlIndex = 0;
   readonly #options: ClientOptions;
-  readonly #WebSocket: WebSocketConstructor;
+  readonly #WebSocket: WebSocketConstructor | undefined;
   #socket: WebSocketLike | undefined;
   #state: ConnectionState = "connecting";
   #attempts = 0;
@@ -253,7 +285,7 @@ export class Client implements Caller {
     this.#options = options;
     const ctor =
       options.WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket;
-    if (ctor === undefined) {
+    if (ctor === undefined && options.transport === "websocket") {
       throw new TypeError("connect: no WebSocket implementation; pass one as `options.WebSocket`");
     }
     this.#WebSocket = ctor;
@@ -505,14 +537,38 @@ export class Client implements Caller {
   #open(): void {
     const url = this.#urls[this.#urlIndex % this.#urls.length] as string;
     this.#urlIndex++;
+    const transport = /^https?:/i.test(url) ? "http" : this.#options.transport ?? "auto";
+    if (transport === "http" || this.#WebSocket === undefined) {
+      this.#attach(new HttpSocket(httpUrl(url), this.#fetch()), url);
+      return;
+    }
     let socket: WebSocketLike;
     try {
       socket = new this.#WebSocket(url, this.#options.protocols ?? ["jsonrpc-2.0"]);
     } catch (e) {
+      if (transport === "auto") {
+        // No WebSocket here (blocked, or not allowed): HTTP instead.
+        this.#attach(new HttpSocket(httpUrl(url), this.#fetch()), url);
+        return;
+      }
       // A malformed URL: nothing to retry.
       this.#shutDown(new ClosedError(`cannot connect to ${url}: ${String(e)}`));
       return;
     }
+    this.#attach(socket, url, transport === "auto");
+  }
+
+  #fetch(): FetchLike {
+    const f = this.#options.fetch ?? (globalThis as unknown as { fetch?: FetchLike }).fetch;
+    if (f === undefined) throw new TypeError("connect: HTTP needs `fetch`; pass one as `options.fetch`");
+    return f;
+  }
+
+  /**
+   * Runs the connection over `socket`. With `fallBack`, a WebSocket that cannot be opened
+   * is replaced by HTTP for this attempt.
+   */
+  #attach(socket: WebSocketLike, url: string, fallBack = false): void {
     this.#socket = socket;
     let opened = false;
     const handshake = timers.setTimeout(() => {
@@ -539,6 +595,10 @@ export class Client implements Caller {
         socket.close();
       } catch {
         // Already closed.
+      }
+      if (!opened && fallBack) {
+        this.#attach(new HttpSocket(httpUrl(url), this.#fetch()), url);
+        return;
       }
       this.#lost(new DisconnectedError(why));
     };
@@ -700,6 +760,189 @@ export class Client implements Caller {
         return { jsonrpc: "2.0", error, id };
       },
     );
+  }
+}
+
+/** `ws://h/p` → `http://h/p`, `wss://` → `https://`; HTTP URLs as they are. */
+function httpUrl(url: string): string {
+  return url.replace(/^ws(s?):/i, "http$1:");
+}
+
+interface AbortControllerLike {
+  readonly signal: unknown;
+  abort(): void;
+}
+
+interface TextDecoderLike {
+  decode(bytes?: Uint8Array, options?: { stream?: boolean }): string;
+}
+
+const web = globalThis as unknown as {
+  AbortController: new () => AbortControllerLike;
+  TextDecoder: new () => TextDecoderLike;
+};
+
+/**
+ * JSON-RPC over HTTP behind the WebSocket interface the client uses: each request is one
+ * POST whose answer comes back as a message; a stream's POST asks for server-sent events,
+ * each event a message. `$/cancelRequest` aborts that POST; unsubscribing closes that
+ * stream's response (which stops it on the server). It "opens" once the server answers a
+ * probe, and "closes" when a POST fails or the server answers with an HTTP error.
+ */
+class HttpSocket implements WebSocketLike {
+  readyState = 0;
+  readonly protocol = "";
+  onopen: ((event: unknown) => void) | null = null;
+  onclose: ((event: { code: number; reason: string }) => void) | null = null;
+  onerror: ((event: unknown) => void) | null = null;
+  onmessage: ((event: { data: unknown }) => void) | null = null;
+  readonly #url: string;
+  readonly #fetch: FetchLike;
+  /** POSTs awaiting their answer, by request id. */
+  readonly #calls = new Map<number, AbortControllerLike>();
+  /** Open event streams, by subscription id. */
+  readonly #streams = new Map<string, AbortControllerLike>();
+  readonly #all = new Set<AbortControllerLike>();
+  /** Requests this side stopped on purpose: their abort is not a failure. */
+  readonly #dropped = new Set<AbortControllerLike>();
+
+  constructor(url: string, fetch: FetchLike) {
+    this.#url = url;
+    // Called as a plain function: a browser's `fetch` refuses any other `this`.
+    this.#fetch = (target, init) => fetch(target, init);
+    // The probe: an empty batch, which any JSON-RPC server answers with one error.
+    void this.#request("[]", undefined).then((answered) => {
+      if (answered && this.readyState === 0) {
+        this.readyState = OPEN;
+        this.onopen?.({});
+      }
+    });
+  }
+
+  send(frame: string): void {
+    if (this.readyState !== OPEN) return;
+    let message: { method?: unknown; params?: unknown; id?: unknown } | undefined;
+    try {
+      message = JSON.parse(frame) as typeof message;
+    } catch {
+      return;
+    }
+    const params = message?.params;
+    if (message?.method === "$/cancelRequest" && typeof params === "object" && params !== null) {
+      const id = (params as { id?: unknown }).id;
+      const call = typeof id === "number" ? this.#calls.get(id) : undefined;
+      if (call !== undefined) this.#drop(call);
+      return;
+    }
+    if (typeof message?.method === "string" && message.method.endsWith(".unsubscribe") && Array.isArray(params)) {
+      const key = subscriptionKey(params[0]);
+      const stream = key === undefined ? undefined : this.#streams.get(key);
+      if (stream !== undefined && key !== undefined) {
+        this.#streams.delete(key);
+        this.#drop(stream);
+        if ("id" in message) this.#deliver(JSON.stringify({ jsonrpc: "2.0", result: true, id: message.id }));
+        return;
+      }
+    }
+    void this.#request(frame, typeof message?.id === "number" ? message.id : undefined);
+  }
+
+  close(code = 1000, reason = ""): void {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    for (const controller of [...this.#all]) this.#drop(controller);
+    timers.setTimeout(() => this.onclose?.({ code, reason }), 0);
+  }
+
+  /** POSTs `frame`; delivers its answer. `false` if the connection failed meanwhile. */
+  async #request(frame: string, id: number | undefined): Promise<boolean> {
+    const controller = new web.AbortController();
+    this.#all.add(controller);
+    if (id !== undefined) this.#calls.set(id, controller);
+    try {
+      const response = await this.#fetch(this.#url, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+        body: frame,
+        signal: controller.signal,
+      });
+      const type = response.headers.get("content-type") ?? "";
+      if (response.status === 204) return true;
+      if (response.status === 200 && type.startsWith("text/event-stream") && response.body !== null) {
+        await this.#events(response.body.getReader(), controller);
+        return true;
+      }
+      const text = await response.text();
+      if (type.startsWith("application/json") && /^\s*[[{]/.test(text)) {
+        this.#deliver(text);
+        return true;
+      }
+      this.#fail(`${this.#url} answered HTTP ${response.status}${text.trim() ? `: ${text.trim()}` : ""}`);
+      return false;
+    } catch (e) {
+      // Aborted on purpose (cancel, unsubscribe, close): not a failure.
+      if (this.#dropped.has(controller)) return true;
+      this.#fail(`POST to ${this.#url} failed: ${String(e)}`);
+      return false;
+    } finally {
+      this.#all.delete(controller);
+      this.#dropped.delete(controller);
+      if (id !== undefined && this.#calls.get(id) === controller) this.#calls.delete(id);
+    }
+  }
+
+  #drop(controller: AbortControllerLike): void {
+    this.#dropped.add(controller);
+    controller.abort();
+  }
+
+  /** Reads a stream's events; the first answers the subscribe call with its id. */
+  async #events(reader: ByteReader, controller: AbortControllerLike): Promise<void> {
+    const decoder = new web.TextDecoder();
+    let buffer = "";
+    let key: string | undefined;
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = block
+            .split("\n")
+            .filter((line) => line.startsWith("data:"))
+            .map((line) => line.slice(line.startsWith("data: ") ? 6 : 5))
+            .join("\n");
+          if (data === "") continue;
+          if (key === undefined) {
+            try {
+              const answer = JSON.parse(data) as { result?: unknown };
+              key = subscriptionKey(answer.result);
+              if (key !== undefined) this.#streams.set(key, controller);
+            } catch {
+              // Not JSON: delivered as it is, and ignored by the client.
+            }
+          }
+          this.#deliver(data);
+        }
+      }
+    } finally {
+      if (key !== undefined && this.#streams.get(key) === controller) this.#streams.delete(key);
+      void reader.cancel().catch(() => undefined);
+    }
+  }
+
+  #deliver(text: string): void {
+    if (this.readyState === OPEN) this.onmessage?.({ data: text });
+  }
+
+  #fail(reason: string): void {
+    if (this.readyState === 3) return;
+    const opened = this.readyState === OPEN;
+    this.readyState = 3;
+    for (const controller of [...this.#all]) this.#drop(controller);
+    this.onclose?.({ code: opened ? 1006 : 1002, reason });
   }
 }
 

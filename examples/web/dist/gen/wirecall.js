@@ -2,9 +2,12 @@
 // behaviour of the Rust client (see docs/PROTOCOL.md): call ids, per-call timeouts,
 // cancellation through AbortSignal (`$/cancelRequest`), reconnect with backoff, resent
 // `@idempotent` calls, resubscribing streams, and calls from the server to the client.
+// Where a WebSocket cannot be opened it falls back to JSON-RPC over HTTP POST (streams as
+// server-sent events), or uses HTTP when asked (`transport: "http"`).
 //
 // `wirecall gen ts` writes this file next to the generated code. It depends on nothing but
-// a WebSocket implementation: the browser's, Node.js 22's, or one passed in `ClientOptions`.
+// a WebSocket implementation (the browser's, Node.js 22's, or one passed in `ClientOptions`)
+// and, for HTTP, `fetch`.
 // Do not edit: change the generator's copy (wirecall-idl/src/ts/wirecall.ts) instead.
 /** Error codes the runtime uses (JSON-RPC 2.0's and wirecall's own). */
 export const ErrorCode = {
@@ -119,7 +122,7 @@ export class Client {
             throw new TypeError("connect: no URL given");
         this.#options = options;
         const ctor = options.WebSocket ?? globalThis.WebSocket;
-        if (ctor === undefined) {
+        if (ctor === undefined && options.transport === "websocket") {
             throw new TypeError("connect: no WebSocket implementation; pass one as `options.WebSocket`");
         }
         this.#WebSocket = ctor;
@@ -357,15 +360,38 @@ export class Client {
     #open() {
         const url = this.#urls[this.#urlIndex % this.#urls.length];
         this.#urlIndex++;
+        const transport = /^https?:/i.test(url) ? "http" : this.#options.transport ?? "auto";
+        if (transport === "http" || this.#WebSocket === undefined) {
+            this.#attach(new HttpSocket(httpUrl(url), this.#fetch()), url);
+            return;
+        }
         let socket;
         try {
             socket = new this.#WebSocket(url, this.#options.protocols ?? ["jsonrpc-2.0"]);
         }
         catch (e) {
+            if (transport === "auto") {
+                // No WebSocket here (blocked, or not allowed): HTTP instead.
+                this.#attach(new HttpSocket(httpUrl(url), this.#fetch()), url);
+                return;
+            }
             // A malformed URL: nothing to retry.
             this.#shutDown(new ClosedError(`cannot connect to ${url}: ${String(e)}`));
             return;
         }
+        this.#attach(socket, url, transport === "auto");
+    }
+    #fetch() {
+        const f = this.#options.fetch ?? globalThis.fetch;
+        if (f === undefined)
+            throw new TypeError("connect: HTTP needs `fetch`; pass one as `options.fetch`");
+        return f;
+    }
+    /**
+     * Runs the connection over `socket`. With `fallBack`, a WebSocket that cannot be opened
+     * is replaced by HTTP for this attempt.
+     */
+    #attach(socket, url, fallBack = false) {
         this.#socket = socket;
         let opened = false;
         const handshake = timers.setTimeout(() => {
@@ -397,6 +423,10 @@ export class Client {
             }
             catch {
                 // Already closed.
+            }
+            if (!opened && fallBack) {
+                this.#attach(new HttpSocket(httpUrl(url), this.#fetch()), url);
+                return;
             }
             this.#lost(new DisconnectedError(why));
         };
@@ -570,6 +600,187 @@ export class Client {
             const error = e instanceof RpcError ? e.toJSON() : { code: ErrorCode.InternalError, message: "Internal error", data: String(e) };
             return { jsonrpc: "2.0", error, id };
         });
+    }
+}
+/** `ws://h/p` → `http://h/p`, `wss://` → `https://`; HTTP URLs as they are. */
+function httpUrl(url) {
+    return url.replace(/^ws(s?):/i, "http$1:");
+}
+const web = globalThis;
+/**
+ * JSON-RPC over HTTP behind the WebSocket interface the client uses: each request is one
+ * POST whose answer comes back as a message; a stream's POST asks for server-sent events,
+ * each event a message. `$/cancelRequest` aborts that POST; unsubscribing closes that
+ * stream's response (which stops it on the server). It "opens" once the server answers a
+ * probe, and "closes" when a POST fails or the server answers with an HTTP error.
+ */
+class HttpSocket {
+    readyState = 0;
+    protocol = "";
+    onopen = null;
+    onclose = null;
+    onerror = null;
+    onmessage = null;
+    #url;
+    #fetch;
+    /** POSTs awaiting their answer, by request id. */
+    #calls = new Map();
+    /** Open event streams, by subscription id. */
+    #streams = new Map();
+    #all = new Set();
+    /** Requests this side stopped on purpose: their abort is not a failure. */
+    #dropped = new Set();
+    constructor(url, fetch) {
+        this.#url = url;
+        // Called as a plain function: a browser's `fetch` refuses any other `this`.
+        this.#fetch = (target, init) => fetch(target, init);
+        // The probe: an empty batch, which any JSON-RPC server answers with one error.
+        void this.#request("[]", undefined).then((answered) => {
+            if (answered && this.readyState === 0) {
+                this.readyState = OPEN;
+                this.onopen?.({});
+            }
+        });
+    }
+    send(frame) {
+        if (this.readyState !== OPEN)
+            return;
+        let message;
+        try {
+            message = JSON.parse(frame);
+        }
+        catch {
+            return;
+        }
+        const params = message?.params;
+        if (message?.method === "$/cancelRequest" && typeof params === "object" && params !== null) {
+            const id = params.id;
+            const call = typeof id === "number" ? this.#calls.get(id) : undefined;
+            if (call !== undefined)
+                this.#drop(call);
+            return;
+        }
+        if (typeof message?.method === "string" && message.method.endsWith(".unsubscribe") && Array.isArray(params)) {
+            const key = subscriptionKey(params[0]);
+            const stream = key === undefined ? undefined : this.#streams.get(key);
+            if (stream !== undefined && key !== undefined) {
+                this.#streams.delete(key);
+                this.#drop(stream);
+                if ("id" in message)
+                    this.#deliver(JSON.stringify({ jsonrpc: "2.0", result: true, id: message.id }));
+                return;
+            }
+        }
+        void this.#request(frame, typeof message?.id === "number" ? message.id : undefined);
+    }
+    close(code = 1000, reason = "") {
+        if (this.readyState === 3)
+            return;
+        this.readyState = 3;
+        for (const controller of [...this.#all])
+            this.#drop(controller);
+        timers.setTimeout(() => this.onclose?.({ code, reason }), 0);
+    }
+    /** POSTs `frame`; delivers its answer. `false` if the connection failed meanwhile. */
+    async #request(frame, id) {
+        const controller = new web.AbortController();
+        this.#all.add(controller);
+        if (id !== undefined)
+            this.#calls.set(id, controller);
+        try {
+            const response = await this.#fetch(this.#url, {
+                method: "POST",
+                headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+                body: frame,
+                signal: controller.signal,
+            });
+            const type = response.headers.get("content-type") ?? "";
+            if (response.status === 204)
+                return true;
+            if (response.status === 200 && type.startsWith("text/event-stream") && response.body !== null) {
+                await this.#events(response.body.getReader(), controller);
+                return true;
+            }
+            const text = await response.text();
+            if (type.startsWith("application/json") && /^\s*[[{]/.test(text)) {
+                this.#deliver(text);
+                return true;
+            }
+            this.#fail(`${this.#url} answered HTTP ${response.status}${text.trim() ? `: ${text.trim()}` : ""}`);
+            return false;
+        }
+        catch (e) {
+            // Aborted on purpose (cancel, unsubscribe, close): not a failure.
+            if (this.#dropped.has(controller))
+                return true;
+            this.#fail(`POST to ${this.#url} failed: ${String(e)}`);
+            return false;
+        }
+        finally {
+            this.#all.delete(controller);
+            this.#dropped.delete(controller);
+            if (id !== undefined && this.#calls.get(id) === controller)
+                this.#calls.delete(id);
+        }
+    }
+    #drop(controller) {
+        this.#dropped.add(controller);
+        controller.abort();
+    }
+    /** Reads a stream's events; the first answers the subscribe call with its id. */
+    async #events(reader, controller) {
+        const decoder = new web.TextDecoder();
+        let buffer = "";
+        let key;
+        try {
+            for (;;) {
+                const { done, value } = await reader.read();
+                if (done)
+                    break;
+                buffer += decoder.decode(value, { stream: true });
+                for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
+                    const block = buffer.slice(0, end);
+                    buffer = buffer.slice(end + 2);
+                    const data = block
+                        .split("\n")
+                        .filter((line) => line.startsWith("data:"))
+                        .map((line) => line.slice(line.startsWith("data: ") ? 6 : 5))
+                        .join("\n");
+                    if (data === "")
+                        continue;
+                    if (key === undefined) {
+                        try {
+                            const answer = JSON.parse(data);
+                            key = subscriptionKey(answer.result);
+                            if (key !== undefined)
+                                this.#streams.set(key, controller);
+                        }
+                        catch {
+                            // Not JSON: delivered as it is, and ignored by the client.
+                        }
+                    }
+                    this.#deliver(data);
+                }
+            }
+        }
+        finally {
+            if (key !== undefined && this.#streams.get(key) === controller)
+                this.#streams.delete(key);
+            void reader.cancel().catch(() => undefined);
+        }
+    }
+    #deliver(text) {
+        if (this.readyState === OPEN)
+            this.onmessage?.({ data: text });
+    }
+    #fail(reason) {
+        if (this.readyState === 3)
+            return;
+        const opened = this.readyState === OPEN;
+        this.readyState = 3;
+        for (const controller of [...this.#all])
+            this.#drop(controller);
+        this.onclose?.({ code: opened ? 1006 : 1002, reason });
     }
 }
 function decodeArgs(handler, params) {
