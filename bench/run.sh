@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Benchmark wirecall against jsonrpsee and a minimal tokio-tungstenite responder.
+# Benchmark wirecall against jsonrpsee and minimal responders (tokio-tungstenite for
+# WebSocket, hyper for JSON-RPC over HTTP POST).
 #
 #   bench/run.sh [SECONDS] [REPEAT]
 #
@@ -61,8 +62,15 @@ for impl in minimal wirecall jsonrpsee; do
   gen "$impl/fan-in"    --conns 32 --inflight 16
   gen "$impl/payload"   --conns 8  --inflight 8 --method echo --payload 16384
   taskset -c "$GEN_CORE" "$BIN/loadgen" --url "$URL" --idle 2000 --server-pid "$SERVER_PID" --label "$impl/idle" | tee -a "$RESULTS"
+  if [ "$impl" != minimal ]; then
+    # JSON-RPC over HTTP POST on the same port: 32 keep-alive connections.
+    URL="${URL/ws:/http:}" gen "$impl/http" --conns 32 --inflight 1
+  fi
   stop_server
 done
+start_server minimal-http
+URL="${URL/ws:/http:}" gen "minimal/http" --conns 32 --inflight 1
+stop_server
 
 start_server minimal
 for client in wirecall jsonrpsee; do
@@ -108,9 +116,12 @@ for scen, metric, key in [
     ("fan-in (32×16)", "p99 µs", "p99_us"),
     ("payload (8×8, echo 16 KiB)", "req/s", "rps"),
     ("idle (2 000 conns)", "bytes/conn", "bytes_per_connection"),
+    ("HTTP POST (32 keep-alive conns)", "req/s", "rps"),
+    ("HTTP POST (32 keep-alive conns)", "p99 µs", "p99_us"),
 ]:
     name = {"seq (1×1)": "seq", "pipelined (1×64)": "pipelined", "fan-in (32×16)": "fan-in",
-            "payload (8×8, echo 16 KiB)": "payload", "idle (2 000 conns)": "idle"}[scen]
+            "payload (8×8, echo 16 KiB)": "payload", "idle (2 000 conns)": "idle",
+            "HTTP POST (32 keep-alive conns)": "http"}[scen]
     vals = [by.get(f"{i}/{name}", {}).get(key) for i in impls]
     cells = [fmt(v) if v is not None else "–" for v in vals]
     m, w, j = vals

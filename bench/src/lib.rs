@@ -22,6 +22,8 @@ pub enum Impl {
     Jsonrpsee,
     /// A minimal JSON-RPC responder on tokio-tungstenite.
     Minimal,
+    /// A minimal JSON-RPC over HTTP responder on hyper (POST only).
+    MinimalHttp,
 }
 
 /// Serve `imp` on `addr` until the process ends; returns the bound address through
@@ -80,8 +82,36 @@ pub async fn serve(imp: Impl, addr: &str, ready: impl FnOnce(SocketAddr)) -> std
                 tokio::spawn(minimal_connection(tcp));
             }
         }
+        Impl::MinimalHttp => {
+            let listener = TcpListener::bind(addr).await?;
+            ready(listener.local_addr()?);
+            loop {
+                let (tcp, _) = listener.accept().await?;
+                let _ = tcp.set_nodelay(true);
+                tokio::spawn(minimal_http_connection(tcp));
+            }
+        }
     }
     Ok(())
+}
+
+/// The practical limit over HTTP: hyper's HTTP/1.1 server, read the body, answer.
+async fn minimal_http_connection(tcp: tokio::net::TcpStream) {
+    use http_body_util::{BodyExt, Full};
+    let service = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async {
+        let body = req.into_body().collect().await?.to_bytes();
+        let mut out = String::new();
+        answer(std::str::from_utf8(&body).unwrap_or(""), &mut out);
+        let mut resp = hyper::Response::new(Full::new(bytes::Bytes::from(out)));
+        resp.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/json"),
+        );
+        Ok::<_, hyper::Error>(resp)
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+        .await;
 }
 
 /// A JSON-RPC request, borrowed.

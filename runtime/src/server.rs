@@ -23,7 +23,9 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::config::{self, ConnectionConfig};
+use crate::session::peer::Peer;
 use crate::session::router::Router;
+use crate::session::HTTP_PEER;
 use crate::transport::http::{Endpoint, HandshakeHook, Refusal, ResponseBody, Slot, Source};
 
 /// Configures and starts a server. Every setting has the default of `docs/PROTOCOL.md`.
@@ -221,6 +223,7 @@ impl ServerBuilder {
             shutdown: CancellationToken::new(),
             close: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            http_peer: Peer::detached(HTTP_PEER),
         })
     }
 }

@@ -5,7 +5,11 @@
 //! ```text
 //! loadgen --url ws://127.0.0.1:9000 --conns 32 --inflight 16 --method add --seconds 5
 //! loadgen --url ws://127.0.0.1:9000 --idle 2000 --server-pid 1234   # idle memory
+//! loadgen --url http://127.0.0.1:9000 --conns 32                     # HTTP POST, keep-alive
 //! ```
+//! With an `http://` URL each connection is an HTTP/1.1 keep-alive connection with one
+//! POST in flight (HTTP/1.1 has no multiplexing), which is how JSON-RPC-over-HTTP clients
+//! use it.
 //! Prints one JSON object per run.
 
 use std::sync::Arc;
@@ -80,11 +84,15 @@ impl Template {
     }
 
     fn request(&self, id: u64) -> Message {
+        Message::text(self.text(id))
+    }
+
+    fn text(&self, id: u64) -> String {
         let mut s = String::with_capacity(self.prefix.len() + 24);
         s.push_str(&self.prefix);
         s.push_str(&id.to_string());
         s.push('}');
-        Message::text(s)
+        s
     }
 }
 
@@ -174,6 +182,103 @@ async fn connection(
     stats
 }
 
+/// One HTTP/1.1 keep-alive connection: POST, wait for the answer, check it, repeat. The
+/// requests are written as bytes and the answers parsed by hand (status line,
+/// `content-length`), so the generator costs little next to the server it measures.
+async fn http_connection(
+    args: Arc<Args>,
+    template: Arc<Template>,
+    start: Instant,
+    end: Instant,
+) -> ConnStats {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = args.url.strip_prefix("http://").expect("an http:// URL");
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let mut tcp = tokio::net::TcpStream::connect(authority)
+        .await
+        .expect("connect");
+    let _ = tcp.set_nodelay(true);
+    let mut stats = ConnStats {
+        done: 0,
+        errors: 0,
+        hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
+    };
+    let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut req: Vec<u8> = Vec::with_capacity(512);
+    let mut id = 0u64;
+    'requests: loop {
+        let sent = Instant::now();
+        if sent >= end {
+            break;
+        }
+        let body = template.text(id);
+        id += 1;
+        req.clear();
+        req.extend_from_slice(
+            format!(
+                "POST {path} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        req.extend_from_slice(body.as_bytes());
+        if tcp.write_all(&req).await.is_err() {
+            stats.errors += 1;
+            break;
+        }
+        buf.clear();
+        let (head_end, body_len) = loop {
+            if let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = std::str::from_utf8(&buf[..head_end]).unwrap_or("");
+                let ok = head.starts_with("HTTP/1.1 200");
+                let len = head.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                });
+                match (ok, len) {
+                    (true, Some(len)) => break (head_end + 4, len),
+                    _ => {
+                        stats.errors += 1;
+                        break 'requests;
+                    }
+                }
+            }
+            match tcp.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    stats.errors += 1;
+                    break 'requests;
+                }
+                Ok(_) => {}
+            }
+        };
+        while buf.len() < head_end + body_len {
+            match tcp.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    stats.errors += 1;
+                    break 'requests;
+                }
+                Ok(_) => {}
+            }
+        }
+        let now = Instant::now();
+        match serde_json::from_slice::<Reply<'_>>(&buf[head_end..head_end + body_len]) {
+            Ok(r) if r.result.map(|v| v.get()) == Some(template.expected.as_str()) => {
+                if now >= start && now < end {
+                    stats.done += 1;
+                    let micros = now.duration_since(sent).as_micros().max(1) as u64;
+                    let _ = stats.hist.record(micros);
+                }
+            }
+            _ => stats.errors += 1,
+        }
+    }
+    stats
+}
+
 async fn idle(args: &Args, n: usize) {
     let pid = args
         .server_pid
@@ -213,8 +318,16 @@ fn main() {
         let start = begin + Duration::from_secs_f64(args.warmup);
         let end = start + Duration::from_secs_f64(args.seconds);
         let cpu_start = wirecall_bench::cpu_time();
+        let http = args.url.starts_with("http://");
         let tasks: Vec<_> = (0..args.conns)
-            .map(|_| tokio::spawn(connection(args.clone(), template.clone(), start, end)))
+            .map(|_| {
+                let (args, template) = (args.clone(), template.clone());
+                if http {
+                    tokio::spawn(http_connection(args, template, start, end).boxed())
+                } else {
+                    tokio::spawn(connection(args, template, start, end).boxed())
+                }
+            })
             .collect();
         let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
         let (mut done, mut errors) = (0, 0);

@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures_util::future::AbortHandle;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_tungstenite::tungstenite::http::{Extensions, HeaderMap};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
@@ -112,6 +112,14 @@ struct Streams {
     active: HashMap<u64, AbortHandle>,
 }
 
+/// Where a session's outgoing frames go.
+enum Outgoing {
+    /// A queue the transport drains (WebSocket writer, event stream, HTTP client).
+    Queue(mpsc::Sender<Message>),
+    /// The one answer of a POST (a response or a batch array).
+    Answer(Mutex<Option<oneshot::Sender<String>>>),
+}
+
 /// What the session's parts (dispatch, handler tasks, streams) share.
 struct Shared {
     config: Arc<ConnectionConfig>,
@@ -119,12 +127,13 @@ struct Shared {
     door: Door,
     ctx: Context,
     peer: Peer,
+    outgoing: Outgoing,
     in_flight: Arc<Semaphore>,
     running: Mutex<Running>,
     streams: Mutex<Streams>,
     /// Cancelled when the first stream this side serves has ended (its last frame queued):
-    /// the end of an SSE response, which carries one stream.
-    stream_ended: CancellationToken,
+    /// the end of an SSE response, which carries one stream. Only there.
+    stream_ended: Option<CancellationToken>,
 }
 
 impl Shared {
@@ -146,7 +155,8 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// A session whose outgoing frames go to `tx`.
+    /// A session whose outgoing frames go to `tx`: a WebSocket, an event stream, or a
+    /// client's HTTP requests.
     pub(crate) fn new(
         config: Arc<ConnectionConfig>,
         router: Router,
@@ -155,16 +165,49 @@ impl Session {
         tx: mpsc::Sender<Message>,
     ) -> Session {
         let peer = Peer::new(
-            tx,
+            tx.clone(),
             config.call_timeout,
             config.max_message_size,
             config.subscription_buffer,
         );
-        if matches!(door, Door::HttpPost | Door::HttpEvents) {
-            // Nobody listens for requests on an HTTP response: server→client calls fail
-            // at once, saying why.
-            peer.close("server→client calls need a WebSocket connection; this call came over HTTP");
+        if door == Door::HttpEvents {
+            peer.close(HTTP_PEER);
         }
+        let stream_ended = (door == Door::HttpEvents).then(CancellationToken::new);
+        Self::with(
+            config,
+            router,
+            door,
+            origin,
+            peer,
+            Outgoing::Queue(tx),
+            stream_ended,
+        )
+    }
+
+    /// A session for one POST: its one answer comes out of the receiver. `peer` is the
+    /// endpoint's [`Peer::detached`] one: nothing can be called back over HTTP.
+    pub(crate) fn answering(
+        config: Arc<ConnectionConfig>,
+        router: Router,
+        origin: Origin,
+        peer: Peer,
+    ) -> (Session, oneshot::Receiver<String>) {
+        let (tx, rx) = oneshot::channel();
+        let outgoing = Outgoing::Answer(Mutex::new(Some(tx)));
+        let session = Self::with(config, router, Door::HttpPost, origin, peer, outgoing, None);
+        (session, rx)
+    }
+
+    fn with(
+        config: Arc<ConnectionConfig>,
+        router: Router,
+        door: Door,
+        origin: Origin,
+        peer: Peer,
+        outgoing: Outgoing,
+        stream_ended: Option<CancellationToken>,
+    ) -> Session {
         let ctx = Context::new(
             ConnectionId::next(),
             origin.remote_addr,
@@ -180,9 +223,10 @@ impl Session {
                 door,
                 ctx,
                 peer,
+                outgoing,
                 running: Mutex::new(Running::default()),
                 streams: Mutex::new(Streams::default()),
-                stream_ended: CancellationToken::new(),
+                stream_ended,
             }),
         }
     }
@@ -208,14 +252,17 @@ impl Session {
     /// Cancelled when the first stream this side serves has ended; its last frame is
     /// queued by then.
     pub(crate) fn stream_ended(&self) -> CancellationToken {
-        self.shared.stream_ended.clone()
+        self.shared.stream_ended.clone().unwrap_or_default()
     }
 
     /// The session is over: fail this side's pending calls, abort running handlers and
     /// streams. Their answers are not sent.
     pub(crate) fn end(&self, reason: &CloseReason) {
         let shared = &*self.shared;
-        shared.peer.close(&reason.to_string());
+        if shared.door != Door::HttpPost {
+            // (A POST's peer is the endpoint's, closed from the start.)
+            shared.peer.close(&reason.to_string());
+        }
         let running: Vec<_> = shared
             .running()
             .calls
@@ -237,14 +284,28 @@ impl Session {
     }
 }
 
+/// Why a session over HTTP cannot call its client.
+pub(crate) const HTTP_PEER: &str =
+    "server→client calls need a WebSocket connection; this call came over HTTP";
+
 /// Queue a frame. Usually the queue has room: no need to set up a wait. If the transport
 /// is gone, its reader notices the connection closing.
 async fn send(shared: &Shared, frame: String) {
-    let tx = shared.peer.sender();
-    match tx.try_send(Message::Text(frame.into())) {
-        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-        Err(mpsc::error::TrySendError::Full(msg)) => {
-            let _ = tx.send(msg).await;
+    match &shared.outgoing {
+        Outgoing::Queue(tx) => match tx.try_send(Message::Text(frame.into())) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(msg)) => {
+                let _ = tx.send(msg).await;
+            }
+        },
+        Outgoing::Answer(slot) => {
+            let tx = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+            match tx {
+                Some(tx) => {
+                    let _ = tx.send(frame);
+                }
+                None => tracing::debug!("a second frame for a POST's one answer, dropped"),
+            }
         }
     }
 }

@@ -138,6 +138,15 @@ impl Peer {
         }
     }
 
+    /// A peer that nobody is at the other end of (an HTTP request's): every call fails at
+    /// once with `Disconnected(reason)`.
+    pub(crate) fn detached(reason: &str) -> Self {
+        let (tx, _) = mpsc::channel(1);
+        let peer = Peer::new(tx, Duration::ZERO, usize::MAX, 1);
+        peer.close(reason);
+        peer
+    }
+
     /// Call `method` with `params` (a struct, map, tuple or `serde_json::Value` that
     /// serializes to a JSON object or array; `()` for none) and decode the result as `R`.
     /// Uses the connection's default timeout.

@@ -66,7 +66,9 @@ pub(super) async fn subscribe(
     tracing::debug!(sub_id, "subscription started");
     let produced = Abortable::new(produce(&shared, &method, sub_id, items), registration).await;
     shared.streams().active.remove(&sub_id);
-    shared.stream_ended.cancel();
+    if let Some(ended) = &shared.stream_ended {
+        ended.cancel();
+    }
     if produced.is_err() {
         tracing::debug!(sub_id, "subscription stopped by unsubscribe or disconnect");
     }

@@ -82,6 +82,8 @@ pub(crate) struct Endpoint {
     pub(crate) close: CancellationToken,
     /// Every connection and session: graceful shutdown waits for them.
     pub(crate) tracker: TaskTracker,
+    /// The peer of every POST's session: closed, since nothing can be called back.
+    pub(crate) http_peer: crate::session::peer::Peer,
 }
 
 /// One unit of the connection count, given back when dropped.
@@ -439,15 +441,11 @@ impl Endpoint {
         if events && self.is_subscription(&body) {
             return self.events(body, origin).await;
         }
-        // Room for the one answer (a response or a batch array) and nothing else: the
-        // session cannot call the client or stream over a plain POST.
-        let (tx, mut rx) = mpsc::channel(2);
-        let session = Session::new(
+        let (session, answer) = Session::answering(
             self.config.clone(),
             self.router.clone(),
-            Door::HttpPost,
             origin,
-            tx,
+            self.http_peer.clone(),
         );
         // If the client goes away first, its handlers are stopped.
         let _end = EndOnDrop(session.clone());
@@ -461,16 +459,16 @@ impl Endpoint {
         }
         let answer = tokio::select! {
             _ = self.close.cancelled() => None,
-            answer = rx.recv() => answer,
+            answer = answer => answer.ok(),
         };
-        match answer.as_ref().and_then(|m| m.to_text().ok()) {
+        match answer {
             Some(frame) => {
                 let status = if dispatched.parse_error {
                     StatusCode::BAD_REQUEST
                 } else {
                     StatusCode::OK
                 };
-                json(status, frame.to_string())
+                json(status, frame)
             }
             None => text(StatusCode::SERVICE_UNAVAILABLE, "server closing"),
         }
