@@ -103,6 +103,26 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## One port, several doors
+//!
+//! A [`Server`] answers, on the same port and path, WebSocket upgrades, JSON-RPC over HTTP
+//! POST (one request, notification or batch per POST, answered with exactly what the
+//! WebSocket would answer) and, for a POST of a stream subscription with
+//! `Accept: text/event-stream`, server-sent events. [`ServerBuilder::into_service`] gives
+//! the same endpoint as a `tower::Service` to mount in an application:
+//!
+//! ```no_run
+//! # async fn demo(router: wirecall::Router) -> std::io::Result<()> {
+//! let app: axum::Router = axum::Router::new()
+//!     .route("/health", axum::routing::get(|| async { "ok" }))
+//!     .route_service("/rpc", wirecall::Server::builder().into_service(router));
+//! axum::serve(tokio::net::TcpListener::bind("127.0.0.1:8080").await?, app).await
+//! # }
+//! ```
+//!
+//! [`Client::connect`] takes `http://` URLs too: each call is then one POST, and streams
+//! come as server-sent events (the server cannot call such a client).
+//!
 //! ## What you can count on
 //!
 //! - Every call ends exactly once: with its result, the peer's error, or a clear local
@@ -129,6 +149,10 @@ mod server;
 mod session;
 mod transport;
 mod typed;
+
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use client::{Client, ClientBuilder, ConnectionState, Reconnect};
 pub use codec::params::{ParamDecoder, Params};

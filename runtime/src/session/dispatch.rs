@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use super::guard::{poll_once, start_call, start_subscribe, CatchPanic};
 use super::streams::{subscribe, unsubscribe};
-use super::{send, Door, RunningCall, Session, Shared};
+use super::{send, Door, Session, Shared};
 use crate::codec::message::{self, classify, parse_frame, Frame, FrameError, Incoming};
 use crate::codec::params::Params;
 use crate::error::RpcError;
@@ -361,42 +361,14 @@ async fn run(
         return;
     };
     let (abort, registration) = AbortHandle::new_pair();
-    let token = {
-        let mut running = shared.running();
-        running.next_token += 1;
-        let token = running.next_token;
-        // A second in-flight call with the same id is served but cannot be cancelled.
-        let registered = !running.calls.contains_key(&id);
-        if registered {
-            let call = RunningCall {
-                token,
-                abort,
-                reply: reply.clone(),
-            };
-            running.calls.insert(id.clone(), call);
-        }
-        registered.then_some(token)
-    };
+    let token = shared.running().register(&id, abort, reply);
     let shared = shared.clone();
     let reply = reply.clone();
     tokio::spawn(
         async move {
             if let Ok(out) = Abortable::new(fut, registration).await {
                 // Whoever removes the entry answers: this task, or a cancellation.
-                let ours = match token {
-                    None => true,
-                    Some(token) => {
-                        let mut running = shared.running();
-                        match running.calls.get(&id) {
-                            Some(call) if call.token == token => {
-                                running.calls.remove(&id);
-                                true
-                            }
-                            _ => false,
-                        }
-                    }
-                };
-                if ours {
+                if shared.running().finish(&id, token) {
                     deliver(&shared, &reply, &id, out).await;
                 }
             }
@@ -406,8 +378,8 @@ async fn run(
     );
 }
 
-/// `$/cancelRequest {"id": ID}`: abort the handler of that request and answer it -32800,
-/// in the frame its answer was owed to: alone, or inside its batch's array.
+/// `$/cancelRequest {"id": ID}`: abort the handler (or a stream's setup) of that request and
+/// answer it -32800, in the frame its answer was owed to: alone, or inside its batch's array.
 async fn cancel(shared: &Arc<Shared>, params: Option<&RawValue>) {
     #[derive(serde::Deserialize)]
     struct CancelParams<'a> {

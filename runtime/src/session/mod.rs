@@ -105,6 +105,38 @@ struct RunningCall {
     reply: dispatch::Reply,
 }
 
+impl Running {
+    /// Make the call `id` cancellable; `None` if another call with that id is (that one
+    /// is served but cannot be cancelled).
+    fn register(&mut self, id: &str, abort: AbortHandle, reply: &dispatch::Reply) -> Option<u64> {
+        if self.calls.contains_key(id) {
+            return None;
+        }
+        self.next_token += 1;
+        let token = self.next_token;
+        let call = RunningCall {
+            token,
+            abort,
+            reply: reply.clone(),
+        };
+        self.calls.insert(id.into(), call);
+        Some(token)
+    }
+
+    /// The call finished: `true` if it is still this side's to answer (a cancellation did
+    /// not answer it first). Whoever removes the entry answers.
+    fn finish(&mut self, id: &str, token: Option<u64>) -> bool {
+        let Some(token) = token else { return true };
+        match self.calls.get(id) {
+            Some(call) if call.token == token => {
+                self.calls.remove(id);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 /// The streams this side serves in the session, by subscription id.
 #[derive(Default)]
 struct Streams {
@@ -276,6 +308,15 @@ impl Session {
         for abort in streams {
             abort.abort();
         }
+    }
+
+    /// Calls that can still be cancelled, and streams being served.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn table_sizes(&self) -> (usize, usize) {
+        (
+            self.shared.running().calls.len(),
+            self.shared.streams().active.len(),
+        )
     }
 
     /// Queue a frame.

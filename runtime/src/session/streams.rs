@@ -26,7 +26,16 @@ pub(super) async fn subscribe(
     reply: Reply,
     permit: OwnedSemaphorePermit,
 ) {
-    let items = match CatchPanic(setup).await {
+    // The setup can be cancelled like a call until it answers.
+    let (abort, registration) = AbortHandle::new_pair();
+    let token = shared.running().register(&call_id, abort, &reply);
+    let Ok(setup) = Abortable::new(CatchPanic(setup), registration).await else {
+        return; // cancelled: the cancellation answered
+    };
+    if !shared.running().finish(&call_id, token) {
+        return;
+    }
+    let items = match setup {
         Ok(items) => items,
         Err(e) => {
             deliver(&shared, &reply, &call_id, Err(e)).await;

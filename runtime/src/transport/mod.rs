@@ -6,6 +6,7 @@
 //! - [`http_client`]: a client's requests as POSTs (streams as server-sent events);
 //! - [`sse`]: the body of a POST answered with server-sent events (one stream).
 
+mod headers;
 pub(crate) mod http;
 pub(crate) mod http_client;
 pub(crate) mod sse;

@@ -1,0 +1,79 @@
+//! When a client reconnects ([`Reconnect`]), and where its connection stands
+//! ([`ConnectionState`]).
+
+use std::time::Duration;
+
+/// When and how a client reconnects after its connection drops.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reconnect {
+    /// Reconnect at all (default `true`).
+    pub enabled: bool,
+    /// The wait before the first attempt (default 100 ms); it doubles with each failure…
+    pub initial_backoff: Duration,
+    /// …up to this (default 30 s).
+    pub max_backoff: Duration,
+    /// Wait a random time between half and all of the backoff, so that many clients do not
+    /// reconnect in step (default `true`).
+    pub jitter: bool,
+    /// Give up after this many failed attempts in a row (default: never).
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Reconnect {
+            enabled: true,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(30),
+            jitter: true,
+            max_attempts: None,
+        }
+    }
+}
+
+impl Reconnect {
+    /// Never reconnect: when the connection drops, the client is closed.
+    pub fn disabled() -> Self {
+        Reconnect {
+            enabled: false,
+            ..Reconnect::default()
+        }
+    }
+
+    /// The wait before attempt `attempt` (1-based).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = attempt.saturating_sub(1).min(31);
+        let base = self
+            .initial_backoff
+            .saturating_mul(1u32 << exp)
+            .min(self.max_backoff);
+        if self.jitter {
+            let half = base / 2;
+            half + half.mul_f64(fastrand::f64())
+        } else {
+            base
+        }
+    }
+}
+
+/// Where a client's connection stands. Watch it with [`Client::state`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Connected to this URL.
+    Connected {
+        /// The server's URL.
+        url: String,
+    },
+    /// The connection dropped; reconnecting.
+    Reconnecting {
+        /// Attempts made so far since the drop.
+        attempt: u32,
+        /// Why the last connection or attempt ended.
+        reason: String,
+    },
+    /// Closed for good: by [`Client::close`], because reconnecting is off, or because it gave up.
+    Closed {
+        /// Why.
+        reason: String,
+    },
+}
