@@ -320,7 +320,7 @@ impl Endpoint {
         };
         let origin = Origin {
             remote_addr: remote,
-            headers: req.headers().clone(),
+            headers: owned(req.headers()),
             extensions,
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
@@ -436,7 +436,7 @@ impl Endpoint {
         };
         let origin = Origin {
             remote_addr,
-            headers: parts.headers,
+            headers: owned(&parts.headers),
             extensions,
         };
         if events && self.is_subscription(&body) {
@@ -519,6 +519,19 @@ impl Endpoint {
         h.insert("x-accel-buffering", HeaderValue::from_static("no"));
         resp
     }
+}
+
+/// A copy of `headers` that owns its bytes. hyper's header values share the connection's
+/// read buffer (8 KiB and more); a session keeps its request's headers for its whole life,
+/// and must not keep that buffer with them.
+fn owned(headers: &http::HeaderMap) -> http::HeaderMap {
+    let mut out = http::HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        copy.set_sensitive(value.is_sensitive());
+        out.append(name.clone(), copy);
+    }
+    out
 }
 
 /// Ends a session when the request that owns it is dropped (answered, or abandoned).
