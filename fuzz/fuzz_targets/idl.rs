@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     if let Err(e) = wirecall_idl::typescript::generate(&loaded, "fuzz.wire") {
         // TypeScript-only rules (reserved names) may refuse a file `check` accepts; they
         // must say so with a diagnostic, which they did.
-        assert!(!e.is_empty());
+        assert!(!e.items.is_empty());
     }
     let doc = wirecall_idl::openrpc::document(&loaded.schema, "fuzz", "0.0.0");
     assert!(serde_json::to_string(&doc).is_ok());
