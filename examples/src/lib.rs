@@ -64,6 +64,11 @@ impl CalcServer {
         self.state.ticks_active.load(Ordering::SeqCst)
     }
 
+    /// Calls handled so far (every method, streams' subscribe calls included).
+    pub fn calls(&self) -> u64 {
+        self.state.calls.load(Ordering::Relaxed)
+    }
+
     /// The message of the last `log` notification.
     pub fn last_message(&self) -> Option<String> {
         self.state

@@ -154,18 +154,26 @@ mod typed;
 #[doc(hidden)]
 pub mod fuzzing;
 
+// The typed API: what a service's code touches.
+pub use wirecall_macros::{error, service};
+
+pub use error::{ApplicationError, Error, RpcError};
+pub use typed::{items, items_ok, Bytes, CallOptions, Caller, Fault, Items};
+
+// Connections: serving, calling, and what a handler knows.
 pub use client::{Client, ClientBuilder, ConnectionState, Reconnect};
-pub use codec::params::{ParamDecoder, Params};
-pub use error::{code, ApplicationError, ConnectError, Error, NoAppError, RpcError};
+pub use error::{code, ConnectError, NoAppError};
 pub use server::{RpcService, Server, ServerBuilder, ServerHandle};
 pub use session::context::{ConnectionId, Context};
 pub use session::peer::{Peer, CANCEL_METHOD};
-pub use session::router::Router;
 pub use session::subscription::Subscription;
 pub use session::CloseReason;
 pub use transport::http::{Refusal, RemoteAddr, ResponseBody};
 pub use transport::ws::SUBPROTOCOL;
-pub use typed::{items, items_ok, Bytes, CallOptions, Caller, Fault, Items};
+
+// Untyped handlers (below generated code, usable on their own).
+pub use codec::params::{ParamDecoder, Params};
+pub use session::router::Router;
 
 /// The type-erased layer under generated code: handlers as trait objects, results and
 /// stream items as JSON text. Use it to register handlers by hand with
@@ -177,9 +185,8 @@ pub mod erased {
     };
 }
 
+/// The IDL's `json` type: any JSON value.
 pub use serde_json::Value;
-
-pub use wirecall_macros::{error, service};
 
 /// Include the code that `wirecall_idl::configure()…compile(…)` generated in `build.rs`:
 /// `wirecall::include_idl!("calculator")` for `idl/calculator.wire`.

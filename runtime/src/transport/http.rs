@@ -434,9 +434,10 @@ impl Endpoint {
                 error_frame(&RpcError::parse_error(), "null"),
             );
         };
+        // (This session ends with the request: it may keep hyper's header bytes.)
         let origin = Origin {
             remote_addr,
-            headers: owned(&parts.headers),
+            headers: parts.headers,
             extensions,
         };
         if events && self.is_subscription(&body) {
