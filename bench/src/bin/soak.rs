@@ -205,23 +205,26 @@ async fn run(
     let mut steady = Vec::with_capacity(conns);
     let mut opening = Vec::new();
     for i in 0..conns {
-        let (url, counts, stop) = (url.clone(), counts.clone(), stop.clone());
+        let url = url.clone();
         opening.push(tokio::spawn(async move {
-            let client = Client::builder()
+            Client::builder()
                 .reconnect(Reconnect::disabled())
                 .connect(&url)
                 .await
-                .expect("connect");
-            tokio::spawn(steady_client(client, i as u64, counts, stop))
+                .expect("connect")
         }));
-        if opening.len() == 200 {
+        if opening.len() == 200 || i + 1 == conns {
             for o in opening.drain(..) {
-                steady.push(o.await?);
+                let client = o.await?;
+                let seed = steady.len() as u64;
+                steady.push(tokio::spawn(steady_client(
+                    client,
+                    seed,
+                    counts.clone(),
+                    stop.clone(),
+                )));
             }
         }
-    }
-    for o in opening.drain(..) {
-        steady.push(o.await?);
     }
     eprintln!(
         "soak: {} connections open after {:?}",
