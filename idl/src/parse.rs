@@ -395,12 +395,16 @@ fn check_nesting(file: FileId, text: &str) -> Result<(), Diagnostic> {
     let bytes = text.as_bytes();
     let mut depth = 0usize; // brackets outside comments
     let mut comments = 0usize; // open block comments
+    let mut outermost = 0usize; // where the outermost open block comment starts
     let mut i = 0;
     while i < bytes.len() {
         let next = bytes.get(i + 1).copied();
         let mut opened = false;
         match (bytes[i], next) {
             (b'/', Some(b'*')) => {
+                if comments == 0 {
+                    outermost = i;
+                }
                 comments += 1;
                 opened = true;
                 i += 1;
@@ -436,6 +440,17 @@ fn check_nesting(file: FileId, text: &str) -> Result<(), Diagnostic> {
             ));
         }
         i += 1;
+    }
+    // Caught here, not left to the grammar: a block comment that never ends makes the
+    // parser scan to the end of the file from every place a comment may start, once more
+    // for each comment nested in it — exponential time on a few hundred bytes (found by
+    // fuzzing).
+    if comments > 0 {
+        return Err(Diagnostic::error(
+            Span::file(file, outermost, outermost + 2),
+            "unterminated block comment",
+        )
+        .with_help("block comments nest: every `/*` needs its own `*/`"));
     }
     Ok(())
 }
