@@ -279,7 +279,8 @@ impl ServerHandle {
         format!("http://{}", self.local_addr)
     }
 
-    /// Connections open now (including those still in the handshake).
+    /// TCP connections open now: WebSocket sessions, HTTP keep-alive connections, and those
+    /// still in their handshake.
     pub fn connections(&self) -> usize {
         self.endpoint.active.load(Ordering::Relaxed)
     }

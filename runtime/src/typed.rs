@@ -20,7 +20,7 @@ use crate::codec::params::Params;
 use crate::error::{ApplicationError, Error, NoAppError, RpcError};
 use crate::session::context::Context;
 pub use crate::session::peer::CallOptions;
-use crate::session::peer::{decode_result, encode_params, failure_to_error, Peer};
+use crate::session::peer::{decode_result, encode_params, Peer};
 use crate::session::router::Router;
 use crate::session::subscription::Subscription;
 
@@ -175,11 +175,8 @@ impl Caller for Peer {
     where
         E: ApplicationError,
     {
-        let raw = self
-            .subscribe_raw(method, params.as_deref(), options.timeout)
+        self.subscribe_encoded(method, params.as_deref(), options.timeout)
             .await
-            .map_err(failure_to_error)?;
-        Ok(Subscription::direct(raw))
     }
 
     async fn notify(&self, method: &str, params: Option<String>) -> Result<(), Error> {

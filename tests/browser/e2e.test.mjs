@@ -11,10 +11,9 @@ import fs from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import { chromium } from "playwright-core";
-import { Calculator, freePort, root, waitFor } from "./harness.mjs";
+import { Calculator, freePort, inPage as inPageOf, launchChromium, root, waitFor } from "./harness.mjs";
 
 const webRoot = path.join(root, "examples/web");
-const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
 let httpServer;
 let calculator;
@@ -53,21 +52,7 @@ async function startHttp() {
  * Runs `expression` (an expression over `client`, `calc`, `wirecall`, `CalcError` and `window`)
  * in the page; resolves to `{ ok: value }` or `{ error: {…what the error is…} }`.
  */
-function inPage(expression) {
-  return page.evaluate(`(async () => {
-    const { client, calc, wirecall, CalcError } = window.wirecallDemo;
-    try {
-      return { ok: await (${expression}) };
-    } catch (e) {
-      return { error: {
-        name: e.name, message: e.message, code: e.code, data: e.data, variant: e.variant,
-        calc: e instanceof CalcError, rpc: e instanceof wirecall.RpcError,
-        timeout: e instanceof wirecall.TimeoutError, cancelled: e instanceof wirecall.CancelledError,
-        disconnected: e instanceof wirecall.DisconnectedError,
-      } };
-    }
-  })()`);
-}
+const inPage = (expression) => inPageOf(page, expression);
 
 const state = () => page.locator("#state").getAttribute("data-state");
 
@@ -79,19 +64,7 @@ before(async () => {
   const httpOrigin = `http://127.0.0.1:${httpServer.address().port}`;
   calculator = new Calculator(await freePort(), { allowOrigin: httpOrigin });
   await calculator.start();
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium(chromium);
   page = await browser.newPage();
   page.on("console", (m) => {
     if (m.type() === "error") console.error(`page: ${m.text()}`);

@@ -22,6 +22,35 @@ export async function freePort() {
   return port;
 }
 
+/** Starts `bin` with `args` and resolves with the child once its stdout says `ready`. */
+async function startChild(bin, args, ready) {
+  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "inherit"] });
+  let output = "";
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${bin} did not start: ${output}`)), 30_000);
+    child.stdout.on("data", (chunk) => {
+      output += chunk;
+      if (output.includes(ready)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${bin} exited with ${code}: ${output}`));
+    });
+  });
+  return child;
+}
+
+/** Kills `child` at once (no graceful shutdown): connections just drop. */
+async function killChild(child) {
+  if (child === undefined || child.exitCode !== null) return;
+  const exited = once(child, "exit");
+  child.kill("SIGKILL");
+  await exited;
+}
+
 /** The calculator server on a fixed port; `start()` again after `kill()` restarts it. */
 export class Calculator {
   #child;
@@ -36,33 +65,14 @@ export class Calculator {
   async start() {
     const args = ["serve", `127.0.0.1:${this.port}`];
     if (this.allowOrigin !== undefined) args.push("--allow-origin", this.allowOrigin);
-    const child = spawn(calculatorBin, args, { stdio: ["ignore", "pipe", "inherit"] });
-    let output = "";
-    await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`calculator did not start: ${output}`)), 30_000);
-      child.stdout.on("data", (chunk) => {
-        output += chunk;
-        if (output.includes("listening on ws://")) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.on("exit", (code) => {
-        clearTimeout(timer);
-        reject(new Error(`calculator exited with ${code}: ${output}`));
-      });
-    });
-    this.#child = child;
+    this.#child = await startChild(calculatorBin, args, "listening on ws://");
   }
 
   /** Kills the server at once (no graceful shutdown): connections just drop. */
   async kill() {
     const child = this.#child;
     this.#child = undefined;
-    if (child === undefined || child.exitCode !== null) return;
-    const exited = once(child, "exit");
-    child.kill("SIGKILL");
-    await exited;
+    await killChild(child);
   }
 }
 
@@ -90,31 +100,50 @@ export class WebApp {
 
   /** Starts it and waits for its `listening on http://` line. */
   async start() {
-    const child = spawn(webBin, [`127.0.0.1:${this.port}`], { stdio: ["ignore", "pipe", "inherit"] });
-    let output = "";
-    await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`web did not start: ${output}`)), 30_000);
-      child.stdout.on("data", (chunk) => {
-        output += chunk;
-        if (output.includes(`listening on ${this.origin}`)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.on("exit", (code) => {
-        clearTimeout(timer);
-        reject(new Error(`web exited with ${code}: ${output}`));
-      });
-    });
-    this.#child = child;
+    this.#child = await startChild(webBin, [`127.0.0.1:${this.port}`], `listening on ${this.origin}`);
   }
 
   async kill() {
     const child = this.#child;
     this.#child = undefined;
-    if (child === undefined || child.exitCode !== null) return;
-    const exited = once(child, "exit");
-    child.kill("SIGKILL");
-    await exited;
+    await killChild(child);
   }
+}
+
+/** Headless Debian Chromium with the flags this machine needs (no sandbox as root, no
+ * background networking: the network is closed). */
+export function launchChromium(chromium) {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
+
+/**
+ * Runs `expression` (an expression over `client`, `calc`, `wirecall`, `CalcError` and
+ * `window`) in the example page; resolves to `{ ok: value }` or `{ error: {…} }`.
+ */
+export function inPage(page, expression) {
+  return page.evaluate(`(async () => {
+    const { client, calc, wirecall, CalcError } = window.wirecallDemo;
+    try {
+      return { ok: await (${expression}) };
+    } catch (e) {
+      return { error: {
+        name: e.name, message: e.message, code: e.code, data: e.data, variant: e.variant,
+        calc: e instanceof CalcError, rpc: e instanceof wirecall.RpcError,
+        timeout: e instanceof wirecall.TimeoutError, cancelled: e instanceof wirecall.CancelledError,
+        disconnected: e instanceof wirecall.DisconnectedError,
+      } };
+    }
+  })()`);
 }

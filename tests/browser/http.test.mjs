@@ -7,9 +7,8 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
-import { WebApp, freePort, waitFor } from "./harness.mjs";
+import { WebApp, freePort, inPage as inPageOf, launchChromium, waitFor } from "./harness.mjs";
 
-const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
 let web;
 let browser;
@@ -19,20 +18,7 @@ const posts = [];
 const aborted = [];
 let webSocketsOpened = 0;
 
-function inPage(expression) {
-  return page.evaluate(`(async () => {
-    const { client, calc, wirecall, CalcError } = window.wirecallDemo;
-    try {
-      return { ok: await (${expression}) };
-    } catch (e) {
-      return { error: {
-        name: e.name, message: e.message, code: e.code, data: e.data, variant: e.variant,
-        calc: e instanceof CalcError, rpc: e instanceof wirecall.RpcError,
-        timeout: e instanceof wirecall.TimeoutError, cancelled: e instanceof wirecall.CancelledError,
-      } };
-    }
-  })()`);
-}
+const inPage = (expression) => inPageOf(page, expression);
 
 const state = () => page.locator("#state").getAttribute("data-state");
 const posted = (method) => posts.filter((m) => m.method === method);
@@ -40,19 +26,7 @@ const posted = (method) => posts.filter((m) => m.method === method);
 before(async () => {
   web = new WebApp(await freePort());
   await web.start();
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium(chromium);
   page = await browser.newPage();
   page.on("pageerror", (e) => console.error(`page error: ${e}`));
   page.on("websocket", () => webSocketsOpened++);

@@ -70,8 +70,9 @@ impl Context {
         self.inner.remote_addr
     }
 
-    /// The HTTP headers of the WebSocket handshake request (on a server) — e.g.
-    /// `Authorization` or `Cookie` for authentication. Empty on a client.
+    /// The HTTP headers of the request that opened the session (on a server): the WebSocket
+    /// handshake, or the POST that carried the call — e.g. `Authorization` or `Cookie` for
+    /// authentication. Empty on a client.
     pub fn headers(&self) -> &HeaderMap {
         &self.inner.headers
     }

@@ -69,24 +69,17 @@ impl Session {
     ) -> Option<Dispatched> {
         let shared = &self.shared;
         // The common case, one object: parsed in a single pass.
-        if text.trim_start().starts_with('{') {
-            return match message::classify_text(text) {
-                Ok(msg) => {
-                    let owes_answer = expects_answer(&msg);
-                    handle_message(shared, msg, text, &Reply::Direct, close)
-                        .await
-                        .then_some(Dispatched {
-                            owes_answer,
-                            parse_error: false,
-                        })
-                }
-                Err(e) => Some(answer_frame_error(shared, e).await),
-            };
-        }
-        match parse_frame(text) {
-            Err(e) => Some(answer_frame_error(shared, e).await),
-            Ok(Frame::Single(raw)) => {
-                let msg = classify(raw);
+        let single = if text.trim_start().starts_with('{') {
+            message::classify_text(text)
+        } else {
+            match parse_frame(text) {
+                Ok(Frame::Single(raw)) => Ok(classify(raw)),
+                Ok(Frame::Batch(items)) => return handle_batch(shared, items, text, close).await,
+                Err(e) => Err(e),
+            }
+        };
+        match single {
+            Ok(msg) => {
                 let owes_answer = expects_answer(&msg);
                 handle_message(shared, msg, text, &Reply::Direct, close)
                     .await
@@ -95,7 +88,7 @@ impl Session {
                         parse_error: false,
                     })
             }
-            Ok(Frame::Batch(items)) => handle_batch(shared, items, text, close).await,
+            Err(e) => Some(answer_frame_error(shared, e).await),
         }
     }
 

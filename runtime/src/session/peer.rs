@@ -278,8 +278,22 @@ impl Peer {
         E: ApplicationError,
     {
         let params = encode_params(params).map_err(Error::Encode)?;
+        self.subscribe_encoded(method, params.as_deref(), timeout)
+            .await
+    }
+
+    /// [`Peer::subscribe_with`] with params already encoded.
+    pub(crate) async fn subscribe_encoded<T, E>(
+        &self,
+        method: &str,
+        params: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> Result<Subscription<T, E>, Error<E>>
+    where
+        E: ApplicationError,
+    {
         let raw = self
-            .subscribe_raw(method, params.as_deref(), timeout)
+            .subscribe_raw(method, params, timeout)
             .await
             .map_err(failure_to_error)?;
         Ok(Subscription::direct(raw))
