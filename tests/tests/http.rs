@@ -576,3 +576,36 @@ mod rust_client_over_http {
         }
     }
 }
+
+#[tokio::test]
+async fn a_quiet_event_stream_gets_keep_alive_comments() {
+    use http_body_util::BodyExt;
+    let server = Server::builder()
+        .ping(Some(Duration::from_millis(50)), 2)
+        .bind("127.0.0.1:0", CalcServer::default().into_router())
+        .await
+        .unwrap();
+    let mut http = HttpConn::connect(server.local_addr()).await;
+    let resp = http
+        .start(
+            "POST",
+            &[JSON, ("accept", "text/event-stream")],
+            r#"{"jsonrpc":"2.0","method":"Calculator.ticks","params":[2,400],"id":1}"#,
+        )
+        .await;
+    let mut body = resp.into_body();
+    let mut seen = String::new();
+    while !seen.contains(": keep-alive\n\n") {
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .expect("a frame")
+            .expect("not the end yet")
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            seen.push_str(std::str::from_utf8(&data).unwrap());
+        }
+    }
+    // Between the first item and the second (400 ms apart), comments keep it alive.
+    assert!(seen.contains(r#""result":0}}"#), "{seen}");
+    assert!(!seen.contains(r#""result":1}}"#), "{seen}");
+}
