@@ -323,7 +323,7 @@ fn finish(inner: &ClientInner, reason: CloseReason) -> CloseReason {
 
 /// A connection to a server: call its methods with [`Client::call`], subscribe to its
 /// streams, send notifications. Cheap to clone; clones share the connection. Reconnects
-/// by itself (see the [module docs](self) and [`Reconnect`]). Dropping the last clone
+/// by itself (see [`Reconnect`] for what happens to calls and streams meanwhile). Dropping the last clone
 /// (and every subscription made through it) closes the connection.
 #[derive(Clone)]
 pub struct Client {

@@ -4,6 +4,16 @@
 use std::time::Duration;
 
 /// When and how a client reconnects after its connection drops.
+///
+/// While it reconnects (on by default):
+/// - calls made while disconnected wait for the connection, within their own timeout;
+/// - calls in flight when the connection drops fail with [`crate::Error::Disconnected`],
+///   except idempotent ones (IDL `@idempotent`), which are sent again on the new
+///   connection; a call that had not been sent yet is always sent on the new connection;
+/// - subscriptions resubscribe by themselves and carry on (items produced while
+///   disconnected are lost: each resubscription is a fresh stream);
+/// - the methods registered with [`crate::ClientBuilder::router`] stay registered;
+/// - with several URLs ([`crate::ClientBuilder::connect_any`]), each attempt tries the next.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reconnect {
     /// Reconnect at all (default `true`).
@@ -56,7 +66,7 @@ impl Reconnect {
     }
 }
 
-/// Where a client's connection stands. Watch it with [`Client::state`].
+/// Where a client's connection stands. Watch it with [`Client::state`](crate::Client::state).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConnectionState {
     /// Connected to this URL.
@@ -71,7 +81,7 @@ pub enum ConnectionState {
         /// Why the last connection or attempt ended.
         reason: String,
     },
-    /// Closed for good: by [`Client::close`], because reconnecting is off, or because it gave up.
+    /// Closed for good: by [`Client::close`](crate::Client::close), because reconnecting is off, or because it gave up.
     Closed {
         /// Why.
         reason: String,
