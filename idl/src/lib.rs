@@ -20,7 +20,7 @@
 //! }
 //! ```
 //!
-//! The pipeline has one stage per module: [`parse`] (pest grammar → [`model`]), [`load`]
+//! The pipeline has one stage per module: [`parse`] (pest grammar → [`model`]), [`load`](mod@load)
 //! (imports), [`validate`] (checks), [`diagnostic`] (rendering). The language is described
 //! in `docs/IDL.md`.
 

@@ -1,6 +1,6 @@
 //! Parsing one `.wire` file with the pest grammar (`wire.pest`) into the model.
 //!
-//! Imports are resolved by [`crate::load`]; this module only sees one file's text.
+//! Imports are resolved by [`crate::load()`]; this module only sees one file's text.
 
 use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::Pair;
