@@ -6,13 +6,21 @@
 //! ```
 //!
 //! `run` starts `soak serve` as a child process, opens `--conns` WebSocket connections,
-//! each with a `ticks` subscription (an item every 5 s) and an `add` call every ~10 s, and
+//! each with a `ticks` subscription (an item every second) and an `add` call every ~10 s, and
 //! `--churn` clients that connect, call, subscribe and drop the TCP connection abruptly,
 //! in a loop. Every `--sample-secs` it samples the server: resident memory, open file
 //! descriptors, live tokio tasks, connections, running `ticks` producers. At the end it
 //! closes everything and fails (exit 1) if any figure grew after the first minute beyond
 //! noise, if anything is left on the server, or if any call is lost: every call the
 //! clients made ended exactly once, and the server counted exactly as many.
+//!
+//! Why an item every second: each connection's outgoing queue is a tokio mpsc channel,
+//! which allocates its slots in blocks of 32. A connection's 33rd outgoing message
+//! allocates the second block (about 1.9 KB with tungstenite's `Message`); from then on
+//! the two blocks are recycled and nothing more is allocated. That is a one-time step to
+//! the steady state, not growth, so the pace is set to reach it inside the first minute
+//! (33 messages at ~1.1 a second): the 60-second baseline is then the steady state, and any
+//! growth after it is a real leak. At `--tick-ms 5000` the same step comes at ~95 s.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -60,6 +68,12 @@ enum Command {
         /// A CPU to pin the server to (taskset), if any.
         #[arg(long)]
         server_cpu: Option<u32>,
+        /// Milliseconds between the items of each long-lived connection's subscription.
+        #[arg(long, default_value_t = 1_000)]
+        tick_ms: u32,
+        /// Milliseconds between the `add` calls of each long-lived connection.
+        #[arg(long, default_value_t = 10_000)]
+        call_ms: u64,
     },
 }
 
@@ -92,6 +106,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             minutes,
             sample_secs,
             server_cpu,
+            tick_ms,
+            call_ms,
         } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
@@ -109,6 +125,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Duration::from_secs_f64(minutes * 60.0),
                 Duration::from_secs(sample_secs),
                 server_cpu,
+                Pace {
+                    tick_ms,
+                    call: Duration::from_millis(call_ms),
+                },
             ))?;
             std::process::exit(if ok { 0 } else { 1 });
         }
@@ -166,6 +186,7 @@ async fn run(
     duration: Duration,
     every: Duration,
     server_cpu: Option<u32>,
+    pace: Pace,
 ) -> Result<bool, Box<dyn std::error::Error>> {
     use tokio::io::AsyncBufReadExt;
     let mut cmd = match server_cpu {
@@ -220,6 +241,7 @@ async fn run(
                 steady.push(tokio::spawn(steady_client(
                     client,
                     seed,
+                    pace,
                     counts.clone(),
                     stop.clone(),
                 )));
@@ -355,16 +377,24 @@ async fn run(
     Ok(ok)
 }
 
-/// A long-lived connection: one `ticks` subscription, an `add` every ~10 s.
+/// How often each long-lived connection gets an item and makes a call.
+#[derive(Clone, Copy)]
+struct Pace {
+    tick_ms: u32,
+    call: Duration,
+}
+
+/// A long-lived connection: one `ticks` subscription, an `add` every `pace.call`.
 async fn steady_client(
     client: Client,
     seed: u64,
+    pace: Pace,
     counts: Arc<Counts>,
     stop: tokio_util::sync::CancellationToken,
 ) {
     let calc = CalculatorClient::new(client.clone());
     counts.calls.fetch_add(1, Ordering::Relaxed);
-    let mut ticks = match calc.ticks(u32::MAX, 5_000).await {
+    let mut ticks = match calc.ticks(u32::MAX, pace.tick_ms).await {
         Ok(t) => {
             counts.answered.fetch_add(1, Ordering::Relaxed);
             t
@@ -376,7 +406,7 @@ async fn steady_client(
         }
     };
     // Spread the calls over the interval.
-    let mut next = tokio::time::Instant::now() + Duration::from_millis(seed * 7919 % 10_000);
+    let mut next = tokio::time::Instant::now() + Duration::from_millis(seed * 7919 % pace.call.as_millis().max(1) as u64);
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
@@ -385,7 +415,7 @@ async fn steady_client(
                 _ => break,
             },
             _ = tokio::time::sleep_until(next) => {
-                next += Duration::from_secs(10);
+                next += pace.call;
                 counts.calls.fetch_add(1, Ordering::Relaxed);
                 match calc.add(seed as i64, 1).await {
                     Ok(sum) if sum == seed as i64 + 1 => { counts.answered.fetch_add(1, Ordering::Relaxed); }
