@@ -18,6 +18,14 @@ pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 1024;
 pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = 1024;
 /// Default handshake timeout.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a new connection of a server has to send its first byte (a TLS hello or a request
+/// line) before it is closed.
+pub const DEFAULT_SILENT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Connections a server holds in their TLS or HTTP handshake at once; at the cap the
+/// oldest is dropped.
+pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 1024;
+/// Largest HTTP request head (request line and headers) a server reads.
+pub const DEFAULT_MAX_HEADER_SIZE: usize = 16 << 10;
 /// Default interval between keep-alive pings.
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
 /// Default number of unanswered pings after which a peer is considered dead.

@@ -269,6 +269,29 @@ impl Error<NoAppError> {
     }
 }
 
+impl ConnectError {
+    /// Whether trying again later may succeed: a timeout, a network failure, a server that
+    /// is unavailable (HTTP 5xx, 408, 429) or a token function that failed. A refusal
+    /// (401, 403 and other 4xx), a certificate that does not verify or a bad URL will not
+    /// change by waiting: a reconnecting client stops on them unless
+    /// [`crate::Reconnect::retry_refused`] says otherwise.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ConnectError::Timeout { .. }
+            | ConnectError::Io { .. }
+            | ConnectError::Unreachable { .. }
+            | ConnectError::Token { .. } => true,
+            ConnectError::Refused { status, .. } => {
+                *status >= 500 || *status == 408 || *status == 429
+            }
+            ConnectError::InvalidUrl { .. }
+            | ConnectError::Unsupported { .. }
+            | ConnectError::Subprotocol
+            | ConnectError::Tls { .. } => false,
+        }
+    }
+}
+
 /// Why connecting to a server failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -309,6 +332,29 @@ pub enum ConnectError {
     /// The server did not agree to speak `jsonrpc-2.0`.
     #[error("the server did not accept the `jsonrpc-2.0` subprotocol")]
     Subprotocol,
+    /// The TLS handshake failed: most often the server's certificate does not verify
+    /// against the client's roots.
+    #[error("TLS with {url} failed: {reason}")]
+    Tls {
+        /// The URL.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The server could not be reached (a TCP connect to an `https://` URL failed).
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The client's token function ([`crate::ClientBuilder::token_fn`]) failed.
+    #[error("could not get a token: {reason}")]
+    Token {
+        /// Its error.
+        reason: String,
+    },
     /// Any other I/O or WebSocket protocol failure.
     #[error("cannot connect to {url}: {source}")]
     Io {

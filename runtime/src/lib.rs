@@ -141,12 +141,15 @@
 // Layers, each importing only from those above it in this list:
 // codec (messages, params; no I/O) → session (dispatch, pending calls, subscriptions,
 // router, context; no sockets) → transport (the doors) → server, client → typed.
+mod auth;
 mod client;
 mod codec;
 pub mod config;
 mod error;
 mod server;
 mod session;
+pub mod telemetry;
+mod tls;
 mod transport;
 mod typed;
 
@@ -161,15 +164,20 @@ pub use error::{ApplicationError, Error, RpcError};
 pub use typed::{items, items_ok, Bytes, CallOptions, Caller, Fault, Items};
 
 // Connections: serving, calling, and what a handler knows.
+pub use auth::{bearer_subprotocol, Handshake, Identity, Refusal, TokenError};
 pub use client::{Client, ClientBuilder, ConnectionState, Reconnect};
 pub use error::{code, ConnectError, NoAppError};
+/// The TLS library, for building a [`rustls::ServerConfig`] or [`rustls::ClientConfig`] by
+/// hand ([`ServerBuilder::tls`], [`ClientBuilder::tls_config`]).
+pub use rustls;
 pub use server::{RpcService, Server, ServerBuilder, ServerHandle};
 pub use session::context::{ConnectionId, Context};
 pub use session::peer::{Peer, CANCEL_METHOD};
 pub use session::subscription::Subscription;
 pub use session::CloseReason;
-pub use transport::http::{Refusal, RemoteAddr, ResponseBody};
-pub use transport::ws::SUBPROTOCOL;
+pub use tls::TlsError;
+pub use transport::http::{RemoteAddr, ResponseBody};
+pub use transport::ws::{EXPIRED_CLOSE_CODE, SUBPROTOCOL};
 
 // Untyped handlers (below generated code, usable on their own).
 pub use codec::params::{ParamDecoder, Params};

@@ -10,7 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -22,11 +22,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::auth::{Authenticate, Handshake, Identity, Refusal};
 use crate::config::{self, ConnectionConfig};
 use crate::session::peer::Peer;
 use crate::session::router::Router;
 use crate::session::HTTP_PEER;
-use crate::transport::http::{Endpoint, HandshakeHook, Refusal, ResponseBody, Slot, Source};
+use crate::telemetry;
+use crate::transport::gate::{Gate, Pass, Turned};
+use crate::transport::http::{Endpoint, HandshakeHook, ResponseBody, Slot, Source};
 
 /// Configures and starts a server. Every setting has the default of `docs/PROTOCOL.md`.
 ///
@@ -49,6 +52,18 @@ pub struct ServerBuilder {
     shutdown_timeout: Duration,
     allowed_origins: Vec<String>,
     hook: Option<Arc<HandshakeHook>>,
+    authenticate: Option<Arc<Authenticate>>,
+    door: DoorLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// What the server's own listener allows before a request has arrived.
+#[derive(Clone, Debug)]
+struct DoorLimits {
+    silent_timeout: Duration,
+    max_pending: usize,
+    max_per_ip: Option<usize>,
+    max_header_size: usize,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -60,6 +75,9 @@ impl fmt::Debug for ServerBuilder {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("allowed_origins", &self.allowed_origins)
             .field("hook", &self.hook.is_some())
+            .field("authenticate", &self.authenticate.is_some())
+            .field("door", &self.door)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
@@ -73,6 +91,14 @@ impl Default for ServerBuilder {
             shutdown_timeout: Duration::from_secs(30),
             allowed_origins: Vec::new(),
             hook: None,
+            authenticate: None,
+            door: DoorLimits {
+                silent_timeout: config::DEFAULT_SILENT_TIMEOUT,
+                max_pending: config::DEFAULT_MAX_PENDING_HANDSHAKES,
+                max_per_ip: None,
+                max_header_size: config::DEFAULT_MAX_HEADER_SIZE,
+            },
+            tls: None,
         }
     }
 }
@@ -85,10 +111,72 @@ impl ServerBuilder {
         self
     }
 
-    /// Connections served at once (default 10 000); more are refused with HTTP 503.
+    /// Connections served at once (default 10 000): WebSocket sessions and HTTP keep-alive
+    /// connections that have sent a request. More are refused with HTTP 503. Connections
+    /// still in their handshake do not count here but against
+    /// [`max_pending_handshakes`](Self::max_pending_handshakes).
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
         self
+    }
+
+    /// Connections held in their TLS or HTTP handshake at once (default 1 024). At the cap
+    /// the oldest pending handshake is dropped to make room, so sockets that connect and
+    /// then idle cannot keep real clients out: a real client finishes its handshake in
+    /// milliseconds, long before it could become the oldest.
+    pub fn max_pending_handshakes(mut self, n: usize) -> Self {
+        self.door.max_pending = n.max(1);
+        self
+    }
+
+    /// Connections from one IP address at once, pending or established (default: no
+    /// limit). More are closed as soon as they are accepted.
+    pub fn max_connections_per_ip(mut self, n: usize) -> Self {
+        self.door.max_per_ip = Some(n.max(1));
+        self
+    }
+
+    /// Time a new connection has to send its first byte (default 3 s); a socket that
+    /// connects and says nothing is closed then, well before the handshake timeout.
+    pub fn silent_timeout(mut self, timeout: Duration) -> Self {
+        self.door.silent_timeout = timeout;
+        self
+    }
+
+    /// Largest HTTP request head — request line and headers — read (default 16 KiB,
+    /// at least 8 KiB); a larger one is answered `431 Request Header Fields Too Large`.
+    pub fn max_header_size(mut self, bytes: usize) -> Self {
+        self.door.max_header_size = bytes.max(8192);
+        self
+    }
+
+    /// Serve over TLS with this rustls config (every door: `wss://` and `https://` on the
+    /// one port). ALPN `http/1.1` is set if the config names no protocol.
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        let config = Arc::unwrap_or_clone(config);
+        self.tls = Some(Arc::new(crate::tls::with_alpn(config)));
+        self
+    }
+
+    /// Serve over TLS with the certificate chain (the server's own first) and private key
+    /// of these PEM files.
+    ///
+    /// ```no_run
+    /// # async fn demo(router: wirecall::Router) -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = wirecall::Server::builder()
+    ///     .tls_pem("cert.pem", "key.pem")?
+    ///     .bind("0.0.0.0:443", router)
+    ///     .await?;
+    /// println!("listening on {}", server.url()); // wss://0.0.0.0:443
+    /// # Ok(()) }
+    /// ```
+    pub fn tls_pem(
+        self,
+        cert: impl AsRef<std::path::Path>,
+        key: impl AsRef<std::path::Path>,
+    ) -> Result<Self, crate::TlsError> {
+        let config = crate::tls::server_config_pem(cert.as_ref(), key.as_ref())?;
+        Ok(self.tls(Arc::new(config)))
     }
 
     /// Calls served at once per connection (default 1 024). At the limit the server stops
@@ -116,7 +204,8 @@ impl ServerBuilder {
         self
     }
 
-    /// Time a client has to complete the WebSocket handshake (default 10 s).
+    /// Time a new connection has to complete its handshake — TLS and a whole request head
+    /// (default 10 s); hyper's header timeout on later requests of a keep-alive connection.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
@@ -162,6 +251,35 @@ impl ServerBuilder {
         self
     }
 
+    /// Authenticate every connection and request — WebSocket upgrade, POST, server-sent
+    /// events — before any message is read. The hook sees the method, path, query,
+    /// headers (cookies included), peer address and bearer token (from `Authorization`, or
+    /// the `bearer.…` WebSocket subprotocol), and returns the [`Identity`] handlers read
+    /// back with [`crate::Context::identity`], or a [`Refusal`] (401, 403…).
+    ///
+    /// ```no_run
+    /// use wirecall::{Identity, Refusal};
+    /// # async fn lookup(token: &str) -> Option<String> { None }
+    /// # async fn demo(router: wirecall::Router) -> std::io::Result<()> {
+    /// let server = wirecall::Server::builder()
+    ///     .authenticate(|handshake| async move {
+    ///         let token = handshake.bearer_token().ok_or_else(|| Refusal::unauthorized("no token"))?;
+    ///         let user = lookup(token).await.ok_or_else(|| Refusal::forbidden("unknown token"))?;
+    ///         Ok(Identity::new(user).expires_in(std::time::Duration::from_secs(3600)))
+    ///     })
+    ///     .bind("127.0.0.1:9000", router)
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn authenticate<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Handshake) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Identity, Refusal>> + Send + 'static,
+    {
+        self.authenticate = Some(Arc::new(move |h| Box::pin(hook(h))));
+        self
+    }
+
     /// Per-connection settings in one go (advanced: buffer sizes, queue length).
     pub fn connection_config(mut self, config: ConnectionConfig) -> Self {
         self.config = config;
@@ -177,13 +295,20 @@ impl ServerBuilder {
     /// Serve `router` on connections accepted from `listener`.
     pub fn serve(self, listener: TcpListener, router: Router) -> io::Result<ServerHandle> {
         let local_addr = listener.local_addr()?;
-        let handshake_timeout = self.handshake_timeout;
+        let listen = Listen {
+            handshake_timeout: self.handshake_timeout,
+            gate: Gate::new(self.door.max_pending, self.door.max_per_ip),
+            tls: self.tls.clone().map(tokio_rustls::TlsAcceptor::from),
+            door: self.door.clone(),
+        };
         let shutdown_timeout = self.shutdown_timeout;
+        let secure = self.tls.is_some();
         let endpoint = self.endpoint(router);
-        let accept = tokio::spawn(accept_loop(listener, endpoint.clone(), handshake_timeout));
+        let accept = tokio::spawn(accept_loop(listener, endpoint.clone(), listen));
         endpoint.tracker.close();
         Ok(ServerHandle {
             local_addr,
+            secure,
             endpoint,
             shutdown_timeout,
             accept: Arc::new(tokio::sync::Mutex::new(Some(accept))),
@@ -218,6 +343,7 @@ impl ServerBuilder {
             router,
             allowed_origins: self.allowed_origins,
             hook: self.hook,
+            authenticate: self.authenticate,
             max_connections: self.max_connections,
             active: AtomicUsize::new(0),
             shutdown: CancellationToken::new(),
@@ -249,6 +375,8 @@ impl Server {
 #[derive(Clone)]
 pub struct ServerHandle {
     local_addr: SocketAddr,
+    /// Served over TLS.
+    secure: bool,
     endpoint: Arc<Endpoint>,
     shutdown_timeout: Duration,
     accept: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
@@ -269,18 +397,22 @@ impl ServerHandle {
         self.local_addr
     }
 
-    /// The `ws://` URL of the server.
+    /// The `ws://` URL of the server (`wss://` over TLS).
     pub fn url(&self) -> String {
-        format!("ws://{}", self.local_addr)
+        let s = if self.secure { "s" } else { "" };
+        format!("ws{s}://{}", self.local_addr)
     }
 
-    /// The `http://` URL of the server: the same port, for JSON-RPC over HTTP POST.
+    /// The `http://` URL of the server (`https://` over TLS): the same port, for JSON-RPC
+    /// over HTTP POST.
     pub fn http_url(&self) -> String {
-        format!("http://{}", self.local_addr)
+        let s = if self.secure { "s" } else { "" };
+        format!("http{s}://{}", self.local_addr)
     }
 
-    /// TCP connections open now: WebSocket sessions, HTTP keep-alive connections, and those
-    /// still in their handshake.
+    /// Connections open now that count against `max_connections`: WebSocket sessions and
+    /// HTTP keep-alive connections that have sent a request (not those still in their
+    /// handshake).
     pub fn connections(&self) -> usize {
         self.endpoint.active.load(Ordering::Relaxed)
     }
@@ -316,15 +448,25 @@ async fn shutdown(endpoint: &Endpoint, timeout: Duration) {
     }
 }
 
-async fn accept_loop(listener: TcpListener, endpoint: Arc<Endpoint>, handshake_timeout: Duration) {
+/// How the server's own listener takes connections.
+struct Listen {
+    handshake_timeout: Duration,
+    gate: Arc<Gate>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    door: DoorLimits,
+}
+
+async fn accept_loop(listener: TcpListener, endpoint: Arc<Endpoint>, listen: Listen) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(handshake_timeout)
+        .header_read_timeout(listen.handshake_timeout)
+        .max_buf_size(listen.door.max_header_size)
         .keep_alive(true)
         // JSON-RPC answers are small: one copy into the head's buffer and one write beat
         // a vectored write of head and body (+3–9 % POST calls/s in bench/run.sh's HTTP
         // scenario).
         .writev(false);
+    let listen = Arc::new(listen);
     loop {
         let accepted = tokio::select! {
             _ = endpoint.shutdown.cancelled() => break,
@@ -332,19 +474,23 @@ async fn accept_loop(listener: TcpListener, endpoint: Arc<Endpoint>, handshake_t
         };
         match accepted {
             Ok((stream, addr)) => {
-                let (slot, within) = Slot::take(&endpoint);
-                let source = Source {
-                    remote_addr: Some(addr),
-                    slot: Some((Arc::new(slot), within)),
+                let pass = match listen.gate.enter(addr.ip()) {
+                    Ok(pass) => Arc::new(pass),
+                    Err(Turned::PerIp) => {
+                        telemetry::handshake_refused("per_ip");
+                        tracing::debug!(remote = %addr, "too many connections from this address");
+                        continue;
+                    }
                 };
                 // This task ends with the HTTP connection; after a WebSocket upgrade the
-                // session's own task holds the slot and a tracker token.
+                // session's own task holds the slot, the pass and a tracker token.
                 let conn = connection(
                     stream,
-                    source,
+                    addr,
+                    pass,
                     endpoint.clone(),
                     http.clone(),
-                    handshake_timeout,
+                    listen.clone(),
                 );
                 endpoint
                     .tracker
@@ -359,34 +505,118 @@ async fn accept_loop(listener: TcpListener, endpoint: Arc<Endpoint>, handshake_t
     }
 }
 
-/// Serve one TCP connection: HTTP/1.1 requests (keep-alive) until it closes or upgrades.
+/// Serve one TCP connection: wait for its first byte, do the TLS handshake if the server
+/// has TLS, then HTTP/1.1 requests (keep-alive) until it closes or upgrades. Until a whole
+/// request head has arrived it is a pending handshake, which the gate may drop.
 async fn connection(
     stream: TcpStream,
+    addr: SocketAddr,
+    pass: Arc<Pass>,
+    endpoint: Arc<Endpoint>,
+    http: hyper::server::conn::http1::Builder,
+    listen: Arc<Listen>,
+) {
+    let _ = stream.set_nodelay(true);
+    let deadline = tokio::time::Instant::now() + listen.handshake_timeout;
+    let evicted = pass.evicted().clone();
+    // A socket that says nothing at all is closed early.
+    let mut first = [0u8; 1];
+    let silent_for = listen.door.silent_timeout.min(listen.handshake_timeout);
+    let silent = tokio::time::timeout(silent_for, stream.peek(&mut first));
+    tokio::select! {
+        _ = evicted.cancelled() => return,
+        _ = endpoint.close.cancelled() => return,
+        said = silent => match said {
+            Ok(Ok(n)) if n > 0 => {}
+            Ok(_) => return,
+            Err(_) => {
+                telemetry::handshake_refused("silent");
+                tracing::debug!("closing a connection that sent nothing");
+                return;
+            }
+        },
+    }
+    let source = Source {
+        remote_addr: Some(addr),
+        slot: None,
+        pass: Some(pass.clone()),
+    };
+    match &listen.tls {
+        None => {
+            serve_http(
+                TokioIo::new(stream),
+                source,
+                endpoint,
+                http,
+                deadline,
+                &pass,
+            )
+            .await
+        }
+        Some(acceptor) => {
+            let handshake = tokio::time::timeout_at(deadline, acceptor.accept(stream));
+            let tls = tokio::select! {
+                _ = evicted.cancelled() => return,
+                _ = endpoint.close.cancelled() => return,
+                tls = handshake => tls,
+            };
+            match tls {
+                Ok(Ok(tls)) => {
+                    serve_http(TokioIo::new(tls), source, endpoint, http, deadline, &pass).await
+                }
+                Ok(Err(e)) => {
+                    telemetry::handshake_refused("tls");
+                    tracing::debug!("TLS handshake failed: {e}");
+                }
+                Err(_) => {
+                    telemetry::handshake_refused("timeout");
+                    tracing::debug!("TLS handshake timed out");
+                }
+            }
+        }
+    }
+}
+
+/// HTTP/1.1 on one connection (plain or TLS). The first request must arrive by `deadline`;
+/// it ends the pending handshake and takes the connection's slot in the connection count.
+async fn serve_http<I>(
+    io: TokioIo<I>,
     source: Source,
     endpoint: Arc<Endpoint>,
     http: hyper::server::conn::http1::Builder,
-    handshake_timeout: Duration,
-) {
-    let _ = stream.set_nodelay(true);
-    // A client must send a whole request head within the handshake timeout; hyper's header
-    // timeout covers the requests after the first.
+    deadline: tokio::time::Instant,
+    pass: &Pass,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let started = Arc::new(AtomicBool::new(false));
     let service = {
         let endpoint = endpoint.clone();
         let started = started.clone();
+        let slot = Arc::new(OnceLock::new());
         hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
             started.store(true, Ordering::Relaxed);
             let endpoint = endpoint.clone();
-            let source = source.clone();
+            // The connection counts once it has sent a request.
+            let (slot, within) = slot
+                .get_or_init(|| {
+                    if let Some(pass) = &source.pass {
+                        pass.established();
+                    }
+                    let (slot, within) = Slot::take(&endpoint);
+                    (Arc::new(slot), within)
+                })
+                .clone();
+            let mut source = source.clone();
+            source.slot = Some((slot, within));
             async move { Ok::<_, Infallible>(endpoint.handle(req, source).await) }
         })
     };
-    let mut conn = pin!(http
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades());
-    let mut first_request = pin!(tokio::time::sleep(handshake_timeout));
+    let mut conn = pin!(http.serve_connection(io, service).with_upgrades());
+    let mut first_request = pin!(tokio::time::sleep_until(deadline));
     let mut waiting_first = true;
     let mut shutting_down = false;
+    let evicted = pass.evicted().clone();
     loop {
         tokio::select! {
             done = conn.as_mut() => {
@@ -397,7 +627,14 @@ async fn connection(
             }
             _ = &mut first_request, if waiting_first => {
                 if !started.load(Ordering::Relaxed) {
-                    tracing::debug!("handshake timed out after {handshake_timeout:?}");
+                    telemetry::handshake_refused("timeout");
+                    tracing::debug!("no request head before the handshake timeout");
+                    return;
+                }
+                waiting_first = false;
+            }
+            _ = evicted.cancelled(), if waiting_first => {
+                if !started.load(Ordering::Relaxed) {
                     return;
                 }
                 waiting_first = false;

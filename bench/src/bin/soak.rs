@@ -406,7 +406,8 @@ async fn steady_client(
         }
     };
     // Spread the calls over the interval.
-    let mut next = tokio::time::Instant::now() + Duration::from_millis(seed * 7919 % pace.call.as_millis().max(1) as u64);
+    let mut next = tokio::time::Instant::now()
+        + Duration::from_millis(seed * 7919 % pace.call.as_millis().max(1) as u64);
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,

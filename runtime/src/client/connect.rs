@@ -1,14 +1,15 @@
 //! Opening a client's link: the WebSocket handshake, or an `http://` target.
 
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::error::{ProtocolError, SubProtocolError, UrlError};
+use tokio_tungstenite::tungstenite::error::{ProtocolError, SubProtocolError};
 use tokio_tungstenite::tungstenite::http::{header, HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::Error as WsError;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::ClientBuilder;
 use crate::error::ConnectError;
-use crate::transport::http_client::HttpTarget;
+use crate::tls;
+use crate::transport::http_client::{self, HttpTarget};
 use crate::transport::ws::SUBPROTOCOL;
 
 type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
@@ -23,7 +24,8 @@ impl ClientBuilder {
     pub(super) async fn handshake(&self, url: &str) -> Result<Link, ConnectError> {
         let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
         if matches!(scheme.as_deref(), Some("http" | "https")) {
-            return self.http_target(url).map(Link::Http);
+            let target = self.http_target(url).await?;
+            return Ok(Link::Http(target));
         }
         let ws = match self.handshake_once(url, self.offer_subprotocol).await {
             // A server that does not negotiate subprotocols at all: connect without one.
@@ -33,16 +35,15 @@ impl ClientBuilder {
         Ok(Link::Ws(Box::new(ws)))
     }
 
-    /// An `http://` URL: requests go out as POSTs; there is no connection to open.
-    fn http_target(&self, url: &str) -> Result<HttpTarget, ConnectError> {
+    /// An `http://` or `https://` URL: requests go out as POSTs; there is no connection to
+    /// open (over TLS, one handshake checks the certificate now, so that a certificate
+    /// that does not verify fails the connect, not the first call).
+    async fn http_target(&self, url: &str) -> Result<HttpTarget, ConnectError> {
         let invalid = |reason: String| ConnectError::InvalidUrl {
             url: url.to_string(),
             reason,
         };
         let uri: http::Uri = url.parse().map_err(|e| invalid(format!("{e}")))?;
-        if uri.scheme_str() == Some("https") {
-            return Err(invalid("https:// is not supported by this build".into()));
-        }
         if uri.host().is_none() {
             return Err(invalid("no host".into()));
         }
@@ -62,7 +63,40 @@ impl ClientBuilder {
                 .map_err(|e| invalid(format!("header `{name}`: {e}")))?;
             headers.append(name, value);
         }
-        Ok(HttpTarget { uri, headers })
+        if let Some(bearer) = self.bearer().await? {
+            headers.insert(header::AUTHORIZATION, bearer);
+        }
+        let tls = self.tls();
+        if uri.scheme_str() == Some("https") {
+            let probe = http_client::check_tls(&uri, tls.clone());
+            match tokio::time::timeout(self.handshake_timeout, probe).await {
+                Err(_) => {
+                    return Err(ConnectError::Timeout {
+                        url: url.to_string(),
+                        timeout: self.handshake_timeout,
+                    })
+                }
+                Ok(Err(failure)) => return Err(failure.into_error(url)),
+                Ok(Ok(())) => {}
+            }
+        }
+        Ok(HttpTarget { uri, headers, tls })
+    }
+
+    /// `Bearer TOKEN` for this handshake, if the client has a token.
+    async fn bearer(&self) -> Result<Option<HeaderValue>, ConnectError> {
+        let Some(source) = &self.token else {
+            return Ok(None);
+        };
+        let token = source.get().await.map_err(|e| ConnectError::Token {
+            reason: e.to_string(),
+        })?;
+        let mut value =
+            HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| ConnectError::Token {
+                reason: "the token is not a valid header value".into(),
+            })?;
+        value.set_sensitive(true);
+        Ok(Some(value))
     }
 
     async fn handshake_once(&self, url: &str, offer: bool) -> Result<Ws, ConnectError> {
@@ -86,10 +120,14 @@ impl ClientBuilder {
                 .map_err(|e| invalid(format!("header `{name}`: {e}")))?;
             request.headers_mut().append(name, value);
         }
-        let connect = tokio_tungstenite::connect_async_with_config(
+        if let Some(bearer) = self.bearer().await? {
+            request.headers_mut().insert(header::AUTHORIZATION, bearer);
+        }
+        let connect = tokio_tungstenite::connect_async_tls_with_config(
             request,
             Some(self.config.websocket()),
             true,
+            Some(Connector::Rustls(self.tls())),
         );
         match tokio::time::timeout(self.handshake_timeout, connect).await {
             Err(_) => Err(ConnectError::Timeout {
@@ -106,22 +144,23 @@ impl ClientBuilder {
                         .map(|b| String::from_utf8_lossy(b).into_owned())
                         .unwrap_or_default(),
                 },
-                WsError::Url(e) => invalid(url_reason(&e)),
+                WsError::Url(e) => invalid(e.to_string()),
                 WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(
                     SubProtocolError::NoSubProtocol,
                 )) => ConnectError::Subprotocol,
+                WsError::Io(e) if tls::tls_failure(&e).is_some() => ConnectError::Tls {
+                    url: url.to_string(),
+                    reason: tls::tls_failure(&e).map(tls::explain).unwrap_or_default(),
+                },
+                WsError::Tls(e) => ConnectError::Tls {
+                    url: url.to_string(),
+                    reason: e.to_string(),
+                },
                 e => ConnectError::Io {
                     url: url.to_string(),
                     source: e,
                 },
             }),
         }
-    }
-}
-
-fn url_reason(e: &UrlError) -> String {
-    match e {
-        UrlError::TlsFeatureNotEnabled => "wss:// is not supported by this build".to_string(),
-        other => other.to_string(),
     }
 }

@@ -12,6 +12,7 @@
 //! - with several URLs ([`ClientBuilder::connect_any`]), each attempt tries the next one.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{TokenError, TokenSource};
 use crate::config::{self, ConnectionConfig};
 use crate::error::{ApplicationError, ConnectError, Error};
 use crate::session::peer::{
@@ -60,6 +62,9 @@ pub struct ClientBuilder {
     headers: Vec<(String, String)>,
     offer_subprotocol: bool,
     reconnect: Reconnect,
+    /// The TLS settings of `wss://` and `https://` (default: the webpki roots).
+    tls: Option<Arc<rustls::ClientConfig>>,
+    token: Option<TokenSource>,
 }
 
 impl Default for ClientBuilder {
@@ -71,6 +76,8 @@ impl Default for ClientBuilder {
             headers: Vec::new(),
             offer_subprotocol: true,
             reconnect: Reconnect::default(),
+            tls: None,
+            token: None,
         }
     }
 }
@@ -147,6 +154,62 @@ impl ClientBuilder {
     pub fn connection_config(mut self, config: ConnectionConfig) -> Self {
         self.config = config;
         self
+    }
+
+    /// Authenticate with this bearer token: sent as `Authorization: Bearer TOKEN` on every
+    /// handshake and POST.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(TokenSource::Fixed(token.into()));
+        self
+    }
+
+    /// Authenticate with a token `fetch` returns, called for every (re)connect: after the
+    /// server closed the connection because the token expired (code 4401), the client
+    /// reconnects with a fresh one.
+    ///
+    /// ```no_run
+    /// # async fn refresh() -> Result<String, std::io::Error> { Ok(String::new()) }
+    /// # async fn demo() -> Result<(), wirecall::ConnectError> {
+    /// let client = wirecall::Client::builder()
+    ///     .token_fn(|| async { refresh().await })
+    ///     .connect("wss://api.example.com/rpc")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn token_fn<F, Fut, E>(mut self, fetch: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, E>> + Send + 'static,
+        E: Into<TokenError>,
+    {
+        self.token = Some(TokenSource::fetch(fetch));
+        self
+    }
+
+    /// TLS for `wss://` and `https://` with this rustls config (its roots, client
+    /// certificates, protocol versions…).
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Trust these roots for `wss://` and `https://` instead of the webpki roots.
+    pub fn tls_roots(self, roots: rustls::RootCertStore) -> Self {
+        self.tls_config(crate::tls::client_config(Some(roots)))
+    }
+
+    /// Trust the CA certificates of this PEM file (and only them) for `wss://` and
+    /// `https://`: e.g. a private CA, or a test's self-signed certificate.
+    pub fn tls_root_pem(self, path: impl AsRef<std::path::Path>) -> Result<Self, crate::TlsError> {
+        let roots = crate::tls::roots_pem(path.as_ref())?;
+        Ok(self.tls_roots(roots))
+    }
+
+    /// The TLS config in use.
+    fn tls(&self) -> Arc<rustls::ClientConfig> {
+        self.tls
+            .clone()
+            .unwrap_or_else(|| crate::tls::client_config(None))
     }
 
     /// Connect to a `ws://` URL (the first connection must succeed; later drops are
@@ -231,6 +294,7 @@ impl ClientBuilder {
                 shutdown: CancellationToken::new(),
                 close: close.child_token(),
                 hold: None,
+                expires: None,
             },
         )
     }
@@ -297,6 +361,11 @@ async fn supervise(
                         .send_replace(ConnectionState::Connected { url: url.clone() });
                     tracing::debug!(url, attempt, "reconnected");
                     break;
+                }
+                Err(e) if !e.is_retryable() && !reconnect.retry_refused => {
+                    tracing::debug!(url, attempt, "reconnect refused: {e}");
+                    let why = format!("stopped reconnecting: {e}");
+                    return finish(&inner, CloseReason::Error(why));
                 }
                 Err(e) => {
                     tracing::debug!(url, attempt, "reconnect failed: {e}");

@@ -10,6 +10,10 @@ use std::time::Duration;
 /// - calls in flight when the connection drops fail with [`crate::Error::Disconnected`],
 ///   except idempotent ones (IDL `@idempotent`), which are sent again on the new
 ///   connection; a call that had not been sent yet is always sent on the new connection;
+/// - a client with a [token function](crate::ClientBuilder::token_fn) fetches a fresh token
+///   for every attempt (after the server closed with 4401 because the last one expired, too);
+/// - an attempt the server refuses (401, 403) or whose certificate does not verify ends the
+///   client, unless `retry_refused` is set;
 /// - subscriptions resubscribe by themselves and carry on (items produced while
 ///   disconnected are lost: each resubscription is a fresh stream);
 /// - the methods registered with [`crate::ClientBuilder::router`] stay registered;
@@ -27,6 +31,10 @@ pub struct Reconnect {
     pub jitter: bool,
     /// Give up after this many failed attempts in a row (default: never).
     pub max_attempts: Option<u32>,
+    /// Keep trying after an attempt fails in a way waiting will not fix (default `false`):
+    /// the server refused the handshake (401, 403, other 4xx), or its certificate does
+    /// not verify. See [`crate::ConnectError::is_retryable`].
+    pub retry_refused: bool,
 }
 
 impl Default for Reconnect {
@@ -37,6 +45,7 @@ impl Default for Reconnect {
             max_backoff: Duration::from_secs(30),
             jitter: true,
             max_attempts: None,
+            retry_refused: false,
         }
     }
 }

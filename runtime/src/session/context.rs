@@ -83,6 +83,28 @@ impl Context {
         &self.inner.extensions
     }
 
+    /// Who the connection authenticated as: the value of the [`crate::Identity`] the
+    /// server's [`authenticate`](crate::ServerBuilder::authenticate) hook returned, if it
+    /// is a `T`. `None` without the hook, or for another type.
+    ///
+    /// ```
+    /// # async fn handler(ctx: wirecall::Context) {
+    /// #[derive(Debug)]
+    /// struct User(String);
+    /// if let Some(User(name)) = ctx.identity::<User>() {
+    ///     println!("called by {name}");
+    /// }
+    /// # }
+    /// ```
+    pub fn identity<T: std::any::Any>(&self) -> Option<&T> {
+        self.inner.extensions.get::<crate::Identity>()?.get()
+    }
+
+    /// The connection's whole [`crate::Identity`] (its expiry too), if authenticated.
+    pub fn identity_info(&self) -> Option<&crate::Identity> {
+        self.inner.extensions.get::<crate::Identity>()
+    }
+
     /// A handle to call methods of, and send notifications to, the other end.
     pub fn peer(&self) -> &Peer {
         &self.inner.peer

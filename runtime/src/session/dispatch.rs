@@ -21,6 +21,7 @@ use crate::error::RpcError;
 use crate::session::peer::CANCEL_METHOD;
 use crate::session::router::{MethodFuture, MethodResult, Route};
 use crate::session::subscription::{unsubscribe_frame, Routed};
+use crate::telemetry::{self, CallTimer, Outcome};
 
 /// Where the answer of a call goes: straight out, or into its batch.
 #[derive(Clone)]
@@ -68,6 +69,7 @@ impl Session {
         close: &CancellationToken,
     ) -> Option<Dispatched> {
         let shared = &self.shared;
+        telemetry::received(shared.door, text.len());
         // The common case, one object: parsed in a single pass.
         let single = if text.trim_start().starts_with('{') {
             message::classify_text(text)
@@ -236,8 +238,8 @@ async fn handle_message(
                 }
                 return true;
             };
-            let handler = match route {
-                Route::Call(handler) => handler,
+            let (handler, metrics) = match route {
+                Route::Call(handler, metrics) => (handler, metrics),
                 Route::Unsubscribe => {
                     let found = unsubscribe(shared, params);
                     if let Some(id) = id {
@@ -276,9 +278,16 @@ async fn handle_message(
                 return false;
             };
             let span = tracing::debug_span!("call", method = &*method, id = id.map(|i| i.get()));
+            let timer = metrics.start();
             let fut =
                 span.in_scope(|| start_call(&**handler, shared.ctx.clone(), Params::new(params)));
-            run(shared, fut, id.map(|i| i.get()), reply, permit, span).await;
+            let call = Call {
+                id: id.map(|i| i.get()),
+                permit,
+                timer,
+                span,
+            };
+            run(shared, fut, call, reply).await;
         }
     }
     true
@@ -321,20 +330,30 @@ fn route_to_subscription(shared: &Shared, params: &RawValue, frame: &Utf8Bytes) 
     handled
 }
 
+/// What a call holds while it runs.
+struct Call<'a> {
+    id: Option<&'a str>,
+    /// Its place among the calls served at once.
+    permit: OwnedSemaphorePermit,
+    /// Its metrics: recorded when it ends; dropped unrecorded, it counts as cancelled.
+    timer: CallTimer,
+    span: tracing::Span,
+}
+
 /// Run a handler: inline if it completes on its first poll, else in a task of its own
 /// that `$/cancelRequest` can abort.
-async fn run(
-    shared: &Arc<Shared>,
-    fut: MethodFuture,
-    id: Option<&str>,
-    reply: &Reply,
-    permit: OwnedSemaphorePermit,
-    span: tracing::Span,
-) {
+async fn run(shared: &Arc<Shared>, fut: MethodFuture, call: Call<'_>, reply: &Reply) {
+    let Call {
+        id,
+        permit,
+        timer,
+        span,
+    } = call;
     // A panicking handler answers -32603; the connection and the server carry on.
     let mut fut = CatchPanic(fut);
     let first = span.in_scope(|| poll_once(&mut fut));
     if let Some(out) = first.await {
+        timer.finish(Outcome::of(&out));
         if let Some(id) = id {
             deliver(shared, reply, id, out).await;
         }
@@ -346,7 +365,8 @@ async fn run(
         // A notification: run it; nobody waits for it.
         tokio::spawn(
             async move {
-                let _ = fut.await;
+                let out = fut.await;
+                timer.finish(Outcome::of(&out));
                 drop(permit);
             }
             .instrument(span),
@@ -360,6 +380,7 @@ async fn run(
     tokio::spawn(
         async move {
             if let Ok(out) = Abortable::new(fut, registration).await {
+                timer.finish(Outcome::of(&out));
                 // Whoever removes the entry answers: this task, or a cancellation.
                 if shared.running().finish(&id, token) {
                     deliver(&shared, &reply, &id, out).await;

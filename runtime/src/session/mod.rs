@@ -51,6 +51,9 @@ pub enum CloseReason {
     PeerUnresponsive,
     /// The peer sent a message over the size limit.
     MessageTooLarge,
+    /// The connection's authentication expired (close code 4401): a client reconnects
+    /// with a fresh token.
+    Expired,
     /// A transport or protocol error.
     Error(String),
 }
@@ -63,6 +66,7 @@ impl std::fmt::Display for CloseReason {
             CloseReason::Shutdown => f.write_str("the server shut down"),
             CloseReason::PeerUnresponsive => f.write_str("the peer stopped answering pings"),
             CloseReason::MessageTooLarge => f.write_str("a message exceeded the size limit"),
+            CloseReason::Expired => f.write_str("the connection's authentication expired"),
             CloseReason::Error(e) => write!(f, "connection error: {e}"),
         }
     }

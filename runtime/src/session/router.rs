@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::codec::params::Params;
 use crate::error::RpcError;
 use crate::session::context::Context;
+use crate::telemetry::MethodMetrics;
 
 /// What a handler produces: the result serialized as JSON, or an error object.
 pub type MethodResult = Result<String, RpcError>;
@@ -57,8 +58,8 @@ where
 /// What a name routes to.
 #[derive(Clone)]
 pub(crate) enum Route {
-    /// A request or notification handler.
-    Call(Arc<dyn Method>),
+    /// A request or notification handler, and its metrics.
+    Call(Arc<dyn Method>, Arc<MethodMetrics>),
     /// A stream: the call answers a subscription id, then items follow.
     Subscribe(Arc<dyn SubscribeMethod>),
     /// `Stream.unsubscribe`.
@@ -147,9 +148,7 @@ impl Router {
         Fut: Future<Output = Result<T, RpcError>> + Send + 'static,
         T: Serialize,
     {
-        Arc::make_mut(&mut self.methods)
-            .insert(name.into(), Route::Call(Arc::new(FnMethod(handler))));
-        self
+        self.method_boxed(name, Arc::new(FnMethod(handler)))
     }
 
     /// Register a stream under a wire name (and `{name}.unsubscribe`). The closure
@@ -212,7 +211,9 @@ impl Router {
         name: impl Into<Box<str>>,
         handler: Arc<dyn Method>,
     ) -> &mut Self {
-        Arc::make_mut(&mut self.methods).insert(name.into(), Route::Call(handler));
+        let name = name.into();
+        let metrics = MethodMetrics::new(&name);
+        Arc::make_mut(&mut self.methods).insert(name, Route::Call(handler, metrics));
         self
     }
 

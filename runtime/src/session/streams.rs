@@ -15,6 +15,7 @@ use super::{send, Door, Shared};
 use crate::codec::message;
 use crate::error::RpcError;
 use crate::session::router::{ItemStream, SubscribeFuture};
+use crate::telemetry::Open;
 
 /// Set up a stream: run the handler's setup, answer the subscription id, then forward
 /// the items until the stream ends, fails, or is unsubscribed.
@@ -73,6 +74,7 @@ pub(super) async fn subscribe(
     deliver(&shared, &reply, &call_id, Ok(sub_id.to_string())).await;
     drop(permit);
     tracing::debug!(sub_id, "subscription started");
+    let _counted = Open::subscription();
     let produced = Abortable::new(produce(&shared, &method, sub_id, items), registration).await;
     shared.streams().active.remove(&sub_id);
     if let Some(ended) = &shared.stream_ended {

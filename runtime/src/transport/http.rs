@@ -20,6 +20,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -34,33 +35,18 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::gate::Pass;
 use super::headers::{accepts_events, check_origin, is_json, is_upgrade, preflight};
 use super::sse::EventBody;
 use super::ws::{self, Setup, SUBPROTOCOL};
+use crate::auth::Refusal;
+use crate::auth::{Authenticate, Handshake};
 use crate::codec::message::{self, Incoming};
 use crate::config::ConnectionConfig;
 use crate::error::RpcError;
 use crate::session::router::{Route, Router};
 use crate::session::{error_frame, CloseReason, Door, Origin, Session};
-
-/// Why the handshake hook refused a connection: an HTTP status and a reason for the body.
-#[derive(Clone, Debug)]
-pub struct Refusal {
-    /// The HTTP status, e.g. 401 or 403.
-    pub status: StatusCode,
-    /// The response body.
-    pub reason: String,
-}
-
-impl Refusal {
-    /// Refuse with `status` and `reason`.
-    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
-        Refusal {
-            status,
-            reason: reason.into(),
-        }
-    }
-}
+use crate::telemetry::{self, Open};
 
 /// The handshake hook: sees the request (its body left out) and may store values for the
 /// handlers, or refuse.
@@ -73,6 +59,8 @@ pub(crate) struct Endpoint {
     pub(crate) router: Router,
     pub(crate) allowed_origins: Vec<String>,
     pub(crate) hook: Option<Arc<HandshakeHook>>,
+    /// The authentication hook, if any.
+    pub(crate) authenticate: Option<Arc<Authenticate>>,
     pub(crate) max_connections: usize,
     /// Connections open now: TCP connections of the server's own listener (including those
     /// still in their handshake), or WebSocket sessions of a mounted service.
@@ -111,6 +99,9 @@ pub(crate) struct Source {
     /// The TCP connection's slot in the connection count, with whether it was within the
     /// limit when accepted. `None` for a mounted service: a WebSocket takes its own.
     pub(crate) slot: Option<(Arc<Slot>, bool)>,
+    /// The TCP connection's place at the listener's gate (its IP address's count): held by
+    /// a WebSocket session for its whole life.
+    pub(crate) pass: Option<Arc<Pass>>,
 }
 
 /// The address of the client, for a [`crate::RpcService`] mounted in an application: put it
@@ -213,10 +204,13 @@ impl Endpoint {
     {
         let origin = match check_origin(req.headers(), &self.allowed_origins) {
             Ok(origin) => origin,
-            Err(()) => return text(StatusCode::FORBIDDEN, "origin not allowed"),
+            Err(()) => {
+                telemetry::handshake_refused("origin");
+                return text(StatusCode::FORBIDDEN, "origin not allowed");
+            }
         };
         let mut resp = match *req.method() {
-            Method::GET if is_upgrade(req.headers()) => return self.upgrade(req, from),
+            Method::GET if is_upgrade(req.headers()) => return self.upgrade(req, from).await,
             Method::GET | Method::HEAD => {
                 let mut resp = text(StatusCode::UPGRADE_REQUIRED, UPGRADE_REQUIRED);
                 resp.headers_mut()
@@ -246,26 +240,54 @@ impl Endpoint {
         resp
     }
 
-    /// Run the handshake hook on the request's head: the extensions it stored, or the
-    /// refusal as a response.
-    fn admit<B>(&self, req: &Request<B>) -> Result<Extensions, Box<Resp>> {
+    /// Run the handshake hooks on the request's head, before any message is read: the
+    /// extensions they stored (the identity among them) and the time the identity has
+    /// left, or the refusal as a response.
+    async fn admit(&self, head: Option<Request<()>>, remote: Option<SocketAddr>) -> Admitted {
         let mut extensions = Extensions::new();
+        let Some(head) = head else {
+            return Ok((extensions, None));
+        };
         if let Some(hook) = &self.hook {
-            let mut head = Request::new(());
-            *head.method_mut() = req.method().clone();
-            *head.uri_mut() = req.uri().clone();
-            *head.version_mut() = req.version();
-            *head.headers_mut() = req.headers().clone();
             if let Err(r) = hook(&head, &mut extensions) {
-                return Err(Box::new(text(r.status, r.reason)));
+                return Err(Box::new(refused(r)));
             }
         }
-        Ok(extensions)
+        let mut expires = None;
+        if let Some(authenticate) = &self.authenticate {
+            let (parts, ()) = head.into_parts();
+            let handshake = Handshake::new(parts.method, parts.uri, parts.headers, remote);
+            let identity = match authenticate(handshake).await {
+                Ok(identity) => identity,
+                Err(r) => return Err(Box::new(refused(r))),
+            };
+            expires = identity.time_left();
+            if expires == Some(Duration::ZERO) {
+                return Err(Box::new(refused(Refusal::unauthorized(
+                    "the credentials have expired",
+                ))));
+            }
+            extensions.insert(identity);
+        }
+        Ok((extensions, expires))
+    }
+
+    /// The request's head (its headers copied), for the hooks; `None` without hooks.
+    fn head<B>(&self, req: &Request<B>) -> Option<Request<()>> {
+        if self.hook.is_none() && self.authenticate.is_none() {
+            return None;
+        }
+        let mut head = Request::new(());
+        *head.method_mut() = req.method().clone();
+        *head.uri_mut() = req.uri().clone();
+        *head.version_mut() = req.version();
+        *head.headers_mut() = owned(req.headers());
+        Some(head)
     }
 
     /// `GET` with `Upgrade: websocket`: answer 101 and run the WebSocket session once hyper
     /// hands over the connection.
-    fn upgrade<B>(self: &Arc<Self>, mut req: Request<B>, from: Source) -> Resp {
+    async fn upgrade<B>(self: &Arc<Self>, mut req: Request<B>, from: Source) -> Resp {
         let headers = req.headers();
         let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
             return text(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
@@ -287,14 +309,14 @@ impl Endpoint {
         let slot = match from.slot {
             Some((slot, within)) => {
                 if !within {
-                    return text(StatusCode::SERVICE_UNAVAILABLE, "too many connections");
+                    return too_many_connections();
                 }
                 slot
             }
             None => {
                 let (slot, within) = Slot::take(self);
                 if !within {
-                    return text(StatusCode::SERVICE_UNAVAILABLE, "too many connections");
+                    return too_many_connections();
                 }
                 Arc::new(slot)
             }
@@ -314,8 +336,9 @@ impl Endpoint {
             }
             subprotocol = Some(HeaderValue::from_static(SUBPROTOCOL));
         }
-        let extensions = match self.admit(&req) {
-            Ok(extensions) => extensions,
+        let head = self.head(&req);
+        let (extensions, expires) = match self.admit(head, remote).await {
+            Ok(admitted) => admitted,
             Err(refused) => return *refused,
         };
         let origin = Origin {
@@ -343,24 +366,25 @@ impl Endpoint {
                 origin,
                 shutdown: endpoint.shutdown.clone(),
                 close: endpoint.close.clone(),
-                hold: Some(Box::new((slot, token))),
+                hold: Some(Box::new((
+                    slot,
+                    token,
+                    from.pass,
+                    Open::session(Door::WebSocket),
+                ))),
+                expires,
             };
-            let config = Some(endpoint.config.websocket());
-            // The server's own listener: the plain TCP stream, exactly as before hyper.
-            match upgraded.downcast::<TokioIo<tokio::net::TcpStream>>() {
-                Ok(parts) => {
-                    let tcp = parts.io.into_inner();
-                    let read = parts.read_buf.to_vec();
-                    let ws =
-                        WebSocketStream::from_partially_read(tcp, read, Role::Server, config).await;
-                    ws::spawn(ws, setup);
-                }
+            // The server's own listener: the TCP (or TLS) stream itself, without hyper's
+            // wrapper in between.
+            type Tls = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+            let upgraded = match upgraded.downcast::<TokioIo<tokio::net::TcpStream>>() {
+                Ok(parts) => return run_ws(parts.io.into_inner(), &parts.read_buf, setup).await,
+                Err(upgraded) => upgraded,
+            };
+            match upgraded.downcast::<TokioIo<Tls>>() {
+                Ok(parts) => run_ws(parts.io.into_inner(), &parts.read_buf, setup).await,
                 // Any other connection (e.g. an application's server): through hyper's type.
-                Err(upgraded) => {
-                    let io = TokioIo::new(upgraded);
-                    let ws = WebSocketStream::from_raw_socket(io, Role::Server, config).await;
-                    ws::spawn(ws, setup);
-                }
+                Err(upgraded) => run_ws(TokioIo::new(upgraded), &[], setup).await,
             }
         });
         let mut resp = Response::new(ResponseBody::empty());
@@ -385,7 +409,7 @@ impl Endpoint {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         if let Some((_, false)) = from.slot {
-            return text(StatusCode::SERVICE_UNAVAILABLE, "too many connections");
+            return too_many_connections();
         }
         if self.shutdown.is_cancelled() {
             return text(StatusCode::SERVICE_UNAVAILABLE, "server shutting down");
@@ -410,12 +434,13 @@ impl Endpoint {
         if declared.is_some_and(|n| n > limit as u64) {
             return too_large();
         }
-        let extensions = match self.admit(&req) {
-            Ok(extensions) => extensions,
+        let remote_addr = remote_addr(&req, &from);
+        let head = self.head(&req);
+        let (extensions, _) = match self.admit(head, remote_addr).await {
+            Ok(admitted) => admitted,
             Err(refused) => return *refused,
         };
         let events = accepts_events(req.headers());
-        let remote_addr = remote_addr(&req, &from);
         let (parts, body) = req.into_parts();
         let body = match Limited::new(body, limit).collect().await {
             Ok(collected) => collected.to_bytes(),
@@ -465,6 +490,8 @@ impl Endpoint {
         };
         match answer {
             Some(frame) => {
+                telemetry::http_request();
+                telemetry::sent(Door::HttpPost, frame.len());
                 let status = if dispatched.parse_error {
                     StatusCode::BAD_REQUEST
                 } else {
@@ -506,7 +533,8 @@ impl Endpoint {
         if session.handle_frame(&body, &self.close).await.is_none() {
             return text(StatusCode::SERVICE_UNAVAILABLE, "server closing");
         }
-        let events = EventBody::new(session, rx, self.shutdown.clone(), self.tracker.token());
+        let hold = (self.tracker.token(), Open::session(Door::HttpEvents));
+        let events = EventBody::new(session, rx, self.shutdown.clone(), Box::new(hold));
         let mut resp = Response::new(ResponseBody {
             kind: BodyKind::Events(events),
         });
@@ -520,6 +548,43 @@ impl Endpoint {
         h.insert("x-accel-buffering", HeaderValue::from_static("no"));
         resp
     }
+}
+
+/// Run a WebSocket session on an upgraded connection; `read` is what hyper had read past
+/// the request.
+async fn run_ws<S>(io: S, read: &[u8], setup: Setup)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let config = Some(setup.config.websocket());
+    let ws = WebSocketStream::from_partially_read(io, read.to_vec(), Role::Server, config).await;
+    ws::spawn(ws, setup);
+}
+
+/// What the handshake hooks made of a request: extensions and the identity's time left,
+/// or the response that refuses it.
+type Admitted = Result<(Extensions, Option<Duration>), Box<Resp>>;
+
+/// The response to a refusal, counted by its status.
+fn refused(r: Refusal) -> Resp {
+    let unauthorized = r.status == StatusCode::UNAUTHORIZED;
+    telemetry::handshake_refused(match r.status {
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        _ => "refused",
+    });
+    let mut resp = text(r.status, r.reason);
+    if unauthorized {
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    resp
+}
+
+#[cold]
+fn too_many_connections() -> Resp {
+    telemetry::handshake_refused("too_many_connections");
+    text(StatusCode::SERVICE_UNAVAILABLE, "too many connections")
 }
 
 /// A copy of `headers` that owns its bytes. hyper's header values share the connection's

@@ -12,6 +12,8 @@ use futures_util::future::AbortHandle;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
 use serde_json::value::RawValue;
@@ -22,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::ws::Started;
 use crate::codec::message::{classify_text, Incoming};
 use crate::config::ConnectionConfig;
-use crate::error::Error;
+use crate::error::{ConnectError, Error};
 use crate::session::peer::{CallFailure, CANCEL_METHOD};
 use crate::session::router::Router;
 use crate::session::{CloseReason, Door, Origin, Session};
@@ -32,9 +34,70 @@ use crate::session::{CloseReason, Door, Origin, Session};
 pub(crate) struct HttpTarget {
     pub(crate) uri: Uri,
     pub(crate) headers: HeaderMap,
+    /// For `https://`.
+    pub(crate) tls: Arc<rustls::ClientConfig>,
 }
 
-type Pool = HttpClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+type Connector = HttpsConnector<HttpConnector>;
+type Pool = HttpClient<Connector, Full<Bytes>>;
+
+fn connector(tls: Arc<rustls::ClientConfig>) -> Connector {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    // hyper-rustls sets ALPN itself (to http/1.1).
+    let mut tls = Arc::unwrap_or_clone(tls);
+    tls.alpn_protocols.clear();
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http)
+}
+
+/// Why an `https://` target could not be reached at connect time.
+pub(crate) enum TlsCheck {
+    Tls(String),
+    Io(String),
+}
+
+impl TlsCheck {
+    pub(crate) fn into_error(self, url: &str) -> ConnectError {
+        match self {
+            TlsCheck::Tls(reason) => ConnectError::Tls {
+                url: url.to_string(),
+                reason,
+            },
+            TlsCheck::Io(reason) => ConnectError::Unreachable {
+                url: url.to_string(),
+                reason,
+            },
+        }
+    }
+}
+
+/// Open one TLS connection to `uri` (and drop it): does its certificate verify?
+pub(crate) async fn check_tls(uri: &Uri, tls: Arc<rustls::ClientConfig>) -> Result<(), TlsCheck> {
+    let mut connector = connector(tls);
+    match tower_service::Service::call(&mut connector, uri.clone()).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&*e);
+            while let Some(cause) = next {
+                if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+                    return Err(TlsCheck::Tls(crate::tls::explain(tls)));
+                }
+                if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+                    if let Some(tls) = crate::tls::tls_failure(io) {
+                        return Err(TlsCheck::Tls(crate::tls::explain(tls)));
+                    }
+                }
+                next = cause.source();
+            }
+            Err(TlsCheck::Io(source_chain(&*e)))
+        }
+    }
+}
 
 /// Requests on their way, to stop on `$/cancelRequest` or unsubscribe.
 #[derive(Default)]
@@ -75,7 +138,7 @@ pub(crate) fn spawn(
         tx,
     );
     let peer = session.peer().clone();
-    let pool = HttpClient::builder(TokioExecutor::new()).build_http();
+    let pool = HttpClient::builder(TokioExecutor::new()).build(connector(target.tls.clone()));
     let shared = Arc::new(Shared {
         target,
         pool,

@@ -4,8 +4,10 @@
 //! - [`ws`]: a WebSocket connection, either side (reader and writer tasks);
 //! - [`http`]: the server's HTTP endpoint: upgrades, JSON-RPC over POST, CORS;
 //! - [`http_client`]: a client's requests as POSTs (streams as server-sent events);
-//! - [`sse`]: the body of a POST answered with server-sent events (one stream).
+//! - [`sse`]: the body of a POST answered with server-sent events (one stream);
+//! - [`gate`]: the server listener's door before any request (handshake cap, per-IP limit).
 
+pub(crate) mod gate;
 mod headers;
 pub(crate) mod http;
 pub(crate) mod http_client;

@@ -14,10 +14,10 @@ use http_body::Frame;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
-use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use crate::codec::message::{classify_text, Incoming};
-use crate::session::{CloseReason, Session};
+use crate::session::{CloseReason, Door, Session};
+use crate::telemetry;
 
 /// The events of one SSE response.
 pub(crate) struct EventBody {
@@ -31,8 +31,9 @@ pub(crate) struct EventBody {
     /// Nothing follows what is queued now: end once it is sent.
     last_queued: bool,
     finished: bool,
-    /// Graceful shutdown waits for the response to end.
-    _tracked: TaskTrackerToken,
+    /// Held until the response ends: graceful shutdown waits for it, and the gauge of open
+    /// event streams counts it.
+    _hold: Box<dyn Send + Sync>,
 }
 
 impl EventBody {
@@ -40,7 +41,7 @@ impl EventBody {
         session: Session,
         rx: mpsc::Receiver<Message>,
         shutdown: CancellationToken,
-        tracked: TaskTrackerToken,
+        hold: Box<dyn Send + Sync>,
     ) -> Self {
         // Comments keep proxies from closing a quiet stream, at the keep-alive interval.
         let keepalive = session.config().ping_interval.map(|every| {
@@ -58,7 +59,7 @@ impl EventBody {
             answered: false,
             last_queued: false,
             finished: false,
-            _tracked: tracked,
+            _hold: hold,
         }
     }
 
@@ -87,6 +88,7 @@ impl EventBody {
                             this.last_queued = true;
                         }
                     }
+                    telemetry::sent(Door::HttpEvents, text.len());
                     return Poll::Ready(Some(Ok(Frame::data(event(text)))));
                 }
                 Poll::Ready(None) => {

@@ -34,6 +34,7 @@ use crate::error::RpcError;
 use crate::session::peer::Peer;
 use crate::session::router::Router;
 use crate::session::{error_frame, CloseReason, Door, Origin, Session};
+use crate::telemetry;
 
 /// The subprotocol wirecall speaks (`Sec-WebSocket-Protocol`).
 pub const SUBPROTOCOL: &str = "jsonrpc-2.0";
@@ -60,7 +61,13 @@ pub(crate) struct Setup {
     /// Held until the connection ends (the server's connection count and its shutdown
     /// tracker), so that nothing else needs to wait for it.
     pub(crate) hold: Option<Box<dyn Send + Sync>>,
+    /// When the session's identity expires (time left at the handshake): the server then
+    /// closes with code 4401.
+    pub(crate) expires: Option<Duration>,
 }
+
+/// The close code of a connection whose authentication expired.
+pub const EXPIRED_CLOSE_CODE: u16 = 4401;
 
 /// A running connection: its peer handle, and the task that ends with it.
 pub(crate) struct Started {
@@ -88,6 +95,8 @@ where
     let shutdown = setup.shutdown;
     let close = setup.close;
     let hold = setup.hold;
+    let server_side = hold.is_some();
+    let expires = setup.expires;
     let traced = !span.is_disabled();
     let connection = async move {
         tracing::debug!("connection open");
@@ -101,9 +110,16 @@ where
             }
         };
         let writer = spawn_traced(write, traced.then(tracing::Span::current));
-        let reason = read_loop(&session, stream, &shutdown, &close, &writer_done).await;
+        let ends = Ends {
+            shutdown: &shutdown,
+            close: &close,
+            writer_done: &writer_done,
+            expires,
+        };
+        let reason = read_loop(&session, stream, ends).await;
         tracing::debug!(%reason, "connection closing");
-        finish(&session, writer, &reason).await;
+        // (Only a server holds anything: it is the side that closes on expiry.)
+        finish(&session, writer, &reason, server_side).await;
         drop(hold);
         reason
     };
@@ -124,17 +140,39 @@ where
     }
 }
 
+/// What ends a connection's reading, besides the peer.
+struct Ends<'a> {
+    /// A graceful close (finish in-flight calls, then close 1001).
+    shutdown: &'a CancellationToken,
+    /// A close at once.
+    close: &'a CancellationToken,
+    /// The writer stopped: the connection cannot be written to.
+    writer_done: &'a CancellationToken,
+    /// The identity's time left: then close with 4401.
+    expires: Option<Duration>,
+}
+
 async fn read_loop<S>(
     session: &Session,
     mut stream: SplitStream<WebSocketStream<S>>,
-    shutdown: &CancellationToken,
-    close: &CancellationToken,
-    writer_done: &CancellationToken,
+    ends: Ends<'_>,
 ) -> CloseReason
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let Ends {
+        shutdown,
+        close,
+        writer_done,
+        expires,
+    } = ends;
     let config = session.config();
+    let mut expired = pin!(async move {
+        match expires {
+            Some(left) => tokio::time::sleep(left).await,
+            None => std::future::pending().await,
+        }
+    });
     let mut ping = config.ping_interval.map(|every| {
         let mut i = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -157,6 +195,11 @@ where
             _ = &mut closed => return CloseReason::ClosedLocally,
             _ = &mut writer_gone => return CloseReason::Error("the connection could not be written to".into()),
             _ = &mut shutting_down => return drain(session, stream, close).await,
+            _ = &mut expired => {
+                tracing::debug!("closing: the authentication expired");
+                send_close(session, CloseCode::from(EXPIRED_CLOSE_CODE), "authentication expired").await;
+                return CloseReason::Expired;
+            }
             _ = tick(&mut ping) => {
                 if missed >= config.max_missed_pongs {
                     return CloseReason::PeerUnresponsive;
@@ -208,6 +251,11 @@ where
                     continue;
                 }
             },
+            Some(Ok(Message::Close(Some(frame))))
+                if u16::from(frame.code) == EXPIRED_CLOSE_CODE =>
+            {
+                return CloseReason::Expired
+            }
             Some(Ok(Message::Close(_))) => return CloseReason::ClosedByPeer,
             Some(Ok(_)) => continue, // ping (answered by tungstenite), pong, raw frame
         };
@@ -282,13 +330,19 @@ async fn send_close(session: &Session, code: CloseCode, reason: &str) {
 
 /// After the reader: end the session (fail pending calls, abort handlers), say goodbye,
 /// stop the writer.
-async fn finish(session: &Session, mut writer: tokio::task::JoinHandle<()>, reason: &CloseReason) {
+async fn finish(
+    session: &Session,
+    mut writer: tokio::task::JoinHandle<()>,
+    reason: &CloseReason,
+    server_side: bool,
+) {
     session.end(reason);
     match reason {
         CloseReason::Shutdown => send_close(session, CloseCode::Away, "server shutting down").await,
         CloseReason::ClosedLocally => send_close(session, CloseCode::Normal, "").await,
         // Already queued by the reader.
         CloseReason::MessageTooLarge => {}
+        CloseReason::Expired if server_side => {}
         // Nothing more to say to a peer that is gone, unresponsive or already told.
         _ => writer.abort(),
     }
@@ -329,8 +383,12 @@ async fn write_loop<S>(
             }
         }
         let mut closing = false;
+        let mut bytes = 0;
         for msg in burst.drain(..) {
             closing = matches!(msg, Message::Close(_));
+            if let Message::Text(text) = &msg {
+                bytes += text.len();
+            }
             if let Err(e) = sink.feed(msg).await {
                 if !matches!(e, WsError::ConnectionClosed | WsError::AlreadyClosed) {
                     tracing::debug!("write failed: {e}");
@@ -341,6 +399,7 @@ async fn write_loop<S>(
                 break;
             }
         }
+        telemetry::sent(Door::WebSocket, bytes);
         if sink.flush().await.is_err() {
             return;
         }

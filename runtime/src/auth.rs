@@ -1,0 +1,327 @@
+//! Authentication: one asynchronous hook on the server
+//! ([`crate::ServerBuilder::authenticate`]), run for every door before any message is read,
+//! that turns a [`Handshake`] into an [`Identity`] or a [`Refusal`]; and the client's side,
+//! a token or a function that fetches a fresh one on every (re)connect
+//! ([`crate::ClientBuilder::token`], [`crate::ClientBuilder::token_fn`]).
+//!
+//! A token arrives as `Authorization: Bearer TOKEN`, or — browsers cannot set headers on a
+//! WebSocket — as an offered subprotocol `bearer.BASE64URL(TOKEN)` next to `jsonrpc-2.0`.
+//! The server selects `jsonrpc-2.0` and never echoes the token.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use http::header::{self, HeaderMap};
+use http::{Method, StatusCode, Uri};
+
+/// The subprotocol prefix that carries a token over a browser's WebSocket.
+pub(crate) const BEARER_PREFIX: &str = "bearer.";
+
+/// What the authentication hook sees of a request: a WebSocket upgrade, a POST, or a POST
+/// for server-sent events. Its body is not read yet.
+#[derive(Debug)]
+pub struct Handshake {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    remote_addr: Option<SocketAddr>,
+    token: Option<String>,
+}
+
+impl Handshake {
+    pub(crate) fn new(
+        method: Method,
+        uri: Uri,
+        headers: HeaderMap,
+        remote_addr: Option<SocketAddr>,
+    ) -> Self {
+        let token = bearer_token(&headers);
+        Handshake {
+            method,
+            uri,
+            headers,
+            remote_addr,
+            token,
+        }
+    }
+
+    /// `GET` (a WebSocket upgrade) or `POST`.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The request's path, e.g. `/rpc`.
+    pub fn path(&self) -> &str {
+        self.uri.path()
+    }
+
+    /// The request's query string, if any (without the `?`).
+    pub fn query(&self) -> Option<&str> {
+        self.uri.query()
+    }
+
+    /// The request's headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The value of cookie `name`, if the request carries it.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The client's address, when the server knows it.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.remote_addr
+    }
+
+    /// The bearer token: from `Authorization: Bearer TOKEN`, or from an offered WebSocket
+    /// subprotocol `bearer.BASE64URL(TOKEN)`.
+    pub fn bearer_token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+}
+
+/// The token of a request: the `Authorization` header first, then the subprotocol form.
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    if let Some(auth) = headers.get(header::AUTHORIZATION) {
+        let auth = auth.to_str().ok()?;
+        let (scheme, token) = auth.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_string());
+    }
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(BEARER_PREFIX).map(decode_token))
+        .flatten()
+}
+
+fn decode_token(encoded: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded.trim_end_matches('='))
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// The subprotocol that carries `token`: `bearer.` and the token in unpadded base64url.
+pub fn bearer_subprotocol(token: &str) -> String {
+    format!(
+        "{BEARER_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token)
+    )
+}
+
+/// Who a connection or request authenticated as: any value the handlers can read back with
+/// [`crate::Context::identity`], and optionally when it expires. When a WebSocket's identity
+/// expires the server closes it with code 4401; a client with
+/// [`crate::ClientBuilder::token_fn`] reconnects with a fresh token.
+#[derive(Clone)]
+pub struct Identity {
+    value: Arc<dyn Any + Send + Sync>,
+    expires: Option<SystemTime>,
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    /// An identity carrying `value` (a user id, a claims struct…), with no expiry.
+    pub fn new<T: Any + Send + Sync>(value: T) -> Self {
+        Identity {
+            value: Arc::new(value),
+            expires: None,
+        }
+    }
+
+    /// The same identity, valid until `at`.
+    pub fn expires_at(mut self, at: SystemTime) -> Self {
+        self.expires = Some(at);
+        self
+    }
+
+    /// The same identity, valid for `ttl` from now.
+    pub fn expires_in(self, ttl: Duration) -> Self {
+        self.expires_at(SystemTime::now() + ttl)
+    }
+
+    /// When it expires, if it does.
+    pub fn expires(&self) -> Option<SystemTime> {
+        self.expires
+    }
+
+    /// The value, if it is a `T`.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.value.downcast_ref()
+    }
+
+    /// Time left before it expires, measured now (`None`: it never does).
+    pub(crate) fn time_left(&self) -> Option<Duration> {
+        self.expires.map(|at| {
+            at.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        })
+    }
+}
+
+/// Why the server refused a connection or request: an HTTP status and a short reason for
+/// the body. Over WebSocket the upgrade is refused with that status.
+#[derive(Clone, Debug)]
+pub struct Refusal {
+    /// The HTTP status, e.g. 401 or 403.
+    pub status: StatusCode,
+    /// The response body.
+    pub reason: String,
+}
+
+impl Refusal {
+    /// Refuse with `status` and `reason`.
+    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            reason: reason.into(),
+        }
+    }
+
+    /// 401: no credentials, or ones that are not valid (answered with
+    /// `WWW-Authenticate: Bearer`).
+    pub fn unauthorized(reason: impl Into<String>) -> Self {
+        Refusal::new(StatusCode::UNAUTHORIZED, reason)
+    }
+
+    /// 403: valid credentials that do not allow this.
+    pub fn forbidden(reason: impl Into<String>) -> Self {
+        Refusal::new(StatusCode::FORBIDDEN, reason)
+    }
+}
+
+pub(crate) type AuthFuture = Pin<Box<dyn Future<Output = Result<Identity, Refusal>> + Send>>;
+
+/// The server's authentication hook, type-erased.
+pub(crate) type Authenticate = dyn Fn(Handshake) -> AuthFuture + Send + Sync;
+
+/// An error of a client's token function.
+pub type TokenError = Box<dyn std::error::Error + Send + Sync>;
+
+type TokenFuture = Pin<Box<dyn Future<Output = Result<String, TokenError>> + Send>>;
+
+/// Where a client's token comes from.
+#[derive(Clone)]
+pub(crate) enum TokenSource {
+    Fixed(String),
+    Fetch(Arc<dyn Fn() -> TokenFuture + Send + Sync>),
+}
+
+impl fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenSource::Fixed(_) => f.write_str("Fixed(…)"),
+            TokenSource::Fetch(_) => f.write_str("Fetch(…)"),
+        }
+    }
+}
+
+impl TokenSource {
+    pub(crate) fn fetch<F, Fut, E>(f: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, E>> + Send + 'static,
+        E: Into<TokenError>,
+    {
+        TokenSource::Fetch(Arc::new(move || {
+            let fut = f();
+            Box::pin(async move { fut.await.map_err(Into::into) })
+        }))
+    }
+
+    /// The token for the next handshake.
+    pub(crate) async fn get(&self) -> Result<String, TokenError> {
+        match self {
+            TokenSource::Fixed(t) => Ok(t.clone()),
+            TokenSource::Fetch(f) => f().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn handshake(headers: &[(&str, &str)]) -> Handshake {
+        let mut map = HeaderMap::new();
+        for (n, v) in headers {
+            map.append(
+                http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        Handshake::new(Method::GET, "/rpc?x=1".parse().unwrap(), map, None)
+    }
+
+    #[test]
+    fn tokens_come_from_the_header_or_the_subprotocol() {
+        assert_eq!(
+            handshake(&[("authorization", "Bearer abc.def")]).bearer_token(),
+            Some("abc.def")
+        );
+        assert_eq!(
+            handshake(&[("authorization", "bearer  x ")]).bearer_token(),
+            Some("x")
+        );
+        assert_eq!(
+            handshake(&[("authorization", "Basic dXNlcjpwdw==")]).bearer_token(),
+            None
+        );
+        let offered = format!("jsonrpc-2.0, {}", bearer_subprotocol("s3cret/+?"));
+        assert_eq!(
+            handshake(&[("sec-websocket-protocol", &offered)]).bearer_token(),
+            Some("s3cret/+?")
+        );
+        assert_eq!(
+            handshake(&[("sec-websocket-protocol", "jsonrpc-2.0, bearer.%%%")]).bearer_token(),
+            None
+        );
+        assert_eq!(handshake(&[]).bearer_token(), None);
+    }
+
+    #[test]
+    fn the_hook_sees_path_query_and_cookies() {
+        let h = handshake(&[("cookie", "a=1; session=xyz; b=2")]);
+        assert_eq!(h.path(), "/rpc");
+        assert_eq!(h.query(), Some("x=1"));
+        assert_eq!(h.cookie("session"), Some("xyz"));
+        assert_eq!(h.cookie("none"), None);
+    }
+
+    #[test]
+    fn identities_hold_any_value_and_an_expiry() {
+        let id = Identity::new(42u32).expires_in(Duration::from_secs(60));
+        assert_eq!(id.get::<u32>(), Some(&42));
+        assert_eq!(id.get::<String>(), None);
+        assert!(id.time_left().unwrap() > Duration::from_secs(50));
+        let past = Identity::new(()).expires_at(SystemTime::now() - Duration::from_secs(1));
+        assert_eq!(past.time_left(), Some(Duration::ZERO));
+    }
+}

@@ -1,0 +1,217 @@
+//! Metrics through the [`metrics`] facade. Nothing is recorded unless the application
+//! installs a recorder (e.g. `metrics-exporter-prometheus`), and then these are kept:
+//!
+//! | name | kind | labels | what |
+//! |---|---|---|---|
+//! | `wirecall_calls_total` | counter | `method`, `outcome` | calls served, by how they ended: `ok`, `error` (the handler's error), `invalid_params`, `internal` (a panic or an unserializable result), `cancelled` (by the caller, or its connection went away) |
+//! | `wirecall_call_duration_seconds` | histogram | `method` | from the request's arrival to its answer |
+//! | `wirecall_calls_in_flight` | gauge | | calls being served now |
+//! | `wirecall_subscriptions` | gauge | | streams being served now |
+//! | `wirecall_connections` | gauge | `door` | sessions open now: `websocket`, `events` (server-sent events) |
+//! | `wirecall_http_requests_total` | counter | | JSON-RPC POSTs answered |
+//! | `wirecall_pending_handshakes` | gauge | | connections of the server's listener still in their TLS or HTTP handshake |
+//! | `wirecall_handshakes_refused_total` | counter | `reason` | connections or upgrades turned away: `pending_cap`, `per_ip`, `silent`, `timeout`, `tls`, `too_many_connections`, `origin`, `unauthorized`, `forbidden` |
+//! | `wirecall_received_bytes_total`, `wirecall_sent_bytes_total` | counter | `door` | JSON-RPC message bytes (frames, bodies, events) |
+//!
+//! Handles are made on first use and kept: install the recorder before the first server
+//! or client starts. With no recorder every handle is a no-op (an `Option` check), so an
+//! application that does not collect metrics pays next to nothing.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use metrics::{Counter, Gauge, Histogram};
+
+use crate::error::RpcError;
+use crate::session::Door;
+
+/// How a call ended, for `wirecall_calls_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Ok,
+    Error,
+    InvalidParams,
+    Internal,
+    Cancelled,
+}
+
+const OUTCOMES: [&str; 5] = ["ok", "error", "invalid_params", "internal", "cancelled"];
+
+impl Outcome {
+    pub(crate) fn of<T>(result: &Result<T, RpcError>) -> Outcome {
+        match result {
+            Ok(_) => Outcome::Ok,
+            Err(e) => match e.code {
+                -32602 => Outcome::InvalidParams,
+                -32603 => Outcome::Internal,
+                -32800 => Outcome::Cancelled,
+                _ => Outcome::Error,
+            },
+        }
+    }
+}
+
+/// The metrics of one method, made on its first call.
+pub(crate) struct MethodMetrics {
+    name: Arc<str>,
+    handles: OnceLock<Handles>,
+}
+
+struct Handles {
+    calls: [Counter; 5],
+    duration: Histogram,
+}
+
+impl MethodMetrics {
+    pub(crate) fn new(name: &str) -> Arc<MethodMetrics> {
+        Arc::new(MethodMetrics {
+            name: name.into(),
+            handles: OnceLock::new(),
+        })
+    }
+
+    fn handles(&self) -> &Handles {
+        self.handles.get_or_init(|| {
+            let method = self.name.to_string();
+            Handles {
+                calls: OUTCOMES.map(|outcome| {
+                    metrics::counter!("wirecall_calls_total", "method" => method.clone(), "outcome" => outcome)
+                }),
+                duration: metrics::histogram!("wirecall_call_duration_seconds", "method" => method.clone()),
+            }
+        })
+    }
+
+    /// A call of this method starts.
+    pub(crate) fn start(self: &Arc<Self>) -> CallTimer {
+        globals().in_flight.increment(1.0);
+        CallTimer {
+            method: self.clone(),
+            started: Instant::now(),
+            done: false,
+        }
+    }
+}
+
+/// One call being served: counted in flight until it ends (or is dropped: cancelled).
+pub(crate) struct CallTimer {
+    method: Arc<MethodMetrics>,
+    started: Instant,
+    done: bool,
+}
+
+impl CallTimer {
+    pub(crate) fn finish(mut self, outcome: Outcome) {
+        self.record(outcome);
+    }
+
+    fn record(&mut self, outcome: Outcome) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        globals().in_flight.decrement(1.0);
+        let handles = self.method.handles();
+        handles.calls[outcome as usize].increment(1);
+        handles
+            .duration
+            .record(self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for CallTimer {
+    fn drop(&mut self) {
+        // Aborted: cancelled by the caller, or the connection ended.
+        self.record(Outcome::Cancelled);
+    }
+}
+
+struct Globals {
+    in_flight: Gauge,
+    subscriptions: Gauge,
+    websocket: Gauge,
+    events: Gauge,
+    http_requests: Counter,
+    pending: Gauge,
+    received: [Counter; 4],
+    sent: [Counter; 4],
+}
+
+fn door_index(door: Door) -> usize {
+    match door {
+        Door::WebSocket => 0,
+        Door::HttpPost => 1,
+        Door::HttpEvents => 2,
+        Door::HttpClient => 3,
+    }
+}
+
+const DOORS: [&str; 4] = ["websocket", "http", "events", "http_client"];
+
+fn globals() -> &'static Globals {
+    static GLOBALS: OnceLock<Globals> = OnceLock::new();
+    GLOBALS.get_or_init(|| Globals {
+        in_flight: metrics::gauge!("wirecall_calls_in_flight"),
+        subscriptions: metrics::gauge!("wirecall_subscriptions"),
+        websocket: metrics::gauge!("wirecall_connections", "door" => "websocket"),
+        events: metrics::gauge!("wirecall_connections", "door" => "events"),
+        http_requests: metrics::counter!("wirecall_http_requests_total"),
+        pending: metrics::gauge!("wirecall_pending_handshakes"),
+        received: DOORS
+            .map(|door| metrics::counter!("wirecall_received_bytes_total", "door" => door)),
+        sent: DOORS.map(|door| metrics::counter!("wirecall_sent_bytes_total", "door" => door)),
+    })
+}
+
+/// A connection or upgrade turned away.
+pub(crate) fn handshake_refused(reason: &'static str) {
+    metrics::counter!("wirecall_handshakes_refused_total", "reason" => reason).increment(1);
+}
+
+/// Handshakes in progress now.
+pub(crate) fn pending_handshakes(n: usize) {
+    globals().pending.set(n as f64);
+}
+
+/// One JSON-RPC POST answered.
+pub(crate) fn http_request() {
+    globals().http_requests.increment(1);
+}
+
+pub(crate) fn received(door: Door, bytes: usize) {
+    globals().received[door_index(door)].increment(bytes as u64);
+}
+
+pub(crate) fn sent(door: Door, bytes: usize) {
+    globals().sent[door_index(door)].increment(bytes as u64);
+}
+
+/// Counted in a gauge while alive.
+pub(crate) struct Open(&'static Gauge);
+
+impl Open {
+    /// A server session of `door` (WebSocket or server-sent events) opened.
+    pub(crate) fn session(door: Door) -> Open {
+        let g = globals();
+        let gauge = if door == Door::HttpEvents {
+            &g.events
+        } else {
+            &g.websocket
+        };
+        gauge.increment(1.0);
+        Open(gauge)
+    }
+
+    /// A stream started being served.
+    pub(crate) fn subscription() -> Open {
+        let gauge = &globals().subscriptions;
+        gauge.increment(1.0);
+        Open(gauge)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
