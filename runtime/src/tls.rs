@@ -115,17 +115,23 @@ pub(crate) fn roots_pem(path: &Path) -> Result<RootCertStore, TlsError> {
     Ok(roots)
 }
 
-/// The rustls error inside an I/O error, if the failure was TLS's.
+/// The rustls error inside an I/O error (possibly wrapped in another I/O error), if the
+/// failure was TLS's.
 pub(crate) fn tls_failure(e: &io::Error) -> Option<&rustls::Error> {
-    e.get_ref()?.downcast_ref::<rustls::Error>()
+    let inner = e.get_ref()?;
+    if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    tls_failure(inner.downcast_ref::<io::Error>()?)
 }
 
 /// Say what a TLS failure means for the person reading it.
 pub(crate) fn explain(e: &rustls::Error) -> String {
     match e {
-        rustls::Error::InvalidCertificate(why) => {
-            format!("the server's certificate does not verify ({why:?}); is its CA among the client's roots?")
-        }
+        rustls::Error::InvalidCertificate(_) => format!(
+            "{e}: the server's certificate does not verify against the client's roots \
+             (a private CA needs ClientBuilder::tls_root_pem)"
+        ),
         other => other.to_string(),
     }
 }
