@@ -295,9 +295,10 @@ impl ServerBuilder {
     /// Serve `router` on connections accepted from `listener`.
     pub fn serve(self, listener: TcpListener, router: Router) -> io::Result<ServerHandle> {
         let local_addr = listener.local_addr()?;
+        let gate = Gate::new(self.door.max_pending, self.door.max_per_ip);
         let listen = Listen {
             handshake_timeout: self.handshake_timeout,
-            gate: Gate::new(self.door.max_pending, self.door.max_per_ip),
+            gate: gate.clone(),
             tls: self.tls.clone().map(tokio_rustls::TlsAcceptor::from),
             door: self.door.clone(),
         };
@@ -309,6 +310,7 @@ impl ServerBuilder {
         Ok(ServerHandle {
             local_addr,
             secure,
+            gate,
             endpoint,
             shutdown_timeout,
             accept: Arc::new(tokio::sync::Mutex::new(Some(accept))),
@@ -377,6 +379,7 @@ pub struct ServerHandle {
     local_addr: SocketAddr,
     /// Served over TLS.
     secure: bool,
+    gate: Arc<Gate>,
     endpoint: Arc<Endpoint>,
     shutdown_timeout: Duration,
     accept: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
@@ -415,6 +418,11 @@ impl ServerHandle {
     /// handshake).
     pub fn connections(&self) -> usize {
         self.endpoint.active.load(Ordering::Relaxed)
+    }
+
+    /// Connections of the server's listener still in their TLS or HTTP handshake.
+    pub fn pending_handshakes(&self) -> usize {
+        self.gate.pending()
     }
 
     /// Graceful shutdown: stop accepting, answer new requests with "server shutting

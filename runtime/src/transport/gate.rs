@@ -77,8 +77,7 @@ impl Gate {
     }
 
     /// Handshakes in progress now.
-    #[cfg(test)]
-    fn pending(&self) -> usize {
+    pub(crate) fn pending(&self) -> usize {
         self.state().pending.len()
     }
 }
