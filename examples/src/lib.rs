@@ -149,7 +149,7 @@ impl Calculator for CalcServer {
         Ok(client.confirm(question).await?)
     }
 
-    async fn stats(&self, _ctx: Context) -> Result<Stats, Fault> {
+    async fn stats(&self, ctx: Context) -> Result<Stats, Fault> {
         self.count();
         let last_message = self
             .state
@@ -160,6 +160,7 @@ impl Calculator for CalcServer {
         Ok(Stats {
             calls: self.state.calls.load(Ordering::Relaxed),
             last_message,
+            caller: ctx.identity::<String>().cloned(),
         })
     }
 

@@ -1,10 +1,12 @@
 //! The `web` example's application: the browser page of `examples/web` at `/`, the
 //! calculator at `/rpc` (WebSocket, JSON-RPC over HTTP POST, server-sent events), and a
-//! route of the application's own, `/health`, beside them.
+//! route of the application's own, `/health`, beside them; with a Prometheus recorder
+//! installed, its text at `/metrics`.
 
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
 use wirecall::{RpcService, Server};
 
 use crate::calculator::Calculator;
@@ -23,7 +25,9 @@ fn javascript(source: &'static str) -> impl IntoResponse {
 }
 
 /// The application, serving `calc`; also the mounted service, for a graceful shutdown.
-pub fn app(calc: CalcServer) -> (axum::Router, RpcService) {
+/// With `metrics` (the handle of an installed Prometheus recorder), `/metrics` serves the
+/// Prometheus text of wirecall's metrics.
+pub fn app(calc: CalcServer, metrics: Option<PrometheusHandle>) -> (axum::Router, RpcService) {
     let mut calculator = calc.into_router();
     calculator
         .discover(crate::calculator::OPENRPC_DOCUMENT)
@@ -42,5 +46,15 @@ pub fn app(calc: CalcServer) -> (axum::Router, RpcService) {
         )
         .route("/health", get(|| async { "ok\n" }))
         .route_service("/rpc", rpc.clone());
+    let app = match metrics {
+        Some(handle) => app.route(
+            "/metrics",
+            get(move || {
+                let text = handle.render();
+                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text) }
+            }),
+        ),
+        None => app,
+    };
     (app, rpc)
 }

@@ -6,36 +6,16 @@ use std::net::SocketAddr;
 use wirecall::Client;
 use wirecall_examples::calculator::CalculatorClient;
 use wirecall_examples::CalcServer;
-use wirecall_tests::http::{Events, HttpConn};
+use wirecall_tests::http::{get, Events, HttpConn};
 use wirecall_tests::RawWs;
 
 async fn web() -> (SocketAddr, CalcServer) {
     let calc = CalcServer::default();
-    let (app, _rpc) = wirecall_examples::web::app(calc.clone());
+    let (app, _rpc) = wirecall_examples::web::app(calc.clone(), None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     (addr, calc)
-}
-
-async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
-    tcp.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    tcp.read_to_string(&mut out).await.unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap();
-    let status = head[9..12].parse().unwrap();
-    let content_type = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-type: ")
-                .map(str::to_string)
-        })
-        .unwrap_or_default();
-    (status, content_type, body.to_string())
 }
 
 #[tokio::test]

@@ -5,6 +5,9 @@
 //! cargo run -p wirecall-examples --bin calculator -- serve 127.0.0.1:9000  # server only
 //! cargo run -p wirecall-examples --bin calculator -- serve 127.0.0.1:9000 \
 //!     --allow-origin http://127.0.0.1:8000                                 # + browser page
+//! cargo run -p wirecall-examples --bin calculator -- serve 127.0.0.1:9443 \
+//!     --tls-cert cert.pem --tls-key key.pem --token s3cret \
+//!     --metrics 127.0.0.1:9100                                             # deployed
 //! ```
 //!
 //! With no arguments it starts a server on a free port and a typed client in the same
@@ -13,55 +16,105 @@
 //! `{"jsonrpc":"2.0","method":"Calculator.add","params":{"a":1,"b":2},"id":1}`.
 //! Browsers send an `Origin` header; a page served from another origin (such as the
 //! example page in `examples/web`, see its README) needs `--allow-origin ORIGIN`.
+//!
+//! `--tls-cert`/`--tls-key` serve every door over TLS (`wss://`, `https://`); `--token`
+//! requires `Authorization: Bearer TOKEN` (or the `bearer.…` WebSocket subprotocol), and
+//! `Calculator.stats` then shows the caller; `--metrics ADDR` serves Prometheus text there.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use wirecall::{Client, Context, Fault, Server};
+use clap::{Parser, Subcommand};
+use wirecall::{Client, Context, Fault, Identity, Refusal, Server};
 use wirecall_examples::calculator::{CalcError, Calculator, CalculatorCallbacks, CalculatorClient};
 use wirecall_examples::CalcServer;
 
+/// The calculator: a demo of every kind of call, or a server.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the calculator until Ctrl-C.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on, e.g. 127.0.0.1:9000.
+    addr: String,
+    /// Allow browsers from this origin (repeatable; `*` for any).
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
+    /// Serve over TLS with this certificate chain (PEM).
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require this bearer token: `Authorization: Bearer TOKEN`, or the WebSocket
+    /// subprotocol `bearer.BASE64URL(TOKEN)`.
+    #[arg(long, value_name = "TOKEN")]
+    token: Option<String>,
+    /// Serve Prometheus metrics (text format) at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
+}
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        [] => demo().await,
-        ["serve", addr, rest @ ..] if rest.len() % 2 == 0 => {
-            let mut origins = Vec::new();
-            for pair in rest.chunks(2) {
-                match pair {
-                    ["--allow-origin", origin] => origins.push(origin.to_string()),
-                    _ => usage(),
-                }
-            }
-            serve(addr, origins).await
+    let done = match Args::parse().command {
+        None => demo().await,
+        Some(Command::Serve(args)) => serve(args).await,
+    };
+    match done {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("calculator: {e}");
+            std::process::ExitCode::FAILURE
         }
-        _ => usage(),
     }
 }
 
-fn usage() -> ! {
-    eprintln!("usage: calculator [serve ADDR [--allow-origin ORIGIN]...]");
-    std::process::exit(2);
-}
-
-async fn serve(addr: &str, origins: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
+async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(addr) = args.metrics {
+        // Installed before the server starts: wirecall makes its metric handles on first use.
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()?;
+        println!("metrics on http://{addr}/metrics");
+    }
     let mut router = CalcServer::default().into_router();
     // `rpc.discover` answers the OpenRPC document of calculator.wire.
     router.discover(wirecall_examples::calculator::OPENRPC_DOCUMENT)?;
     let mut builder = Server::builder();
-    for origin in origins {
+    for origin in args.allow_origins {
         builder = builder.allow_origin(origin);
     }
-    let server = builder.bind(addr, router).await?;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        builder = builder.tls_pem(cert, key)?;
+    }
+    if let Some(token) = args.token {
+        builder = builder.authenticate(move |handshake| {
+            let expected = token.clone();
+            async move {
+                match handshake.bearer_token() {
+                    None => Err(Refusal::unauthorized("a bearer token is required")),
+                    Some(t) if t == expected => Ok(Identity::new("token holder".to_string())),
+                    Some(_) => Err(Refusal::forbidden("wrong token")),
+                }
+            }
+        });
+    }
+    let server = builder.bind(&args.addr, router).await?;
     println!("listening on {}", server.url());
     tokio::signal::ctrl_c().await?;
     println!("shutting down");

@@ -1,6 +1,7 @@
 //! The calculator inside an axum application: the browser page of `examples/web` at `/`,
 //! the calculator at `/rpc` (WebSocket, JSON-RPC over HTTP POST, server-sent events), and
-//! a route of the application's own, `/health`, beside them (see `src/web.rs`).
+//! a route of the application's own, `/health`, beside them, and wirecall's metrics as
+//! Prometheus text at `/metrics` (see `src/web.rs`).
 //!
 //! ```text
 //! cargo run -p wirecall-examples --bin web -- 127.0.0.1:8080
@@ -29,7 +30,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let (app, rpc) = wirecall_examples::web::app(CalcServer::default());
+    // Install the recorder before serving: wirecall makes its metric handles on first use.
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    let (app, rpc) = wirecall_examples::web::app(CalcServer::default(), Some(metrics));
     let listener = tokio::net::TcpListener::bind(&args.addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app)

@@ -44,6 +44,8 @@ export interface Stats {
   calls: number;
   /** The message of the last `log` notification, if any. */
   last_message?: string;
+  /** Who the caller authenticated as (`calculator serve --token`), if anyone. */
+  caller?: string;
 }
 
 /**

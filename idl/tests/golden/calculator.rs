@@ -51,6 +51,9 @@ pub struct Stats {
     /// The message of the last `log` notification, if any.
     #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
     pub last_message: ::core::option::Option<::std::string::String>,
+    /// Who the caller authenticated as (`calculator serve --token`), if anyone.
+    #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
+    pub caller: ::core::option::Option<::std::string::String>,
 }
 /// A calculator: the example service of wirecall.
 #[allow(deprecated)]
