@@ -109,15 +109,15 @@ async fn the_web_example_exports_moving_counters() {
     let moved = |last: &str| {
         sample(last, "wirecall_calls_total", ADD_OK) == 9.0
             && sample(
-                &last,
+                last,
                 "wirecall_calls_total",
                 r#"method="Calculator.sleep",outcome="cancelled""#,
             ) == 1.0
-            && sample(&last, "wirecall_subscriptions", "") == 0.0
-            && sample(&last, "wirecall_connections", r#"door="websocket""#) == 0.0
-            && sample(&last, "wirecall_calls_in_flight", "") == 0.0
+            && sample(last, "wirecall_subscriptions", "") == 0.0
+            && sample(last, "wirecall_connections", r#"door="websocket""#) == 0.0
+            && sample(last, "wirecall_calls_in_flight", "") == 0.0
             && sample(
-                &last,
+                last,
                 "wirecall_handshakes_refused_total",
                 r#"reason="origin""#,
             ) == 1.0
