@@ -51,21 +51,31 @@ async function killChild(child) {
   await exited;
 }
 
-/** The calculator server on a fixed port; `start()` again after `kill()` restarts it. */
+/**
+ * The calculator server on a fixed port; `start()` again after `kill()` restarts it. With
+ * `tls` (`{ cert, key }` PEM paths) it serves `wss://localhost:PORT`; with `token` it
+ * requires that bearer token (valid for `tokenTtlMs` per connection, if given).
+ */
 export class Calculator {
   #child;
 
-  constructor(port, { allowOrigin } = {}) {
+  constructor(port, { allowOrigin, tls, token, tokenTtlMs } = {}) {
     this.port = port;
-    this.url = `ws://127.0.0.1:${port}`;
+    this.url = tls === undefined ? `ws://127.0.0.1:${port}` : `wss://localhost:${port}`;
     this.allowOrigin = allowOrigin;
+    this.tls = tls;
+    this.token = token;
+    this.tokenTtlMs = tokenTtlMs;
   }
 
   /** Starts the server and waits for its `listening on` line. */
   async start() {
     const args = ["serve", `127.0.0.1:${this.port}`];
     if (this.allowOrigin !== undefined) args.push("--allow-origin", this.allowOrigin);
-    this.#child = await startChild(calculatorBin, args, "listening on ws://");
+    if (this.tls !== undefined) args.push("--tls-cert", this.tls.cert, "--tls-key", this.tls.key);
+    if (this.token !== undefined) args.push("--token", this.token);
+    if (this.tokenTtlMs !== undefined) args.push("--token-ttl", String(this.tokenTtlMs));
+    this.#child = await startChild(calculatorBin, args, "listening on ws");
   }
 
   /** Kills the server at once (no graceful shutdown): connections just drop. */

@@ -6,7 +6,8 @@
 #      every fixture, type-level tests (types/mapping.ts) and values serialized by the Rust
 #      side (ts_samples): the TypeScript types match the JSON mapping.
 #   2. The example page (examples/web) builds, and its committed build is current.
-#   3. The runtime under faults in Node.js, against the Rust calculator server.
+#   3. The runtime under faults in Node.js, against the Rust calculator server; then over
+#      TLS with a bearer token (certificates made by the make_certs example).
 #   4. Headless Chromium drives the example page against the Rust calculator server.
 #   5. The same page served by the `web` example, WebSocket blocked: the client falls back
 #      to HTTP POST and server-sent events.
@@ -55,6 +56,11 @@ echo "ok"
 
 step "runtime tests in Node.js"
 node --experimental-websocket --test "$here/runtime.test.mjs"
+
+step "TLS and tokens in Node.js (wss://, https://, 4401 then a fresh token)"
+cargo run -q -p wirecall-tests --example make_certs -- "$work/certs"
+TLS_CERT="$work/certs/cert.pem" TLS_KEY="$work/certs/key.pem" NODE_EXTRA_CA_CERTS="$work/certs/ca.pem" \
+  node --experimental-websocket --test "$here/tls.test.mjs"
 
 step "end to end in headless Chromium"
 node --test "$here/e2e.test.mjs"

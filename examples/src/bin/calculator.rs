@@ -60,6 +60,10 @@ struct ServeArgs {
     /// subprotocol `bearer.BASE64URL(TOKEN)`.
     #[arg(long, value_name = "TOKEN")]
     token: Option<String>,
+    /// With `--token`: each connection's authentication lasts this many milliseconds, then
+    /// the server closes it with code 4401 (clients reconnect with their token).
+    #[arg(long, value_name = "MS", requires = "token")]
+    token_ttl: Option<u64>,
     /// Serve Prometheus metrics (text format) at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
@@ -103,12 +107,19 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.tls_pem(cert, key)?;
     }
     if let Some(token) = args.token {
+        let ttl = args.token_ttl.map(Duration::from_millis);
         builder = builder.authenticate(move |handshake| {
             let expected = token.clone();
             async move {
                 match handshake.bearer_token() {
                     None => Err(Refusal::unauthorized("a bearer token is required")),
-                    Some(t) if t == expected => Ok(Identity::new("token holder".to_string())),
+                    Some(t) if t == expected => {
+                        let who = Identity::new("token holder".to_string());
+                        Ok(match ttl {
+                            Some(ttl) => who.expires_in(ttl),
+                            None => who,
+                        })
+                    }
                     Some(_) => Err(Refusal::forbidden("wrong token")),
                 }
             }

@@ -143,6 +143,29 @@ export interface ReconnectOptions {
   maxAttempts?: number;
 }
 
+/**
+ * The WebSocket subprotocol that carries `token`: `bearer.` and the token's UTF-8 bytes in
+ * unpadded base64url. The server selects `jsonrpc-2.0` and never echoes it.
+ */
+export function bearerSubprotocol(token: string): string {
+  const bytes: number[] = [];
+  for (const ch of token) {
+    const c = ch.codePointAt(0) as number;
+    if (c < 0x80) bytes.push(c);
+    else if (c < 0x800) bytes.push(0xc0 | (c >> 6), 0x80 | (c & 63));
+    else if (c < 0x10000) bytes.push(0xe0 | (c >> 12), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
+    else bytes.push(0xf0 | (c >> 18), 0x80 | ((c >> 12) & 63), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
+  }
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  let out = "bearer.";
+  for (let i = 0; i < bytes.length; i += 3) {
+    const n = ((bytes[i] as number) << 16) | ((bytes[i + 1] ?? 0) << 8) | (bytes[i + 2] ?? 0);
+    const chars = Math.min(4, Math.ceil(((bytes.length - i) * 8) / 6));
+    for (let k = 0; k < chars; k++) out += alphabet[(n >> (18 - 6 * k)) & 63];
+  }
+  return out;
+}
+
 /** Options of `connect`. */
 export interface ClientOptions {
   /** Default call timeout (30 s). */
@@ -172,6 +195,14 @@ export interface ClientOptions {
   transport?: "auto" | "websocket" | "http";
   /** The `fetch` function to use over HTTP (default: `globalThis.fetch`). */
   fetch?: FetchLike;
+  /**
+   * A bearer token, or a function that returns a fresh one; called before every
+   * (re)connect, e.g. after the server closed with 4401 because the last one expired.
+   * Over WebSocket it is offered as the subprotocol `bearer.BASE64URL(TOKEN)` next to
+   * `jsonrpc-2.0` (browsers cannot set headers on a WebSocket); over HTTP it is sent as
+   * `Authorization: Bearer TOKEN`.
+   */
+  token?: string | (() => string | Promise<string>);
 }
 
 /** The part of `fetch` the runtime uses (the browser's, Node.js 18+'s). */
@@ -537,25 +568,51 @@ export class Client implements Caller {
   #open(): void {
     const url = this.#urls[this.#urlIndex % this.#urls.length] as string;
     this.#urlIndex++;
-    const transport = /^https?:/i.test(url) ? "http" : this.#options.transport ?? "auto";
-    if (transport === "http" || this.#WebSocket === undefined) {
-      this.#attach(new HttpSocket(httpUrl(url), this.#fetch()), url);
+    const token = this.#options.token;
+    if (typeof token !== "function") {
+      this.#openWith(url, token);
       return;
     }
+    // A fresh token for every attempt.
+    let fetched: Promise<string>;
+    try {
+      fetched = Promise.resolve(token());
+    } catch (e) {
+      fetched = Promise.reject(e);
+    }
+    fetched.then(
+      (t) => {
+        if (this.#state !== "closed") this.#openWith(url, t);
+      },
+      (e: unknown) => {
+        if (this.#state !== "closed") this.#lost(new DisconnectedError(`cannot get a token: ${String(e)}`));
+      },
+    );
+  }
+
+  #openWith(url: string, token: string | undefined): void {
+    const transport = /^https?:/i.test(url) ? "http" : this.#options.transport ?? "auto";
+    const http = () => new HttpSocket(httpUrl(url), this.#fetch(), token);
+    if (transport === "http" || this.#WebSocket === undefined) {
+      this.#attach(http(), url);
+      return;
+    }
+    const protocols = [...(this.#options.protocols ?? ["jsonrpc-2.0"])];
+    if (token !== undefined) protocols.push(bearerSubprotocol(token));
     let socket: WebSocketLike;
     try {
-      socket = new this.#WebSocket(url, this.#options.protocols ?? ["jsonrpc-2.0"]);
+      socket = new this.#WebSocket(url, protocols);
     } catch (e) {
       if (transport === "auto") {
         // No WebSocket here (blocked, or not allowed): HTTP instead.
-        this.#attach(new HttpSocket(httpUrl(url), this.#fetch()), url);
+        this.#attach(http(), url);
         return;
       }
       // A malformed URL: nothing to retry.
       this.#shutDown(new ClosedError(`cannot connect to ${url}: ${String(e)}`));
       return;
     }
-    this.#attach(socket, url, transport === "auto");
+    this.#attach(socket, url, transport === "auto" ? http : undefined);
   }
 
   #fetch(): FetchLike {
@@ -566,9 +623,9 @@ export class Client implements Caller {
 
   /**
    * Runs the connection over `socket`. With `fallBack`, a WebSocket that cannot be opened
-   * is replaced by HTTP for this attempt.
+   * is replaced by the HTTP socket it makes, for this attempt.
    */
-  #attach(socket: WebSocketLike, url: string, fallBack = false): void {
+  #attach(socket: WebSocketLike, url: string, fallBack?: () => WebSocketLike): void {
     this.#socket = socket;
     let opened = false;
     const handshake = timers.setTimeout(() => {
@@ -596,8 +653,8 @@ export class Client implements Caller {
       } catch {
         // Already closed.
       }
-      if (!opened && fallBack) {
-        this.#attach(new HttpSocket(httpUrl(url), this.#fetch()), url);
+      if (!opened && fallBack !== undefined) {
+        this.#attach(fallBack(), url);
         return;
       }
       this.#lost(new DisconnectedError(why));
@@ -798,6 +855,7 @@ class HttpSocket implements WebSocketLike {
   onmessage: ((event: { data: unknown }) => void) | null = null;
   readonly #url: string;
   readonly #fetch: FetchLike;
+  readonly #headers: { [name: string]: string };
   /** POSTs awaiting their answer, by request id. */
   readonly #calls = new Map<number, AbortControllerLike>();
   /** Open event streams, by subscription id. */
@@ -806,8 +864,10 @@ class HttpSocket implements WebSocketLike {
   /** Requests this side stopped on purpose: their abort is not a failure. */
   readonly #dropped = new Set<AbortControllerLike>();
 
-  constructor(url: string, fetch: FetchLike) {
+  constructor(url: string, fetch: FetchLike, token?: string) {
     this.#url = url;
+    this.#headers = { "content-type": "application/json", accept: "application/json, text/event-stream" };
+    if (token !== undefined) this.#headers.authorization = `Bearer ${token}`;
     // Called as a plain function: a browser's `fetch` refuses any other `this`.
     this.#fetch = (target, init) => fetch(target, init);
     // The probe: an empty batch, which any JSON-RPC server answers with one error.
@@ -862,7 +922,7 @@ class HttpSocket implements WebSocketLike {
     try {
       const response = await this.#fetch(this.#url, {
         method: "POST",
-        headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+        headers: this.#headers,
         body: frame,
         signal: controller.signal,
       });

@@ -76,6 +76,33 @@ export class ClosedError extends WirecallError {
 /** The request is larger than `ClientOptions.maxMessageSize`; it was not sent. */
 export class MessageTooLargeError extends WirecallError {
 }
+/**
+ * The WebSocket subprotocol that carries `token`: `bearer.` and the token's UTF-8 bytes in
+ * unpadded base64url. The server selects `jsonrpc-2.0` and never echoes it.
+ */
+export function bearerSubprotocol(token) {
+    const bytes = [];
+    for (const ch of token) {
+        const c = ch.codePointAt(0);
+        if (c < 0x80)
+            bytes.push(c);
+        else if (c < 0x800)
+            bytes.push(0xc0 | (c >> 6), 0x80 | (c & 63));
+        else if (c < 0x10000)
+            bytes.push(0xe0 | (c >> 12), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
+        else
+            bytes.push(0xf0 | (c >> 18), 0x80 | ((c >> 12) & 63), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
+    }
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let out = "bearer.";
+    for (let i = 0; i < bytes.length; i += 3) {
+        const n = (bytes[i] << 16) | ((bytes[i + 1] ?? 0) << 8) | (bytes[i + 2] ?? 0);
+        const chars = Math.min(4, Math.ceil(((bytes.length - i) * 8) / 6));
+        for (let k = 0; k < chars; k++)
+            out += alphabet[(n >> (18 - 6 * k)) & 63];
+    }
+    return out;
+}
 const DEFAULTS = {
     timeoutMs: 30_000,
     handshakeTimeoutMs: 10_000,
@@ -360,26 +387,52 @@ export class Client {
     #open() {
         const url = this.#urls[this.#urlIndex % this.#urls.length];
         this.#urlIndex++;
-        const transport = /^https?:/i.test(url) ? "http" : this.#options.transport ?? "auto";
-        if (transport === "http" || this.#WebSocket === undefined) {
-            this.#attach(new HttpSocket(httpUrl(url), this.#fetch()), url);
+        const token = this.#options.token;
+        if (typeof token !== "function") {
+            this.#openWith(url, token);
             return;
         }
+        // A fresh token for every attempt.
+        let fetched;
+        try {
+            fetched = Promise.resolve(token());
+        }
+        catch (e) {
+            fetched = Promise.reject(e);
+        }
+        fetched.then((t) => {
+            if (this.#state !== "closed")
+                this.#openWith(url, t);
+        }, (e) => {
+            if (this.#state !== "closed")
+                this.#lost(new DisconnectedError(`cannot get a token: ${String(e)}`));
+        });
+    }
+    #openWith(url, token) {
+        const transport = /^https?:/i.test(url) ? "http" : this.#options.transport ?? "auto";
+        const http = () => new HttpSocket(httpUrl(url), this.#fetch(), token);
+        if (transport === "http" || this.#WebSocket === undefined) {
+            this.#attach(http(), url);
+            return;
+        }
+        const protocols = [...(this.#options.protocols ?? ["jsonrpc-2.0"])];
+        if (token !== undefined)
+            protocols.push(bearerSubprotocol(token));
         let socket;
         try {
-            socket = new this.#WebSocket(url, this.#options.protocols ?? ["jsonrpc-2.0"]);
+            socket = new this.#WebSocket(url, protocols);
         }
         catch (e) {
             if (transport === "auto") {
                 // No WebSocket here (blocked, or not allowed): HTTP instead.
-                this.#attach(new HttpSocket(httpUrl(url), this.#fetch()), url);
+                this.#attach(http(), url);
                 return;
             }
             // A malformed URL: nothing to retry.
             this.#shutDown(new ClosedError(`cannot connect to ${url}: ${String(e)}`));
             return;
         }
-        this.#attach(socket, url, transport === "auto");
+        this.#attach(socket, url, transport === "auto" ? http : undefined);
     }
     #fetch() {
         const f = this.#options.fetch ?? globalThis.fetch;
@@ -389,9 +442,9 @@ export class Client {
     }
     /**
      * Runs the connection over `socket`. With `fallBack`, a WebSocket that cannot be opened
-     * is replaced by HTTP for this attempt.
+     * is replaced by the HTTP socket it makes, for this attempt.
      */
-    #attach(socket, url, fallBack = false) {
+    #attach(socket, url, fallBack) {
         this.#socket = socket;
         let opened = false;
         const handshake = timers.setTimeout(() => {
@@ -424,8 +477,8 @@ export class Client {
             catch {
                 // Already closed.
             }
-            if (!opened && fallBack) {
-                this.#attach(new HttpSocket(httpUrl(url), this.#fetch()), url);
+            if (!opened && fallBack !== undefined) {
+                this.#attach(fallBack(), url);
                 return;
             }
             this.#lost(new DisconnectedError(why));
@@ -623,6 +676,7 @@ class HttpSocket {
     onmessage = null;
     #url;
     #fetch;
+    #headers;
     /** POSTs awaiting their answer, by request id. */
     #calls = new Map();
     /** Open event streams, by subscription id. */
@@ -630,8 +684,11 @@ class HttpSocket {
     #all = new Set();
     /** Requests this side stopped on purpose: their abort is not a failure. */
     #dropped = new Set();
-    constructor(url, fetch) {
+    constructor(url, fetch, token) {
         this.#url = url;
+        this.#headers = { "content-type": "application/json", accept: "application/json, text/event-stream" };
+        if (token !== undefined)
+            this.#headers.authorization = `Bearer ${token}`;
         // Called as a plain function: a browser's `fetch` refuses any other `this`.
         this.#fetch = (target, init) => fetch(target, init);
         // The probe: an empty batch, which any JSON-RPC server answers with one error.
@@ -690,7 +747,7 @@ class HttpSocket {
         try {
             const response = await this.#fetch(this.#url, {
                 method: "POST",
-                headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+                headers: this.#headers,
                 body: frame,
                 signal: controller.signal,
             });
