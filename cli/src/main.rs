@@ -1,11 +1,18 @@
-//! The `wirecall` command: tools for `.wire` interface files.
+//! The `wirecall` command: tools for `.wire` interface files, and for calling a running
+//! server by hand.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Tools for wirecall `.wire` interface files.
+mod args;
+mod describe;
+mod discover;
+mod remote;
+
+/// wirecall: check and generate from `.wire` interface files; call, subscribe to and
+/// describe a running JSON-RPC 2.0 server.
 #[derive(Debug, Parser)]
 #[command(name = "wirecall", version, about, long_about = None)]
 struct Cli {
@@ -30,6 +37,76 @@ enum Command {
     /// Generate code or documents from a `.wire` file.
     #[command(subcommand)]
     Gen(Gen),
+    /// Rewrite `.wire` files in the canonical layout (4-space indent, one member per line,
+    /// comments and doc comments kept in place, one blank line between top-level items).
+    ///
+    /// Formatting never changes meaning. With `--check`, nothing is written: exits 1 and
+    /// names the files that would change.
+    Fmt {
+        /// The `.wire` files to format.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Only check: exit 1 if a file is not formatted.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Call a method of a running server and print its result as JSON.
+    ///
+    /// ARGS are `name=value` pairs (`a=1 b=2`), positional values (`1 2`), or one JSON
+    /// object or array. Values are typed from the server's description (`rpc.discover`)
+    /// or from `--idl`: `a=1` is a number where the method wants one, `text=1` a string,
+    /// `tags=[1,2]` a list; a wrong type or an unknown parameter is reported before
+    /// anything is sent. Without a description, values are JSON where they parse and
+    /// strings otherwise.
+    ///
+    /// Exit codes: 0 success; 1 the server answered an error (on stderr, with its code,
+    /// message, data, and its IDL name when known); 2 usage, connection or description
+    /// errors.
+    #[command(
+        after_help = "Examples:\n  wirecall call ws://127.0.0.1:9000 Calculator.add a=1 b=2\n  wirecall call http://127.0.0.1:9000 Calculator.add 1 2\n  wirecall call wss://api.example.com Calculator.add '{\"a\":1,\"b\":2}' --token s3cret"
+    )]
+    Call {
+        #[command(flatten)]
+        conn: remote::Connection,
+        /// The method, e.g. `Calculator.add`.
+        method: String,
+        /// The arguments: `name=value`…, values…, or one JSON value.
+        args: Vec<String>,
+        #[command(flatten)]
+        typing: remote::Typing,
+        /// Print the result on one line.
+        #[arg(long)]
+        compact: bool,
+    },
+    /// Subscribe to a stream and print each item as one JSON line, until the stream ends,
+    /// `--count` items have arrived, or Ctrl-C (which unsubscribes).
+    ///
+    /// Arguments as for `call`. Exit codes as for `call`.
+    #[command(
+        after_help = "Example:\n  wirecall subscribe ws://127.0.0.1:9000 Calculator.ticks count=3 every_ms=100"
+    )]
+    Subscribe {
+        #[command(flatten)]
+        conn: remote::Connection,
+        /// The stream method, e.g. `Calculator.ticks`.
+        method: String,
+        /// The arguments: `name=value`…, values…, or one JSON value.
+        args: Vec<String>,
+        #[command(flatten)]
+        typing: remote::Typing,
+        /// Stop after this many items.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
+    /// Print a server's services as `.wire` text, from its OpenRPC document
+    /// (`rpc.discover`): types, errors, methods and their doc comments.
+    Discover {
+        #[command(flatten)]
+        conn: remote::Connection,
+        /// Print the OpenRPC document itself.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,7 +152,37 @@ enum Gen {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let remote = |future: std::pin::Pin<Box<dyn std::future::Future<Output = ExitCode>>>| {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(future),
+            Err(e) => {
+                eprintln!("error: cannot start the runtime: {e}");
+                ExitCode::from(2)
+            }
+        }
+    };
     match cli.command {
+        Command::Call {
+            conn,
+            method,
+            args,
+            typing,
+            compact,
+        } => remote(Box::pin(remote::call(conn, typing, method, args, compact))),
+        Command::Subscribe {
+            conn,
+            method,
+            args,
+            typing,
+            count,
+        } => remote(Box::pin(remote::subscribe(
+            conn, typing, method, args, count,
+        ))),
+        Command::Discover { conn, json } => remote(Box::pin(remote::discover(conn, json))),
+        Command::Fmt { files, check } => fmt(&files, check),
         Command::Check { files, quiet } => check(&files, quiet),
         Command::Gen(Gen::Rust {
             file,
@@ -201,6 +308,46 @@ fn check(files: &[PathBuf], quiet: bool) -> ExitCode {
         }
     }
     if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn fmt(files: &[PathBuf], check: bool) -> ExitCode {
+    let mut unformatted = Vec::new();
+    let mut failed = false;
+    for file in files {
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) => {
+                eprintln!("error: cannot read `{}`: {e}", file.display());
+                failed = true;
+                continue;
+            }
+        };
+        let formatted = match wirecall_idl::fmt::format(&file.display().to_string(), &text) {
+            Ok(formatted) => formatted,
+            Err(diagnostic) => {
+                eprint!("{diagnostic}");
+                failed = true;
+                continue;
+            }
+        };
+        if formatted == text {
+            continue;
+        }
+        if check {
+            unformatted.push(file);
+        } else if let Err(e) = std::fs::write(file, formatted) {
+            eprintln!("error: cannot write `{}`: {e}", file.display());
+            failed = true;
+        }
+    }
+    for file in &unformatted {
+        println!("would reformat: {}", file.display());
+    }
+    if failed || !unformatted.is_empty() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -27,6 +27,7 @@
 pub mod build;
 pub mod codegen;
 pub mod diagnostic;
+pub mod fmt;
 pub mod load;
 pub mod model;
 pub mod naming;

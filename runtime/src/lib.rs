@@ -123,6 +123,32 @@
 //! [`Client::connect`] takes `http://` URLs too: each call is then one POST, and streams
 //! come as server-sent events (the server cannot call such a client).
 //!
+//! ## Deployed: TLS, authentication, metrics
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use wirecall::{Identity, Refusal, Server};
+//! # async fn demo(router: wirecall::Router) -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::builder()
+//!     .tls_pem("cert.pem", "key.pem")?                 // wss:// and https://
+//!     .authenticate(|handshake| async move {            // before any message, every door
+//!         match handshake.bearer_token() {              // header, or `bearer.…` subprotocol
+//!             Some("s3cret") => Ok(Identity::new("alice").expires_in(Duration::from_secs(3600))),
+//!             Some(_) => Err(Refusal::forbidden("unknown token")),
+//!             None => Err(Refusal::unauthorized("a token is required")),
+//!         }
+//!     })
+//!     .max_pending_handshakes(1_024)                    // idle sockets cannot lock anyone out
+//!     .bind("0.0.0.0:9443", router)
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Handlers read the identity with [`Context::identity`]; when it expires the WebSocket is
+//! closed with code 4401 and clients with a [token function](ClientBuilder::token_fn)
+//! reconnect with a fresh token. Metrics go through the `metrics` facade to whatever
+//! recorder the application installs ([`telemetry`] lists them).
+//!
 //! ## What you can count on
 //!
 //! - Every call ends exactly once: with its result, the peer's error, or a clear local

@@ -83,47 +83,27 @@ impl MethodMetrics {
     }
 
     /// A call of this method starts.
-    pub(crate) fn start(self: &Arc<Self>) -> CallTimer {
+    pub(crate) fn start(&self) -> CallTimer {
         globals().in_flight.increment(1.0);
         CallTimer {
-            method: self.clone(),
             started: Instant::now(),
-            done: false,
         }
     }
-}
 
-/// One call being served: counted in flight until it ends (or is dropped: cancelled).
-pub(crate) struct CallTimer {
-    method: Arc<MethodMetrics>,
-    started: Instant,
-    done: bool,
-}
-
-impl CallTimer {
-    pub(crate) fn finish(mut self, outcome: Outcome) {
-        self.record(outcome);
-    }
-
-    fn record(&mut self, outcome: Outcome) {
-        if self.done {
-            return;
-        }
-        self.done = true;
+    /// A call of this method, started at `timer`, ended so.
+    pub(crate) fn finish(&self, timer: CallTimer, outcome: Outcome) {
         globals().in_flight.decrement(1.0);
-        let handles = self.method.handles();
+        let handles = self.handles();
         handles.calls[outcome as usize].increment(1);
         handles
             .duration
-            .record(self.started.elapsed().as_secs_f64());
+            .record(timer.started.elapsed().as_secs_f64());
     }
 }
 
-impl Drop for CallTimer {
-    fn drop(&mut self) {
-        // Aborted: cancelled by the caller, or the connection ended.
-        self.record(Outcome::Cancelled);
-    }
+/// When a call started; given back to [`MethodMetrics::finish`] when it ends.
+pub(crate) struct CallTimer {
+    started: Instant,
 }
 
 struct Globals {

@@ -21,7 +21,7 @@ use crate::error::RpcError;
 use crate::session::peer::CANCEL_METHOD;
 use crate::session::router::{MethodFuture, MethodResult, Route};
 use crate::session::subscription::{unsubscribe_frame, Routed};
-use crate::telemetry::{self, CallTimer, Outcome};
+use crate::telemetry::{self, CallTimer, MethodMetrics, Outcome};
 
 /// Where the answer of a call goes: straight out, or into its batch.
 #[derive(Clone)]
@@ -284,6 +284,7 @@ async fn handle_message(
             let call = Call {
                 id: id.map(|i| i.get()),
                 permit,
+                metrics,
                 timer,
                 span,
             };
@@ -335,7 +336,8 @@ struct Call<'a> {
     id: Option<&'a str>,
     /// Its place among the calls served at once.
     permit: OwnedSemaphorePermit,
-    /// Its metrics: recorded when it ends; dropped unrecorded, it counts as cancelled.
+    /// Its method's metrics, and when it started: recorded when it ends.
+    metrics: &'a Arc<MethodMetrics>,
     timer: CallTimer,
     span: tracing::Span,
 }
@@ -346,6 +348,7 @@ async fn run(shared: &Arc<Shared>, fut: MethodFuture, call: Call<'_>, reply: &Re
     let Call {
         id,
         permit,
+        metrics,
         timer,
         span,
     } = call;
@@ -353,7 +356,7 @@ async fn run(shared: &Arc<Shared>, fut: MethodFuture, call: Call<'_>, reply: &Re
     let mut fut = CatchPanic(fut);
     let first = span.in_scope(|| poll_once(&mut fut));
     if let Some(out) = first.await {
-        timer.finish(Outcome::of(&out));
+        metrics.finish(timer, Outcome::of(&out));
         if let Some(id) = id {
             deliver(shared, reply, id, out).await;
         }
@@ -361,12 +364,13 @@ async fn run(shared: &Arc<Shared>, fut: MethodFuture, call: Call<'_>, reply: &Re
         return;
     }
     let id: Option<Box<str>> = id.map(Into::into);
+    let metrics = metrics.clone();
     let Some(id) = id else {
         // A notification: run it; nobody waits for it.
         tokio::spawn(
             async move {
                 let out = fut.await;
-                timer.finish(Outcome::of(&out));
+                metrics.finish(timer, Outcome::of(&out));
                 drop(permit);
             }
             .instrument(span),
@@ -379,12 +383,16 @@ async fn run(shared: &Arc<Shared>, fut: MethodFuture, call: Call<'_>, reply: &Re
     let reply = reply.clone();
     tokio::spawn(
         async move {
-            if let Ok(out) = Abortable::new(fut, registration).await {
-                timer.finish(Outcome::of(&out));
-                // Whoever removes the entry answers: this task, or a cancellation.
-                if shared.running().finish(&id, token) {
-                    deliver(&shared, &reply, &id, out).await;
+            match Abortable::new(fut, registration).await {
+                Ok(out) => {
+                    metrics.finish(timer, Outcome::of(&out));
+                    // Whoever removes the entry answers: this task, or a cancellation.
+                    if shared.running().finish(&id, token) {
+                        deliver(&shared, &reply, &id, out).await;
+                    }
                 }
+                // Cancelled by the caller, or its connection ended.
+                Err(_) => metrics.finish(timer, Outcome::Cancelled),
             }
             drop(permit);
         }
