@@ -244,12 +244,17 @@ fn the_calculator_fixture_field_by_field() {
     assert_eq!(calc_error.variants[0].code.value, Some(1001));
 
     let stats = struct_def(&l, "Stats");
-    assert_eq!(stats.fields.len(), 2);
+    assert_eq!(stats.fields.len(), 3);
     assert_eq!(stats.fields[0].name, "calls");
     assert_eq!(stats.fields[0].ty.kind, TypeKind::U64);
     assert_eq!(stats.fields[1].name, "last_message");
     assert_eq!(
         stats.fields[1].ty.kind,
+        TypeKind::Optional(boxed(TypeKind::String))
+    );
+    assert_eq!(stats.fields[2].name, "caller");
+    assert_eq!(
+        stats.fields[2].ty.kind,
         TypeKind::Optional(boxed(TypeKind::String))
     );
 
