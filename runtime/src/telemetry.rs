@@ -13,9 +13,12 @@
 //! | `wirecall_handshakes_refused_total` | counter | `reason` | connections or upgrades turned away: `pending_cap`, `per_ip`, `silent`, `timeout`, `tls`, `too_many_connections`, `origin`, `unauthorized`, `forbidden` |
 //! | `wirecall_received_bytes_total`, `wirecall_sent_bytes_total` | counter | `door` | JSON-RPC message bytes (frames, bodies, events) |
 //!
-//! Handles are made on first use and kept: install the recorder before the first server
-//! or client starts. With no recorder every handle is a no-op (an `Option` check), so an
-//! application that does not collect metrics pays next to nothing.
+//! wirecall decides once, when its first connection or call needs it, whether a recorder
+//! is installed; install yours before the first server or client starts. Without one,
+//! nothing is measured at all (not even the clock is read): an application that does not
+//! collect metrics pays one branch per call. The check counts any recorder that is not a
+//! zero-sized type (`metrics`' own no-op recorder is one); [`set_enabled`] decides it
+//! explicitly, e.g. for a zero-sized recorder of your own.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -24,6 +27,20 @@ use metrics::{Counter, Gauge, Histogram};
 
 use crate::error::RpcError;
 use crate::session::Door;
+
+static ENABLED: OnceLock<bool> = OnceLock::new();
+
+/// Record metrics (`true`) or not, instead of detecting an installed recorder. Takes effect
+/// only before wirecall's first connection or call (returns `false` if the decision was
+/// already made).
+pub fn set_enabled(on: bool) -> bool {
+    ENABLED.set(on).is_ok()
+}
+
+/// Are metrics recorded? Decided on first use.
+fn on() -> bool {
+    *ENABLED.get_or_init(|| metrics::with_recorder(|r| std::mem::size_of_val(r) != 0))
+}
 
 /// How a call ended, for `wirecall_calls_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,26 +101,31 @@ impl MethodMetrics {
 
     /// A call of this method starts.
     pub(crate) fn start(&self) -> CallTimer {
+        if !on() {
+            return CallTimer { started: None };
+        }
         globals().in_flight.increment(1.0);
         CallTimer {
-            started: Instant::now(),
+            started: Some(Instant::now()),
         }
     }
 
     /// A call of this method, started at `timer`, ended so.
     pub(crate) fn finish(&self, timer: CallTimer, outcome: Outcome) {
+        let Some(started) = timer.started else {
+            return;
+        };
         globals().in_flight.decrement(1.0);
         let handles = self.handles();
         handles.calls[outcome as usize].increment(1);
-        handles
-            .duration
-            .record(timer.started.elapsed().as_secs_f64());
+        handles.duration.record(started.elapsed().as_secs_f64());
     }
 }
 
-/// When a call started; given back to [`MethodMetrics::finish`] when it ends.
+/// When a call started (if metrics are on); given back to [`MethodMetrics::finish`] when
+/// it ends.
 pub(crate) struct CallTimer {
-    started: Instant,
+    started: Option<Instant>,
 }
 
 struct Globals {
@@ -145,33 +167,51 @@ fn globals() -> &'static Globals {
 
 /// A connection or upgrade turned away.
 pub(crate) fn handshake_refused(reason: &'static str) {
+    if !on() {
+        return;
+    }
     metrics::counter!("wirecall_handshakes_refused_total", "reason" => reason).increment(1);
 }
 
 /// Handshakes in progress now.
 pub(crate) fn pending_handshakes(n: usize) {
+    if !on() {
+        return;
+    }
     globals().pending.set(n as f64);
 }
 
 /// One JSON-RPC POST answered.
 pub(crate) fn http_request() {
+    if !on() {
+        return;
+    }
     globals().http_requests.increment(1);
 }
 
 pub(crate) fn received(door: Door, bytes: usize) {
+    if !on() {
+        return;
+    }
     globals().received[door_index(door)].increment(bytes as u64);
 }
 
 pub(crate) fn sent(door: Door, bytes: usize) {
+    if !on() {
+        return;
+    }
     globals().sent[door_index(door)].increment(bytes as u64);
 }
 
 /// Counted in a gauge while alive.
-pub(crate) struct Open(&'static Gauge);
+pub(crate) struct Open(Option<&'static Gauge>);
 
 impl Open {
     /// A server session of `door` (WebSocket or server-sent events) opened.
     pub(crate) fn session(door: Door) -> Open {
+        if !on() {
+            return Open(None);
+        }
         let g = globals();
         let gauge = if door == Door::HttpEvents {
             &g.events
@@ -179,19 +219,24 @@ impl Open {
             &g.websocket
         };
         gauge.increment(1.0);
-        Open(gauge)
+        Open(Some(gauge))
     }
 
     /// A stream started being served.
     pub(crate) fn subscription() -> Open {
+        if !on() {
+            return Open(None);
+        }
         let gauge = &globals().subscriptions;
         gauge.increment(1.0);
-        Open(gauge)
+        Open(Some(gauge))
     }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.0.decrement(1.0);
+        if let Some(gauge) = self.0 {
+            gauge.decrement(1.0);
+        }
     }
 }
