@@ -125,6 +125,51 @@ impl Builder {
         self
     }
 
+    /// Add an attribute to the generated type `path` (an IDL type name, or `.` for every
+    /// type), after wirecall's own derives — e.g. `#[derive(sqlx::FromRow)]` or
+    /// `#[serde(deny_unknown_fields)]`. Repeatable.
+    ///
+    /// ```no_run
+    /// wirecall_idl::configure()
+    ///     .type_attribute("Card", "#[derive(Default)]")
+    ///     .type_attribute(".", "#[serde(deny_unknown_fields)]")
+    ///     .field_attribute("Card.title", "#[serde(default)]")
+    ///     .extern_path("Money", "crate::money::Money")
+    ///     .compile(&["board.wire"])
+    ///     .unwrap();
+    /// ```
+    pub fn type_attribute(mut self, path: impl Into<String>, attribute: impl Into<String>) -> Self {
+        self.options
+            .type_attributes
+            .push((path.into(), attribute.into()));
+        self
+    }
+
+    /// Add an attribute to a generated field or variant: `path` is `Type.field` (a struct's
+    /// field), `Type.Variant` (an enum or error variant) or `Type.Variant.field` (a field of
+    /// a variant), with the names as the IDL spells them. Repeatable.
+    pub fn field_attribute(
+        mut self,
+        path: impl Into<String>,
+        attribute: impl Into<String>,
+    ) -> Self {
+        self.options
+            .field_attributes
+            .push((path.into(), attribute.into()));
+        self
+    }
+
+    /// Serve the IDL type `name` with an existing Rust type at `rust_path` (e.g.
+    /// `crate::money::Money`): the type is still declared in the `.wire` file (for
+    /// validation, TypeScript and OpenRPC) but not generated, and every use of it names the
+    /// path. The Rust type must serialize to the same JSON.
+    pub fn extern_path(mut self, name: impl Into<String>, rust_path: impl Into<String>) -> Self {
+        self.options
+            .extern_paths
+            .push((name.into(), rust_path.into()));
+        self
+    }
+
     /// Also generate `pub const OPENRPC_DOCUMENT: &str`, the interface's OpenRPC document
     /// (see `wirecall gen openrpc`), to serve with `Router::discover`. Default off.
     pub fn openrpc(mut self, enable: bool) -> Self {

@@ -27,7 +27,7 @@ use crate::model::{
 use crate::naming;
 
 /// What to generate.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// Structs, enums and errors.
     pub types: bool,
@@ -35,6 +35,20 @@ pub struct Options {
     pub server: bool,
     /// Client stubs (and the callbacks trait, which the client implements).
     pub client: bool,
+    /// Attributes added to generated types: (path, attribute). The path is a type name,
+    /// or `.` for every type.
+    pub type_attributes: Vec<(String, String)>,
+    /// Attributes added to generated fields and variants: (path, attribute), the path
+    /// `Type.field` (a struct's field), `Type.Variant` (an enum or error variant) or
+    /// `Type.Variant.field` (a field of a variant).
+    pub field_attributes: Vec<(String, String)>,
+    /// IDL types served by existing Rust types: (IDL type name, Rust path). The type is
+    /// not generated; every use of it names the path.
+    pub extern_paths: Vec<(String, String)>,
+    /// Derive every standard trait that is sound for each type (`Copy`, `Eq`, `Hash`,
+    /// `Ord`, `Default`; see docs/IDL.md). Off for the macro front end, where the user's
+    /// own `#[derive]` on the enum decides.
+    pub sound_derives: bool,
 }
 
 impl Default for Options {
@@ -43,22 +57,204 @@ impl Default for Options {
             types: true,
             server: true,
             client: true,
+            type_attributes: Vec::new(),
+            field_attributes: Vec::new(),
+            extern_paths: Vec::new(),
+            sound_derives: true,
         }
     }
 }
 
 /// Generate the Rust code of a whole schema.
 pub fn generate(schema: &Schema, options: &Options) -> TokenStream {
+    let extern_schema;
+    let schema = if options.extern_paths.is_empty() {
+        schema
+    } else {
+        extern_schema = with_extern_paths(schema, &options.extern_paths);
+        &extern_schema
+    };
+    let traits = derive::analyze(schema);
     let mut out = TokenStream::new();
     if options.types {
         for t in &schema.types {
-            out.extend(type_def(t));
+            let name = &t.name().name;
+            let derives = match options.sound_derives {
+                true => traits.get(name.as_str()).copied().unwrap_or_default(),
+                false => derive::Traits::default(),
+            };
+            out.extend(type_def_with(t, derives, options));
         }
     }
     for s in &schema.services {
         out.extend(service(s, options));
     }
     out
+}
+
+/// `schema` with the types of `paths` taken out and every use of them naming the Rust path.
+fn with_extern_paths(schema: &Schema, paths: &[(String, String)]) -> Schema {
+    fn replace(ty: &mut Type, paths: &[(String, String)]) {
+        match &mut ty.kind {
+            TypeKind::Named(n) => {
+                if let Some((_, path)) = paths.iter().find(|(name, _)| name == n) {
+                    ty.kind = TypeKind::Rust(path.clone());
+                }
+            }
+            TypeKind::List(t) | TypeKind::Optional(t) | TypeKind::Map(_, t) => replace(t, paths),
+            _ => {}
+        }
+    }
+    let mut schema = schema.clone();
+    schema
+        .types
+        .retain(|t| !paths.iter().any(|(name, _)| *name == t.name().name));
+    for t in &mut schema.types {
+        match t {
+            TypeDef::Struct(s) => s.fields.iter_mut().for_each(|f| replace(&mut f.ty, paths)),
+            TypeDef::Enum(e) => e
+                .variants
+                .iter_mut()
+                .flat_map(|v| v.fields.iter_mut().flatten())
+                .for_each(|f| replace(&mut f.ty, paths)),
+            TypeDef::Error(e) => e
+                .variants
+                .iter_mut()
+                .flat_map(|v| v.fields.iter_mut().flatten())
+                .for_each(|f| replace(&mut f.ty, paths)),
+        }
+    }
+    for s in &mut schema.services {
+        for m in &mut s.methods {
+            m.params.iter_mut().for_each(|p| replace(&mut p.ty, paths));
+            if let Some(r) = &mut m.returns {
+                replace(r, paths);
+            }
+        }
+    }
+    schema
+}
+
+/// The attributes `rules` give `path`, parsed (an attribute that does not parse is
+/// reported as a compile error in the generated code).
+fn extra_attrs(rules: &[(String, String)], matches: impl Fn(&str) -> bool) -> TokenStream {
+    let mut out = TokenStream::new();
+    for (path, attr) in rules {
+        if matches(path) {
+            match attr.parse::<TokenStream>() {
+                Ok(tokens) => out.extend(tokens),
+                Err(e) => {
+                    let message = format!(
+                        "wirecall: the attribute `{attr}` for `{path}` does not parse: {e}"
+                    );
+                    out.extend(quote!(::core::compile_error!(#message);));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Which standard traits a generated type can derive soundly.
+mod derive {
+    use std::collections::HashMap;
+
+    use crate::model::{Schema, Type, TypeDef, TypeKind};
+
+    /// What a type derives beyond `Debug, Clone, PartialEq` (and serde's).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub(super) struct Traits {
+        /// `Eq` and `Hash`: no float and no `json` anywhere inside.
+        pub(super) eq_hash: bool,
+        /// `Default`: a struct whose every field has a default.
+        pub(super) default: bool,
+        /// `Copy`, `PartialOrd`, `Ord`: an enum of unit variants only.
+        pub(super) unit_enum: bool,
+    }
+
+    pub(super) fn analyze(schema: &Schema) -> HashMap<&str, Traits> {
+        let mut out = HashMap::new();
+        for t in &schema.types {
+            let name = t.name().name.as_str();
+            let mut visiting = Vec::new();
+            let traits = Traits {
+                eq_hash: type_def_eq(schema, t, &mut visiting),
+                default: matches!(t, TypeDef::Struct(_))
+                    && type_def_default(schema, t, &mut Vec::new()),
+                unit_enum: matches!(t, TypeDef::Enum(e) if !e.variants.is_empty() && e.variants.iter().all(|v| v.fields.is_none())),
+            };
+            out.insert(name, traits);
+        }
+        out
+    }
+
+    fn fields_of(t: &TypeDef) -> Vec<&Type> {
+        match t {
+            TypeDef::Struct(s) => s.fields.iter().map(|f| &f.ty).collect(),
+            TypeDef::Enum(e) => e
+                .variants
+                .iter()
+                .flat_map(|v| v.fields.iter().flatten())
+                .map(|f| &f.ty)
+                .collect(),
+            TypeDef::Error(e) => e
+                .variants
+                .iter()
+                .flat_map(|v| v.fields.iter().flatten())
+                .map(|f| &f.ty)
+                .collect(),
+        }
+    }
+
+    fn type_def_eq<'a>(schema: &'a Schema, t: &'a TypeDef, visiting: &mut Vec<&'a str>) -> bool {
+        let name = t.name().name.as_str();
+        if visiting.contains(&name) {
+            return true; // a cycle: decided by the rest of the types on it
+        }
+        visiting.push(name);
+        let ok = fields_of(t).into_iter().all(|ty| eq(schema, ty, visiting));
+        visiting.pop();
+        ok
+    }
+
+    fn eq<'a>(schema: &'a Schema, ty: &'a Type, visiting: &mut Vec<&'a str>) -> bool {
+        match &ty.kind {
+            TypeKind::F32 | TypeKind::F64 | TypeKind::Json | TypeKind::Rust(_) => false,
+            TypeKind::List(t) | TypeKind::Optional(t) | TypeKind::Map(_, t) => {
+                eq(schema, t, visiting)
+            }
+            TypeKind::Named(n) => schema
+                .type_def(n)
+                .is_some_and(|t| type_def_eq(schema, t, visiting)),
+            _ => true,
+        }
+    }
+
+    fn type_def_default<'a>(
+        schema: &'a Schema,
+        t: &'a TypeDef,
+        visiting: &mut Vec<&'a str>,
+    ) -> bool {
+        let TypeDef::Struct(s) = t else { return false };
+        let name = t.name().name.as_str();
+        if visiting.contains(&name) {
+            return false; // a struct that contains itself needs a box anyway
+        }
+        visiting.push(name);
+        let ok = s.fields.iter().all(|f| default(schema, &f.ty, visiting));
+        visiting.pop();
+        ok
+    }
+
+    fn default<'a>(schema: &'a Schema, ty: &'a Type, visiting: &mut Vec<&'a str>) -> bool {
+        match &ty.kind {
+            TypeKind::Rust(_) => false,
+            TypeKind::Named(n) => schema
+                .type_def(n)
+                .is_some_and(|t| type_def_default(schema, t, visiting)),
+            _ => true,
+        }
+    }
 }
 
 /// A Rust identifier for an IDL name (raw when it is a keyword).
@@ -154,12 +350,26 @@ fn throws_type(m: &Method) -> Option<TokenStream> {
 
 const SERDE_DERIVE: &str = "::wirecall::__private::serde";
 
-fn serde_derives() -> TokenStream {
+fn serde_derives(traits: derive::Traits) -> TokenStream {
+    let mut std = vec![quote!(::core::fmt::Debug), quote!(::core::clone::Clone)];
+    if traits.unit_enum {
+        std.push(quote!(::core::marker::Copy));
+    }
+    if traits.default {
+        std.push(quote!(::core::default::Default));
+    }
+    std.push(quote!(::core::cmp::PartialEq));
+    if traits.eq_hash {
+        std.push(quote!(::core::cmp::Eq));
+        std.push(quote!(::core::hash::Hash));
+    }
+    if traits.unit_enum {
+        std.push(quote!(::core::cmp::PartialOrd));
+        std.push(quote!(::core::cmp::Ord));
+    }
     quote! {
         #[derive(
-            ::core::fmt::Debug,
-            ::core::clone::Clone,
-            ::core::cmp::PartialEq,
+            #(#std,)*
             ::wirecall::__private::serde::Serialize,
             ::wirecall::__private::serde::Deserialize,
         )]
@@ -183,11 +393,15 @@ fn field_attrs(f: &Field) -> TokenStream {
     out
 }
 
-fn fields(fields: &[Field], public: bool) -> TokenStream {
+/// The fields of a struct (`public`) or of a variant; `path` names their owner for
+/// `field_attributes` (`Type` or `Type.Variant`).
+fn fields(fields: &[Field], public: bool, path: &str, options: &Options) -> TokenStream {
     let items = fields.iter().map(|f| {
-        let doc = docs(&f.docs, || format!(" `{}`", f.name.name));
+        let doc = field_docs(&f.docs);
         let dep = deprecated(&f.attrs);
-        let attrs = field_attrs(f);
+        let mut attrs = field_attrs(f);
+        let full = format!("{path}.{}", f.name.name);
+        attrs.extend(extra_attrs(&options.field_attributes, |p| p == full));
         let name = value_ident(&f.name.name);
         let ty = rust_type(&f.ty);
         let vis = if public { quote!(pub) } else { quote!() };
@@ -206,7 +420,15 @@ fn variant_rename(name: &crate::model::Ident) -> TokenStream {
     }
 }
 
-/// Variants of an enum or error: unit, or with fields.
+/// Field docs: the IDL's, or none (a doc that only repeats the name says nothing).
+fn field_docs(d: &Docs) -> TokenStream {
+    if d.is_empty() {
+        return quote!();
+    }
+    docs(d, String::new)
+}
+
+/// Variants of an enum or error: unit, or with fields. `owner` is the type's name.
 fn variants<'a>(
     items: impl Iterator<
         Item = (
@@ -216,19 +438,23 @@ fn variants<'a>(
             Option<&'a Vec<Field>>,
         ),
     >,
+    owner: &str,
+    options: &Options,
 ) -> (TokenStream, bool) {
     let mut tagged = false;
     let out: Vec<TokenStream> = items
         .map(|(d, attrs, name, fs)| {
-            let doc = docs(d, || format!(" `{}`", name.name));
-            let dep = deprecated(attrs);
+            let doc = field_docs(d);
+            let mut dep = deprecated(attrs);
+            let path = format!("{owner}.{}", name.name);
+            dep.extend(extra_attrs(&options.field_attributes, |p| p == path));
             let rename = variant_rename(name);
             let ident = type_ident(&name.name);
             match fs {
                 None => quote!(#doc #dep #rename #ident),
                 Some(fs) => {
                     tagged = true;
-                    let body = fields(fs, false);
+                    let body = fields(fs, false, &path, options);
                     quote!(#doc #dep #rename #ident { #body })
                 }
             }
@@ -237,19 +463,57 @@ fn variants<'a>(
     (quote!(#(#out),*), tagged)
 }
 
-/// A struct, enum or error declaration.
+/// A struct, enum or error declaration, on its own (derives decided without the rest of
+/// its schema: named types inside count as neither `Eq` nor `Default`).
 pub fn type_def(t: &TypeDef) -> TokenStream {
-    let name = type_ident(&t.name().name);
+    let schema = Schema {
+        types: vec![t.clone()],
+        ..Schema::default()
+    };
+    let traits = derive::analyze(&schema)
+        .get(t.name().name.as_str())
+        .copied()
+        .unwrap_or_default();
+    type_def_with(t, traits, &Options::default())
+}
+
+/// Does a field or variant of `t` lack docs?
+fn undocumented(t: &TypeDef) -> bool {
+    let fields_bare = |fs: &[Field]| fs.iter().any(|f| f.docs.is_empty());
+    match t {
+        TypeDef::Struct(s) => fields_bare(&s.fields),
+        TypeDef::Enum(e) => e
+            .variants
+            .iter()
+            .any(|v| v.docs.is_empty() || v.fields.as_deref().is_some_and(fields_bare)),
+        TypeDef::Error(e) => e
+            .variants
+            .iter()
+            .any(|v| v.docs.is_empty() || v.fields.as_deref().is_some_and(fields_bare)),
+    }
+}
+
+fn type_def_with(t: &TypeDef, traits: derive::Traits, options: &Options) -> TokenStream {
+    let type_name = &t.name().name;
+    let name = type_ident(type_name);
     let doc = docs(t.docs(), || {
         format!(" The `{}` {} of the interface.", t.name().name, t.keyword())
     });
-    let dep = deprecated(t.attrs());
-    let derives = serde_derives();
+    let mut dep = deprecated(t.attrs());
+    // Fields and variants without docs get none (rather than one repeating the name), so
+    // that the type still compiles under `deny(missing_docs)`.
+    if undocumented(t) {
+        dep.extend(quote!(#[allow(missing_docs)]));
+    }
+    dep.extend(extra_attrs(&options.type_attributes, |p| {
+        p == "." || p == type_name
+    }));
+    let derives = serde_derives(traits);
     match t {
         TypeDef::Struct(s) => {
-            let body = fields(&s.fields, true);
+            let body = fields(&s.fields, true, type_name, options);
             quote! {
-                #doc #dep #derives
+                #doc #derives #dep
                 pub struct #name { #body }
             }
         }
@@ -258,14 +522,16 @@ pub fn type_def(t: &TypeDef) -> TokenStream {
                 e.variants
                     .iter()
                     .map(|v| (&v.docs, &v.attrs, &v.name, v.fields.as_ref())),
+                type_name,
+                options,
             );
             let tag = tag_attr(tagged);
             quote! {
-                #doc #dep #derives #tag
+                #doc #derives #tag #dep
                 pub enum #name { #body }
             }
         }
-        TypeDef::Error(e) => error_def(e, &name, doc, dep),
+        TypeDef::Error(e) => error_def(e, &name, doc, dep, traits, options),
     }
 }
 
@@ -278,12 +544,21 @@ fn tag_attr(tagged: bool) -> TokenStream {
     }
 }
 
-fn error_def(e: &ErrorDef, name: &Ident, doc: TokenStream, dep: TokenStream) -> TokenStream {
-    let derives = serde_derives();
+fn error_def(
+    e: &ErrorDef,
+    name: &Ident,
+    doc: TokenStream,
+    dep: TokenStream,
+    traits: derive::Traits,
+    options: &Options,
+) -> TokenStream {
+    let derives = serde_derives(traits);
     let (body, tagged) = variants(
         e.variants
             .iter()
             .map(|v| (&v.docs, &v.attrs, &v.name, v.fields.as_ref())),
+        &e.name.name,
+        options,
     );
     let tag = tag_attr(tagged);
     let mut display = Vec::new();
@@ -349,7 +624,7 @@ fn error_def(e: &ErrorDef, name: &Ident, doc: TokenStream, dep: TokenStream) -> 
     };
     let allow_dep = quote!(#[allow(deprecated)]);
     quote! {
-        #doc #dep #derives #tag
+        #doc #derives #tag #dep
         pub enum #name { #body }
 
         #allow_dep

@@ -574,7 +574,14 @@ pub fn expand_error(args: TokenStream, item: TokenStream) -> TokenStream {
     }
     match errors.0 {
         None => adopt(
-            codegen::generate(&schema, &Options::default()),
+            // The user's own `#[derive]`s on the enum stay theirs.
+            codegen::generate(
+                &schema,
+                &Options {
+                    sound_derives: false,
+                    ..Options::default()
+                },
+            ),
             &item.ident,
             &item.vis,
             &item.attrs,

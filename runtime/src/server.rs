@@ -64,6 +64,7 @@ struct DoorLimits {
     max_pending: usize,
     max_per_ip: Option<usize>,
     max_header_size: usize,
+    backlog: u32,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -97,6 +98,7 @@ impl Default for ServerBuilder {
                 max_pending: config::DEFAULT_MAX_PENDING_HANDSHAKES,
                 max_per_ip: None,
                 max_header_size: config::DEFAULT_MAX_HEADER_SIZE,
+                backlog: 4096,
             },
             tls: None,
         }
@@ -286,10 +288,29 @@ impl ServerBuilder {
         self
     }
 
+    /// Connections the kernel may hold for the server before it accepts them (default
+    /// 4 096, capped by the system's `net.core.somaxconn`). A burst of connections beyond
+    /// it sees its handshakes dropped and retried by TCP, seconds later.
+    pub fn listen_backlog(mut self, n: u32) -> Self {
+        self.door.backlog = n.max(1);
+        self
+    }
+
     /// Bind `addr` and serve `router` on every connection.
     pub async fn bind(self, addr: impl ToSocketAddrs, router: Router) -> io::Result<ServerHandle> {
-        let listener = TcpListener::bind(addr).await?;
-        self.serve(listener, router)
+        let mut last = None;
+        for addr in tokio::net::lookup_host(addr).await? {
+            match listen(addr, self.door.backlog) {
+                Ok(listener) => return self.serve(listener, router),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the address resolved to nothing",
+            )
+        }))
     }
 
     /// Serve `router` on connections accepted from `listener`.
@@ -354,6 +375,19 @@ impl ServerBuilder {
             http_peer: Peer::detached(HTTP_PEER),
         })
     }
+}
+
+/// A listening socket on `addr` with room for `backlog` connections not yet accepted.
+fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // As std's and tokio's own `bind` do on Unix: restart on a port in TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 /// Starts servers. See [`ServerBuilder`] for the settings.

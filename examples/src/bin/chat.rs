@@ -8,29 +8,37 @@
 
 use std::time::Duration;
 
+use clap::{Parser, Subcommand};
 use wirecall::{Client, Server};
 use wirecall_examples::chat::{Chat, ChatClient, ChatError, ChatServer};
 
+/// The chat example: a demo with several clients, or a server.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the chat rooms until Ctrl-C.
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:9001.
+        addr: String,
+    },
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        [] => demo().await,
-        ["serve", addr] => {
-            let server = Server::bind(addr, ChatServer::default().into_router()).await?;
+    match Args::parse().command {
+        None => demo().await,
+        Some(Command::Serve { addr }) => {
+            let server = Server::bind(&addr, ChatServer::default().into_router()).await?;
             println!("listening on {}", server.url());
             tokio::signal::ctrl_c().await?;
             server.shutdown().await;
             Ok(())
-        }
-        _ => {
-            eprintln!("usage: chat [serve ADDR]");
-            std::process::exit(2);
         }
     }
 }

@@ -5,6 +5,8 @@
     ::core::fmt::Debug,
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
+    ::core::cmp::Eq,
+    ::core::hash::Hash,
     ::wirecall::__private::serde::Serialize,
     ::wirecall::__private::serde::Deserialize,
 )]
@@ -40,7 +42,10 @@ impl ::wirecall::ApplicationError for CalcError {
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
+    ::core::default::Default,
     ::core::cmp::PartialEq,
+    ::core::cmp::Eq,
+    ::core::hash::Hash,
     ::wirecall::__private::serde::Serialize,
     ::wirecall::__private::serde::Deserialize,
 )]

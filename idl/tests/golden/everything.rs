@@ -10,82 +10,65 @@
 )]
 #[serde(crate = "::wirecall::__private::serde")]
 #[serde(tag = "kind")]
+#[allow(missing_docs)]
 pub enum Shape {
     /// A circle.
-    Circle {
-        /// `radius`
-        radius: f64,
-    },
-    /// `Rect`
-    Rect {
-        /// `w`
-        w: f64,
-        /// `h`
-        h: f64,
-    },
-    /// `Empty`
+    Circle { radius: f64 },
+    Rect { w: f64, h: f64 },
     Empty {},
-    /// `Point`
     Point,
 }
 /// Unit variants only: plain strings in JSON.
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
+    ::core::marker::Copy,
     ::core::cmp::PartialEq,
+    ::core::cmp::Eq,
+    ::core::hash::Hash,
+    ::core::cmp::PartialOrd,
+    ::core::cmp::Ord,
     ::wirecall::__private::serde::Serialize,
     ::wirecall::__private::serde::Deserialize,
 )]
 #[serde(crate = "::wirecall::__private::serde")]
+#[allow(missing_docs)]
 pub enum Mode {
-    /// `Fast`
     Fast,
-    /// `exact_mode`
     #[serde(rename = "exact_mode")]
     ExactMode,
 }
 /// The `Bag` struct of the interface.
-#[deprecated(note = "use Bag2")]
 #[derive(
     ::core::fmt::Debug,
     ::core::clone::Clone,
+    ::core::default::Default,
     ::core::cmp::PartialEq,
     ::wirecall::__private::serde::Serialize,
     ::wirecall::__private::serde::Deserialize,
 )]
 #[serde(crate = "::wirecall::__private::serde")]
+#[deprecated(note = "use Bag2")]
+#[allow(missing_docs)]
 pub struct Bag {
-    /// `items`
     pub items: ::std::collections::BTreeMap<
         ::std::string::String,
         ::std::vec::Vec<::core::option::Option<Shape>>,
     >,
-    /// `raw`
     pub raw: ::wirecall::Value,
-    /// `data`
     pub data: ::wirecall::Bytes,
-    /// `maybe_data`
     #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
     pub maybe_data: ::core::option::Option<::wirecall::Bytes>,
-    /// `lastValue`
     #[serde(rename = "lastValue")]
     pub last_value: f64,
-    /// `type`
     pub r#type: ::std::string::String,
-    /// `counts`
     #[deprecated]
     pub counts: ::std::vec::Vec<u8>,
-    /// `small`
     pub small: i8,
-    /// `medium`
     pub medium: i16,
-    /// `large`
     pub large: i32,
-    /// `unsigned`
     pub unsigned: u16,
-    /// `ratio`
     pub ratio: f32,
-    /// `flag`
     pub flag: bool,
 }
 /// Things that go wrong.
@@ -93,19 +76,19 @@ pub struct Bag {
     ::core::fmt::Debug,
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
+    ::core::cmp::Eq,
+    ::core::hash::Hash,
     ::wirecall::__private::serde::Serialize,
     ::wirecall::__private::serde::Deserialize,
 )]
 #[serde(crate = "::wirecall::__private::serde")]
 #[serde(tag = "kind")]
+#[allow(missing_docs)]
 pub enum Oops {
-    /// `Bad`
     Bad,
     /// With details.
     Worse {
-        /// `why`
         why: ::std::string::String,
-        /// `code_hint`
         #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
         code_hint: ::core::option::Option<i32>,
     },
