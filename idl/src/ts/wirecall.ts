@@ -867,7 +867,7 @@ class HttpSocket implements WebSocketLike {
   constructor(url: string, fetch: FetchLike, token?: string) {
     this.#url = url;
     this.#headers = { "content-type": "application/json", accept: "application/json, text/event-stream" };
-    if (token !== undefined) this.#headers.authorization = `Bearer ${token}`;
+    if (token !== undefined) this.#headers["authorization"] = `Bearer ${token}`;
     // Called as a plain function: a browser's `fetch` refuses any other `this`.
     this.#fetch = (target, init) => fetch(target, init);
     // The probe: an empty batch, which any JSON-RPC server answers with one error.

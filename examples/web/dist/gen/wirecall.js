@@ -688,7 +688,7 @@ class HttpSocket {
         this.#url = url;
         this.#headers = { "content-type": "application/json", accept: "application/json, text/event-stream" };
         if (token !== undefined)
-            this.#headers.authorization = `Bearer ${token}`;
+            this.#headers["authorization"] = `Bearer ${token}`;
         // Called as a plain function: a browser's `fetch` refuses any other `this`.
         this.#fetch = (target, init) => fetch(target, init);
         // The probe: an empty batch, which any JSON-RPC server answers with one error.
