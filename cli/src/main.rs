@@ -37,10 +37,11 @@ enum Command {
     /// Generate code or documents from a `.wire` file.
     #[command(subcommand)]
     Gen(Gen),
-    /// Rewrite `.wire` files in the canonical layout (4-space indent, one member per line,
-    /// comments and doc comments kept in place, one blank line between top-level items).
+    /// Rewrite `.wire` files in the canonical layout.
     ///
-    /// Formatting never changes meaning. With `--check`, nothing is written: exits 1 and
+    /// 4-space indentation, one member per line, comments and doc comments kept in place,
+    /// one blank line between top-level items (docs/IDL.md has the rules). Formatting never
+    /// changes meaning. With `--check`, nothing is written: exits 1 and
     /// names the files that would change.
     Fmt {
         /// The `.wire` files to format.
@@ -78,10 +79,10 @@ enum Command {
         #[arg(long)]
         compact: bool,
     },
-    /// Subscribe to a stream and print each item as one JSON line, until the stream ends,
-    /// `--count` items have arrived, or Ctrl-C (which unsubscribes).
+    /// Subscribe to a stream and print each item as one JSON line.
     ///
-    /// Arguments as for `call`. Exit codes as for `call`.
+    /// Runs until the stream ends, `--count` items have arrived, or Ctrl-C (which
+    /// unsubscribes). Arguments and exit codes as for `call`.
     #[command(
         after_help = "Example:\n  wirecall subscribe ws://127.0.0.1:9000 Calculator.ticks count=3 every_ms=100"
     )]
@@ -98,8 +99,11 @@ enum Command {
         #[arg(long, value_name = "N")]
         count: Option<u64>,
     },
-    /// Print a server's services as `.wire` text, from its OpenRPC document
-    /// (`rpc.discover`): types, errors, methods and their doc comments.
+    /// Print a server's services as `.wire` text.
+    ///
+    /// Reconstructed from its OpenRPC document (`rpc.discover`): types, errors, methods and
+    /// their doc comments (struct fields come in alphabetical order: the document does not
+    /// keep their declaration order).
     Discover {
         #[command(flatten)]
         conn: remote::Connection,

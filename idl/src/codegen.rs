@@ -780,8 +780,26 @@ fn handler_trait(
     }
     let into_router_doc =
         format!(" Mount this implementation's {side}-side methods on a new `wirecall::Router`.");
+    let example = methods.first().map_or_else(String::new, |m| {
+        format!(
+            " (e.g. `async fn {}(&self, ctx: Context, …)`)",
+            naming::value_name(&m.name.name)
+        )
+    });
+    let how = [
+        String::new(),
+        " # Implementing".to_string(),
+        String::new(),
+        " Write each method as an `async fn`".to_string() + &example + ". The methods are",
+        " declared as returning `impl Future + Send` so that handlers can run on a".to_string(),
+        " multi-threaded runtime: keep the future `Send` (hold no `Rc` or `MutexGuard` across"
+            .to_string(),
+        " an `.await`).".to_string(),
+    ];
     quote! {
-        #doc #dep
+        #doc
+        #(#[doc = #how])*
+        #dep
         #[allow(deprecated)]
         pub trait #name: ::core::marker::Send + ::core::marker::Sync + 'static {
             #(#sigs)*
@@ -837,7 +855,12 @@ fn client_struct(
                 quote! {
                     #doc #mdep
                     pub async fn #method(&self, #(#params: #types),*) -> ::core::result::Result<#ret, #err> {
-                        ::wirecall::__private::call(&self.caller, #wire, #args, self.timeout, #idempotent).await
+                        ::wirecall::__private::call(
+                            &self.caller,
+                            #wire,
+                            #args,
+                            ::wirecall::CallOptions { timeout: self.timeout, idempotent: #idempotent },
+                        ).await
                     }
                 }
             }

@@ -1,8 +1,10 @@
-//! The wirecall interface language (`.wire` files): parser, model, validation and
-//! diagnostics.
+//! The wirecall interface language (`.wire` files): parser, model, validation,
+//! diagnostics, the formatter, and the generators (Rust, TypeScript, OpenRPC).
 //!
-//! Most users never call this crate directly: `wirecall check` (the CLI) and the build.rs
-//! API use it. Tools that want the model of an interface load it like this:
+//! Most users meet this crate through [`configure`] in their build.rs (Rust code from a
+//! `.wire` file, with derives, attributes and extern paths of their own) and through the
+//! `wirecall` command (`check`, `fmt`, `gen rust|ts|openrpc`), which uses it. Tools that
+//! want the model of an interface load it like this:
 //!
 //! ```no_run
 //! let loaded = match wirecall_idl::load("idl/calculator.wire") {
@@ -21,8 +23,9 @@
 //! ```
 //!
 //! The pipeline has one stage per module: [`parse`] (pest grammar → [`model`]), [`load`](mod@load)
-//! (imports), [`validate`] (checks), [`diagnostic`] (rendering). The language is described
-//! in `docs/IDL.md`.
+//! (imports), [`validate`] (checks), [`diagnostic`] (rendering); then [`codegen`] (Rust,
+//! behind [`build`] and the `#[wirecall::service]` macro), [`typescript`], [`openrpc`] and
+//! [`fmt`]. The language is described in `docs/IDL.md`.
 
 pub mod build;
 pub mod codegen;

@@ -440,8 +440,7 @@ pub async fn call<C, P, R, E>(
     caller: &C,
     method: &str,
     params: &P,
-    timeout: Option<Duration>,
-    idempotent: bool,
+    options: CallOptions,
 ) -> Result<R, Error<E>>
 where
     C: Caller,
@@ -450,9 +449,7 @@ where
     E: ApplicationError,
 {
     let params = encode_params(params).map_err(Error::Encode)?;
-    caller
-        .request(method, params, CallOptions::new(timeout, idempotent))
-        .await
+    caller.request(method, params, options).await
 }
 
 /// Subscribe to a typed stream through a [`Caller`].

@@ -15,6 +15,7 @@ pub enum CalcError {
     /// The divisor was zero.
     DivideByZero,
 }
+
 #[allow(deprecated)]
 impl ::core::fmt::Display for CalcError {
     fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
@@ -23,7 +24,9 @@ impl ::core::fmt::Display for CalcError {
         }
     }
 }
+
 impl ::std::error::Error for CalcError {}
+
 #[allow(deprecated)]
 impl ::wirecall::ApplicationError for CalcError {
     fn from_rpc_error(error: &::wirecall::RpcError) -> ::core::option::Option<Self> {
@@ -38,6 +41,7 @@ impl ::wirecall::ApplicationError for CalcError {
         }
     }
 }
+
 /// Running totals of a calculator server.
 #[derive(
     ::core::fmt::Debug,
@@ -60,7 +64,15 @@ pub struct Stats {
     #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
     pub caller: ::core::option::Option<::std::string::String>,
 }
+
 /// A calculator: the example service of wirecall.
+///
+/// # Implementing
+///
+/// Write each method as an `async fn` (e.g. `async fn add(&self, ctx: Context, …)`). The methods are
+/// declared as returning `impl Future + Send` so that handlers can run on a
+/// multi-threaded runtime: keep the future `Send` (hold no `Rc` or `MutexGuard` across
+/// an `.await`).
 #[allow(deprecated)]
 pub trait Calculator: ::core::marker::Send + ::core::marker::Sync + 'static {
     /// The sum of `a` and `b`.
@@ -244,6 +256,7 @@ pub trait Calculator: ::core::marker::Send + ::core::marker::Sync + 'static {
         router
     }
 }
+
 /// A typed client of the `Calculator` service.
 ///
 /// The caller's default is `::wirecall::Client`.
@@ -252,6 +265,7 @@ pub struct CalculatorClient<C = ::wirecall::Client> {
     caller: C,
     timeout: ::core::option::Option<::core::time::Duration>,
 }
+
 #[allow(deprecated)]
 impl<C: ::wirecall::Caller> CalculatorClient<C> {
     /// A client that calls through `caller`: a `wirecall::Client`, or a `wirecall::Peer`.
@@ -282,8 +296,10 @@ impl<C: ::wirecall::Caller> CalculatorClient<C> {
                 &self.caller,
                 "Calculator.add",
                 &::wirecall::__private::NamedParams(&["a", "b"], (&a, &b)),
-                self.timeout,
-                false,
+                ::wirecall::CallOptions {
+                    timeout: self.timeout,
+                    idempotent: false,
+                },
             )
             .await
     }
@@ -300,8 +316,10 @@ impl<C: ::wirecall::Caller> CalculatorClient<C> {
                     &["minuend", "subtrahend"],
                     (&minuend, &subtrahend),
                 ),
-                self.timeout,
-                false,
+                ::wirecall::CallOptions {
+                    timeout: self.timeout,
+                    idempotent: false,
+                },
             )
             .await
     }
@@ -315,8 +333,10 @@ impl<C: ::wirecall::Caller> CalculatorClient<C> {
                 &self.caller,
                 "Calculator.divide",
                 &::wirecall::__private::NamedParams(&["a", "b"], (&a, &b)),
-                self.timeout,
-                false,
+                ::wirecall::CallOptions {
+                    timeout: self.timeout,
+                    idempotent: false,
+                },
             )
             .await
     }
@@ -329,8 +349,10 @@ impl<C: ::wirecall::Caller> CalculatorClient<C> {
                 &self.caller,
                 "Calculator.echo",
                 &::wirecall::__private::NamedParams(&["text"], (&text,)),
-                self.timeout,
-                false,
+                ::wirecall::CallOptions {
+                    timeout: self.timeout,
+                    idempotent: false,
+                },
             )
             .await
     }
@@ -343,8 +365,10 @@ impl<C: ::wirecall::Caller> CalculatorClient<C> {
                 &self.caller,
                 "Calculator.sleep",
                 &::wirecall::__private::NamedParams(&["ms"], (&ms,)),
-                self.timeout,
-                false,
+                ::wirecall::CallOptions {
+                    timeout: self.timeout,
+                    idempotent: false,
+                },
             )
             .await
     }
@@ -357,8 +381,10 @@ impl<C: ::wirecall::Caller> CalculatorClient<C> {
                 &self.caller,
                 "Calculator.ask",
                 &::wirecall::__private::NamedParams(&["question"], (&question,)),
-                self.timeout,
-                false,
+                ::wirecall::CallOptions {
+                    timeout: self.timeout,
+                    idempotent: false,
+                },
             )
             .await
     }
@@ -368,8 +394,10 @@ impl<C: ::wirecall::Caller> CalculatorClient<C> {
                 &self.caller,
                 "Calculator.stats",
                 &::wirecall::__private::NamedParams(&[], ()),
-                self.timeout,
-                true,
+                ::wirecall::CallOptions {
+                    timeout: self.timeout,
+                    idempotent: true,
+                },
             )
             .await
     }
@@ -403,8 +431,16 @@ impl<C: ::wirecall::Caller> CalculatorClient<C> {
             .await
     }
 }
+
 /// The `client { … }` methods of `Calculator`: a client application implements them, and the
 /// server calls them through `CalculatorCallbacksClient`. Register with `ClientBuilder::router(impl.into_router())`.
+///
+/// # Implementing
+///
+/// Write each method as an `async fn` (e.g. `async fn confirm(&self, ctx: Context, …)`). The methods are
+/// declared as returning `impl Future + Send` so that handlers can run on a
+/// multi-threaded runtime: keep the future `Send` (hold no `Rc` or `MutexGuard` across
+/// an `.await`).
 #[allow(deprecated)]
 pub trait CalculatorCallbacks: ::core::marker::Send + ::core::marker::Sync + 'static {
     /// Asked by the server during `ask`: answer yes or no.
@@ -437,6 +473,7 @@ pub trait CalculatorCallbacks: ::core::marker::Send + ::core::marker::Sync + 'st
         router
     }
 }
+
 /// The server's handle to call the `client { … }` methods of `Calculator` on a connected client (from `ctx.peer()`).
 ///
 /// The caller's default is `::wirecall::Peer`.
@@ -445,6 +482,7 @@ pub struct CalculatorCallbacksClient<C = ::wirecall::Peer> {
     caller: C,
     timeout: ::core::option::Option<::core::time::Duration>,
 }
+
 #[allow(deprecated)]
 impl<C: ::wirecall::Caller> CalculatorCallbacksClient<C> {
     /// A client that calls through `caller`: a `wirecall::Client`, or a `wirecall::Peer`.
@@ -474,8 +512,10 @@ impl<C: ::wirecall::Caller> CalculatorCallbacksClient<C> {
                 &self.caller,
                 "Calculator.confirm",
                 &::wirecall::__private::NamedParams(&["question"], (&question,)),
-                self.timeout,
-                false,
+                ::wirecall::CallOptions {
+                    timeout: self.timeout,
+                    idempotent: false,
+                },
             )
             .await
     }

@@ -18,6 +18,7 @@ pub enum Shape {
     Empty {},
     Point,
 }
+
 /// Unit variants only: plain strings in JSON.
 #[derive(
     ::core::fmt::Debug,
@@ -38,6 +39,7 @@ pub enum Mode {
     #[serde(rename = "exact_mode")]
     ExactMode,
 }
+
 /// The `Bag` struct of the interface.
 #[derive(
     ::core::fmt::Debug,
@@ -71,6 +73,7 @@ pub struct Bag {
     pub ratio: f32,
     pub flag: bool,
 }
+
 /// Things that go wrong.
 #[derive(
     ::core::fmt::Debug,
@@ -93,6 +96,7 @@ pub enum Oops {
         code_hint: ::core::option::Option<i32>,
     },
 }
+
 #[allow(deprecated)]
 impl ::core::fmt::Display for Oops {
     fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
@@ -106,7 +110,9 @@ impl ::core::fmt::Display for Oops {
         }
     }
 }
+
 impl ::std::error::Error for Oops {}
+
 #[allow(deprecated)]
 impl ::wirecall::ApplicationError for Oops {
     fn from_rpc_error(error: &::wirecall::RpcError) -> ::core::option::Option<Self> {
@@ -151,7 +157,15 @@ impl ::wirecall::ApplicationError for Oops {
         }
     }
 }
+
 /// Exercises every method form.
+///
+/// # Implementing
+///
+/// Write each method as an `async fn` (e.g. `async fn cook(&self, ctx: Context, …)`). The methods are
+/// declared as returning `impl Future + Send` so that handlers can run on a
+/// multi-threaded runtime: keep the future `Send` (hold no `Rc` or `MutexGuard` across
+/// an `.await`).
 #[allow(deprecated)]
 pub trait Kitchen: ::core::marker::Send + ::core::marker::Sync + 'static {
     /// Typed error, renamed on the wire.
@@ -260,6 +274,7 @@ pub trait Kitchen: ::core::marker::Send + ::core::marker::Sync + 'static {
         router
     }
 }
+
 /// A typed client of the `Kitchen` service.
 ///
 /// The caller's default is `::wirecall::Client`.
@@ -268,6 +283,7 @@ pub struct KitchenClient<C = ::wirecall::Client> {
     caller: C,
     timeout: ::core::option::Option<::core::time::Duration>,
 }
+
 #[allow(deprecated)]
 impl<C: ::wirecall::Caller> KitchenClient<C> {
     /// A client that calls through `caller`: a `wirecall::Client`, or a `wirecall::Peer`.
@@ -298,8 +314,10 @@ impl<C: ::wirecall::Caller> KitchenClient<C> {
                 &self.caller,
                 "kitchen.cook",
                 &::wirecall::__private::NamedParams(&["mode", "shape"], (&mode, &shape)),
-                self.timeout,
-                false,
+                ::wirecall::CallOptions {
+                    timeout: self.timeout,
+                    idempotent: false,
+                },
             )
             .await
     }
@@ -309,8 +327,10 @@ impl<C: ::wirecall::Caller> KitchenClient<C> {
                 &self.caller,
                 "Kitchen.nothing",
                 &::wirecall::__private::NamedParams(&[], ()),
-                self.timeout,
-                false,
+                ::wirecall::CallOptions {
+                    timeout: self.timeout,
+                    idempotent: false,
+                },
             )
             .await
     }
@@ -321,8 +341,10 @@ impl<C: ::wirecall::Caller> KitchenClient<C> {
                 &self.caller,
                 "Kitchen.old",
                 &::wirecall::__private::NamedParams(&["x"], (&x,)),
-                self.timeout,
-                false,
+                ::wirecall::CallOptions {
+                    timeout: self.timeout,
+                    idempotent: false,
+                },
             )
             .await
     }
@@ -352,8 +374,16 @@ impl<C: ::wirecall::Caller> KitchenClient<C> {
             .await
     }
 }
+
 /// The `client { … }` methods of `Kitchen`: a client application implements them, and the
 /// server calls them through `KitchenCallbacksClient`. Register with `ClientBuilder::router(impl.into_router())`.
+///
+/// # Implementing
+///
+/// Write each method as an `async fn` (e.g. `async fn approve(&self, ctx: Context, …)`). The methods are
+/// declared as returning `impl Future + Send` so that handlers can run on a
+/// multi-threaded runtime: keep the future `Send` (hold no `Rc` or `MutexGuard` across
+/// an `.await`).
 #[allow(deprecated)]
 pub trait KitchenCallbacks: ::core::marker::Send + ::core::marker::Sync + 'static {
     /// Ask the client.
@@ -403,6 +433,7 @@ pub trait KitchenCallbacks: ::core::marker::Send + ::core::marker::Sync + 'stati
         router
     }
 }
+
 /// The server's handle to call the `client { … }` methods of `Kitchen` on a connected client (from `ctx.peer()`).
 ///
 /// The caller's default is `::wirecall::Peer`.
@@ -411,6 +442,7 @@ pub struct KitchenCallbacksClient<C = ::wirecall::Peer> {
     caller: C,
     timeout: ::core::option::Option<::core::time::Duration>,
 }
+
 #[allow(deprecated)]
 impl<C: ::wirecall::Caller> KitchenCallbacksClient<C> {
     /// A client that calls through `caller`: a `wirecall::Client`, or a `wirecall::Peer`.
@@ -440,8 +472,10 @@ impl<C: ::wirecall::Caller> KitchenCallbacksClient<C> {
                 &self.caller,
                 "Kitchen.approve",
                 &::wirecall::__private::NamedParams(&["bag"], (&bag,)),
-                self.timeout,
-                false,
+                ::wirecall::CallOptions {
+                    timeout: self.timeout,
+                    idempotent: false,
+                },
             )
             .await
     }
