@@ -1,6 +1,7 @@
-//! The `.wire` front end on arbitrary text: parse, load, validate and every generator.
-//! No panic, no hang; for every file `check` accepts, the Rust generator's output parses
-//! with `syn`, and the TypeScript and OpenRPC generators succeed.
+//! The `.wire` front end on arbitrary text: parse, load, validate, `fmt` and every
+//! generator. No panic, no hang; for every file `check` accepts, the Rust generator's
+//! output parses with `syn`, the TypeScript and OpenRPC generators succeed, and `fmt` is
+//! idempotent and keeps the generated Rust identical.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -12,11 +13,23 @@ fuzz_target!(|data: &[u8]| {
     let loaded = wirecall_idl::Loader::new()
         .with_source("fuzz.wire", text)
         .load("fuzz.wire");
+    // `fmt` of any text that parses: it must not panic, whether or not the file validates.
+    let formatted = wirecall_idl::fmt::format("fuzz.wire", text);
     let Ok(loaded) = loaded else { return };
     let tokens = wirecall_idl::codegen::generate(&loaded.schema, &Default::default());
+    let rust = tokens.to_string();
     if let Err(e) = syn::parse2::<syn::File>(tokens) {
         panic!("the Rust generator's output does not parse: {e}\n--- input ---\n{text}");
     }
+    let formatted = formatted.unwrap_or_else(|e| panic!("fmt refuses a valid file: {e}\n{text}"));
+    let again = wirecall_idl::fmt::format("fuzz.wire", &formatted).expect("formatted text parses");
+    assert_eq!(again, formatted, "fmt is not idempotent on\n{text}");
+    let reloaded = wirecall_idl::Loader::new()
+        .with_source("fuzz.wire", formatted.as_str())
+        .load("fuzz.wire")
+        .unwrap_or_else(|d| panic!("the formatted file does not load: {d}\n{formatted}"));
+    let rust_after = wirecall_idl::codegen::generate(&reloaded.schema, &Default::default());
+    assert_eq!(rust, rust_after.to_string(), "fmt changed the meaning of\n{text}");
     if let Err(e) = wirecall_idl::typescript::generate(&loaded, "fuzz.wire") {
         // TypeScript-only rules (reserved names) may refuse a file `check` accepts; they
         // must say so with a diagnostic, which they did.
