@@ -360,8 +360,8 @@ pub enum ConnectError {
     Io {
         /// The URL.
         url: String,
-        /// The underlying error.
+        /// The underlying error (an I/O error, or the WebSocket library's).
         #[source]
-        source: tokio_tungstenite::tungstenite::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }

@@ -466,7 +466,8 @@ export class Client implements Caller {
 
   #sendUnsubscribe(method: string, id: unknown): void {
     if (this.#isOpen()) {
-      this.#send(JSON.stringify({ jsonrpc: "2.0", method: `${method}.unsubscribe`, params: [id], id: this.#nextId++ }));
+      // A notification, as the Rust client sends it: nothing waits for an answer.
+      this.#send(JSON.stringify({ jsonrpc: "2.0", method: `${method}.unsubscribe`, params: [id] }));
     }
   }
 

@@ -156,9 +156,13 @@ impl ClientBuilder {
                     url: url.to_string(),
                     reason: e.to_string(),
                 },
+                WsError::Io(e) => ConnectError::Io {
+                    url: url.to_string(),
+                    source: Box::new(e),
+                },
                 e => ConnectError::Io {
                     url: url.to_string(),
-                    source: e,
+                    source: Box::new(e),
                 },
             }),
         }
