@@ -203,9 +203,10 @@ pub enum Error<E = NoAppError> {
     /// The peer cancelled the call (answered `-32800`).
     #[error("the peer cancelled the call")]
     Cancelled,
-    /// The connection closed before the answer arrived (or was closed when the call was made).
+    /// The connection closed before the answer arrived (or was closed when the call was
+    /// made), for this reason.
     #[error("disconnected: {0}")]
-    Disconnected(String),
+    Disconnected(crate::CloseReason),
     /// The params could not be serialized to JSON.
     #[error("could not serialize the params: {0}")]
     Encode(serde_json::Error),

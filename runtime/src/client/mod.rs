@@ -262,6 +262,7 @@ impl ClientBuilder {
             current: current_tx,
             close,
             done: Mutex::new(None),
+            ended: Mutex::new(None),
         });
         let supervisor = tokio::spawn(supervise(inner.clone(), started.done, index));
         let done: BoxFuture<'static, CloseReason> = Box::pin(async move {
@@ -308,6 +309,8 @@ struct ClientInner {
     current: watch::Sender<Option<Peer>>,
     close: CancellationToken,
     done: Mutex<Option<Shared<BoxFuture<'static, CloseReason>>>>,
+    /// Why the client closed for good, once it has.
+    ended: Mutex<Option<CloseReason>>,
 }
 
 /// Watches the connection; when it drops, reconnects with backoff (or closes the client).
@@ -383,6 +386,7 @@ async fn wait_closed(peer: &Peer, deadline: Instant) {
 }
 
 fn finish(inner: &ClientInner, reason: CloseReason) -> CloseReason {
+    *inner.ended.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
     inner.current.send_replace(None);
     inner.state.send_replace(ConnectionState::Closed {
         reason: reason.to_string(),
@@ -541,14 +545,22 @@ impl Client {
                     return Ok(peer);
                 }
             }
-            if let ConnectionState::Closed { reason } = &*self.inner.state.borrow() {
-                return Err(CallFailure::Other(Error::Disconnected(reason.clone())));
+            if let ConnectionState::Closed { .. } = &*self.inner.state.borrow() {
+                let reason = self
+                    .inner
+                    .ended
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                return Err(CallFailure::Other(Error::Disconnected(
+                    reason.unwrap_or(CloseReason::ClosedLocally),
+                )));
             }
             match tokio::time::timeout_at(deadline, current.changed()).await {
                 Ok(Ok(())) => continue,
                 Ok(Err(_)) => {
                     return Err(CallFailure::Other(Error::Disconnected(
-                        "the client was dropped".into(),
+                        CloseReason::ClosedLocally,
                     )))
                 }
                 Err(_) => return Err(CallFailure::Other(Error::Timeout(timeout))),

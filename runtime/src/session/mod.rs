@@ -56,6 +56,9 @@ pub enum CloseReason {
     Expired,
     /// A transport or protocol error.
     Error(String),
+    /// There never was a connection to call over (the door cannot carry calls to this
+    /// side, e.g. an HTTP request's); why.
+    NoConnection(String),
 }
 
 impl std::fmt::Display for CloseReason {
@@ -68,6 +71,7 @@ impl std::fmt::Display for CloseReason {
             CloseReason::MessageTooLarge => f.write_str("a message exceeded the size limit"),
             CloseReason::Expired => f.write_str("the connection's authentication expired"),
             CloseReason::Error(e) => write!(f, "connection error: {e}"),
+            CloseReason::NoConnection(why) => f.write_str(why),
         }
     }
 }
@@ -207,7 +211,7 @@ impl Session {
             config.subscription_buffer,
         );
         if door == Door::HttpEvents {
-            peer.close(HTTP_PEER);
+            peer.close(&CloseReason::NoConnection(HTTP_PEER.into()));
         }
         let stream_ended = (door == Door::HttpEvents).then(CancellationToken::new);
         Self::with(
@@ -297,7 +301,7 @@ impl Session {
         let shared = &*self.shared;
         if shared.door != Door::HttpPost {
             // (A POST's peer is the endpoint's, closed from the start.)
-            shared.peer.close(&reason.to_string());
+            shared.peer.close(reason);
         }
         let running: Vec<_> = shared
             .running()

@@ -20,6 +20,7 @@ use crate::error::{code, ApplicationError, Error, NoAppError, RpcError};
 use crate::session::subscription::{
     PendingSub, RawSub, SubEntry, SubState, SubTable, Subscription,
 };
+use crate::session::CloseReason;
 
 /// The method name of cancellation notifications.
 pub const CANCEL_METHOD: &str = "$/cancelRequest";
@@ -70,7 +71,7 @@ struct PendingCall {
 struct Pending {
     calls: HashMap<u64, PendingCall>,
     /// Set once, when the connection closes: the reason given to every later call.
-    closed: Option<Arc<str>>,
+    closed: Option<CloseReason>,
 }
 
 pub(crate) struct PeerShared {
@@ -143,7 +144,7 @@ impl Peer {
     pub(crate) fn detached(reason: &str) -> Self {
         let (tx, _) = mpsc::channel(1);
         let peer = Peer::new(tx, Duration::ZERO, usize::MAX, 1);
-        peer.close(reason);
+        peer.close(&CloseReason::NoConnection(reason.into()));
         peer
     }
 
@@ -155,7 +156,8 @@ impl Peer {
         method: &str,
         params: impl Serialize,
     ) -> Result<R, Error> {
-        self.request::<R, NoAppError>(method, &params, None).await
+        self.request::<R, NoAppError>(method, &params, CallOptions::default())
+            .await
     }
 
     /// [`Peer::call`] with a timeout for this call only.
@@ -165,12 +167,13 @@ impl Peer {
         params: impl Serialize,
         timeout: Duration,
     ) -> Result<R, Error> {
-        self.request::<R, NoAppError>(method, &params, Some(timeout))
+        self.request::<R, NoAppError>(method, &params, CallOptions::new(Some(timeout), false))
             .await
     }
 
-    /// The general form of a call, used by generated clients: typed application errors
-    /// `E` come back as [`Error::App`].
+    /// The general form of a call, as on [`crate::Client::request`]: typed application
+    /// errors `E` come back as [`Error::App`]; `options` set the timeout (`idempotent`
+    /// changes nothing here: a peer's connection is not re-opened).
     ///
     /// Dropping the returned future before it completes cancels the call: the peer is
     /// sent `$/cancelRequest`.
@@ -178,14 +181,17 @@ impl Peer {
         &self,
         method: &str,
         params: &(impl Serialize + ?Sized),
-        timeout: Option<Duration>,
+        options: CallOptions,
     ) -> Result<R, Error<E>>
     where
         R: DeserializeOwned,
         E: ApplicationError,
     {
         let params = encode_params(params).map_err(Error::Encode)?;
-        decode_result(self.request_raw(method, params.as_deref(), timeout).await)
+        decode_result(
+            self.request_raw(method, params.as_deref(), options.timeout)
+                .await,
+        )
     }
 
     /// Send a request with params already encoded; returns the raw result.
@@ -220,7 +226,7 @@ impl Peer {
         {
             let mut pending = shared.lock();
             if let Some(reason) = &pending.closed {
-                return Err(CallFailure::NotSent(reason.to_string()));
+                return Err(CallFailure::NotSent(reason.clone()));
             }
             pending.calls.insert(id, PendingCall { tx, sub });
         }
@@ -389,11 +395,11 @@ impl Peer {
 
     /// The connection is gone: fail every pending call, and every later one, with
     /// `Disconnected(reason)`.
-    pub(crate) fn close(&self, reason: &str) {
+    pub(crate) fn close(&self, reason: &CloseReason) {
         let calls = {
             let mut pending = self.shared.lock();
             if pending.closed.is_none() {
-                pending.closed = Some(reason.into());
+                pending.closed = Some(reason.clone());
             }
             std::mem::take(&mut pending.calls)
         };
@@ -452,12 +458,11 @@ impl PeerShared {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn close_reason(&self) -> String {
+    fn close_reason(&self) -> CloseReason {
         self.lock()
             .closed
-            .as_deref()
-            .unwrap_or("the connection closed")
-            .to_string()
+            .clone()
+            .unwrap_or(CloseReason::ClosedByPeer)
     }
 }
 
@@ -507,7 +512,7 @@ pub(crate) enum CallFailure {
     /// The peer answered with an error.
     Rpc(RpcError),
     /// The connection was closed before the request was sent: safe to send again.
-    NotSent(String),
+    NotSent(CloseReason),
     /// Anything else (a request that was sent may have run).
     Other(Error),
 }

@@ -29,6 +29,7 @@ use futures_util::future::BoxFuture;
 use crate::codec::message;
 use crate::error::{code, ApplicationError, Error, NoAppError, RpcError};
 use crate::session::peer::{CallFailure, Peer, RawResult};
+use crate::session::CloseReason;
 
 impl RpcError {
     /// The error that ends a subscription whose consumer fell behind.
@@ -53,7 +54,7 @@ pub(crate) enum End {
     /// The consumer fell behind; the subscription was dropped.
     Lagged(usize),
     /// The connection closed.
-    Disconnected(String),
+    Disconnected(CloseReason),
 }
 
 /// Shared between the connection (which ends a subscription) and its consumer.
@@ -182,9 +183,9 @@ impl SubTable {
     }
 
     /// The connection closed: end every subscription.
-    pub(crate) fn close(&self, reason: &str) {
+    pub(crate) fn close(&self, reason: &CloseReason) {
         for (_, entry) in self.lock().drain() {
-            entry.state.set(End::Disconnected(reason.to_string()));
+            entry.state.set(End::Disconnected(reason.clone()));
         }
     }
 }
@@ -394,7 +395,7 @@ async fn forward(
                             return;
                         }
                         Err(CallFailure::Other(e)) => {
-                            state.set(End::Disconnected(e.to_string()));
+                            state.set(End::Disconnected(CloseReason::Error(e.to_string())));
                             return;
                         }
                     }
