@@ -237,11 +237,9 @@ pub use http;
 /// Support for generated code. Not part of the public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::session::router::serialize_result;
     pub use crate::typed::{
         call, notify, register_notify, register_rpc, register_stream, subscribe, NamedParams,
-        ParamTuple, MAX_PARAMS,
+        ParamTuple,
     };
     pub use serde;
-    pub use serde_json;
 }

@@ -377,8 +377,8 @@ tuples! {
     (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11, M 12, N 13, O 14, P 15)
 }
 
-/// The most parameters a generated method may have.
-pub const MAX_PARAMS: usize = 16;
+// `wirecall_idl::naming::MAX_PARAMS` (16, enforced by the IDL's validation) matches the
+// largest tuple above.
 
 /// Mount an `rpc` handler of a generated server trait.
 pub fn register_rpc<S, A, F, Fut, T, E>(

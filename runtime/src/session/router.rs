@@ -99,7 +99,7 @@ impl Serialize for RawJson {
 }
 
 /// Serialize a handler's result; a result that cannot be serialized is an internal error.
-pub fn serialize_result<T: Serialize>(result: Result<T, RpcError>) -> MethodResult {
+pub(crate) fn serialize_result<T: Serialize>(result: Result<T, RpcError>) -> MethodResult {
     let value = result?;
     serde_json::to_string(&value).map_err(serialize_failure)
 }
