@@ -140,6 +140,11 @@ enum Gen {
         /// Write only the generated module, not the runtime `wirecall.ts`.
         #[arg(long)]
         no_runtime: bool,
+        /// Import the runtime from this module (e.g. the npm package `@wirecall/client`
+        /// of clients/typescript) instead of a copy next to the generated file; implies
+        /// `--no-runtime`.
+        #[arg(long, value_name = "MODULE")]
+        runtime_import: Option<String>,
     },
     /// An OpenRPC 1.3 document describing the interface.
     Openrpc {
@@ -207,7 +212,8 @@ fn main() -> ExitCode {
             file,
             out,
             no_runtime,
-        }) => gen_ts(&file, &out, no_runtime),
+            runtime_import,
+        }) => gen_ts(&file, &out, no_runtime, runtime_import.as_deref()),
         Command::Gen(Gen::Openrpc {
             file,
             out,
@@ -226,7 +232,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn gen_ts(file: &std::path::Path, out: &std::path::Path, no_runtime: bool) -> ExitCode {
+fn gen_ts(
+    file: &std::path::Path,
+    out: &std::path::Path,
+    no_runtime: bool,
+    runtime_import: Option<&str>,
+) -> ExitCode {
     let loaded = match wirecall_idl::load(file) {
         Ok(loaded) => loaded,
         Err(d) => return fail(&d),
@@ -244,7 +255,8 @@ fn gen_ts(file: &std::path::Path, out: &std::path::Path, no_runtime: bool) -> Ex
         );
         return ExitCode::FAILURE;
     }
-    let code = match wirecall_idl::typescript::generate(&loaded, &name) {
+    let runtime = runtime_import.unwrap_or("./wirecall.js");
+    let code = match wirecall_idl::typescript::generate_importing(&loaded, &name, runtime) {
         Ok(code) => code,
         Err(d) => return fail(&d),
     };
@@ -253,7 +265,7 @@ fn gen_ts(file: &std::path::Path, out: &std::path::Path, no_runtime: bool) -> Ex
         return ExitCode::FAILURE;
     }
     let mut files = vec![(format!("{stem}.ts"), code.as_str())];
-    if !no_runtime {
+    if !no_runtime && runtime_import.is_none() {
         files.push((
             wirecall_idl::typescript::RUNTIME_FILE.into(),
             wirecall_idl::typescript::RUNTIME,

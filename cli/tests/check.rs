@@ -149,6 +149,22 @@ fn gen_ts_writes_the_module_and_the_runtime() {
     assert!(dir.join("calculator.ts").exists());
     assert!(!dir.join("wirecall.ts").exists());
     std::fs::remove_dir_all(&dir).unwrap();
+
+    // --runtime-import names the package to import instead, and writes no copy.
+    let (code, _, stderr) = wirecall(&[
+        "gen",
+        "ts",
+        "examples/idl/calculator.wire",
+        "--out",
+        out,
+        "--runtime-import",
+        "@wirecall/client",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let module = std::fs::read_to_string(dir.join("calculator.ts")).unwrap();
+    assert!(module.contains("import * as wc from \"@wirecall/client\";"));
+    assert!(!dir.join("wirecall.ts").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

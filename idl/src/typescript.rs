@@ -95,8 +95,19 @@ const RESERVED: &[&str] = &[
 const GLOBALS: &[&str] = &["Promise"];
 
 /// The TypeScript module for a loaded interface. `source` names the `.wire` file in the
-/// header. Fails with diagnostics for names TypeScript cannot take.
+/// header. Fails with diagnostics for names TypeScript cannot take. The module imports the
+/// runtime from `./wirecall.js` (the copy written next to it).
 pub fn generate(loaded: &Loaded, source: &str) -> Result<String, Diagnostics> {
+    generate_importing(loaded, source, "./wirecall.js")
+}
+
+/// [`generate`], importing the runtime from `runtime` instead: e.g. the npm package of
+/// `clients/typescript` (`@wirecall/client`).
+pub fn generate_importing(
+    loaded: &Loaded,
+    source: &str,
+    runtime: &str,
+) -> Result<String, Diagnostics> {
     let items = check(&loaded.schema);
     if !items.is_empty() {
         return Err(Diagnostics {
@@ -104,7 +115,7 @@ pub fn generate(loaded: &Loaded, source: &str) -> Result<String, Diagnostics> {
             sources: loaded.sources.clone(),
         });
     }
-    Ok(module(&loaded.schema, source))
+    Ok(module(&loaded.schema, source, runtime))
 }
 
 /// The names the generated TypeScript cannot take (everything else was validated already).
@@ -138,7 +149,7 @@ fn check(schema: &Schema) -> Vec<Diagnostic> {
     out
 }
 
-fn module(schema: &Schema, source: &str) -> String {
+fn module(schema: &Schema, source: &str, runtime: &str) -> String {
     let mut body = String::new();
     for t in &schema.types {
         match t {
@@ -155,7 +166,7 @@ fn module(schema: &Schema, source: &str) -> String {
          /* eslint-disable */\n"
     );
     if body.contains("wc.") {
-        out.push_str("import * as wc from \"./wirecall.js\";\n");
+        out.push_str(&format!("import * as wc from {runtime:?};\n"));
     }
     out.push_str(&body);
     out

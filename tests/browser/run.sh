@@ -7,7 +7,8 @@
 #      side (ts_samples): the TypeScript types match the JSON mapping.
 #   2. The example page (examples/web) builds, and its committed build is current.
 #   3. The runtime under faults in Node.js, against the Rust calculator server; then over
-#      TLS with a bearer token (certificates made by the make_certs example).
+#      TLS with a bearer token (certificates made by the make_certs example); then as the
+#      npm package of clients/typescript, packed and installed offline.
 #   4. Headless Chromium drives the example page against the Rust calculator server.
 #   5. The same page served by the `web` example, WebSocket blocked: the client falls back
 #      to HTTP POST and server-sent events.
@@ -61,6 +62,26 @@ step "TLS and tokens in Node.js (wss://, https://, 4401 then a fresh token)"
 cargo run -q -p wirecall-tests --example make_certs -- "$work/certs"
 TLS_CERT="$work/certs/cert.pem" TLS_KEY="$work/certs/key.pem" NODE_EXTRA_CA_CERTS="$work/certs/ca.pem" \
   node --experimental-websocket --test "$here/tls.test.mjs"
+
+step "the npm package (clients/typescript): build, pack and install offline, generated code importing it"
+(cd clients/typescript && "$tsc" -p . --outDir "$work/pkg-build/dist" && cp package.json README.md "$work/pkg-build/")
+(cd "$work/pkg-build" && npm pack --offline --silent --pack-destination "$work" >/dev/null)
+mkdir -p "$work/pkg-user"
+printf '{"name":"pkg-user","private":true,"type":"module"}\n' > "$work/pkg-user/package.json"
+npm install --offline --no-audit --no-fund --silent --prefix "$work/pkg-user" "$work"/wirecall-client-*.tgz
+"$wirecall" gen ts examples/idl/calculator.wire --out "$work/pkg-user/src" --runtime-import @wirecall/client
+cat > "$work/pkg-user/tsconfig.json" <<'JSON'
+{
+  "compilerOptions": {
+    "target": "ES2022", "module": "NodeNext", "moduleResolution": "NodeNext", "lib": ["ES2022"],
+    "types": [], "strict": true, "noUncheckedIndexedAccess": true, "exactOptionalPropertyTypes": true,
+    "rootDir": "src", "outDir": "dist"
+  },
+  "include": ["src/*.ts"]
+}
+JSON
+"$tsc" -p "$work/pkg-user"
+PKG_USER="$work/pkg-user" node --experimental-websocket --test "$here/package.test.mjs"
 
 step "end to end in headless Chromium"
 node --test "$here/e2e.test.mjs"
