@@ -27,20 +27,33 @@
 //! behind [`build`] and the `#[wirecall::service]` macro), [`typescript`], [`openrpc`] and
 //! [`fmt`]. The language is described in `docs/IDL.md`.
 
+//! Cargo feature `files` (default): everything that reads `.wire` files — [`parse`],
+//! [`load`](mod@load), [`fmt`], [`build`], [`typescript`], [`openrpc`]. Without it, only what
+//! the `#[wirecall::service]` macro needs (the model, validation and the Rust generator),
+//! so a crate that uses the macro alone does not build the pest parser or prettyplease.
+
+#[cfg(feature = "files")]
 pub mod build;
 pub mod codegen;
 pub mod diagnostic;
+#[cfg(feature = "files")]
 pub mod fmt;
+#[cfg(feature = "files")]
 pub mod load;
 pub mod model;
 pub mod naming;
+#[cfg(feature = "files")]
 pub mod openrpc;
+#[cfg(feature = "files")]
 pub mod parse;
 pub mod rust;
+#[cfg(feature = "files")]
 pub mod typescript;
 pub mod validate;
 
+#[cfg(feature = "files")]
 pub use build::{configure, BuildError, Builder};
 pub use diagnostic::{Diagnostic, Diagnostics, SourceMap};
+#[cfg(feature = "files")]
 pub use load::{load, Loaded, Loader};
 pub use model::Schema;
