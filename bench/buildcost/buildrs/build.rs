@@ -1,0 +1,3 @@
+fn main() {
+    wirecall_idl::configure().compile(&["calc.wire"]).unwrap();
+}
