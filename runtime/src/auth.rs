@@ -262,6 +262,20 @@ impl TokenSource {
             TokenSource::Fetch(f) => f().await,
         }
     }
+
+    /// `Authorization: Bearer TOKEN`'s value for the next handshake or request.
+    pub(crate) async fn bearer(&self) -> Result<http::HeaderValue, crate::ConnectError> {
+        let token = self.get().await.map_err(|e| crate::ConnectError::Token {
+            reason: e.to_string(),
+        })?;
+        let mut value = http::HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
+            crate::ConnectError::Token {
+                reason: "the token is not a valid header value".into(),
+            }
+        })?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
 }
 
 #[cfg(test)]

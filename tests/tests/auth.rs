@@ -272,3 +272,62 @@ async fn a_refused_reconnect_stops_unless_asked_to_retry() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_http_client_refreshes_its_token_on_401() {
+    // The server accepts only the token of the current generation (a rotation).
+    let generation = Arc::new(AtomicU32::new(1));
+    let mut router = CalcServer::default().into_router();
+    router.method("whoami", |ctx, _params| {
+        let who = ctx.identity::<String>().cloned();
+        async move { Ok::<_, RpcError>(who) }
+    });
+    let server = Server::builder()
+        .authenticate({
+            let generation = generation.clone();
+            move |handshake| {
+                let current = format!("good-{}", generation.load(Ordering::SeqCst));
+                async move {
+                    match handshake.bearer_token() {
+                        Some(t) if t == current => Ok(Identity::new(t.to_string())),
+                        Some(_) => Err(Refusal::unauthorized("the token is no longer valid")),
+                        None => Err(Refusal::unauthorized("a bearer token is required")),
+                    }
+                }
+            }
+        })
+        .bind("127.0.0.1:0", router)
+        .await
+        .unwrap();
+    let fetched = Arc::new(AtomicU32::new(0));
+    let client = Client::builder()
+        .token_fn({
+            let (fetched, generation) = (fetched.clone(), generation.clone());
+            move || {
+                fetched.fetch_add(1, Ordering::SeqCst);
+                let token = format!("good-{}", generation.load(Ordering::SeqCst));
+                async move { Ok::<_, std::io::Error>(token) }
+            }
+        })
+        .connect(&server.http_url())
+        .await
+        .unwrap();
+    let who: Option<String> = client.call("whoami", ()).await.unwrap();
+    assert_eq!(who.as_deref(), Some("good-1"));
+    // The token is rotated: the next POST is refused once, then sent with a fresh token.
+    generation.store(2, Ordering::SeqCst);
+    let who: Option<String> = client.call("whoami", ()).await.unwrap();
+    assert_eq!(who.as_deref(), Some("good-2"));
+    assert_eq!(fetched.load(Ordering::SeqCst), 2);
+    // A fixed token has nothing to refresh with: the 401 is the answer.
+    let fixed = Client::builder()
+        .token("good-1")
+        .connect(&server.http_url())
+        .await
+        .unwrap();
+    let err = fixed
+        .call::<Option<String>>("whoami", ())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+}

@@ -7,6 +7,7 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::ClientBuilder;
+use crate::auth::TokenSource;
 use crate::error::ConnectError;
 use crate::tls;
 use crate::transport::http_client::{self, HttpTarget};
@@ -66,6 +67,11 @@ impl ClientBuilder {
         if let Some(bearer) = self.bearer().await? {
             headers.insert(header::AUTHORIZATION, bearer);
         }
+        // A token function can give a fresh token when a POST is refused with 401.
+        let refresh = match &self.token {
+            Some(TokenSource::Fetch(_)) => self.token.clone(),
+            _ => None,
+        };
         let tls = self.tls();
         if uri.scheme_str() == Some("https") {
             let probe = http_client::check_tls(&uri, tls.clone());
@@ -80,23 +86,20 @@ impl ClientBuilder {
                 Ok(Ok(())) => {}
             }
         }
-        Ok(HttpTarget { uri, headers, tls })
+        Ok(HttpTarget {
+            uri,
+            headers,
+            tls,
+            refresh,
+        })
     }
 
     /// `Bearer TOKEN` for this handshake, if the client has a token.
     async fn bearer(&self) -> Result<Option<HeaderValue>, ConnectError> {
-        let Some(source) = &self.token else {
-            return Ok(None);
-        };
-        let token = source.get().await.map_err(|e| ConnectError::Token {
-            reason: e.to_string(),
-        })?;
-        let mut value =
-            HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| ConnectError::Token {
-                reason: "the token is not a valid header value".into(),
-            })?;
-        value.set_sensitive(true);
-        Ok(Some(value))
+        match &self.token {
+            None => Ok(None),
+            Some(source) => source.bearer().await.map(Some),
+        }
     }
 
     async fn handshake_once(&self, url: &str, offer: bool) -> Result<Ws, ConnectError> {

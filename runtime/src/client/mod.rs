@@ -165,7 +165,8 @@ impl ClientBuilder {
 
     /// Authenticate with a token `fetch` returns, called for every (re)connect: after the
     /// server closed the connection because the token expired (code 4401), the client
-    /// reconnects with a fresh one.
+    /// reconnects with a fresh one. Over `http://`, a POST refused with 401 is sent once
+    /// more with a fresh token.
     ///
     /// ```no_run
     /// # async fn refresh() -> Result<String, std::io::Error> { Ok(String::new()) }

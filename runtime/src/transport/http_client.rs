@@ -36,6 +36,9 @@ pub(crate) struct HttpTarget {
     pub(crate) headers: HeaderMap,
     /// For `https://`.
     pub(crate) tls: Arc<rustls::ClientConfig>,
+    /// The client's token function: a POST refused with 401 is sent once more with a
+    /// fresh token.
+    pub(crate) refresh: Option<crate::auth::TokenSource>,
 }
 
 type Connector = HttpsConnector<HttpConnector>;
@@ -110,6 +113,8 @@ struct InFlight {
 
 struct Shared {
     target: HttpTarget,
+    /// The current `Authorization` value, replaced when a refresh gets a new token.
+    bearer: Mutex<Option<HeaderValue>>,
     pool: Pool,
     session: Session,
     limit: usize,
@@ -141,6 +146,7 @@ pub(crate) fn spawn(
     let pool = HttpClient::builder(TokioExecutor::new()).build(connector(target.tls.clone()));
     let shared = Arc::new(Shared {
         target,
+        bearer: Mutex::new(None),
         pool,
         session,
         limit,
@@ -264,12 +270,24 @@ async fn feed(session: &Session, frame: Utf8Bytes) {
         .await;
 }
 
-async fn post(shared: &Shared, frame: Utf8Bytes, abort: AbortHandle) -> Result<(), Error> {
+/// POST `body` with the target's headers and the current token.
+async fn send(
+    shared: &Shared,
+    body: Bytes,
+) -> Result<http::Response<hyper::body::Incoming>, Error> {
     let mut req = Request::post(shared.target.uri.clone())
-        .body(Full::new(Bytes::from(frame)))
+        .body(Full::new(body))
         .map_err(|e| http_error(None, e.to_string()))?;
     let headers = req.headers_mut();
     headers.extend(shared.target.headers.clone());
+    let bearer = shared
+        .bearer
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if let Some(bearer) = bearer {
+        headers.insert(header::AUTHORIZATION, bearer);
+    }
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -278,10 +296,25 @@ async fn post(shared: &Shared, frame: Utf8Bytes, abort: AbortHandle) -> Result<(
         header::ACCEPT,
         HeaderValue::from_static("application/json, text/event-stream"),
     );
-    let resp =
-        shared.pool.request(req).await.map_err(|e| {
-            http_error(None, format!("{}: {}", shared.target.uri, source_chain(&e)))
-        })?;
+    shared
+        .pool
+        .request(req)
+        .await
+        .map_err(|e| http_error(None, format!("{}: {}", shared.target.uri, source_chain(&e))))
+}
+
+async fn post(shared: &Shared, frame: Utf8Bytes, abort: AbortHandle) -> Result<(), Error> {
+    let body = Bytes::from(frame);
+    let mut resp = send(shared, body.clone()).await?;
+    if resp.status() == StatusCode::UNAUTHORIZED {
+        // The token expired or was revoked: one more try with a fresh one.
+        if let Some(source) = &shared.target.refresh {
+            if let Ok(bearer) = source.bearer().await {
+                *shared.bearer.lock().unwrap_or_else(|e| e.into_inner()) = Some(bearer);
+                resp = send(shared, body).await?;
+            }
+        }
+    }
     let status = resp.status();
     let events = resp
         .headers()
