@@ -18,7 +18,7 @@ type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 /// What a handshake opens: a WebSocket, or (for `http://`) the place to POST to.
 pub(super) enum Link {
     Ws(Box<Ws>),
-    Http(HttpTarget),
+    Http(Box<HttpTarget>),
 }
 
 impl ClientBuilder {
@@ -26,7 +26,7 @@ impl ClientBuilder {
         let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
         if matches!(scheme.as_deref(), Some("http" | "https")) {
             let target = self.http_target(url).await?;
-            return Ok(Link::Http(target));
+            return Ok(Link::Http(Box::new(target)));
         }
         let ws = match self.handshake_once(url, self.offer_subprotocol).await {
             // A server that does not negotiate subprotocols at all: connect without one.

@@ -284,7 +284,7 @@ impl ClientBuilder {
             Link::Ws(ws) => ws,
             Link::Http(target) => {
                 let config = Arc::new(self.config.clone());
-                return http_client::spawn(target, config, close.child_token());
+                return http_client::spawn(*target, config, close.child_token());
             }
         };
         connection::spawn(
