@@ -75,6 +75,18 @@ test("without the token, or with a wrong one, the client never connects", async 
   }
 });
 
+test("over https://, a POST refused with 401 is sent again with a fresh token", async () => {
+  // The first token is stale: the connect probe is refused, refreshed and sent again.
+  const tokens = ["stale", TOKEN];
+  let fetched = 0;
+  const https = server.url.replace("wss://", "https://");
+  const { client, calc } = connect(https, { token: async () => tokens[Math.min(fetched++, 1)] });
+  await client.connected();
+  assert.equal(await calc.add(2, 3), 5);
+  assert.equal(fetched, 2);
+  client.close();
+});
+
 test("after the server closes with 4401, the client reconnects with a fresh token", async () => {
   let fetched = 0;
   const errors = [];

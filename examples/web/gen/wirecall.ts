@@ -593,7 +593,9 @@ export class Client implements Caller {
 
   #openWith(url: string, token: string | undefined): void {
     const transport = /^https?:/i.test(url) ? "http" : this.#options.transport ?? "auto";
-    const http = () => new HttpSocket(httpUrl(url), this.#fetch(), token);
+    const option = this.#options.token;
+    const refresh = typeof option === "function" ? async () => await option() : undefined;
+    const http = () => new HttpSocket(httpUrl(url), this.#fetch(), token, refresh);
     if (transport === "http" || this.#WebSocket === undefined) {
       this.#attach(http(), url);
       return;
@@ -857,6 +859,8 @@ class HttpSocket implements WebSocketLike {
   readonly #url: string;
   readonly #fetch: FetchLike;
   readonly #headers: { [name: string]: string };
+  /** The client's token function: a POST refused with 401 is sent once more with a fresh token. */
+  readonly #refresh: (() => Promise<string>) | undefined;
   /** POSTs awaiting their answer, by request id. */
   readonly #calls = new Map<number, AbortControllerLike>();
   /** Open event streams, by subscription id. */
@@ -865,8 +869,9 @@ class HttpSocket implements WebSocketLike {
   /** Requests this side stopped on purpose: their abort is not a failure. */
   readonly #dropped = new Set<AbortControllerLike>();
 
-  constructor(url: string, fetch: FetchLike, token?: string) {
+  constructor(url: string, fetch: FetchLike, token?: string, refresh?: () => Promise<string>) {
     this.#url = url;
+    this.#refresh = refresh;
     this.#headers = { "content-type": "application/json", accept: "application/json, text/event-stream" };
     if (token !== undefined) this.#headers["authorization"] = `Bearer ${token}`;
     // Called as a plain function: a browser's `fetch` refuses any other `this`.
@@ -921,12 +926,15 @@ class HttpSocket implements WebSocketLike {
     this.#all.add(controller);
     if (id !== undefined) this.#calls.set(id, controller);
     try {
-      const response = await this.#fetch(this.#url, {
-        method: "POST",
-        headers: this.#headers,
-        body: frame,
-        signal: controller.signal,
-      });
+      const post = () =>
+        this.#fetch(this.#url, { method: "POST", headers: this.#headers, body: frame, signal: controller.signal });
+      let response = await post();
+      if (response.status === 401 && this.#refresh !== undefined) {
+        // The token expired or was rotated: once more with a fresh one.
+        await response.text().catch(() => "");
+        this.#headers["authorization"] = `Bearer ${await this.#refresh()}`;
+        response = await post();
+      }
       const type = response.headers.get("content-type") ?? "";
       if (response.status === 204) return true;
       if (response.status === 200 && type.startsWith("text/event-stream") && response.body !== null) {

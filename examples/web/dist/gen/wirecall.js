@@ -411,7 +411,9 @@ export class Client {
     }
     #openWith(url, token) {
         const transport = /^https?:/i.test(url) ? "http" : this.#options.transport ?? "auto";
-        const http = () => new HttpSocket(httpUrl(url), this.#fetch(), token);
+        const option = this.#options.token;
+        const refresh = typeof option === "function" ? async () => await option() : undefined;
+        const http = () => new HttpSocket(httpUrl(url), this.#fetch(), token, refresh);
         if (transport === "http" || this.#WebSocket === undefined) {
             this.#attach(http(), url);
             return;
@@ -678,6 +680,8 @@ class HttpSocket {
     #url;
     #fetch;
     #headers;
+    /** The client's token function: a POST refused with 401 is sent once more with a fresh token. */
+    #refresh;
     /** POSTs awaiting their answer, by request id. */
     #calls = new Map();
     /** Open event streams, by subscription id. */
@@ -685,8 +689,9 @@ class HttpSocket {
     #all = new Set();
     /** Requests this side stopped on purpose: their abort is not a failure. */
     #dropped = new Set();
-    constructor(url, fetch, token) {
+    constructor(url, fetch, token, refresh) {
         this.#url = url;
+        this.#refresh = refresh;
         this.#headers = { "content-type": "application/json", accept: "application/json, text/event-stream" };
         if (token !== undefined)
             this.#headers["authorization"] = `Bearer ${token}`;
@@ -746,12 +751,14 @@ class HttpSocket {
         if (id !== undefined)
             this.#calls.set(id, controller);
         try {
-            const response = await this.#fetch(this.#url, {
-                method: "POST",
-                headers: this.#headers,
-                body: frame,
-                signal: controller.signal,
-            });
+            const post = () => this.#fetch(this.#url, { method: "POST", headers: this.#headers, body: frame, signal: controller.signal });
+            let response = await post();
+            if (response.status === 401 && this.#refresh !== undefined) {
+                // The token expired or was rotated: once more with a fresh one.
+                await response.text().catch(() => "");
+                this.#headers["authorization"] = `Bearer ${await this.#refresh()}`;
+                response = await post();
+            }
             const type = response.headers.get("content-type") ?? "";
             if (response.status === 204)
                 return true;
