@@ -68,13 +68,7 @@ enum Command {
     )]
     Call {
         #[command(flatten)]
-        conn: remote::Connection,
-        /// The method, e.g. `Calculator.add`.
-        method: String,
-        /// The arguments: `name=value`…, values…, or one JSON value.
-        args: Vec<String>,
-        #[command(flatten)]
-        typing: remote::Typing,
+        invoke: remote::Invoke,
         /// Print the result on one line.
         #[arg(long)]
         compact: bool,
@@ -88,13 +82,7 @@ enum Command {
     )]
     Subscribe {
         #[command(flatten)]
-        conn: remote::Connection,
-        /// The stream method, e.g. `Calculator.ticks`.
-        method: String,
-        /// The arguments: `name=value`…, values…, or one JSON value.
-        args: Vec<String>,
-        #[command(flatten)]
-        typing: remote::Typing,
+        invoke: remote::Invoke,
         /// Stop after this many items.
         #[arg(long, value_name = "N")]
         count: Option<u64>,
@@ -174,22 +162,8 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Call {
-            conn,
-            method,
-            args,
-            typing,
-            compact,
-        } => remote(Box::pin(remote::call(conn, typing, method, args, compact))),
-        Command::Subscribe {
-            conn,
-            method,
-            args,
-            typing,
-            count,
-        } => remote(Box::pin(remote::subscribe(
-            conn, typing, method, args, count,
-        ))),
+        Command::Call { invoke, compact } => remote(Box::pin(remote::call(invoke, compact))),
+        Command::Subscribe { invoke, count } => remote(Box::pin(remote::subscribe(invoke, count))),
         Command::Discover { conn, json } => remote(Box::pin(remote::discover(conn, json))),
         Command::Fmt { files, check } => fmt(&files, check),
         Command::Check { files, quiet } => check(&files, quiet),

@@ -33,6 +33,20 @@ pub(crate) struct Connection {
     ca: Option<PathBuf>,
 }
 
+/// What `call` and `subscribe` take: the server, the method, its arguments, and how to
+/// type them.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Invoke {
+    #[command(flatten)]
+    conn: Connection,
+    /// The method, e.g. `Calculator.add` (a stream for `subscribe`).
+    method: String,
+    /// The arguments: `name=value`…, values…, or one JSON value.
+    args: Vec<String>,
+    #[command(flatten)]
+    typing: Typing,
+}
+
 /// How to type the arguments of a call.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Typing {
@@ -103,17 +117,15 @@ async fn describe(client: &Client, typing: &Typing) -> Result<Option<Description
     }
 }
 
-/// Connect and find `method` in the description (if any): the client, the description,
-/// and the params built from `args`.
+/// Connect and find the method in the description (if any): the client, the description,
+/// and the params built from the arguments.
 async fn prepare(
-    conn: &Connection,
-    typing: &Typing,
-    method: &str,
-    args: &[String],
+    invoke: &Invoke,
     stream: bool,
 ) -> Result<(Client, Option<Description>, Value), ExitCode> {
-    let client = conn.connect().await.map_err(usage)?;
-    let desc = describe(&client, typing).await.map_err(usage)?;
+    let (method, args) = (invoke.method.as_str(), invoke.args.as_slice());
+    let client = invoke.conn.connect().await.map_err(usage)?;
+    let desc = describe(&client, &invoke.typing).await.map_err(usage)?;
     let params = match &desc {
         Some(d) => {
             let Some(m) = d.method(method) else {
@@ -154,55 +166,45 @@ async fn prepare(
 }
 
 /// `wirecall call`.
-pub(crate) async fn call(
-    conn: Connection,
-    typing: Typing,
-    method: String,
-    args: Vec<String>,
-    compact: bool,
-) -> ExitCode {
-    let (client, desc, params) = match prepare(&conn, &typing, &method, &args, false).await {
+pub(crate) async fn call(invoke: Invoke, compact: bool) -> ExitCode {
+    let method = invoke.method.as_str();
+    let (client, desc, params) = match prepare(&invoke, false).await {
         Ok(ready) => ready,
         Err(code) => return code,
     };
     let notification = desc
         .as_ref()
-        .and_then(|d| d.method(&method))
+        .and_then(|d| d.method(method))
         .is_some_and(|m| m.is_notification());
     if notification {
-        let sent = client.notify(&method, params).await;
+        let sent = client.notify(method, params).await;
         client.close().await;
         return match sent {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => usage(e),
         };
     }
-    let answer = client.call::<Value>(&method, params).await;
+    let answer = client.call::<Value>(method, params).await;
     client.close().await;
     match answer {
         Ok(result) => {
             println!("{}", render(&result, compact));
             ExitCode::SUCCESS
         }
-        Err(e) => failed(e, desc.as_ref(), &method),
+        Err(e) => failed(e, desc.as_ref(), method),
     }
 }
 
 /// `wirecall subscribe`.
-pub(crate) async fn subscribe(
-    conn: Connection,
-    typing: Typing,
-    method: String,
-    args: Vec<String>,
-    count: Option<u64>,
-) -> ExitCode {
-    let (client, desc, params) = match prepare(&conn, &typing, &method, &args, true).await {
+pub(crate) async fn subscribe(invoke: Invoke, count: Option<u64>) -> ExitCode {
+    let method = invoke.method.as_str();
+    let (client, desc, params) = match prepare(&invoke, true).await {
         Ok(ready) => ready,
         Err(code) => return code,
     };
-    let mut items = match client.subscribe::<Value>(&method, params).await {
+    let mut items = match client.subscribe::<Value>(method, params).await {
         Ok(items) => items,
-        Err(e) => return failed(e, desc.as_ref(), &method),
+        Err(e) => return failed(e, desc.as_ref(), method),
     };
     let mut seen = 0u64;
     let ctrl_c = tokio::signal::ctrl_c();
@@ -220,7 +222,7 @@ pub(crate) async fn subscribe(
                 println!("{}", render(&value, true));
                 seen += 1;
             }
-            Some(Err(e)) => break failed(e, desc.as_ref(), &method),
+            Some(Err(e)) => break failed(e, desc.as_ref(), method),
             None => break ExitCode::SUCCESS,
         }
     };

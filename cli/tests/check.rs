@@ -1,19 +1,8 @@
 //! `wirecall check` end to end: exit codes and output.
 
-use std::process::Command;
+mod common;
 
-fn wirecall(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wirecall"))
-        .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
+use common::wirecall;
 
 #[test]
 fn the_fixture_is_valid() {

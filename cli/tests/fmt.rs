@@ -1,19 +1,9 @@
 //! `wirecall fmt` end to end: `--check` names the files that would change and exits 1,
 //! a rewrite makes them pass, a file that does not parse is reported and left alone.
 
-use std::process::Command;
+mod common;
 
-fn wirecall(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wirecall"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
+use common::wirecall;
 
 #[test]
 fn check_then_rewrite() {

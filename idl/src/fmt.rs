@@ -14,7 +14,7 @@
 //! Formatting never changes meaning: only whitespace and commas move (the formatting test
 //! checks that the generated code of every file is the same before and after).
 
-use crate::diagnostic::{Diagnostic, SourceMap};
+use crate::diagnostic::SourceMap;
 use crate::parse::parse_file;
 
 /// Format the `.wire` text `text` (named `path` in diagnostics). A file that does not
@@ -23,7 +23,7 @@ pub fn format(path: &str, text: &str) -> Result<String, String> {
     let mut sources = SourceMap::new();
     let file = sources.add(path, text);
     if let Err(d) = parse_file(file, text) {
-        return Err(render(&d, &sources));
+        return Err(d.render(&sources));
     }
     let tokens = tokenize(text);
     let mut f = Formatter {
@@ -33,10 +33,6 @@ pub fn format(path: &str, text: &str) -> Result<String, String> {
     };
     f.file();
     Ok(f.out.finish())
-}
-
-fn render(d: &Diagnostic, sources: &SourceMap) -> String {
-    d.render(sources)
 }
 
 #[derive(Clone, Debug, PartialEq)]

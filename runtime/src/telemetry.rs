@@ -26,7 +26,16 @@ use std::time::Instant;
 use metrics::{Counter, Gauge, Histogram};
 
 use crate::error::RpcError;
-use crate::session::Door;
+
+/// The door a message went through, for the `door` label (the session layer maps its
+/// doors to these; this module imports nothing above the error types).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Via {
+    WebSocket = 0,
+    Http = 1,
+    Events = 2,
+    HttpClient = 3,
+}
 
 static ENABLED: OnceLock<bool> = OnceLock::new();
 
@@ -139,15 +148,6 @@ struct Globals {
     sent: [Counter; 4],
 }
 
-fn door_index(door: Door) -> usize {
-    match door {
-        Door::WebSocket => 0,
-        Door::HttpPost => 1,
-        Door::HttpEvents => 2,
-        Door::HttpClient => 3,
-    }
-}
-
 const DOORS: [&str; 4] = ["websocket", "http", "events", "http_client"];
 
 fn globals() -> &'static Globals {
@@ -189,31 +189,31 @@ pub(crate) fn http_request() {
     globals().http_requests.increment(1);
 }
 
-pub(crate) fn received(door: Door, bytes: usize) {
+pub(crate) fn received(via: Via, bytes: usize) {
     if !on() {
         return;
     }
-    globals().received[door_index(door)].increment(bytes as u64);
+    globals().received[via as usize].increment(bytes as u64);
 }
 
-pub(crate) fn sent(door: Door, bytes: usize) {
+pub(crate) fn sent(via: Via, bytes: usize) {
     if !on() {
         return;
     }
-    globals().sent[door_index(door)].increment(bytes as u64);
+    globals().sent[via as usize].increment(bytes as u64);
 }
 
 /// Counted in a gauge while alive.
 pub(crate) struct Open(Option<&'static Gauge>);
 
 impl Open {
-    /// A server session of `door` (WebSocket or server-sent events) opened.
-    pub(crate) fn session(door: Door) -> Open {
+    /// A server session (WebSocket, or server-sent events) opened.
+    pub(crate) fn session(via: Via) -> Open {
         if !on() {
             return Open(None);
         }
         let g = globals();
-        let gauge = if door == Door::HttpEvents {
+        let gauge = if via == Via::Events {
             &g.events
         } else {
             &g.websocket

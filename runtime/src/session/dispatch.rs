@@ -69,7 +69,7 @@ impl Session {
         close: &CancellationToken,
     ) -> Option<Dispatched> {
         let shared = &self.shared;
-        telemetry::received(shared.door, text.len());
+        telemetry::received(shared.door.via(), text.len());
         // The common case, one object: parsed in a single pass.
         let single = if text.trim_start().starts_with('{') {
             message::classify_text(text)

@@ -99,6 +99,19 @@ pub(crate) enum Door {
     HttpClient,
 }
 
+impl Door {
+    /// The door's label in the metrics.
+    pub(crate) fn via(self) -> crate::telemetry::Via {
+        use crate::telemetry::Via;
+        match self {
+            Door::WebSocket => Via::WebSocket,
+            Door::HttpPost => Via::Http,
+            Door::HttpEvents => Via::Events,
+            Door::HttpClient => Via::HttpClient,
+        }
+    }
+}
+
 /// Handler tasks that can still be cancelled, by request id (as JSON text).
 #[derive(Default)]
 struct Running {

@@ -46,7 +46,7 @@ use crate::config::ConnectionConfig;
 use crate::error::RpcError;
 use crate::session::router::{Route, Router};
 use crate::session::{error_frame, CloseReason, Door, Origin, Session};
-use crate::telemetry::{self, Open};
+use crate::telemetry::{self, Open, Via};
 
 /// The handshake hook: sees the request (its body left out) and may store values for the
 /// handlers, or refuse.
@@ -370,7 +370,7 @@ impl Endpoint {
                     slot,
                     token,
                     from.pass,
-                    Open::session(Door::WebSocket),
+                    Open::session(Via::WebSocket),
                 ))),
                 expires,
             };
@@ -491,7 +491,7 @@ impl Endpoint {
         match answer {
             Some(frame) => {
                 telemetry::http_request();
-                telemetry::sent(Door::HttpPost, frame.len());
+                telemetry::sent(Via::Http, frame.len());
                 let status = if dispatched.parse_error {
                     StatusCode::BAD_REQUEST
                 } else {
@@ -533,7 +533,7 @@ impl Endpoint {
         if session.handle_frame(&body, &self.close).await.is_none() {
             return text(StatusCode::SERVICE_UNAVAILABLE, "server closing");
         }
-        let hold = (self.tracker.token(), Open::session(Door::HttpEvents));
+        let hold = (self.tracker.token(), Open::session(Via::Events));
         let events = EventBody::new(session, rx, self.shutdown.clone(), Box::new(hold));
         let mut resp = Response::new(ResponseBody {
             kind: BodyKind::Events(events),

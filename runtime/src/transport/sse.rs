@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::codec::message::{classify_text, Incoming};
-use crate::session::{CloseReason, Door, Session};
+use crate::session::{CloseReason, Session};
 use crate::telemetry;
 
 /// The events of one SSE response.
@@ -88,7 +88,7 @@ impl EventBody {
                             this.last_queued = true;
                         }
                     }
-                    telemetry::sent(Door::HttpEvents, text.len());
+                    telemetry::sent(telemetry::Via::Events, text.len());
                     return Poll::Ready(Some(Ok(Frame::data(event(text)))));
                 }
                 Poll::Ready(None) => {

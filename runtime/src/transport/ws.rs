@@ -399,7 +399,7 @@ async fn write_loop<S>(
                 break;
             }
         }
-        telemetry::sent(Door::WebSocket, bytes);
+        telemetry::sent(telemetry::Via::WebSocket, bytes);
         if sink.flush().await.is_err() {
             return;
         }
