@@ -217,7 +217,6 @@ pub mod chat {
         members: HashMap<ConnectionId, String>,
         /// Every subscriber's stream reads from this.
         tx: broadcast::Sender<Event>,
-        seq: u64,
     }
 
     /// What a room broadcasts: a message, or that it closed.
@@ -244,7 +243,6 @@ pub mod chat {
             let entry = rooms.entry(room).or_insert_with(|| Room {
                 members: HashMap::new(),
                 tx: broadcast::channel(ROOM_BUFFER).0,
-                seq: 0,
             });
             entry.members.insert(ctx.connection_id(), name);
             Ok(entry.members.len() as u32)
@@ -259,23 +257,27 @@ pub mod chat {
             if text.is_empty() {
                 return Err(ChatError::EmptyText.into());
             }
-            let mut rooms = self.rooms();
-            let Some(r) = rooms.get_mut(&room) else {
-                return Err(ChatError::NotMember.into());
+            let (from, local) = {
+                let rooms = self.rooms();
+                let Some(r) = rooms.get(&room) else {
+                    return Err(ChatError::NotMember.into());
+                };
+                let Some(from) = r.members.get(&ctx.connection_id()).cloned() else {
+                    return Err(ChatError::NotMember.into());
+                };
+                (from, r.tx.clone())
             };
-            let Some(from) = r.members.get(&ctx.connection_id()).cloned() else {
-                return Err(ChatError::NotMember.into());
-            };
-            r.seq += 1;
-            let seq = r.seq;
-            // No subscribers is fine: nobody listens.
-            let _ = r.tx.send(Event::Said(Message {
-                room,
-                from,
-                text,
-                seq,
-            }));
-            Ok(seq)
+            let message = Message { room, from, text };
+            // The room's topic first: every subscriber on every server. A hub that cannot
+            // take it fails the call (nobody got the message).
+            let position = ChatTopics::new(ctx.hub())
+                .room(message.room.clone())
+                .publish(&message)
+                .await
+                .map_err(|e| Fault::Rpc(RpcError::internal(e.to_string())))?;
+            // Then this server's members' `messages` streams. No subscribers is fine.
+            let _ = local.send(Event::Said(message));
+            Ok(position.offset)
         }
 
         async fn close(&self, _ctx: Context, room: String) -> Result<bool, Fault> {

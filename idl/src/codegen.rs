@@ -651,7 +651,7 @@ fn error_def(
 /// Everything a service generates, as far as `options` asks.
 pub fn service(s: &Service, options: &Options) -> TokenStream {
     let name = type_ident(&s.name.name);
-    let [client_name, callbacks_name, callbacks_client_name] =
+    let [client_name, callbacks_name, callbacks_client_name, topics_name] =
         naming::service_items(&s.name.name).map(|n| ident(&n));
     let server_methods: Vec<&Method> = s.server_methods().collect();
     let client_methods: Vec<&Method> = s.client_methods().collect();
@@ -678,6 +678,14 @@ pub fn service(s: &Service, options: &Options) -> TokenStream {
             &server_methods,
             quote!(::wirecall::Client),
         ));
+    }
+    let topics: Vec<&Method> = server_methods
+        .iter()
+        .copied()
+        .filter(|m| m.kind == MethodKind::Topic)
+        .collect();
+    if options.server && !topics.is_empty() {
+        out.extend(topics_struct(s, &topics_name, &dep, &topics));
     }
     if !client_methods.is_empty() {
         if options.client {
@@ -732,6 +740,16 @@ fn handler_trait(
     let mut sigs = Vec::new();
     let mut mounts = Vec::new();
     for m in methods {
+        if m.kind == MethodKind::Topic {
+            // No handler: subscribers get the hub's publications of the key.
+            let types: Vec<TokenStream> = m.params.iter().map(|p| rust_type(&p.ty)).collect();
+            let names: Vec<&str> = m.params.iter().map(|p| p.name.name.as_str()).collect();
+            let wire = wire_name(s, m);
+            mounts.push(quote! {
+                ::wirecall::__private::register_topic::<(#(#types,)*)>(&mut router, #wire, &[#(#names),*]);
+            });
+            continue;
+        }
         let method = value_ident(&m.name.name);
         let doc = docs(&m.docs, || format!(" Handles `{}`.", m.wire_name(s)));
         let mdep = deprecated(&m.attrs);
@@ -746,6 +764,7 @@ fn handler_trait(
             None => quote!(::wirecall::Fault),
         };
         let output = match m.kind {
+            MethodKind::Topic => unreachable!("topics have no handler"),
             MethodKind::Notify => quote!(()),
             MethodKind::Rpc => quote!(::core::result::Result<#ret, #fault>),
             MethodKind::Stream => {
@@ -765,6 +784,7 @@ fn handler_trait(
             MethodKind::Notify => quote!(register_notify),
             MethodKind::Rpc => quote!(register_rpc),
             MethodKind::Stream => quote!(register_stream),
+            MethodKind::Topic => unreachable!("topics have no handler"),
         };
         mounts.push(quote! {
             ::wirecall::__private::#register(
@@ -780,7 +800,7 @@ fn handler_trait(
     }
     let into_router_doc =
         format!(" Mount this implementation's {side}-side methods on a new `wirecall::Router`.");
-    let example = methods.first().map_or_else(String::new, |m| {
+    let example = methods.iter().find(|m| m.kind != MethodKind::Topic).map_or_else(String::new, |m| {
         format!(
             " (e.g. `async fn {}(&self, ctx: Context, …)`)",
             naming::value_name(&m.name.name)
@@ -815,6 +835,54 @@ fn handler_trait(
                 #(#mounts)*
                 router
             }
+        }
+    }
+}
+
+/// The publishers of a service's topics, over a `wirecall::Hub`.
+fn topics_struct(s: &Service, name: &Ident, dep: &TokenStream, topics: &[&Method]) -> TokenStream {
+    let fns = topics.iter().map(|m| {
+        let method = value_ident(&m.name.name);
+        let wire_text = m.wire_name(s);
+        let doc = docs(&m.docs, || format!(" The topic `{wire_text}`."));
+        let publish = format!(
+            " The key of `{wire_text}` to publish to: `.publish(&item).await` reaches every subscriber of it."
+        );
+        let mdep = deprecated(&m.attrs);
+        let params: Vec<Ident> = m.params.iter().map(|p| value_ident(&p.name.name)).collect();
+        let types: Vec<TokenStream> = m.params.iter().map(|p| rust_type(&p.ty)).collect();
+        let item = m.returns.as_ref().map_or(quote!(()), rust_type);
+        let wire = wire_name(s, m);
+        quote! {
+            #doc
+            #[doc = ""]
+            #[doc = #publish]
+            #mdep
+            pub fn #method(&self, #(#params: impl ::core::convert::Into<#types>),*) -> ::wirecall::Topic<#item> {
+                ::wirecall::__private::topic(&self.hub, #wire, &(#(::core::convert::Into::<#types>::into(#params),)*))
+            }
+        }
+    });
+    let doc = format!(
+        " Publishers of the `{}` service's topics: `{name}::new(ctx.hub())` in a handler, or with the hub given to the server.",
+        s.name.name
+    );
+    quote! {
+        #[doc = #doc]
+        #dep
+        #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+        pub struct #name {
+            hub: ::wirecall::Hub,
+        }
+
+        #[allow(deprecated)]
+        impl #name {
+            /// The publishers of this service's topics, through `hub`.
+            pub fn new(hub: &::wirecall::Hub) -> Self {
+                Self { hub: ::core::clone::Clone::clone(hub) }
+            }
+
+            #(#fns)*
         }
     }
 }
@@ -864,7 +932,7 @@ fn client_struct(
                     }
                 }
             }
-            MethodKind::Stream => {
+            MethodKind::Stream | MethodKind::Topic => {
                 let item = m.returns.as_ref().map_or(quote!(()), rust_type);
                 let (sub, err) = match throws_type(m) {
                     Some(e) => (quote!(::wirecall::Subscription<#item, #e>), quote!(::wirecall::Error<#e>)),

@@ -358,6 +358,9 @@ pub enum MethodKind {
     Notify,
     /// `stream`: a subscription; the callee pushes items until done.
     Stream,
+    /// `topic`: a subscription to publications (through a hub) of the key its params
+    /// name; no handler.
+    Topic,
 }
 
 impl MethodKind {
@@ -367,7 +370,13 @@ impl MethodKind {
             MethodKind::Rpc => "rpc",
             MethodKind::Notify => "notify",
             MethodKind::Stream => "stream",
+            MethodKind::Topic => "topic",
         }
+    }
+
+    /// `true` for `stream` and `topic`: the call answers a subscription, then items follow.
+    pub fn is_subscription(self) -> bool {
+        matches!(self, MethodKind::Stream | MethodKind::Topic)
     }
 }
 
@@ -387,7 +396,7 @@ pub struct Method {
     pub docs: Docs,
     /// Attributes (`@name`, `@idempotent`, `@deprecated`).
     pub attrs: Attributes,
-    /// `rpc`, `notify` or `stream`.
+    /// `rpc`, `notify`, `stream` or `topic`.
     pub kind: MethodKind,
     /// Which side serves it.
     pub direction: Direction,
@@ -404,7 +413,8 @@ pub struct Method {
 }
 
 impl Method {
-    /// The method's name on the wire: `@name("…")` if given, else `Service.method`.
+    /// The method's name on the wire: `@name("…")` if given, else `Service.method`. For a
+    /// topic, the topic's name (its key's values follow it in the hub).
     pub fn wire_name(&self, service: &Service) -> String {
         match self
             .attrs

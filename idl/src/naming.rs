@@ -6,8 +6,8 @@
 //! - A name that is a Rust keyword becomes a raw identifier (`type` → `r#type`), except the
 //!   few that cannot be raw (`self`, `Self`, `super`, `crate`, `_`), which are rejected.
 //! - Each service `S` also defines `SClient` (the client stub), `SCallbacks` (the trait a
-//!   client implements for `client { … }` methods) and `SCallbacksClient` (the server's
-//!   handle to call them).
+//!   client implements for `client { … }` methods), `SCallbacksClient` (the server's
+//!   handle to call them) and `STopics` (the publishers of its topics).
 
 use heck::{ToSnakeCase, ToUpperCamelCase};
 
@@ -62,11 +62,12 @@ pub fn value_name(name: &str) -> String {
 }
 
 /// The Rust items a service generates besides the trait named after it.
-pub fn service_items(service: &str) -> [String; 3] {
+pub fn service_items(service: &str) -> [String; 4] {
     let base = type_name(service);
     [
         format!("{base}Client"),
         format!("{base}Callbacks"),
         format!("{base}CallbacksClient"),
+        format!("{base}Topics"),
     ]
 }

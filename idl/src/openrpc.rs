@@ -82,13 +82,20 @@ fn method(schema: &Schema, service: &Service, m: &Method) -> Value {
     match m.kind {
         MethodKind::Rpc => out["result"] = json!({ "name": "result", "schema": returns }),
         MethodKind::Notify => {}
-        MethodKind::Stream => {
+        MethodKind::Stream | MethodKind::Topic => {
             out["result"] =
                 json!({ "name": "subscription", "schema": { "type": "integer", "minimum": 1 } });
             out["x-subscription"] = json!({
                 "item": returns,
                 "unsubscribe": format!("{}.unsubscribe", m.wire_name(service)),
             });
+            if m.kind == MethodKind::Topic {
+                // Its params are the topic key; items carry positions and `$since` resumes.
+                out["x-topic"] = json!({
+                    "key": m.params.iter().map(|p| p.name.name.as_str()).collect::<Vec<_>>(),
+                    "since": "$since",
+                });
+            }
         }
     }
     if let Some(throws) = &m.throws {

@@ -29,7 +29,7 @@ use crate::model::{self, *};
 use crate::validate;
 
 /// The keys `#[wirecall(…)]` accepts on a trait method.
-pub const METHOD_KEYS: &[&str] = &["name", "idempotent", "notify", "stream", "client"];
+pub const METHOD_KEYS: &[&str] = &["name", "idempotent", "notify", "stream", "topic", "client"];
 
 /// Collects errors so that all of them are reported at once.
 #[derive(Default)]
@@ -320,14 +320,16 @@ fn method(f: &syn::TraitItemFn, errors: &mut Errors) -> Option<Method> {
                     arg: None,
                     span: key_span,
                 }),
-                "notify" | "stream" => {
+                "notify" | "stream" | "topic" => {
                     if kind != MethodKind::Rpc {
-                        return Err(meta.error("a method is `notify` or `stream`, not both"));
+                        return Err(meta.error(
+                            "a method is one of `notify`, `stream` or `topic`, not several",
+                        ));
                     }
-                    kind = if key == "notify" {
-                        MethodKind::Notify
-                    } else {
-                        MethodKind::Stream
+                    kind = match key.as_str() {
+                        "notify" => MethodKind::Notify,
+                        "stream" => MethodKind::Stream,
+                        _ => MethodKind::Topic,
                     };
                 }
                 "client" => direction = Direction::ToClient,

@@ -502,7 +502,7 @@ fn returns(m: &Method) -> String {
 
 fn service(out: &mut String, s: &Service) {
     let name = naming::type_name(&s.name.name);
-    let [client, callbacks, _] = naming::service_items(&s.name.name);
+    let [client, callbacks, _, _] = naming::service_items(&s.name.name);
     out.push('\n');
     let mut docs = s.docs.clone();
     if !docs.is_empty() {
@@ -615,6 +615,9 @@ fn client_method(out: &mut String, s: &Service, m: &Method) {
         MethodKind::Stream => {
             tags.push("A stream: iterate it with `for await`; breaking out unsubscribes.".into())
         }
+        MethodKind::Topic => tags.push(
+            "A topic: iterate it with `for await`; after a reconnect it resumes where it was (`$since`), and a gap is thrown as `wc.GapError`.".into(),
+        ),
     }
     jsdoc(out, "  ", &m.docs, &m.attrs, &tags);
     let mut list = param_list(&m.params, &names);
@@ -650,7 +653,7 @@ fn client_method(out: &mut String, s: &Service, m: &Method) {
                 "    return this.#caller.notify({wire}, {params}, options);"
             );
         }
-        MethodKind::Stream => {
+        MethodKind::Stream | MethodKind::Topic => {
             let ret = returns(m);
             let _ = writeln!(
                 out,

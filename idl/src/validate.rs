@@ -330,7 +330,7 @@ impl<'a> Validator<'a> {
             for m in s.methods.iter().filter(|m| m.direction == direction) {
                 self.value_ident(&mut names, &m.name, "method");
                 let mut wire_names = vec![m.wire_name(s)];
-                if m.kind == MethodKind::Stream {
+                if m.kind.is_subscription() {
                     wire_names.push(format!("{}.unsubscribe", wire_names[0]));
                 }
                 for w in wire_names {
@@ -461,10 +461,79 @@ impl<'a> Validator<'a> {
                     );
                 }
             }
+            MethodKind::Topic => self.topic(m),
             MethodKind::Rpc => {}
         }
         if let Some(t) = &m.throws {
             self.throws(t);
+        }
+    }
+
+    /// A topic: served by the hub, so no `client` block, an item type, no `throws`, and
+    /// key params whose JSON form is one exact value.
+    fn topic(&mut self, m: &'a Method) {
+        if m.direction == Direction::ToClient {
+            self.error(
+                Diagnostic::error(m.name.span, "a `client { … }` block cannot declare a `topic`")
+                    .with_help("publications flow from the server's hub to its clients; declare it in the service body"),
+            );
+        }
+        if m.returns.is_none() {
+            self.error(
+                Diagnostic::error(m.name.span, format!("topic `{}` has no item type", m.name.name))
+                    .with_help(format!(
+                        "declare the items it carries: `topic {}(…) -> T;`",
+                        m.name.name
+                    )),
+            );
+        }
+        if let Some(t) = &m.throws {
+            self.error(
+                Diagnostic::error(t.span, "a `topic` cannot throw")
+                    .with_help("a topic's items are publications, not a handler's results; put failures in the item type, or use a `stream`"),
+            );
+        }
+        for p in &m.params {
+            if let Some(why) = self.not_a_key(&p.ty) {
+                self.error(
+                    Diagnostic::error(
+                        p.ty.span,
+                        format!("topic key parameter `{}` cannot be of type `{}`", p.name.name, p.ty),
+                    )
+                    .with_help(format!(
+                        "a topic's parameters name the key publications go to, so each must have one exact JSON form: bool, an integer, string, or an enum without fields; {why}"
+                    )),
+                );
+            }
+        }
+    }
+
+    /// Why `ty` cannot be part of a topic key (`None` if it can).
+    fn not_a_key(&self, ty: &Type) -> Option<&'static str> {
+        match &ty.kind {
+            TypeKind::Bool
+            | TypeKind::I8
+            | TypeKind::I16
+            | TypeKind::I32
+            | TypeKind::I64
+            | TypeKind::U8
+            | TypeKind::U16
+            | TypeKind::U32
+            | TypeKind::U64
+            | TypeKind::String => None,
+            TypeKind::F32 | TypeKind::F64 => {
+                Some("floating-point numbers compare inexactly (`1` and `1.0` would be different keys)")
+            }
+            TypeKind::Optional(_) => Some("an absent value has no one JSON form"),
+            TypeKind::Named(name) => match self.types.get(name.as_str()) {
+                Some(TypeDef::Enum(e)) if e.variants.iter().all(|v| v.fields.is_none()) => None,
+                Some(_) => Some("a struct, an error or an enum with fields is an object, and objects with the same members in another order would be different keys"),
+                None => None, // unknown types are reported on their own
+            },
+            TypeKind::Rust(_) => {
+                Some("the macro cannot tell what JSON another Rust type makes; use `bool`, an integer type or `String`")
+            }
+            _ => Some("lists, maps, bytes and `json` values have many equal JSON forms"),
         }
     }
 
@@ -572,7 +641,7 @@ impl<'a> Validator<'a> {
             if !allowed_here {
                 let help = match kind {
                     AttributeKind::Name => format!(
-                        "{} sets a method's wire name; it goes on `rpc`, `notify` and `stream` methods",
+                        "{} sets a method's wire name; it goes on `rpc`, `notify`, `stream` and `topic` methods",
                         self.attr_syntax(kind, Some("…"))
                     ),
                     _ => format!(

@@ -221,6 +221,11 @@ pub enum Error<E = NoAppError> {
         /// The configured maximum message size.
         limit: usize,
     },
+    /// A topic subscription lost publications (they left the hub's history, or the hub
+    /// lost it): the subscription goes on after [`Gap::to`](crate::Gap::to). Not an end:
+    /// the next items follow.
+    #[error("{0}")]
+    Gap(crate::hub::Gap),
     /// Over HTTP (an `http://` client): the request got no JSON-RPC answer — the server
     /// could not be reached, or answered with an HTTP error status.
     #[error("HTTP request failed: {message}")]
@@ -246,6 +251,7 @@ impl<E> Error<E> {
             Error::Decode(e) => Error::Decode(e),
             Error::MessageTooLarge { size, limit } => Error::MessageTooLarge { size, limit },
             Error::Http { status, message } => Error::Http { status, message },
+            Error::Gap(gap) => Error::Gap(gap),
         }
     }
 

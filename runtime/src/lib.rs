@@ -165,13 +165,14 @@
 //! [JSON-RPC 2.0]: https://www.jsonrpc.org/specification
 
 // Layers, each importing only from those above it in this list:
-// codec (messages, params; no I/O) → session (dispatch, pending calls, subscriptions,
+// codec (messages, params; no I/O) → hub (topics' positions, history, fan-out) → session (dispatch, pending calls, subscriptions,
 // router, context; no sockets) → transport (the doors) → server, client → typed.
 mod auth;
 mod client;
 mod codec;
 pub mod config;
 mod error;
+pub mod hub;
 mod server;
 mod session;
 pub mod telemetry;
@@ -187,6 +188,7 @@ pub mod fuzzing;
 pub use wirecall_macros::{error, service};
 
 pub use error::{ApplicationError, Error, RpcError};
+pub use hub::{Gap, Hub, Position, PublishError, Topic};
 pub use typed::{items, items_ok, Bytes, CallOptions, Caller, Fault, Items};
 
 // Connections: serving, calling, and what a handler knows.
@@ -238,8 +240,8 @@ pub use http;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::typed::{
-        call, notify, register_notify, register_rpc, register_stream, subscribe, NamedParams,
-        ParamTuple,
+        call, notify, register_notify, register_rpc, register_stream, register_topic, subscribe,
+        topic, NamedParams, ParamTuple,
     };
     pub use serde;
 }

@@ -55,6 +55,7 @@ pub struct ServerBuilder {
     authenticate: Option<Arc<Authenticate>>,
     door: DoorLimits,
     tls: Option<Arc<rustls::ServerConfig>>,
+    hub: Option<crate::Hub>,
 }
 
 /// What the server's own listener allows before a request has arrived.
@@ -101,6 +102,7 @@ impl Default for ServerBuilder {
                 backlog: 4096,
             },
             tls: None,
+            hub: None,
         }
     }
 }
@@ -296,6 +298,15 @@ impl ServerBuilder {
         self
     }
 
+    /// The hub that carries the publications of the router's topics (default: a
+    /// [`Hub::memory`](crate::Hub::memory) of this server's own). Give every node of a
+    /// deployment the same `Hub::redis(…)` (feature `redis`), and keep a clone to publish
+    /// from outside handlers.
+    pub fn hub(mut self, hub: crate::Hub) -> Self {
+        self.hub = Some(hub);
+        self
+    }
+
     /// Bind `addr` and serve `router` on every connection.
     pub async fn bind(self, addr: impl ToSocketAddrs, router: Router) -> io::Result<ServerHandle> {
         let mut last = None;
@@ -364,6 +375,7 @@ impl ServerBuilder {
         Arc::new(Endpoint {
             config: Arc::new(self.config),
             router,
+            hub: self.hub.unwrap_or_default(),
             allowed_origins: self.allowed_origins,
             hook: self.hook,
             authenticate: self.authenticate,
@@ -445,6 +457,11 @@ impl ServerHandle {
     pub fn http_url(&self) -> String {
         let s = if self.secure { "s" } else { "" };
         format!("http{s}://{}", self.local_addr)
+    }
+
+    /// The hub of this server's topics: publish through it from outside handlers.
+    pub fn hub(&self) -> &crate::Hub {
+        &self.endpoint.hub
     }
 
     /// Connections open now that count against `max_connections`: WebSocket sessions and

@@ -500,6 +500,32 @@ pub fn register_stream<S, A, F, Fut, T, E>(
     });
 }
 
+/// Mount a `topic` of a generated server trait: the subscribe's params decode to the key
+/// tuple `A`, which becomes the topic key (the same JSON array a publisher serializes).
+pub fn register_topic<A>(router: &mut Router, name: &'static str, names: &'static [&'static str])
+where
+    A: ParamTuple + Serialize + 'static,
+{
+    router.topic(name, move |params| {
+        let key = A::decode(params, names)?;
+        serde_json::to_string(&key)
+            .map_err(|e| RpcError::invalid_params(format!("invalid topic key: {e}")))
+    });
+}
+
+/// The typed publisher of one topic key, for generated `…Topics` structs.
+pub fn topic<T, K>(hub: &crate::Hub, name: &'static str, key: &K) -> crate::Topic<T>
+where
+    T: Serialize + ?Sized,
+    K: Serialize,
+{
+    match hub.topic(name, key) {
+        Ok(topic) => topic,
+        // Key parameters are JSON scalars (the IDL checks it): they always serialize.
+        Err(e) => unreachable!("a topic key failed to serialize: {e}"),
+    }
+}
+
 /// Send a typed notification through a [`Caller`].
 pub async fn notify<C, P>(caller: &C, method: &str, params: &P) -> Result<(), Error>
 where

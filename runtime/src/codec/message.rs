@@ -290,6 +290,45 @@ pub(crate) fn subscription_frame(
     out
 }
 
+/// A topic item: `{"subscription":ID,"result":ITEM,"epoch":"E","offset":N}`.
+pub(crate) fn topic_item_frame(
+    method: &str,
+    sub_id: u64,
+    item: &str,
+    epoch: &str,
+    offset: u64,
+) -> String {
+    let mut out = String::with_capacity(96 + method.len() + item.len() + epoch.len());
+    out.push_str(r#"{"jsonrpc":"2.0","method":"#);
+    write_json_string(&mut out, method);
+    let _ = write!(out, r#","params":{{"subscription":{sub_id},"result":"#);
+    out.push_str(item);
+    out.push_str(r#","epoch":"#);
+    write_json_string(&mut out, epoch);
+    let _ = write!(out, r#","offset":{offset}}}}}"#);
+    out
+}
+
+/// A topic's position note (`"position"` at the start, `"gap"` after lost publications):
+/// `{"subscription":ID,"gap":{"epoch":"E","offset":N}}`.
+pub(crate) fn topic_note_frame(
+    method: &str,
+    sub_id: u64,
+    note: &str,
+    epoch: &str,
+    offset: u64,
+) -> String {
+    let mut out = String::with_capacity(96 + method.len() + epoch.len());
+    out.push_str(r#"{"jsonrpc":"2.0","method":"#);
+    write_json_string(&mut out, method);
+    let _ = write!(out, r#","params":{{"subscription":{sub_id},"#);
+    write_json_string(&mut out, note);
+    out.push_str(r#":{"epoch":"#);
+    write_json_string(&mut out, epoch);
+    let _ = write!(out, r#","offset":{offset}}}}}}}"#);
+    out
+}
+
 /// Append `s` as a JSON string literal.
 pub(crate) fn write_json_string(out: &mut String, s: &str) {
     // Serializing a `str` into a `String`-backed writer cannot fail.

@@ -105,6 +105,18 @@ impl Context {
         self.inner.extensions.get::<crate::Identity>()
     }
 
+    /// The hub this connection's topics go through: the server's
+    /// ([`crate::ServerBuilder::hub`], or the memory hub each server has by default). Publish
+    /// from a handler with the generated `…Topics::new(ctx.hub())`. On a client's
+    /// connection, a memory hub of the process.
+    pub fn hub(&self) -> &crate::Hub {
+        static PROCESS: std::sync::OnceLock<crate::Hub> = std::sync::OnceLock::new();
+        match self.inner.extensions.get::<crate::Hub>() {
+            Some(hub) => hub,
+            None => PROCESS.get_or_init(crate::Hub::memory),
+        }
+    }
+
     /// A handle to call methods of, and send notifications to, the other end.
     pub fn peer(&self) -> &Peer {
         &self.inner.peer

@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::guard::{poll_once, start_call, start_subscribe, CatchPanic};
+use super::guard::{poll_once, start_call, start_subscribe, start_topic, CatchPanic};
 use super::streams::{subscribe, unsubscribe};
 use super::{send, Door, Session, Shared};
 use crate::codec::message::{self, classify, parse_frame, Frame, FrameError, Incoming};
@@ -247,7 +247,7 @@ async fn handle_message(
                     }
                     return true;
                 }
-                Route::Subscribe(handler) => {
+                Route::Subscribe(_) | Route::Topic(_) => {
                     // A subscription needs an id to answer with; as a notification it is
                     // ignored.
                     let Some(id) = id else { return true };
@@ -259,8 +259,12 @@ async fn handle_message(
                         return false;
                     };
                     let span = tracing::debug_span!("subscribe", method = &*method, id = id.get());
-                    let setup = span.in_scope(|| {
-                        start_subscribe(&**handler, shared.ctx.clone(), Params::new(params))
+                    let setup = span.in_scope(|| match route {
+                        Route::Topic(key) => start_topic(&**key, &shared.ctx, &method, params),
+                        Route::Subscribe(handler) => {
+                            start_subscribe(&**handler, shared.ctx.clone(), Params::new(params))
+                        }
+                        Route::Call(..) | Route::Unsubscribe => unreachable!("matched above"),
                     });
                     let task = subscribe(
                         shared.clone(),

@@ -9,7 +9,7 @@ use std::task::Poll;
 use crate::codec::params::Params;
 use crate::error::RpcError;
 use crate::session::context::Context;
-use crate::session::router::{Method, MethodFuture, SubscribeFuture, SubscribeMethod};
+use crate::session::router::{Method, MethodFuture, Produce, SubscribeMethod, TopicKey};
 
 /// A boxed future answering `Result<T, RpcError>`: a handler's call or a stream's setup.
 type Answer<T> = Pin<Box<dyn Future<Output = Result<T, RpcError>> + Send>>;
@@ -27,12 +27,39 @@ pub(super) fn start_call(handler: &dyn Method, ctx: Context, params: Params<'_>)
     start_guarded(|| handler.call(ctx, params))
 }
 
+/// What a stream's setup answers: the items to forward, or the call's error.
+pub(super) type Setup = Answer<Produce>;
+
 pub(super) fn start_subscribe(
     handler: &dyn SubscribeMethod,
     ctx: Context,
     params: Params<'_>,
-) -> SubscribeFuture {
-    start_guarded(|| handler.subscribe(ctx, params))
+) -> Setup {
+    start_guarded(|| {
+        let setup = handler.subscribe(ctx, params);
+        Box::pin(async move { setup.await.map(Produce::Items) })
+    })
+}
+
+/// Set up a topic subscription: the key from the params, then the hub's feed (from
+/// `"$since"` when given).
+pub(super) fn start_topic(
+    key: &TopicKey,
+    ctx: &Context,
+    method: &str,
+    params: Option<&serde_json::value::RawValue>,
+) -> Setup {
+    start_guarded(|| {
+        let decoded = crate::hub::split_since(params).and_then(|(rest, since)| {
+            let values = key(Params::new(rest.as_deref()))?;
+            Ok((crate::hub::topic_key(method, &values), since))
+        });
+        let hub = ctx.hub().clone();
+        Box::pin(async move {
+            let (key, since) = decoded?;
+            Ok(Produce::Topic(hub.feed(key.into(), since).await?))
+        })
+    })
 }
 
 /// A handler's future whose panic becomes a `-32603` answer.

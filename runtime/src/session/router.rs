@@ -55,9 +55,22 @@ where
     }
 }
 
+/// What a stream's setup produces, seen from the session: a handler's items, or a topic
+/// key's feed from the hub.
+pub(crate) enum Produce {
+    Items(ItemStream),
+    Topic(crate::hub::Feed),
+}
+
+/// A topic route: turns a subscribe's params (without `$since`) into the key's values as
+/// a JSON array.
+pub(crate) type TopicKey = dyn Fn(Params<'_>) -> Result<String, RpcError> + Send + Sync;
+
 /// What a name routes to.
 #[derive(Clone)]
 pub(crate) enum Route {
+    /// A topic: subscribers get the hub's publications of the key their params name.
+    Topic(Arc<TopicKey>),
     /// A request or notification handler, and its metrics.
     Call(Arc<dyn Method>, Arc<MethodMetrics>),
     /// A stream: the call answers a subscription id, then items follow.
@@ -188,6 +201,33 @@ impl Router {
         let methods = Arc::make_mut(&mut self.methods);
         methods.insert(format!("{name}.unsubscribe").into(), Route::Unsubscribe);
         methods.insert(name, Route::Subscribe(handler));
+        self
+    }
+
+    /// Register a topic under its wire name (and `{name}.unsubscribe`): a subscription
+    /// whose items are the publications of a [`crate::Hub`] (the server's, see
+    /// [`crate::Context::hub`]). `key` decodes the subscribe's params into the topic key's
+    /// values as a JSON array, the same array a publisher's [`crate::Hub::topic`] gets;
+    /// the `"$since"` member of by-name params is taken off before it runs.
+    ///
+    /// ```
+    /// use wirecall::Router;
+    ///
+    /// let mut router = Router::new();
+    /// router.topic("Chat.room", |params| {
+    ///     let (room,) = params.decoder(&["room"]).and_then(|mut p| Ok((p.next_param::<String>()?,)))?;
+    ///     Ok(serde_json::to_string(&(room,)).expect("a string serializes"))
+    /// });
+    /// assert!(router.contains("Chat.room") && router.contains("Chat.room.unsubscribe"));
+    /// ```
+    pub fn topic<F>(&mut self, name: impl Into<Box<str>>, key: F) -> &mut Self
+    where
+        F: Fn(Params<'_>) -> Result<String, RpcError> + Send + Sync + 'static,
+    {
+        let name = name.into();
+        let methods = Arc::make_mut(&mut self.methods);
+        methods.insert(format!("{name}.unsubscribe").into(), Route::Unsubscribe);
+        methods.insert(name, Route::Topic(Arc::new(key)));
         self
     }
 

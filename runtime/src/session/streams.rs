@@ -10,18 +10,19 @@ use serde_json::value::RawValue;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::dispatch::{deliver, Reply};
-use super::guard::CatchPanic;
+use super::guard::{CatchPanic, Setup};
 use super::{send, Door, Shared};
 use crate::codec::message;
 use crate::error::RpcError;
-use crate::session::router::{ItemStream, SubscribeFuture};
+use crate::hub::{Event, Feed};
+use crate::session::router::{ItemStream, Produce};
 use crate::telemetry::Open;
 
 /// Set up a stream: run the handler's setup, answer the subscription id, then forward
 /// the items until the stream ends, fails, or is unsubscribed.
 pub(super) async fn subscribe(
     shared: Arc<Shared>,
-    setup: SubscribeFuture,
+    setup: Setup,
     method: Arc<str>,
     call_id: Box<str>,
     reply: Reply,
@@ -75,7 +76,14 @@ pub(super) async fn subscribe(
     drop(permit);
     tracing::debug!(sub_id, "subscription started");
     let _counted = Open::subscription();
-    let produced = Abortable::new(produce(&shared, &method, sub_id, items), registration).await;
+    let produced = match items {
+        Produce::Items(items) => {
+            Abortable::new(produce(&shared, &method, sub_id, items), registration).await
+        }
+        Produce::Topic(feed) => {
+            Abortable::new(relay(&shared, &method, sub_id, feed), registration).await
+        }
+    };
     shared.streams().active.remove(&sub_id);
     if let Some(ended) = &shared.stream_ended {
         ended.cancel();
@@ -111,6 +119,41 @@ async fn produce(shared: &Shared, method: &str, sub_id: u64, mut items: ItemStre
             return;
         }
     }
+}
+
+/// Forward a topic key's publications, with their positions, and any gap.
+async fn relay(shared: &Shared, method: &str, sub_id: u64, mut feed: Feed) {
+    let limit = shared.config.max_message_size;
+    while let Some(event) = feed.next().await {
+        let frame = match event {
+            Event::Item(entry) => {
+                let frame = message::topic_item_frame(
+                    method,
+                    sub_id,
+                    &entry.json,
+                    &entry.epoch,
+                    entry.offset,
+                );
+                if frame.len() > limit {
+                    // Skipping it silently would break the sequence: the subscriber is
+                    // told it lost this one.
+                    tracing::warn!(sub_id, bytes = frame.len(), limit, "a publication over the message size limit was not sent");
+                    message::topic_note_frame(method, sub_id, "gap", &entry.epoch, entry.offset)
+                } else {
+                    frame
+                }
+            }
+            Event::Gap(to) => {
+                message::topic_note_frame(method, sub_id, "gap", &to.epoch, to.offset)
+            }
+            Event::Start(at) => {
+                message::topic_note_frame(method, sub_id, "position", &at.epoch, at.offset)
+            }
+        };
+        send(shared, frame).await;
+    }
+    let end = message::subscription_frame(method, sub_id, None, None);
+    send(shared, end).await;
 }
 
 /// `Stream.unsubscribe` with `[ID]` (or `{"subscription": ID}`): stop that stream.

@@ -28,6 +28,7 @@ use futures_util::future::BoxFuture;
 
 use crate::codec::message;
 use crate::error::{code, ApplicationError, Error, NoAppError, RpcError};
+use crate::hub::{Gap, Position, SINCE_PARAM};
 use crate::session::peer::{CallFailure, Peer, RawResult};
 use crate::session::CloseReason;
 
@@ -42,6 +43,15 @@ impl RpcError {
     pub fn is_lagged(&self) -> bool {
         self.code == code::SUBSCRIPTION_LAGGED
     }
+}
+
+/// What a subscription's channel carries: an item (with its position, for a topic), or a
+/// topic's position note (`"position"` at the start, `"gap"` after lost publications).
+#[derive(Debug)]
+pub(crate) struct SubItem {
+    raw: Option<RawResult>,
+    at: Option<Position>,
+    gap: bool,
 }
 
 /// How a subscription ended, as seen by the client.
@@ -78,7 +88,7 @@ impl SubState {
 
 /// A client-side subscription in the connection's table.
 pub(crate) struct SubEntry {
-    pub(crate) tx: mpsc::Sender<RawResult>,
+    pub(crate) tx: mpsc::Sender<SubItem>,
     pub(crate) state: Arc<SubState>,
     /// The stream's method name, for the unsubscribe message.
     pub(crate) method: Arc<str>,
@@ -130,11 +140,18 @@ impl SubTable {
         let mut id = None;
         let mut result = None;
         let mut error = None;
+        let mut epoch = None;
+        let mut offset = None;
+        let mut note = None;
         for (key, value) in members {
             match key.as_ref() {
                 "subscription" => id = Some(value),
                 "result" => result = Some(value),
                 "error" => error = Some(value),
+                "epoch" => epoch = serde_json::from_str::<String>(value.get()).ok(),
+                "offset" => offset = serde_json::from_str::<u64>(value.get()).ok(),
+                "gap" => note = Some((true, value)),
+                "position" => note = Some((false, value)),
                 _ => {}
             }
         }
@@ -145,8 +162,24 @@ impl SubTable {
         let Some(entry) = subs.get(id.get()) else {
             return Routed::NotMine;
         };
-        match (result, error) {
-            (Some(item), _) => match entry.tx.try_send(RawResult::new(frame, item)) {
+        let item = match (&result, note) {
+            (Some(item), _) => Some(SubItem {
+                raw: Some(RawResult::new(frame, item)),
+                at: epoch.zip(offset).map(|(epoch, offset)| Position { epoch, offset }),
+                gap: false,
+            }),
+            (None, Some((gap, at))) => match serde_json::from_str::<Position>(at.get()) {
+                Ok(at) => Some(SubItem {
+                    raw: None,
+                    at: Some(at),
+                    gap,
+                }),
+                Err(_) => return Routed::Handled, // a malformed note: nothing to act on
+            },
+            (None, None) => None,
+        };
+        match (item, error) {
+            (Some(item), _) => match entry.tx.try_send(item) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     let capacity = entry.tx.max_capacity();
@@ -207,7 +240,7 @@ pub(crate) fn unsubscribe_frame(method: &str, id: &str) -> String {
 /// Parts of a new client-side subscription, created before the subscribe request is
 /// sent so that the reader can register it the moment the answer arrives.
 pub(crate) struct PendingSub {
-    pub(crate) tx: mpsc::Sender<RawResult>,
+    pub(crate) tx: mpsc::Sender<SubItem>,
     pub(crate) state: Arc<SubState>,
     pub(crate) method: Arc<str>,
 }
@@ -215,7 +248,7 @@ pub(crate) struct PendingSub {
 /// One subscription on one connection: its items channel and end state. Dropping it
 /// while the server still streams sends the unsubscribe.
 pub(crate) struct RawSub {
-    rx: mpsc::Receiver<RawResult>,
+    rx: mpsc::Receiver<SubItem>,
     state: Arc<SubState>,
     id: Box<str>,
     method: Arc<str>,
@@ -224,7 +257,7 @@ pub(crate) struct RawSub {
 
 impl RawSub {
     pub(crate) fn new(
-        rx: mpsc::Receiver<RawResult>,
+        rx: mpsc::Receiver<SubItem>,
         state: Arc<SubState>,
         id: Box<str>,
         method: Arc<str>,
@@ -256,7 +289,7 @@ enum Source {
     Direct(RawSub),
     /// From a task that resubscribes after each reconnect.
     Forwarded {
-        rx: mpsc::Receiver<RawResult>,
+        rx: mpsc::Receiver<SubItem>,
         state: Arc<SubState>,
         id: Box<str>,
         task: tokio::task::AbortHandle,
@@ -285,6 +318,7 @@ const FORWARD_BUFFER: usize = 16;
 pub struct Subscription<T, E = NoAppError> {
     source: Source,
     finished: bool,
+    position: Option<Position>,
     _item: PhantomData<fn() -> (T, E)>,
 }
 
@@ -293,6 +327,7 @@ impl<T, E> fmt::Debug for Subscription<T, E> {
         f.debug_struct("Subscription")
             .field("id", &self.id())
             .field("finished", &self.finished)
+            .field("position", &self.position)
             .finish_non_exhaustive()
     }
 }
@@ -302,6 +337,7 @@ impl<T, E> Subscription<T, E> {
         Subscription {
             source: Source::Direct(raw),
             finished: false,
+            position: None,
             _item: PhantomData,
         }
     }
@@ -325,6 +361,7 @@ impl<T, E> Subscription<T, E> {
                 task: task.abort_handle(),
             },
             finished: false,
+            position: None,
             _item: PhantomData,
         }
     }
@@ -335,6 +372,13 @@ impl<T, E> Subscription<T, E> {
             Source::Direct(raw) => &raw.id,
             Source::Forwarded { id, .. } => id,
         }
+    }
+
+    /// For a topic: the position of the last item this subscription yielded (or where it
+    /// started, or continued after a gap). `None` for a stream, and for a topic before the
+    /// server said where it starts.
+    pub fn position(&self) -> Option<&Position> {
+        self.position.as_ref()
     }
 
     /// Stop the stream now: the server is told to stop producing. Same as dropping it.
@@ -359,14 +403,19 @@ async fn forward(
     client: impl Resubscribe,
     mut raw: RawSub,
     params: Option<String>,
-    tx: mpsc::Sender<RawResult>,
+    tx: mpsc::Sender<SubItem>,
     state: Arc<SubState>,
 ) {
+    // A topic's position, for `$since` when subscribing again.
+    let mut position: Option<Position> = None;
     loop {
         loop {
             tokio::select! {
                 item = raw.rx.recv() => match item {
                     Some(item) => {
+                        if let Some(at) = &item.at {
+                            position = Some(at.clone());
+                        }
                         if tx.send(item).await.is_err() {
                             return;
                         }
@@ -380,8 +429,12 @@ async fn forward(
         match end {
             Some(End::Disconnected(_)) if client.reconnects() => {
                 let method = raw.method.clone();
+                let again = match &position {
+                    Some(at) => with_since(params.as_deref(), at),
+                    None => params.clone(),
+                };
                 raw = loop {
-                    match client.subscribe_again(&method, params.as_deref()).await {
+                    match client.subscribe_again(&method, again.as_deref()).await {
                         Ok(new) => break new,
                         // Still no connection within the call timeout: keep waiting.
                         Err(CallFailure::Other(Error::Timeout(_))) => continue,
@@ -418,6 +471,25 @@ async fn forward(
     }
 }
 
+/// `params` (by name) with `"$since": at` added: a topic's subscribe that resumes after
+/// `at`. By-position params cannot carry it (the generated clients send by name).
+fn with_since(params: Option<&str>, at: &Position) -> Option<String> {
+    let since = serde_json::to_string(at).unwrap_or_default();
+    let member = format!("\"{SINCE_PARAM}\":{since}");
+    match params.map(str::trim) {
+        None => Some(format!("{{{member}}}")),
+        Some(p) if p.starts_with('{') => {
+            let rest = p[1..].trim_start();
+            if rest.starts_with('}') {
+                Some(format!("{{{member}}}"))
+            } else {
+                Some(format!("{{{member},{rest}"))
+            }
+        }
+        Some(p) => Some(p.to_string()),
+    }
+}
+
 impl<T: DeserializeOwned, E: ApplicationError> Subscription<T, E> {
     /// The next item; `None` once the stream has ended. Same as `StreamExt::next`.
     pub async fn next(&mut self) -> Option<Result<T, Error<E>>> {
@@ -431,31 +503,47 @@ impl<T: DeserializeOwned, E: ApplicationError> Stream for Subscription<T, E> {
     type Item = Result<T, Error<E>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        if self.finished {
+        let this = &mut *self;
+        if this.finished {
             return Poll::Ready(None);
         }
-        let (rx, state) = match &mut self.source {
+        let (rx, state) = match &mut this.source {
             Source::Direct(raw) => (&mut raw.rx, &raw.state),
             Source::Forwarded { rx, state, .. } => (rx, &*state),
         };
-        match rx.poll_recv(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(raw)) => Poll::Ready(Some(
-                serde_json::from_str(raw.json()).map_err(Error::Decode),
-            )),
-            Poll::Ready(None) => {
-                let end = state.lock().clone();
-                self.finished = true;
-                Poll::Ready(match end {
-                    Some(End::Completed) | None => None,
-                    Some(End::Failed(e)) => Some(Err(app_or_rpc(e))),
-                    Some(End::Lagged(n)) => Some(Err(Error::Rpc(RpcError::lagged(format!(
-                        "the consumer fell {n} items behind; the subscription was closed"
-                    ))))),
-                    Some(End::Disconnected(reason)) => Some(Err(Error::Disconnected(reason))),
-                })
+        loop {
+            let item = match rx.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(item)) => item,
+                Poll::Ready(None) => break,
+            };
+            match item {
+                SubItem { raw: Some(raw), at, .. } => {
+                    if at.is_some() {
+                        this.position = at;
+                    }
+                    let item = serde_json::from_str(raw.json()).map_err(Error::Decode);
+                    return Poll::Ready(Some(item));
+                }
+                SubItem { raw: None, at: Some(at), gap } => {
+                    let from = this.position.replace(at.clone());
+                    if gap {
+                        return Poll::Ready(Some(Err(Error::Gap(Gap { from, to: at }))));
+                    }
+                }
+                SubItem { raw: None, at: None, .. } => {}
             }
         }
+        let end = state.lock().clone();
+        this.finished = true;
+        Poll::Ready(match end {
+            Some(End::Completed) | None => None,
+            Some(End::Failed(e)) => Some(Err(app_or_rpc(e))),
+            Some(End::Lagged(n)) => Some(Err(Error::Rpc(RpcError::lagged(format!(
+                "the consumer fell {n} items behind; the subscription was closed"
+            ))))),
+            Some(End::Disconnected(reason)) => Some(Err(Error::Disconnected(reason))),
+        })
     }
 }
 

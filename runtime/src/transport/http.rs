@@ -57,6 +57,8 @@ pub(crate) type HandshakeHook =
 pub(crate) struct Endpoint {
     pub(crate) config: Arc<ConnectionConfig>,
     pub(crate) router: Router,
+    /// The hub of the routes' topics, in every session's extensions.
+    pub(crate) hub: crate::Hub,
     pub(crate) allowed_origins: Vec<String>,
     pub(crate) hook: Option<Arc<HandshakeHook>>,
     /// The authentication hook, if any.
@@ -245,6 +247,7 @@ impl Endpoint {
     /// left, or the refusal as a response.
     async fn admit(&self, head: Option<Request<()>>, remote: Option<SocketAddr>) -> Admitted {
         let mut extensions = Extensions::new();
+        extensions.insert(self.hub.clone());
         let Some(head) = head else {
             return Ok((extensions, None));
         };
@@ -510,7 +513,7 @@ impl Endpoint {
                 method,
                 id: Some(_),
                 ..
-            }) => matches!(self.router.get(&method), Some(Route::Subscribe(_))),
+            }) => matches!(self.router.get(&method), Some(Route::Subscribe(_) | Route::Topic(_))),
             _ => false,
         }
     }

@@ -1,0 +1,450 @@
+//! Topics: typed publish/subscribe through a hub.
+//!
+//! A `topic` of a service (`topic room(room: string) -> Message;` in a `.wire` file) is a
+//! stream whose items come from publications instead of a handler. Its parameters form the
+//! **topic key** (`Chat.room` + `["lobby"]`). Server code publishes through a typed
+//! [`Topic`] handle (generated per topic, e.g. `ChatTopics::new(&hub).room("lobby")`);
+//! clients subscribe exactly as to a stream.
+//!
+//! Publications go through a [`Hub`]:
+//! - [`Hub::memory`] (the default of every server) keeps everything in the process;
+//! - `Hub::redis` (cargo feature `redis`) carries publications between the nodes of a
+//!   deployment through Redis, so that every subscriber on every node receives every
+//!   publication of its key, in one order.
+//!
+//! **Positions.** Every topic key has an *epoch* (a string that changes when the key's
+//! history is lost) and an *offset* that grows by exactly 1 per publication. Every item
+//! carries its [`Position`]. A subscriber that comes back with the position of the last item
+//! it saw (the Rust and TypeScript clients do this by themselves after a reconnect) gets
+//! every item after it from the key's history, then live items: in order, none twice,
+//! none missing. When the history cannot cover it (another epoch, or trimmed), the
+//! subscriber is told with a [`Gap`] and continues from there. History is bounded by count
+//! and age ([`HistoryLimits`]).
+//!
+//! The wire is in `docs/PROTOCOL.md` ("Topics").
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tokio::sync::broadcast;
+
+use crate::error::RpcError;
+
+mod memory;
+#[cfg(feature = "redis")]
+mod redis;
+
+#[cfg(feature = "redis")]
+pub use self::redis::RedisOptions;
+
+/// Where a publication stands in its topic key's sequence.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Position {
+    /// Changes whenever the key's history is lost (a new hub, a Redis that lost its data).
+    pub epoch: String,
+    /// The publication's number in the epoch: 1 for the first, then exactly 1 more each
+    /// time. A position with offset 0 is "before the first publication".
+    pub offset: u64,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.epoch, self.offset)
+    }
+}
+
+/// A subscriber missed publications that can no longer be delivered: its position was in
+/// another epoch, or older than the history kept. It continues after `to`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gap {
+    /// The last position the subscriber had, if any.
+    pub from: Option<Position>,
+    /// Where it continues: the next item has offset `to.offset + 1` in epoch `to.epoch`.
+    pub to: Position,
+}
+
+impl fmt::Display for Gap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.from {
+            Some(from) => write!(
+                f,
+                "publications after {from} are lost; continuing after {}",
+                self.to
+            ),
+            None => write!(f, "publications are lost; continuing after {}", self.to),
+        }
+    }
+}
+
+/// How much history a hub keeps per topic key, for subscribers that come back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryLimits {
+    /// Most publications kept per key (default 1 000).
+    pub max_items: usize,
+    /// Oldest publication kept (default 10 minutes).
+    pub max_age: Duration,
+}
+
+impl Default for HistoryLimits {
+    fn default() -> Self {
+        HistoryLimits {
+            max_items: 1000,
+            max_age: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Why a publication failed. A failed publication reached no subscriber.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The item could not be serialized to JSON.
+    #[error("the item could not be serialized: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// The hub's backend (Redis) could not be reached or refused the publication.
+    #[error("the hub is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// One publication as the hub keeps it.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) epoch: Arc<str>,
+    pub(crate) offset: u64,
+    pub(crate) json: Arc<str>,
+}
+
+/// What a subscriber receives.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// Where the subscription starts (sent once, first, to a subscriber without a
+    /// position).
+    Start(Position),
+    /// A publication.
+    Item(Arc<Entry>),
+    /// Publications were lost; continue after this position.
+    Gap(Position),
+}
+
+/// What a backend can say about a key's history after a position.
+pub(crate) struct Replay {
+    /// The position `items` follow: the one asked for, or a later one (or one in another
+    /// epoch) when history does not reach back that far.
+    pub(crate) from: Position,
+    /// Whether publications between the position asked for and `from` are lost.
+    pub(crate) lost: bool,
+    /// The publications after `from`, in order.
+    pub(crate) items: Vec<Arc<Entry>>,
+}
+
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A hub's engine: where publications get their position and are kept.
+pub(crate) trait Backend: Send + Sync + 'static {
+    /// Give the publication the key's next position, keep it in history, deliver it to
+    /// every subscriber (here and on other nodes).
+    fn publish(&self, key: Arc<str>, json: Arc<str>) -> BoxFuture<Result<Position, PublishError>>;
+    /// Start receiving the key's live publications, and say where the key stands now
+    /// (publications at or before that position are not received live).
+    fn open(&self, key: Arc<str>) -> BoxFuture<Result<Opened, RpcError>>;
+    /// The key's publications after `after`, from history.
+    fn replay(&self, key: Arc<str>, after: Position) -> BoxFuture<Result<Replay, RpcError>>;
+}
+
+pub(crate) struct Opened {
+    pub(crate) live: broadcast::Receiver<Arc<Entry>>,
+    pub(crate) now: Position,
+}
+
+/// Publications go through a hub: in one process ([`Hub::memory`]) or between the nodes
+/// of a deployment (`Hub::redis`, feature `redis`). Cheap to clone; clones are the same
+/// hub.
+///
+/// A server uses the hub given to [`crate::ServerBuilder::hub`], or a memory hub of its
+/// own ([`crate::ServerHandle::hub`]); handlers reach it with [`crate::Context::hub`].
+#[derive(Clone)]
+pub struct Hub {
+    backend: Arc<dyn Backend>,
+    kind: &'static str,
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hub").field("kind", &self.kind).finish()
+    }
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub::memory()
+    }
+}
+
+impl Hub {
+    /// A hub in this process, with the default [`HistoryLimits`].
+    pub fn memory() -> Hub {
+        Hub::memory_with(HistoryLimits::default())
+    }
+
+    /// A hub in this process that keeps `history` per topic key.
+    pub fn memory_with(history: HistoryLimits) -> Hub {
+        Hub {
+            backend: Arc::new(memory::Memory::new(history)),
+            kind: "memory",
+        }
+    }
+
+    /// A hub that carries publications between nodes through the Redis server at `url`
+    /// (e.g. `redis://127.0.0.1:6379/`), with the default [`RedisOptions`]. Every node of
+    /// a deployment uses the same URL (and key prefix). Connects before it returns.
+    #[cfg(feature = "redis")]
+    pub async fn redis(url: &str) -> Result<Hub, PublishError> {
+        Hub::redis_with(url, RedisOptions::default()).await
+    }
+
+    /// [`Hub::redis`] with options.
+    #[cfg(feature = "redis")]
+    pub async fn redis_with(url: &str, options: RedisOptions) -> Result<Hub, PublishError> {
+        Ok(Hub {
+            backend: Arc::new(self::redis::Redis::connect(url, options).await?),
+            kind: "redis",
+        })
+    }
+
+    /// The typed handle of one topic key: `name` is the topic's wire name
+    /// (`Chat.room`), `key` its key parameters in order. Generated `…Topics` structs call
+    /// this; by hand, `hub.topic::<Message>("Chat.room", &("lobby",))`.
+    pub fn topic<T: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        key: &impl Serialize,
+    ) -> Result<Topic<T>, PublishError> {
+        Ok(Topic {
+            hub: self.clone(),
+            key: topic_key(name, &serde_json::to_string(key)?).into(),
+            _item: PhantomData,
+        })
+    }
+
+    /// Publish JSON text (already serialized) to the topic key `key` (from
+    /// [`topic_key`]).
+    pub(crate) async fn publish_json(
+        &self,
+        key: Arc<str>,
+        json: Arc<str>,
+    ) -> Result<Position, PublishError> {
+        self.backend.publish(key, json).await
+    }
+
+    /// Subscribe to a topic key; with `since`, first everything after it.
+    pub(crate) async fn feed(&self, key: Arc<str>, since: Option<Position>) -> Result<Feed, RpcError> {
+        let opened = self.backend.open(key.clone()).await?;
+        let mut feed = Feed {
+            backend: self.backend.clone(),
+            key,
+            live: opened.live,
+            position: opened.now.clone(),
+            pending: VecDeque::new(),
+        };
+        match since {
+            None => feed.pending.push_back(Event::Start(opened.now)),
+            Some(since) => {
+                feed.position = since;
+                feed.catch_up().await?;
+            }
+        }
+        Ok(feed)
+    }
+}
+
+/// The hub's name of a topic key: the topic's wire name and its key values as a JSON
+/// array (`Chat.room["lobby"]`).
+pub(crate) fn topic_key(name: &str, key_json: &str) -> String {
+    format!("{name}{key_json}")
+}
+
+/// One topic key of a hub, for publishing items of type `T`. Cheap to clone.
+pub struct Topic<T: ?Sized> {
+    hub: Hub,
+    key: Arc<str>,
+    _item: PhantomData<fn(&T)>,
+}
+
+impl<T: ?Sized> Clone for Topic<T> {
+    fn clone(&self) -> Self {
+        Topic {
+            hub: self.hub.clone(),
+            key: self.key.clone(),
+            _item: PhantomData,
+        }
+    }
+}
+
+impl<T: ?Sized> fmt::Debug for Topic<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Topic").field("key", &self.key).finish()
+    }
+}
+
+impl<T: Serialize + ?Sized> Topic<T> {
+    /// Publish `item` to every subscriber of this key, on every node: its position once
+    /// the hub has it. An error means no subscriber gets it.
+    pub async fn publish(&self, item: &T) -> Result<Position, PublishError> {
+        let json: Arc<str> = serde_json::to_string(item)?.into();
+        self.hub.publish_json(self.key.clone(), json).await
+    }
+
+    /// The key as the hub names it (`Chat.room["lobby"]`).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+/// Backoff between attempts to read history while the backend is unreachable.
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// One subscriber's view of a topic key: live publications, with what it missed filled
+/// in from history (or announced as a gap), each delivered once, in order.
+pub(crate) struct Feed {
+    backend: Arc<dyn Backend>,
+    key: Arc<str>,
+    live: broadcast::Receiver<Arc<Entry>>,
+    /// The last position delivered (or the start).
+    position: Position,
+    pending: VecDeque<Event>,
+}
+
+impl Feed {
+    /// The next event; `None` when the hub is gone.
+    pub(crate) async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(event);
+            }
+            match self.live.recv().await {
+                Ok(entry) => {
+                    if *entry.epoch == *self.position.epoch {
+                        if entry.offset <= self.position.offset {
+                            continue; // delivered from history already
+                        }
+                        if entry.offset == self.position.offset + 1 {
+                            self.position.offset = entry.offset;
+                            return Some(Event::Item(entry));
+                        }
+                    }
+                    // Publications are missing before this one (or the epoch changed):
+                    // fill in from history, then take this one if still new.
+                    self.catch_up_retrying().await;
+                    self.accept(entry);
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => self.catch_up_retrying().await,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// Queue `entry` if it is the next position.
+    fn accept(&mut self, entry: Arc<Entry>) {
+        if *entry.epoch == *self.position.epoch && entry.offset == self.position.offset + 1 {
+            self.position.offset = entry.offset;
+            self.pending.push_back(Event::Item(entry));
+        } else if *entry.epoch != *self.position.epoch || entry.offset > self.position.offset {
+            // History could not say more (the backend moved on meanwhile): a gap.
+            let to = Position {
+                epoch: entry.epoch.to_string(),
+                offset: entry.offset - 1,
+            };
+            self.position = to.clone();
+            self.pending.push_back(Event::Gap(to));
+            self.position.offset = entry.offset;
+            self.pending.push_back(Event::Item(entry));
+        }
+    }
+
+    /// Queue what history has after the position.
+    async fn catch_up(&mut self) -> Result<(), RpcError> {
+        let replay = self
+            .backend
+            .replay(self.key.clone(), self.position.clone())
+            .await?;
+        if replay.lost {
+            self.pending.push_back(Event::Gap(replay.from.clone()));
+        }
+        self.position = replay.from;
+        for entry in replay.items {
+            self.accept(entry);
+        }
+        Ok(())
+    }
+
+    /// [`Feed::catch_up`], waiting (with backoff) while the backend is unreachable.
+    async fn catch_up_retrying(&mut self) {
+        let mut wait = Duration::from_millis(50);
+        loop {
+            match self.catch_up().await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(key = &*self.key, error = %e, "topic history unreachable; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(RETRY_MAX);
+                }
+            }
+        }
+    }
+}
+
+/// A fresh epoch: 16 random hex digits.
+pub(crate) fn new_epoch() -> String {
+    format!("{:016x}", fastrand::u64(..))
+}
+
+/// The name of the by-name param that carries a subscriber's position.
+pub const SINCE_PARAM: &str = "$since";
+
+/// Take `"$since"` off a subscribe's by-name params: the params left (`None` when there
+/// were none, or only `"$since"`), and the position.
+pub(crate) fn split_since(
+    params: Option<&RawValue>,
+) -> Result<(Option<Box<RawValue>>, Option<Position>), RpcError> {
+    let Some(raw) = params else {
+        return Ok((None, None));
+    };
+    let text = raw.get();
+    // Cheap test first: by-position params and most subscribes carry no `$since`.
+    if !text.trim_start().starts_with('{') || !text.contains(SINCE_PARAM) {
+        return Ok((Some(raw.to_owned()), None));
+    }
+    let members = crate::codec::params::object_members(text)
+        .map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))?;
+    let mut since = None;
+    let mut rest = String::with_capacity(text.len());
+    rest.push('{');
+    for (key, value) in members {
+        if key == SINCE_PARAM {
+            let position = serde_json::from_str::<Position>(value.get()).map_err(|e| {
+                RpcError::invalid_params(format!(
+                    "invalid parameter `{SINCE_PARAM}`: {e} (expected {{\"epoch\": string, \"offset\": integer}})"
+                ))
+            })?;
+            since = Some(position);
+            continue;
+        }
+        if rest.len() > 1 {
+            rest.push(',');
+        }
+        rest.push_str(&serde_json::to_string(&*key).unwrap_or_default());
+        rest.push(':');
+        rest.push_str(value.get());
+    }
+    rest.push('}');
+    let rest = RawValue::from_string(rest)
+        .map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))?;
+    Ok((Some(rest), since))
+}
