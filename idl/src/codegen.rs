@@ -800,12 +800,15 @@ fn handler_trait(
     }
     let into_router_doc =
         format!(" Mount this implementation's {side}-side methods on a new `wirecall::Router`.");
-    let example = methods.iter().find(|m| m.kind != MethodKind::Topic).map_or_else(String::new, |m| {
-        format!(
-            " (e.g. `async fn {}(&self, ctx: Context, …)`)",
-            naming::value_name(&m.name.name)
-        )
-    });
+    let example = methods
+        .iter()
+        .find(|m| m.kind != MethodKind::Topic)
+        .map_or_else(String::new, |m| {
+            format!(
+                " (e.g. `async fn {}(&self, ctx: Context, …)`)",
+                naming::value_name(&m.name.name)
+            )
+        });
     let how = [
         String::new(),
         " # Implementing".to_string(),

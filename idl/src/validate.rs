@@ -480,11 +480,14 @@ impl<'a> Validator<'a> {
         }
         if m.returns.is_none() {
             self.error(
-                Diagnostic::error(m.name.span, format!("topic `{}` has no item type", m.name.name))
-                    .with_help(format!(
-                        "declare the items it carries: `topic {}(…) -> T;`",
-                        m.name.name
-                    )),
+                Diagnostic::error(
+                    m.name.span,
+                    format!("topic `{}` has no item type", m.name.name),
+                )
+                .with_help(format!(
+                    "declare the items it carries: `topic {}(…) -> T;`",
+                    m.name.name
+                )),
             );
         }
         if let Some(t) = &m.throws {

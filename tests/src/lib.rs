@@ -6,6 +6,7 @@
 
 pub mod http;
 pub mod proxy;
+pub mod services;
 pub mod tls;
 
 /// Code generated from `idl/tests/golden/everything.wire` (every construct of the language), under

@@ -80,7 +80,11 @@ async fn the_wire_carries_a_start_position_then_items_with_epoch_and_offset() {
         );
     }
     // Another key of the same topic is another sequence.
-    let other = ChatTopics::new(&hub).room("attic").publish(&message(9)).await.unwrap();
+    let other = ChatTopics::new(&hub)
+        .room("attic")
+        .publish(&message(9))
+        .await
+        .unwrap();
     assert_eq!(other.offset, 1);
     assert_ne!(other.epoch, before.epoch);
     ws.assert_no_answer_pending().await;
@@ -169,7 +173,10 @@ async fn a_bad_since_or_key_is_invalid_params_and_a_topic_needs_a_stream_door() 
     let answer = wirecall_tests::http::post(server.local_addr(), &body.to_string()).await;
     let answer: Value = serde_json::from_str(&answer.body).unwrap();
     assert_eq!(answer["error"]["code"], -32600, "{answer}");
-    assert!(answer["error"]["data"].as_str().unwrap().contains("text/event-stream"));
+    assert!(answer["error"]["data"]
+        .as_str()
+        .unwrap()
+        .contains("text/event-stream"));
 }
 
 #[tokio::test]
@@ -199,7 +206,13 @@ async fn typed_subscribers_see_positions_and_a_gap_they_can_match() {
         .unwrap();
     match late.next().await {
         Some(Err(Error::Gap(gap))) => {
-            assert_eq!(gap.to, Position { epoch: at.epoch.clone(), offset: 1 });
+            assert_eq!(
+                gap.to,
+                Position {
+                    epoch: at.epoch.clone(),
+                    offset: 1
+                }
+            );
             // Subscribed by hand with `$since`: it had no position of its own yet.
             assert_eq!(gap.from, None);
         }

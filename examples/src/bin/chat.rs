@@ -4,12 +4,18 @@
 //! ```text
 //! cargo run -p wirecall-examples --bin chat                         # demo: several clients
 //! cargo run -p wirecall-examples --bin chat -- serve 127.0.0.1:9001  # server only
+//! cargo run -p wirecall-examples --bin chat -- serve 127.0.0.1:9001 --redis redis://127.0.0.1:6379/
 //! ```
+//!
+//! With `--redis`, rooms' topics go through Redis: run several servers with the same URL
+//! (behind a load balancer, see `deploy/`) and every `Chat.room` subscriber, on any of
+//! them, gets every message.
 
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use wirecall::{Client, Server};
+use wirecall::hub::HistoryLimits;
+use wirecall::{Client, Hub, Server};
 use wirecall_examples::chat::{Chat, ChatClient, ChatError, ChatServer};
 
 /// The chat example: a demo with several clients, or a server.
@@ -22,10 +28,17 @@ struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Serve the chat rooms until Ctrl-C.
+    /// Serve the chat rooms until Ctrl-C (or SIGTERM).
     Serve {
         /// Address to listen on, e.g. 127.0.0.1:9001.
         addr: String,
+        /// Carry rooms' topics between servers through this Redis, e.g.
+        /// redis://127.0.0.1:6379/ (default: this process only).
+        #[arg(long, value_name = "URL")]
+        redis: Option<String>,
+        /// Messages each room keeps for subscribers that come back.
+        #[arg(long, value_name = "N", default_value_t = HistoryLimits::default().max_items)]
+        history: usize,
     },
 }
 
@@ -33,14 +46,46 @@ enum Command {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match Args::parse().command {
         None => demo().await,
-        Some(Command::Serve { addr }) => {
-            let server = Server::bind(&addr, ChatServer::default().into_router()).await?;
+        Some(Command::Serve {
+            addr,
+            redis,
+            history,
+        }) => {
+            let history = HistoryLimits {
+                max_items: history,
+                ..HistoryLimits::default()
+            };
+            let hub = match redis {
+                Some(url) => {
+                    let options = wirecall::hub::RedisOptions::default().history(history);
+                    Hub::redis_with(&url, options).await?
+                }
+                None => Hub::memory_with(history),
+            };
+            let server = Server::builder()
+                .hub(hub)
+                .bind(&addr, ChatServer::default().into_router())
+                .await?;
             println!("listening on {}", server.url());
-            tokio::signal::ctrl_c().await?;
+            stopped().await?;
             server.shutdown().await;
             Ok(())
         }
     }
+}
+
+/// Ctrl-C, or SIGTERM (what `kill` and service managers send).
+async fn stopped() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
 }
 
 async fn demo() -> Result<(), Box<dyn std::error::Error>> {

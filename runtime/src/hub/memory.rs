@@ -127,7 +127,12 @@ impl Memory {
             return Replay {
                 lost: false,
                 from: after.clone(),
-                items: k.history.iter().skip(skip).map(|(_, e)| e.clone()).collect(),
+                items: k
+                    .history
+                    .iter()
+                    .skip(skip)
+                    .map(|(_, e)| e.clone())
+                    .collect(),
             };
         }
         Replay {

@@ -244,7 +244,11 @@ impl Hub {
     }
 
     /// Subscribe to a topic key; with `since`, first everything after it.
-    pub(crate) async fn feed(&self, key: Arc<str>, since: Option<Position>) -> Result<Feed, RpcError> {
+    pub(crate) async fn feed(
+        &self,
+        key: Arc<str>,
+        since: Option<Position>,
+    ) -> Result<Feed, RpcError> {
         let opened = self.backend.open(key.clone()).await?;
         let mut feed = Feed {
             backend: self.backend.clone(),
@@ -330,6 +334,12 @@ impl Feed {
             }
             match self.live.recv().await {
                 Ok(entry) => {
+                    if entry.offset == 0 {
+                        // The backend may have missed publications (its link to the
+                        // other nodes was down): check history.
+                        self.catch_up_retrying().await;
+                        continue;
+                    }
                     if *entry.epoch == *self.position.epoch {
                         if entry.offset <= self.position.offset {
                             continue; // delivered from history already

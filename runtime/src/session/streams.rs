@@ -137,7 +137,12 @@ async fn relay(shared: &Shared, method: &str, sub_id: u64, mut feed: Feed) {
                 if frame.len() > limit {
                     // Skipping it silently would break the sequence: the subscriber is
                     // told it lost this one.
-                    tracing::warn!(sub_id, bytes = frame.len(), limit, "a publication over the message size limit was not sent");
+                    tracing::warn!(
+                        sub_id,
+                        bytes = frame.len(),
+                        limit,
+                        "a publication over the message size limit was not sent"
+                    );
                     message::topic_note_frame(method, sub_id, "gap", &entry.epoch, entry.offset)
                 } else {
                     frame

@@ -165,7 +165,9 @@ impl SubTable {
         let item = match (&result, note) {
             (Some(item), _) => Some(SubItem {
                 raw: Some(RawResult::new(frame, item)),
-                at: epoch.zip(offset).map(|(epoch, offset)| Position { epoch, offset }),
+                at: epoch
+                    .zip(offset)
+                    .map(|(epoch, offset)| Position { epoch, offset }),
                 gap: false,
             }),
             (None, Some((gap, at))) => match serde_json::from_str::<Position>(at.get()) {
@@ -518,20 +520,30 @@ impl<T: DeserializeOwned, E: ApplicationError> Stream for Subscription<T, E> {
                 Poll::Ready(None) => break,
             };
             match item {
-                SubItem { raw: Some(raw), at, .. } => {
+                SubItem {
+                    raw: Some(raw), at, ..
+                } => {
                     if at.is_some() {
                         this.position = at;
                     }
                     let item = serde_json::from_str(raw.json()).map_err(Error::Decode);
                     return Poll::Ready(Some(item));
                 }
-                SubItem { raw: None, at: Some(at), gap } => {
+                SubItem {
+                    raw: None,
+                    at: Some(at),
+                    gap,
+                } => {
                     let from = this.position.replace(at.clone());
                     if gap {
                         return Poll::Ready(Some(Err(Error::Gap(Gap { from, to: at }))));
                     }
                 }
-                SubItem { raw: None, at: None, .. } => {}
+                SubItem {
+                    raw: None,
+                    at: None,
+                    ..
+                } => {}
             }
         }
         let end = state.lock().clone();

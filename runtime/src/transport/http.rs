@@ -513,7 +513,10 @@ impl Endpoint {
                 method,
                 id: Some(_),
                 ..
-            }) => matches!(self.router.get(&method), Some(Route::Subscribe(_) | Route::Topic(_))),
+            }) => matches!(
+                self.router.get(&method),
+                Some(Route::Subscribe(_) | Route::Topic(_))
+            ),
             _ => false,
         }
     }

@@ -1,0 +1,242 @@
+//! Real services the scale-out tests run on loopback: `redis-server` and `nginx` (Debian
+//! packages; `.ci/run` installs them). Each runs from a temporary directory of its own on
+//! its own port, and is killed when dropped. No system service is touched.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The path of `program` if it is installed (on `PATH`, or in `/usr/sbin` where Debian
+/// puts nginx).
+pub fn installed(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+/// `Some(paths)` when every program is installed; otherwise prints loudly that `test` is
+/// skipped and why (in CI nothing is skipped: `.ci/run` installs them).
+pub fn require(test: &str, programs: &[&str]) -> Option<Vec<PathBuf>> {
+    let found: Vec<Option<PathBuf>> = programs.iter().map(|p| installed(p)).collect();
+    let missing: Vec<&str> = programs
+        .iter()
+        .zip(&found)
+        .filter(|(_, f)| f.is_none())
+        .map(|(p, _)| *p)
+        .collect();
+    if missing.is_empty() {
+        return Some(found.into_iter().flatten().collect());
+    }
+    let message = format!(
+        "SKIPPED {test}: {} not installed (Debian: apt-get install redis-server nginx; .ci/run installs them)",
+        missing.join(", ")
+    );
+    eprintln!("\n*** {message} ***\n");
+    println!("{message}");
+    None
+}
+
+/// A port free on loopback now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A fresh temporary directory.
+pub fn temp_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "wirecall-{what}-{}-{:x}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Wait until something accepts TCP connections on `addr`.
+pub fn wait_listening(addr: SocketAddr, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start listening on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child process killed (SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct Process(Option<Child>);
+
+impl Process {
+    /// Run `command`.
+    pub fn spawn(command: &mut Command) -> Process {
+        Process(Some(
+            command
+                .spawn()
+                .unwrap_or_else(|e| panic!("could not start {command:?}: {e}")),
+        ))
+    }
+
+    /// The child, while it runs.
+    pub fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("the process runs")
+    }
+
+    /// Kill it now (SIGKILL) and reap it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Ask it to stop (SIGTERM), wait up to 5 s, then kill it. For a process with
+    /// children of its own (nginx' master stops its workers; SIGKILL would orphan them).
+    pub fn terminate(&mut self) {
+        let Some(child) = self.0.as_mut() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                self.0 = None;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `redis-server` without persistence: killed, it comes back empty (a Redis that lost
+/// its data).
+#[derive(Debug)]
+pub struct Redis {
+    program: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    process: Process,
+}
+
+impl Redis {
+    /// Start one on a free port.
+    pub fn start(program: &Path) -> Redis {
+        let dir = temp_dir("redis");
+        let port = free_port();
+        let process = Self::run(program, &dir, port);
+        Redis {
+            program: program.to_path_buf(),
+            dir,
+            port,
+            process,
+        }
+    }
+
+    fn run(program: &Path, dir: &Path, port: u16) -> Process {
+        let process = Process::spawn(
+            Command::new(program)
+                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .arg("--dir")
+                .arg(dir)
+                .stdout(Stdio::null()),
+        );
+        wait_listening(SocketAddr::from(([127, 0, 0, 1], port)), "redis-server");
+        process
+    }
+
+    /// `redis://127.0.0.1:PORT/`
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Kill it (SIGKILL); everything it held is lost.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Start it again on the same port, empty.
+    pub fn restart(&mut self) {
+        self.process.kill();
+        self.process = Self::run(&self.program, &self.dir, self.port);
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.process.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `nginx` in front of some upstream servers, from `deploy/nginx.conf` with the test's
+/// ports put in.
+#[derive(Debug)]
+pub struct Nginx {
+    dir: PathBuf,
+    port: u16,
+    process: Process,
+}
+
+impl Nginx {
+    /// Start `program` with the repository's `deploy/nginx.conf`, listening on a free port
+    /// and balancing over `upstreams` (as many as the file has `server` lines).
+    pub fn start(program: &Path, upstreams: &[SocketAddr]) -> Nginx {
+        let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nginx.conf");
+        let mut conf = std::fs::read_to_string(&template).unwrap();
+        let port = free_port();
+        conf = conf.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
+        for (i, addr) in upstreams.iter().enumerate() {
+            let placeholder = format!("127.0.0.1:{}", 9001 + i);
+            assert!(
+                conf.contains(&placeholder),
+                "deploy/nginx.conf has no {placeholder}"
+            );
+            conf = conf.replace(&placeholder, &addr.to_string());
+        }
+        let dir = temp_dir("nginx");
+        let conf_path = dir.join("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let process = Process::spawn(
+            Command::new(program)
+                .arg("-p")
+                .arg(&dir)
+                .arg("-c")
+                .arg(&conf_path)
+                .args(["-g", "daemon off;"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        wait_listening(SocketAddr::from(([127, 0, 0, 1], port)), "nginx");
+        Nginx { dir, port, process }
+    }
+
+    /// `ws://127.0.0.1:PORT/`
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        self.process.terminate();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
