@@ -194,6 +194,51 @@ fn trait_and_idl_generate_identical_code() {
     );
 }
 
+/// The chat example's service written as Rust: the same as in `chat.wire`, topic included.
+const CHAT_TRAIT: &str = r#"
+/// Chat rooms.
+pub trait Chat {
+    /// Join `room` as `name`; returns how many members the room has now.
+    async fn join(room: String, name: String) -> u32;
+    /// Say `text` in a room this connection joined; returns the message's position in the
+    /// room (its offset in the `room` topic).
+    async fn say(room: String, text: String) -> Result<u64, ChatError>;
+    /// Close a room: every stream of it ends with `RoomClosed`.
+    async fn close(room: String) -> bool;
+    /// The messages said in `room` from now on, by anyone (this connection must have joined).
+    #[wirecall(stream)]
+    async fn messages(room: String) -> Result<Message, ChatError>;
+    /// Every message said in `room`, on every server of the deployment; no need to join.
+    /// A client that reconnects (to any server) resumes where it was.
+    #[wirecall(topic)]
+    async fn room(room: String) -> Message;
+}
+"#;
+
+#[test]
+fn trait_and_idl_generate_identical_topics() {
+    let idl = wirecall_idl::load("../examples/idl/chat.wire").unwrap();
+    let item: syn::ItemTrait = syn::parse_str(CHAT_TRAIT).unwrap();
+    let (from_trait, errors) = wirecall_idl::rust::service_from_trait(&item);
+    assert!(errors.is_none(), "{errors:?}");
+    let options = Options::default();
+    let generated = pretty(codegen::service(&from_trait, &options));
+    assert_eq!(
+        generated,
+        pretty(codegen::service(&idl.schema.services[0], &options))
+    );
+    assert!(generated.contains("pub struct ChatTopics"));
+
+    // A key the macro cannot vouch for is refused on its span, as in `.wire` files.
+    let bad = "pub trait Maps { #[wirecall(topic)] async fn near(at: Point) -> Point; }";
+    let expanded =
+        wirecall_idl::rust::expand_service(Default::default(), bad.parse().unwrap()).to_string();
+    assert!(
+        expanded.contains("topic key parameter `at` cannot be of type `Point`"),
+        "{expanded}"
+    );
+}
+
 fn typescript(text: &str) -> Result<String, String> {
     let loaded = wirecall_idl::Loader::new()
         .with_source("api.wire", text)

@@ -271,6 +271,9 @@ pub trait Kitchen: ::core::marker::Send + ::core::marker::Sync + 'static {
                 (id,): (u64,)|
             async move { __service.watch(__ctx, id).await },
         );
+        ::wirecall::__private::register_topic::<
+            (Mode, u32),
+        >(&mut router, "Kitchen.shelf", &["mode", "shelf"]);
         router
     }
 }
@@ -372,6 +375,53 @@ impl<C: ::wirecall::Caller> KitchenClient<C> {
                 self.timeout,
             )
             .await
+    }
+    /// Publications per mode and shelf, through the server's hub.
+    pub async fn shelf(
+        &self,
+        mode: Mode,
+        shelf: u32,
+    ) -> ::core::result::Result<::wirecall::Subscription<Bag>, ::wirecall::Error> {
+        ::wirecall::__private::subscribe(
+                &self.caller,
+                "Kitchen.shelf",
+                &::wirecall::__private::NamedParams(&["mode", "shelf"], (&mode, &shelf)),
+                self.timeout,
+            )
+            .await
+    }
+}
+
+/// Publishers of the `Kitchen` service's topics: `KitchenTopics::new(ctx.hub())` in a handler, or with the hub given to the server.
+#[derive(::core::clone::Clone, ::core::fmt::Debug)]
+pub struct KitchenTopics {
+    hub: ::wirecall::Hub,
+}
+
+#[allow(deprecated)]
+impl KitchenTopics {
+    /// The publishers of this service's topics, through `hub`.
+    pub fn new(hub: &::wirecall::Hub) -> Self {
+        Self {
+            hub: ::core::clone::Clone::clone(hub),
+        }
+    }
+    /// Publications per mode and shelf, through the server's hub.
+    ///
+    /// The key of `Kitchen.shelf` to publish to: `.publish(&item).await` reaches every subscriber of it.
+    pub fn shelf(
+        &self,
+        mode: impl ::core::convert::Into<Mode>,
+        shelf: impl ::core::convert::Into<u32>,
+    ) -> ::wirecall::Topic<Bag> {
+        ::wirecall::__private::topic(
+            &self.hub,
+            "Kitchen.shelf",
+            &(
+                ::core::convert::Into::<Mode>::into(mode),
+                ::core::convert::Into::<u32>::into(shelf),
+            ),
+        )
     }
 }
 

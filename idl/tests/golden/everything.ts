@@ -137,6 +137,14 @@ export class KitchenClient {
     return this.#caller.subscribe<Shape>("Kitchen.watch", { id }, { ...options, mapError: Oops.fromRpc });
   }
 
+  /**
+   * Publications per mode and shelf, through the server's hub.
+   * A topic: iterate it with `for await`; after a reconnect it resumes where it was (`$since`), and a gap is thrown as `wc.GapError`.
+   */
+  shelf(mode: Mode, shelf: number, options?: wc.CallOptions): wc.Subscription<Bag> {
+    return this.#caller.subscribe<Bag>("Kitchen.shelf", { mode, shelf }, options);
+  }
+
   /** The handlers of `KitchenCallbacks` for `wc.connect(url, { handlers })` or `client.handle`. */
   static callbacks(impl: KitchenCallbacks): wc.Handlers {
     return {
