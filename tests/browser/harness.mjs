@@ -4,6 +4,8 @@
 
 import { spawn } from "node:child_process";
 import { once } from "node:events";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -95,6 +97,56 @@ export async function waitFor(what, check, timeoutMs = 10_000) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+const chatBin = process.env.CHAT_BIN ?? path.join(root, "target/debug/chat");
+
+/** `chat serve` on a fixed port (with `redis`, its topics go through that Redis); `start()`
+ * again after `kill()` restarts it. */
+export class ChatNode {
+  #child;
+
+  constructor(port, { redis } = {}) {
+    this.port = port;
+    this.url = `ws://127.0.0.1:${port}`;
+    this.redis = redis;
+  }
+
+  async start() {
+    const args = ["serve", `127.0.0.1:${this.port}`];
+    if (this.redis !== undefined) args.push("--redis", this.redis);
+    this.#child = await startChild(chatBin, args, "listening on ws");
+  }
+
+  async kill() {
+    const child = this.#child;
+    this.#child = undefined;
+    await killChild(child);
+  }
+}
+
+/** `redis-server` without persistence on a free port, from a temp dir; `undefined` (and a
+ * loud SKIPPED) when it is not installed. */
+export async function startRedis(what) {
+  const bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].find((p) => existsSync(p));
+  if (bin === undefined) {
+    console.log(`SKIPPED ${what}: redis-server is not installed (apt-get install redis-server; .ci/run installs it)`);
+    return undefined;
+  }
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(tmpdir(), "wirecall-redis-"));
+  const child = await startChild(
+    bin,
+    ["--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "notice"],
+    "Ready to accept connections",
+  );
+  return {
+    url: `redis://127.0.0.1:${port}/`,
+    async kill() {
+      await killChild(child);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 const webBin = process.env.WEB_BIN ?? path.join(root, "target/debug/web");

@@ -27,11 +27,12 @@ tsc="$here/node_modules/.bin/tsc"
 "$tsc" --version
 
 step "build the CLI and the calculator server"
-cargo build -q -p wirecall-cli -p wirecall-examples --bin wirecall --bin calculator --bin web
+cargo build -q -p wirecall-cli -p wirecall-examples --bin wirecall --bin calculator --bin web --bin chat
 target="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 wirecall="$target/debug/wirecall"
 export CALCULATOR_BIN="$target/debug/calculator"
 export WEB_BIN="$target/debug/web"
+export CHAT_BIN="$target/debug/chat"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -57,6 +58,9 @@ echo "ok"
 
 step "runtime tests in Node.js"
 node --experimental-websocket --test "$here/runtime.test.mjs"
+
+step "topics in Node.js: \$since across a server restart (Redis), gaps"
+node --experimental-websocket --test "$here/topics.test.mjs"
 
 step "TLS and tokens in Node.js (wss://, https://, 4401 then a fresh token)"
 cargo run -q -p wirecall-tests --example make_certs -- "$work/certs"

@@ -88,6 +88,32 @@ export class ClosedError extends WirecallError {}
 /** The request is larger than `ClientOptions.maxMessageSize`; it was not sent. */
 export class MessageTooLargeError extends WirecallError {}
 
+/** Where a topic's publication stands: its key's epoch and its offset (1, 2, … per epoch). */
+export interface Position {
+  readonly epoch: string;
+  readonly offset: number;
+}
+
+/**
+ * A topic subscription lost publications (they left the server's history, or the hub lost
+ * it): it goes on after `to`. Thrown by the subscription's iterator unless
+ * `MethodOptions.onGap` takes it; the subscription stays open, so iterate it again.
+ */
+export class GapError extends WirecallError {
+  constructor(
+    /** The last position the subscription had, if any. */
+    readonly from: Position | undefined,
+    /** Where it continues: the next item has offset `to.offset + 1` in `to.epoch`. */
+    readonly to: Position,
+  ) {
+    super(
+      from === undefined
+        ? `publications are lost; continuing after ${to.epoch}/${to.offset}`
+        : `publications after ${from.epoch}/${from.offset} are lost; continuing after ${to.epoch}/${to.offset}`,
+    );
+  }
+}
+
 /** The parameters of a call: by name (what generated code sends) or by position. */
 export type Params = { readonly [name: string]: unknown } | readonly unknown[];
 
@@ -105,6 +131,8 @@ export interface MethodOptions extends CallOptions {
   idempotent?: boolean;
   /** Turns an error answer into the method's typed error, if it is one. */
   mapError?: (error: RpcError) => RpcError | undefined;
+  /** A topic's gaps go here instead of being thrown by the iterator. */
+  onGap?: (gap: GapError) => void;
 }
 
 /** What generated client classes call through: a `Client`. */
@@ -434,7 +462,7 @@ export class Client implements Caller {
     };
     this.#start(
       state.method,
-      state.params,
+      state.subscribeParams(),
       { ...state.options, idempotent: true },
       onResult,
       () => state.subscribed(),
@@ -774,13 +802,17 @@ export class Client implements Caller {
     if (typeof message !== "object" || message === null) return undefined;
     const m = message as { method?: unknown; params?: unknown; id?: unknown; result?: unknown; error?: unknown };
     if (typeof m.method === "string") {
-      const params = m.params as { subscription?: unknown; result?: unknown; error?: unknown } | undefined;
+      const params = m.params as
+        | { subscription?: unknown; result?: unknown; error?: unknown; epoch?: unknown; offset?: unknown; gap?: unknown; position?: unknown }
+        | undefined;
       if (!("id" in m) && typeof params === "object" && params !== null && "subscription" in params) {
         const key = subscriptionKey(params.subscription);
         const sub = key === undefined ? undefined : this.#subsById.get(key);
         if (sub !== undefined) {
-          if ("result" in params) sub.push(params.result);
+          if ("result" in params) sub.push(params.result, toPosition(params));
           else if ("error" in params) sub.serverEnded(params.error === null ? undefined : toRpcError(params.error));
+          else if ("gap" in params) sub.gap(toPosition(params.gap));
+          else if ("position" in params) sub.startsAt(toPosition(params.position));
           return undefined;
         }
       }
@@ -1048,6 +1080,13 @@ function toRpcError(value: unknown): RpcError {
   return new RpcError(ErrorCode.InternalError, "malformed error object", value as JsonValue);
 }
 
+/** A topic position from the wire (`{epoch, offset}`), if that is what `value` holds. */
+function toPosition(value: unknown): Position | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const { epoch, offset } = value as { epoch?: unknown; offset?: unknown };
+  return typeof epoch === "string" && typeof offset === "number" ? { epoch, offset } : undefined;
+}
+
 /** The map key of a subscription id (a number or a string on the wire). */
 function subscriptionKey(id: unknown): string | undefined {
   if (typeof id === "number") return `n${id}`;
@@ -1072,7 +1111,9 @@ function utf8Length(text: string): number {
 /**
  * A stream from the server: iterate it with `for await`. Items are buffered from the
  * moment the call is made; breaking out of the loop (or `close()`) unsubscribes. After a
- * reconnect the stream is subscribed again and carries on with the new stream's items.
+ * reconnect the stream is subscribed again and carries on with the new stream's items; a
+ * topic resumes after the last item it received (`$since`), so nothing is missed or
+ * repeated — or, when the server's history cannot cover it, a `GapError` says so.
  */
 export class Subscription<T> implements AsyncIterable<T> {
   readonly #state: SubscriptionState<T>;
@@ -1090,6 +1131,11 @@ export class Subscription<T> implements AsyncIterable<T> {
   /** Stops the stream: the server is told, and iteration ends. */
   close(): void {
     this.#state.close();
+  }
+
+  /** A topic's position: that of the last item iterated (or where it started). */
+  get position(): Position | undefined {
+    return this.#state.position;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<T> {
@@ -1111,8 +1157,12 @@ export class SubscriptionState<T> {
   serverId: unknown = undefined;
   needsResubscribe = false;
   finished = false;
+  /** A topic's position as the reader sees it (the last item handed out). */
+  position: Position | undefined;
+  /** A topic's position as received (buffered items included): resubscribe after it. */
+  #received: Position | undefined;
   readonly #client: Client;
-  readonly #items: T[] = [];
+  readonly #items: Queued<T>[] = [];
   #error: Error | undefined;
   #waiter: { resolve: (r: IteratorResult<T>) => void; reject: (e: Error) => void } | undefined;
   #ready: { resolve: () => void; reject: (e: Error) => void } | undefined;
@@ -1145,18 +1195,47 @@ export class SubscriptionState<T> {
     if (!this.finished && !this.#subscribing) this.needsResubscribe = true;
   }
 
+  /** The params of the subscribe call: a topic resumes after what it received. */
+  subscribeParams(): Params {
+    const since = this.#received;
+    if (since === undefined || Array.isArray(this.params)) return this.params;
+    return { ...(this.params as { readonly [name: string]: unknown }), $since: since };
+  }
+
+  /** A topic's start (before its first item). */
+  startsAt(at: Position | undefined): void {
+    if (at === undefined || this.finished) return;
+    this.#received = at;
+    this.#enqueue({ at });
+  }
+
+  /** A topic lost publications: continue after `to`. */
+  gap(to: Position | undefined): void {
+    if (to === undefined || this.finished) return;
+    this.#received = to;
+    this.#enqueue({ at: to, gap: true });
+  }
+
   resubscribe(): void {
     this.needsResubscribe = false;
     this.#subscribing = true;
     this.#client.subscribeOnce(this as SubscriptionState<unknown>);
   }
 
-  push(item: T): void {
+  push(item: T, at?: Position): void {
     if (this.finished) return;
+    if (at !== undefined) this.#received = at;
+    this.#enqueue({ item, at });
+  }
+
+  #enqueue(entry: Queued<T>): void {
     if (this.#waiter !== undefined) {
+      const delivered = this.#take(entry);
+      if (delivered === undefined) return;
       const waiter = this.#waiter;
       this.#waiter = undefined;
-      waiter.resolve({ done: false, value: item });
+      if (delivered instanceof GapError) waiter.reject(delivered);
+      else waiter.resolve({ done: false, value: delivered.value });
       return;
     }
     if (this.#items.length >= this.#client.subscriptionBuffer) {
@@ -1166,7 +1245,22 @@ export class SubscriptionState<T> {
       );
       return;
     }
-    this.#items.push(item);
+    this.#items.push(entry);
+  }
+
+  /** Hands an entry to the reader: an item, a gap to throw, or nothing (a start note, or
+   * a gap that `onGap` took). */
+  #take(entry: Queued<T>): { value: T } | GapError | undefined {
+    const from = this.position;
+    if (entry.at !== undefined) this.position = entry.at;
+    if ("item" in entry) return { value: entry.item as T };
+    if (entry.gap !== true || entry.at === undefined) return undefined;
+    const gap = new GapError(from, entry.at);
+    if (this.options.onGap !== undefined) {
+      this.options.onGap(gap);
+      return undefined;
+    }
+    return gap;
   }
 
   /** The server ended the stream: cleanly, or with an error. */
@@ -1188,7 +1282,11 @@ export class SubscriptionState<T> {
   }
 
   next(): Promise<IteratorResult<T>> {
-    if (this.#items.length > 0) return Promise.resolve({ done: false, value: this.#items.shift() as T });
+    while (this.#items.length > 0) {
+      const delivered = this.#take(this.#items.shift() as Queued<T>);
+      if (delivered instanceof GapError) return Promise.reject(delivered);
+      if (delivered !== undefined) return Promise.resolve({ done: false, value: delivered.value });
+    }
     if (this.finished) {
       const error = this.#error;
       this.#error = undefined;
@@ -1219,6 +1317,9 @@ export class SubscriptionState<T> {
     }
   }
 }
+
+/** What a subscription buffers: an item (with a topic's position), or a topic's note. */
+type Queued<T> = { item: T; at?: Position | undefined } | { at: Position; gap?: boolean };
 
 const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 

@@ -77,6 +77,26 @@ export class ClosedError extends WirecallError {
 export class MessageTooLargeError extends WirecallError {
 }
 /**
+ * A topic subscription lost publications (they left the server's history, or the hub lost
+ * it): it goes on after `to`. Thrown by the subscription's iterator unless
+ * `MethodOptions.onGap` takes it; the subscription stays open, so iterate it again.
+ */
+export class GapError extends WirecallError {
+    from;
+    to;
+    constructor(
+    /** The last position the subscription had, if any. */
+    from, 
+    /** Where it continues: the next item has offset `to.offset + 1` in `to.epoch`. */
+    to) {
+        super(from === undefined
+            ? `publications are lost; continuing after ${to.epoch}/${to.offset}`
+            : `publications after ${from.epoch}/${from.offset} are lost; continuing after ${to.epoch}/${to.offset}`);
+        this.from = from;
+        this.to = to;
+    }
+}
+/**
  * The WebSocket subprotocol that carries `token`: `bearer.` and the token's UTF-8 bytes in
  * unpadded base64url. The server selects `jsonrpc-2.0` and never echoes it.
  */
@@ -266,7 +286,7 @@ export class Client {
             state.serverId = value;
             this.#subsById.set(id, state);
         };
-        this.#start(state.method, state.params, { ...state.options, idempotent: true }, onResult, () => state.subscribed(), (error) => state.fail(error));
+        this.#start(state.method, state.subscribeParams(), { ...state.options, idempotent: true }, onResult, () => state.subscribed(), (error) => state.fail(error));
     }
     /** Ends a subscription from the client side (unsubscribes on the server). @internal */
     unsubscribe(state) {
@@ -615,9 +635,13 @@ export class Client {
                 const sub = key === undefined ? undefined : this.#subsById.get(key);
                 if (sub !== undefined) {
                     if ("result" in params)
-                        sub.push(params.result);
+                        sub.push(params.result, toPosition(params));
                     else if ("error" in params)
                         sub.serverEnded(params.error === null ? undefined : toRpcError(params.error));
+                    else if ("gap" in params)
+                        sub.gap(toPosition(params.gap));
+                    else if ("position" in params)
+                        sub.startsAt(toPosition(params.position));
                     return undefined;
                 }
             }
@@ -882,6 +906,13 @@ function toRpcError(value) {
     }
     return new RpcError(ErrorCode.InternalError, "malformed error object", value);
 }
+/** A topic position from the wire (`{epoch, offset}`), if that is what `value` holds. */
+function toPosition(value) {
+    if (typeof value !== "object" || value === null)
+        return undefined;
+    const { epoch, offset } = value;
+    return typeof epoch === "string" && typeof offset === "number" ? { epoch, offset } : undefined;
+}
 /** The map key of a subscription id (a number or a string on the wire). */
 function subscriptionKey(id) {
     if (typeof id === "number")
@@ -910,7 +941,9 @@ function utf8Length(text) {
 /**
  * A stream from the server: iterate it with `for await`. Items are buffered from the
  * moment the call is made; breaking out of the loop (or `close()`) unsubscribes. After a
- * reconnect the stream is subscribed again and carries on with the new stream's items.
+ * reconnect the stream is subscribed again and carries on with the new stream's items; a
+ * topic resumes after the last item it received (`$since`), so nothing is missed or
+ * repeated — or, when the server's history cannot cover it, a `GapError` says so.
  */
 export class Subscription {
     #state;
@@ -925,6 +958,10 @@ export class Subscription {
     /** Stops the stream: the server is told, and iteration ends. */
     close() {
         this.#state.close();
+    }
+    /** A topic's position: that of the last item iterated (or where it started). */
+    get position() {
+        return this.#state.position;
     }
     [Symbol.asyncIterator]() {
         const state = this.#state;
@@ -947,6 +984,10 @@ export class SubscriptionState {
     serverId = undefined;
     needsResubscribe = false;
     finished = false;
+    /** A topic's position as the reader sees it (the last item handed out). */
+    position;
+    /** A topic's position as received (buffered items included): resubscribe after it. */
+    #received;
     #client;
     #items = [];
     #error;
@@ -976,18 +1017,50 @@ export class SubscriptionState {
         if (!this.finished && !this.#subscribing)
             this.needsResubscribe = true;
     }
+    /** The params of the subscribe call: a topic resumes after what it received. */
+    subscribeParams() {
+        const since = this.#received;
+        if (since === undefined || Array.isArray(this.params))
+            return this.params;
+        return { ...this.params, $since: since };
+    }
+    /** A topic's start (before its first item). */
+    startsAt(at) {
+        if (at === undefined || this.finished)
+            return;
+        this.#received = at;
+        this.#enqueue({ at });
+    }
+    /** A topic lost publications: continue after `to`. */
+    gap(to) {
+        if (to === undefined || this.finished)
+            return;
+        this.#received = to;
+        this.#enqueue({ at: to, gap: true });
+    }
     resubscribe() {
         this.needsResubscribe = false;
         this.#subscribing = true;
         this.#client.subscribeOnce(this);
     }
-    push(item) {
+    push(item, at) {
         if (this.finished)
             return;
+        if (at !== undefined)
+            this.#received = at;
+        this.#enqueue({ item, at });
+    }
+    #enqueue(entry) {
         if (this.#waiter !== undefined) {
+            const delivered = this.#take(entry);
+            if (delivered === undefined)
+                return;
             const waiter = this.#waiter;
             this.#waiter = undefined;
-            waiter.resolve({ done: false, value: item });
+            if (delivered instanceof GapError)
+                waiter.reject(delivered);
+            else
+                waiter.resolve({ done: false, value: delivered.value });
             return;
         }
         if (this.#items.length >= this.#client.subscriptionBuffer) {
@@ -995,7 +1068,24 @@ export class SubscriptionState {
             this.#end(new RpcError(ErrorCode.Lagged, "Subscription lagged", `more than ${this.#client.subscriptionBuffer} items were not read`));
             return;
         }
-        this.#items.push(item);
+        this.#items.push(entry);
+    }
+    /** Hands an entry to the reader: an item, a gap to throw, or nothing (a start note, or
+     * a gap that `onGap` took). */
+    #take(entry) {
+        const from = this.position;
+        if (entry.at !== undefined)
+            this.position = entry.at;
+        if ("item" in entry)
+            return { value: entry.item };
+        if (entry.gap !== true || entry.at === undefined)
+            return undefined;
+        const gap = new GapError(from, entry.at);
+        if (this.options.onGap !== undefined) {
+            this.options.onGap(gap);
+            return undefined;
+        }
+        return gap;
     }
     /** The server ended the stream: cleanly, or with an error. */
     serverEnded(error) {
@@ -1014,8 +1104,13 @@ export class SubscriptionState {
         this.#end(undefined);
     }
     next() {
-        if (this.#items.length > 0)
-            return Promise.resolve({ done: false, value: this.#items.shift() });
+        while (this.#items.length > 0) {
+            const delivered = this.#take(this.#items.shift());
+            if (delivered instanceof GapError)
+                return Promise.reject(delivered);
+            if (delivered !== undefined)
+                return Promise.resolve({ done: false, value: delivered.value });
+        }
         if (this.finished) {
             const error = this.#error;
             this.#error = undefined;
