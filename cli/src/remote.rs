@@ -222,6 +222,9 @@ pub(crate) async fn subscribe(invoke: Invoke, count: Option<u64>) -> ExitCode {
                 println!("{}", render(&value, true));
                 seen += 1;
             }
+            // A topic lost publications: say so (on stderr, so stdout stays the items)
+            // and go on.
+            Some(Err(Error::Gap(gap))) => eprintln!("gap: {gap}"),
             Some(Err(e)) => break failed(e, desc.as_ref(), method),
             None => break ExitCode::SUCCESS,
         }

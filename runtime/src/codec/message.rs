@@ -290,18 +290,21 @@ pub(crate) fn subscription_frame(
     out
 }
 
-/// A topic item: `{"subscription":ID,"result":ITEM,"epoch":"E","offset":N}`.
-pub(crate) fn topic_item_frame(
-    method: &str,
-    sub_id: u64,
-    item: &str,
-    epoch: &str,
-    offset: u64,
-) -> String {
-    let mut out = String::with_capacity(96 + method.len() + item.len() + epoch.len());
+/// The start of every notification of one subscription, up to its id:
+/// `{"jsonrpc":"2.0","method":M,"params":{"subscription":ID`.
+pub(crate) fn subscription_prefix(method: &str, sub_id: u64) -> String {
+    let mut out = String::with_capacity(64 + method.len());
     out.push_str(r#"{"jsonrpc":"2.0","method":"#);
     write_json_string(&mut out, method);
-    let _ = write!(out, r#","params":{{"subscription":{sub_id},"result":"#);
+    let _ = write!(out, r#","params":{{"subscription":{sub_id}"#);
+    out
+}
+
+/// The rest of a topic item's notification, the same for every subscriber of the key:
+/// `,"result":ITEM,"epoch":"E","offset":N}}`.
+pub(crate) fn topic_item_suffix(item: &str, epoch: &str, offset: u64) -> String {
+    let mut out = String::with_capacity(48 + item.len() + epoch.len());
+    out.push_str(r#","result":"#);
     out.push_str(item);
     out.push_str(r#","epoch":"#);
     write_json_string(&mut out, epoch);

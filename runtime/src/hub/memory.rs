@@ -91,11 +91,7 @@ impl Memory {
         }
         let k = state.keys.entry(key).or_insert_with(Key::new);
         k.offset += 1;
-        let entry = Arc::new(Entry {
-            epoch: k.epoch.clone(),
-            offset: k.offset,
-            json,
-        });
+        let entry = Arc::new(Entry::new(k.epoch.clone(), k.offset, json));
         if self.history.max_items > 0 {
             k.history.push_back((now, entry.clone()));
         }
@@ -231,7 +227,9 @@ mod tests {
             let key: Arc<str> = "T[]".into();
             let mut feed = hub.feed(key.clone(), None).await.unwrap();
             for i in 1..=n {
-                hub.publish_json(key.clone(), i.to_string().into()).await.unwrap();
+                hub.publish_json(key.clone(), i.to_string().into())
+                    .await
+                    .unwrap();
             }
             let mut expect = vec![Seen::Start(0)];
             if first > 1 {

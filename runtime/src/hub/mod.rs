@@ -119,6 +119,26 @@ pub(crate) struct Entry {
     pub(crate) epoch: Arc<str>,
     pub(crate) offset: u64,
     pub(crate) json: Arc<str>,
+    /// The part of its notification every subscriber shares, made by the first one.
+    suffix: std::sync::OnceLock<Box<str>>,
+}
+
+impl Entry {
+    pub(crate) fn new(epoch: Arc<str>, offset: u64, json: Arc<str>) -> Self {
+        Entry {
+            epoch,
+            offset,
+            json,
+            suffix: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// `,"result":ITEM,"epoch":"E","offset":N}}`: serialized once for all subscribers.
+    pub(crate) fn notification_suffix(&self) -> &str {
+        self.suffix.get_or_init(|| {
+            crate::codec::message::topic_item_suffix(&self.json, &self.epoch, self.offset).into()
+        })
+    }
 }
 
 /// What a subscriber receives.

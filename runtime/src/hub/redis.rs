@@ -302,11 +302,11 @@ impl Backend for Redis {
             let epoch: Arc<str> = epoch.as_str().into();
             let mut items = Vec::with_capacity(rest.len() / 2);
             for pair in rest.chunks_exact(2) {
-                items.push(Arc::new(Entry {
-                    epoch: epoch.clone(),
-                    offset: pair[0].parse().map_err(|_| malformed())?,
-                    json: pair[1].as_str().into(),
-                }));
+                items.push(Arc::new(Entry::new(
+                    epoch.clone(),
+                    pair[0].parse().map_err(|_| malformed())?,
+                    pair[1].as_str().into(),
+                )));
             }
             let same_epoch = *epoch == *after.epoch;
             if same_epoch && after.offset + 1 >= first && after.offset <= last {
@@ -368,11 +368,7 @@ impl Relay {
         let Some(tx) = keys.get(key) else {
             return; // nobody on this node listens
         };
-        let entry = Arc::new(Entry {
-            epoch: epoch.into(),
-            offset,
-            json: json.into(),
-        });
+        let entry = Arc::new(Entry::new(epoch.into(), offset, json.into()));
         if tx.send(entry).is_err() {
             keys.remove(key);
         }
@@ -382,11 +378,7 @@ impl Relay {
     /// subscriber checks history (offset 0 asks for that).
     fn resync(&self) {
         for tx in self.lock().values() {
-            let _ = tx.send(Arc::new(Entry {
-                epoch: "".into(),
-                offset: 0,
-                json: "".into(),
-            }));
+            let _ = tx.send(Arc::new(Entry::new("".into(), 0, "".into())));
         }
     }
 }

@@ -124,16 +124,14 @@ async fn produce(shared: &Shared, method: &str, sub_id: u64, mut items: ItemStre
 /// Forward a topic key's publications, with their positions, and any gap.
 async fn relay(shared: &Shared, method: &str, sub_id: u64, mut feed: Feed) {
     let limit = shared.config.max_message_size;
+    let prefix = message::subscription_prefix(method, sub_id);
     while let Some(event) = feed.next().await {
         let frame = match event {
             Event::Item(entry) => {
-                let frame = message::topic_item_frame(
-                    method,
-                    sub_id,
-                    &entry.json,
-                    &entry.epoch,
-                    entry.offset,
-                );
+                let suffix = entry.notification_suffix();
+                let mut frame = String::with_capacity(prefix.len() + suffix.len());
+                frame.push_str(&prefix);
+                frame.push_str(suffix);
                 if frame.len() > limit {
                     // Skipping it silently would break the sequence: the subscriber is
                     // told it lost this one.
