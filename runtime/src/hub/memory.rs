@@ -82,7 +82,7 @@ impl Memory {
         let now = Instant::now();
         let mut state = self.state();
         state.published += 1;
-        if state.published % SWEEP_EVERY == 0 {
+        if state.published.is_multiple_of(SWEEP_EVERY) {
             let limits = self.history;
             state.keys.retain(|_, k| {
                 k.trim(&limits, now);
