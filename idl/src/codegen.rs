@@ -22,7 +22,8 @@ use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::quote;
 
 use crate::model::{
-    Attributes, Docs, ErrorDef, Field, Method, MethodKind, Schema, Service, Type, TypeDef, TypeKind,
+    AttributeKind, Attributes, Docs, ErrorDef, Field, Method, MethodKind, Schema, Service, Type,
+    TypeDef, TypeKind,
 };
 use crate::naming;
 
@@ -622,6 +623,7 @@ fn error_def(
             }
         }
     };
+    let type_name = e.name.name.as_str();
     let allow_dep = quote!(#[allow(deprecated)]);
     quote! {
         #doc #derives #tag #dep
@@ -643,6 +645,9 @@ fn error_def(
             }
             fn to_rpc_error(&self) -> ::wirecall::RpcError {
                 match self { #(#to,)* }
+            }
+            fn type_name() -> ::core::option::Option<&'static str> {
+                ::core::option::Option::Some(#type_name)
             }
         }
     }
@@ -745,8 +750,10 @@ fn handler_trait(
             let types: Vec<TokenStream> = m.params.iter().map(|p| rust_type(&p.ty)).collect();
             let names: Vec<&str> = m.params.iter().map(|p| p.name.name.as_str()).collect();
             let wire = wire_name(s, m);
+            let item = m.returns.as_ref().map_or(quote!(()), rust_type);
+            let publishable = m.attrs.has(AttributeKind::Publishable);
             mounts.push(quote! {
-                ::wirecall::__private::register_topic::<(#(#types,)*)>(&mut router, #wire, &[#(#names),*]);
+                ::wirecall::__private::register_topic::<(#(#types,)*), #item>(&mut router, #wire, &[#(#names),*], #publishable);
             });
             continue;
         }

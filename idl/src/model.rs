@@ -112,14 +112,17 @@ pub enum AttributeKind {
     Idempotent,
     /// `@deprecated` or `@deprecated("…")`.
     Deprecated,
+    /// `@publishable`: clients may publish to this topic (WAMP `PUBLISH`).
+    Publishable,
 }
 
 impl AttributeKind {
     /// Every known attribute, in the order they are listed in messages.
-    pub const ALL: [AttributeKind; 3] = [
+    pub const ALL: [AttributeKind; 4] = [
         AttributeKind::Name,
         AttributeKind::Idempotent,
         AttributeKind::Deprecated,
+        AttributeKind::Publishable,
     ];
 
     /// The attribute's name as written after `@`.
@@ -128,6 +131,7 @@ impl AttributeKind {
             AttributeKind::Name => "name",
             AttributeKind::Idempotent => "idempotent",
             AttributeKind::Deprecated => "deprecated",
+            AttributeKind::Publishable => "publishable",
         }
     }
 

@@ -29,7 +29,15 @@ use crate::model::{self, *};
 use crate::validate;
 
 /// The keys `#[wirecall(…)]` accepts on a trait method.
-pub const METHOD_KEYS: &[&str] = &["name", "idempotent", "notify", "stream", "topic", "client"];
+pub const METHOD_KEYS: &[&str] = &[
+    "name",
+    "idempotent",
+    "notify",
+    "stream",
+    "topic",
+    "publishable",
+    "client",
+];
 
 /// Collects errors so that all of them are reported at once.
 #[derive(Default)]
@@ -315,8 +323,8 @@ fn method(f: &syn::TraitItemFn, errors: &mut Errors) -> Option<Method> {
                         span: key_span,
                     });
                 }
-                "idempotent" => attrs.0.push(Attribute {
-                    name: model::Ident::new("idempotent", key_span),
+                "idempotent" | "publishable" => attrs.0.push(Attribute {
+                    name: model::Ident::new(key.as_str(), key_span),
                     arg: None,
                     span: key_span,
                 }),

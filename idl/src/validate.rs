@@ -640,12 +640,17 @@ impl<'a> Validator<'a> {
                 AttributeKind::Deprecated => true,
                 AttributeKind::Name => matches!(place, Place::Method(_)),
                 AttributeKind::Idempotent => place == Place::Method(MethodKind::Rpc),
+                AttributeKind::Publishable => place == Place::Method(MethodKind::Topic),
             };
             if !allowed_here {
                 let help = match kind {
                     AttributeKind::Name => format!(
                         "{} sets a method's wire name; it goes on `rpc`, `notify`, `stream` and `topic` methods",
                         self.attr_syntax(kind, Some("…"))
+                    ),
+                    AttributeKind::Publishable => format!(
+                        "{} lets clients publish to a `topic` (over WAMP); it goes on topics only",
+                        self.attr_syntax(kind, None)
                     ),
                     _ => format!(
                         "{} marks an `rpc` as safe to send again after a reconnect; streams resubscribe by themselves and notifications are never retried",
@@ -668,10 +673,13 @@ impl<'a> Validator<'a> {
                         self.attr_syntax(kind, Some("wire_name"))
                     )),
                 ),
-                (AttributeKind::Idempotent, Some((_, span))) => self.error(
-                    Diagnostic::error(*span, "`@idempotent` takes no argument")
-                        .with_help("write `@idempotent`"),
-                ),
+                (AttributeKind::Idempotent | AttributeKind::Publishable, Some((_, span))) => {
+                    let name = kind.as_str();
+                    self.error(
+                        Diagnostic::error(*span, format!("`@{name}` takes no argument"))
+                            .with_help(format!("write `@{name}`")),
+                    )
+                }
                 _ => {}
             }
         }

@@ -209,8 +209,9 @@ pub trait Chat {
     #[wirecall(stream)]
     async fn messages(room: String) -> Result<Message, ChatError>;
     /// Every message said in `room`, on every server of the deployment; no need to join.
-    /// A client that reconnects (to any server) resumes where it was.
-    #[wirecall(topic)]
+    /// A client that reconnects (to any server) resumes where it was. WAMP clients may
+    /// also publish a `Message` to it directly.
+    #[wirecall(topic, publishable)]
     async fn room(room: String) -> Message;
 }
 "#;

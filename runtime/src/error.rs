@@ -160,6 +160,11 @@ pub trait ApplicationError: Sized {
     fn from_rpc_error(error: &RpcError) -> Option<Self>;
     /// The error object that carries this value.
     fn to_rpc_error(&self) -> RpcError;
+    /// The type's name in the interface (`CalcError`), for protocols that name errors
+    /// (WAMP's `CalcError.DivideByZero`). `None` for [`NoAppError`].
+    fn type_name() -> Option<&'static str> {
+        None
+    }
 }
 
 impl ApplicationError for NoAppError {

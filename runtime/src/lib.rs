@@ -205,6 +205,7 @@ pub use session::subscription::Subscription;
 pub use session::CloseReason;
 pub use tls::TlsError;
 pub use transport::http::{RemoteAddr, ResponseBody};
+pub use transport::wamp::WAMP_SUBPROTOCOL;
 pub use transport::ws::{EXPIRED_CLOSE_CODE, SUBPROTOCOL};
 
 // Untyped handlers (below generated code, usable on their own).

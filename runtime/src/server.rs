@@ -56,6 +56,7 @@ pub struct ServerBuilder {
     door: DoorLimits,
     tls: Option<Arc<rustls::ServerConfig>>,
     hub: Option<crate::Hub>,
+    wamp_realm: Option<String>,
 }
 
 /// What the server's own listener allows before a request has arrived.
@@ -103,6 +104,7 @@ impl Default for ServerBuilder {
             },
             tls: None,
             hub: None,
+            wamp_realm: None,
         }
     }
 }
@@ -307,6 +309,14 @@ impl ServerBuilder {
         self
     }
 
+    /// The realm WAMP clients must join (`wamp.2.json`, see `docs/PROTOCOL.md`); by
+    /// default any realm is accepted. A `HELLO` for another realm is aborted with
+    /// `wamp.error.no_such_realm`.
+    pub fn wamp_realm(mut self, realm: impl Into<String>) -> Self {
+        self.wamp_realm = Some(realm.into());
+        self
+    }
+
     /// Bind `addr` and serve `router` on every connection.
     pub async fn bind(self, addr: impl ToSocketAddrs, router: Router) -> io::Result<ServerHandle> {
         let mut last = None;
@@ -376,6 +386,7 @@ impl ServerBuilder {
             config: Arc::new(self.config),
             router,
             hub: self.hub.unwrap_or_default(),
+            wamp_realm: self.wamp_realm.map(Into::into),
             allowed_origins: self.allowed_origins,
             hook: self.hook,
             authenticate: self.authenticate,

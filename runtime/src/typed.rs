@@ -395,6 +395,9 @@ pub fn register_rpc<S, A, F, Fut, T, E>(
     T: Serialize,
     E: ApplicationError,
 {
+    if let Some(error_type) = E::type_name() {
+        router.set_error_type(name, error_type);
+    }
     let service = service.clone();
     router.method(name, move |ctx, params| {
         let call = A::decode(params, names).map(|args| handler(service.clone(), ctx, args));
@@ -485,6 +488,9 @@ pub fn register_stream<S, A, F, Fut, T, E>(
     T: Serialize + 'static,
     E: ApplicationError + 'static,
 {
+    if let Some(error_type) = E::type_name() {
+        router.set_error_type(name, error_type);
+    }
     let service = service.clone();
     router.subscription(name, move |ctx, params| {
         let call = A::decode(params, names).map(|args| handler(service.clone(), ctx, args));
@@ -502,15 +508,35 @@ pub fn register_stream<S, A, F, Fut, T, E>(
 
 /// Mount a `topic` of a generated server trait: the subscribe's params decode to the key
 /// tuple `A`, which becomes the topic key (the same JSON array a publisher serializes).
-pub fn register_topic<A>(router: &mut Router, name: &'static str, names: &'static [&'static str])
-where
+/// With `publishable`, clients may publish items of type `T` to it (WAMP `PUBLISH`).
+pub fn register_topic<A, T>(
+    router: &mut Router,
+    name: &'static str,
+    names: &'static [&'static str],
+    publishable: bool,
+) where
     A: ParamTuple + Serialize + 'static,
+    T: Serialize + DeserializeOwned + 'static,
 {
-    router.topic(name, move |params| {
+    let key = move |params: Params<'_>| {
         let key = A::decode(params, names)?;
         serde_json::to_string(&key)
             .map_err(|e| RpcError::invalid_params(format!("invalid topic key: {e}")))
-    });
+    };
+    let check = |json: &str| {
+        let item: T =
+            serde_json::from_str(json).map_err(|e| format!("not an item of this topic: {e}"))?;
+        serde_json::to_string(&item).map_err(|e| e.to_string())
+    };
+    router.topic_route(
+        name,
+        crate::session::router::TopicRoute {
+            key: Box::new(key),
+            names: names.iter().map(|n| n.to_string()).collect(),
+            publish: publishable
+                .then(|| Box::new(check) as Box<crate::session::router::TopicCheck>),
+        },
+    );
 }
 
 /// The typed publisher of one topic key, for generated `…Topics` structs.

@@ -40,6 +40,9 @@ impl ::wirecall::ApplicationError for CalcError {
             Self::DivideByZero => ::wirecall::RpcError::new(1001, "DivideByZero"),
         }
     }
+    fn type_name() -> ::core::option::Option<&'static str> {
+        ::core::option::Option::Some("CalcError")
+    }
 }
 
 /// Running totals of a calculator server.

@@ -156,6 +156,9 @@ impl ::wirecall::ApplicationError for Oops {
             }
         }
     }
+    fn type_name() -> ::core::option::Option<&'static str> {
+        ::core::option::Option::Some("Oops")
+    }
 }
 
 /// Exercises every method form.
@@ -273,7 +276,8 @@ pub trait Kitchen: ::core::marker::Send + ::core::marker::Sync + 'static {
         );
         ::wirecall::__private::register_topic::<
             (Mode, u32),
-        >(&mut router, "Kitchen.shelf", &["mode", "shelf"]);
+            Bag,
+        >(&mut router, "Kitchen.shelf", &["mode", "shelf"], true);
         router
     }
 }
@@ -376,7 +380,7 @@ impl<C: ::wirecall::Caller> KitchenClient<C> {
             )
             .await
     }
-    /// Publications per mode and shelf, through the server's hub.
+    /// Publications per mode and shelf, through the server's hub; clients may publish too.
     pub async fn shelf(
         &self,
         mode: Mode,
@@ -406,7 +410,7 @@ impl KitchenTopics {
             hub: ::core::clone::Clone::clone(hub),
         }
     }
-    /// Publications per mode and shelf, through the server's hub.
+    /// Publications per mode and shelf, through the server's hub; clients may publish too.
     ///
     /// The key of `Kitchen.shelf` to publish to: `.publish(&item).await` reaches every subscriber of it.
     pub fn shelf(

@@ -138,7 +138,7 @@ export class KitchenClient {
   }
 
   /**
-   * Publications per mode and shelf, through the server's hub.
+   * Publications per mode and shelf, through the server's hub; clients may publish too.
    * A topic: iterate it with `for await`; after a reconnect it resumes where it was (`$since`), and a gap is thrown as `wc.GapError`.
    */
   shelf(mode: Mode, shelf: number, options?: wc.CallOptions): wc.Subscription<Bag> {

@@ -297,6 +297,7 @@ impl ClientBuilder {
                 close: close.child_token(),
                 hold: None,
                 expires: None,
+                wamp: None,
             },
         )
     }

@@ -260,7 +260,7 @@ async fn handle_message(
                     };
                     let span = tracing::debug_span!("subscribe", method = &*method, id = id.get());
                     let setup = span.in_scope(|| match route {
-                        Route::Topic(key) => start_topic(&**key, &shared.ctx, &method, params),
+                        Route::Topic(route) => start_topic(route, &shared.ctx, &method, params),
                         Route::Subscribe(handler) => {
                             start_subscribe(&**handler, shared.ctx.clone(), Params::new(params))
                         }

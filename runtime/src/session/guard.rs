@@ -9,7 +9,7 @@ use std::task::Poll;
 use crate::codec::params::Params;
 use crate::error::RpcError;
 use crate::session::context::Context;
-use crate::session::router::{Method, MethodFuture, Produce, SubscribeMethod, TopicKey};
+use crate::session::router::{Method, MethodFuture, Produce, SubscribeMethod, TopicRoute};
 
 /// A boxed future answering `Result<T, RpcError>`: a handler's call or a stream's setup.
 type Answer<T> = Pin<Box<dyn Future<Output = Result<T, RpcError>> + Send>>;
@@ -44,14 +44,14 @@ pub(super) fn start_subscribe(
 /// Set up a topic subscription: the key from the params, then the hub's feed (from
 /// `"$since"` when given).
 pub(super) fn start_topic(
-    key: &TopicKey,
+    route: &TopicRoute,
     ctx: &Context,
     method: &str,
     params: Option<&serde_json::value::RawValue>,
 ) -> Setup {
     start_guarded(|| {
         let decoded = crate::hub::split_since(params).and_then(|(rest, since)| {
-            let values = key(Params::new(rest.as_deref()))?;
+            let values = (route.key)(Params::new(rest.as_deref()))?;
             Ok((crate::hub::topic_key(method, &values), since))
         });
         let hub = ctx.hub().clone();

@@ -97,6 +97,8 @@ pub(crate) enum Door {
     HttpEvents,
     /// A client calling over HTTP: its calls go out as POSTs; nothing calls it.
     HttpClient,
+    /// A WebSocket speaking WAMP: calls, streams and topics; no server→client calls.
+    Wamp,
 }
 
 impl Door {
@@ -104,7 +106,7 @@ impl Door {
     pub(crate) fn via(self) -> crate::telemetry::Via {
         use crate::telemetry::Via;
         match self {
-            Door::WebSocket => Via::WebSocket,
+            Door::WebSocket | Door::Wamp => Via::WebSocket,
             Door::HttpPost => Via::Http,
             Door::HttpEvents => Via::Events,
             Door::HttpClient => Via::HttpClient,
@@ -226,6 +228,9 @@ impl Session {
         if door == Door::HttpEvents {
             peer.close(&CloseReason::NoConnection(HTTP_PEER.into()));
         }
+        if door == Door::Wamp {
+            peer.close(&CloseReason::NoConnection(WAMP_PEER.into()));
+        }
         let stream_ended = (door == Door::HttpEvents).then(CancellationToken::new);
         Self::with(
             config,
@@ -345,6 +350,10 @@ impl Session {
         send(&self.shared, frame).await
     }
 }
+
+/// Why a WAMP session cannot call its client.
+pub(crate) const WAMP_PEER: &str =
+    "server→client calls are not part of WAMP's model for a single peer; this call came over WAMP";
 
 /// Why a session over HTTP cannot call its client.
 pub(crate) const HTTP_PEER: &str =

@@ -66,11 +66,24 @@ pub(crate) enum Produce {
 /// a JSON array.
 pub(crate) type TopicKey = dyn Fn(Params<'_>) -> Result<String, RpcError> + Send + Sync;
 
+/// Checks an item a client publishes (WAMP `PUBLISH`): its JSON re-serialized as the
+/// topic's item type, or why it is not one.
+pub(crate) type TopicCheck = dyn Fn(&str) -> Result<String, String> + Send + Sync;
+
+/// What a topic's name routes to.
+pub(crate) struct TopicRoute {
+    pub(crate) key: Box<TopicKey>,
+    /// The key's parameter names, in order.
+    pub(crate) names: Vec<String>,
+    /// `Some` if clients may publish to it (`@publishable`).
+    pub(crate) publish: Option<Box<TopicCheck>>,
+}
+
 /// What a name routes to.
 #[derive(Clone)]
 pub(crate) enum Route {
     /// A topic: subscribers get the hub's publications of the key their params name.
-    Topic(Arc<TopicKey>),
+    Topic(Arc<TopicRoute>),
     /// A request or notification handler, and its metrics.
     Call(Arc<dyn Method>, Arc<MethodMetrics>),
     /// A stream: the call answers a subscription id, then items follow.
@@ -144,6 +157,7 @@ fn serialize_failure(e: serde_json::Error) -> RpcError {
 #[derive(Clone, Default)]
 pub struct Router {
     methods: Arc<HashMap<Box<str>, Route>>,
+    errors: Arc<HashMap<Box<str>, &'static str>>,
 }
 
 impl Router {
@@ -224,11 +238,37 @@ impl Router {
     where
         F: Fn(Params<'_>) -> Result<String, RpcError> + Send + Sync + 'static,
     {
+        self.topic_route(
+            name,
+            TopicRoute {
+                key: Box::new(key),
+                names: Vec::new(),
+                publish: None,
+            },
+        )
+    }
+
+    pub(crate) fn topic_route(
+        &mut self,
+        name: impl Into<Box<str>>,
+        route: TopicRoute,
+    ) -> &mut Self {
         let name = name.into();
         let methods = Arc::make_mut(&mut self.methods);
         methods.insert(format!("{name}.unsubscribe").into(), Route::Unsubscribe);
-        methods.insert(name, Route::Topic(Arc::new(key)));
+        methods.insert(name, Route::Topic(Arc::new(route)));
         self
+    }
+
+    /// Record the typed error type (`throws E`) of a method, by its name in the IDL: WAMP
+    /// errors are named `<Error>.<Variant>`.
+    pub(crate) fn set_error_type(&mut self, method: &str, error_type: &'static str) {
+        Arc::make_mut(&mut self.errors).insert(method.into(), error_type);
+    }
+
+    /// The typed error type of a method, if it declares one.
+    pub(crate) fn error_type(&self, method: &str) -> Option<&'static str> {
+        self.errors.get(method).copied()
     }
 
     /// Answer `rpc.discover` (the OpenRPC service discovery method) with `document`, the
@@ -259,6 +299,8 @@ impl Router {
 
     /// Add every method of `other` (its registrations win on conflict).
     pub fn merge(&mut self, other: Router) -> &mut Self {
+        let errors = Arc::try_unwrap(other.errors).unwrap_or_else(|shared| (*shared).clone());
+        Arc::make_mut(&mut self.errors).extend(errors);
         let other = Arc::try_unwrap(other.methods).unwrap_or_else(|shared| (*shared).clone());
         Arc::make_mut(&mut self.methods).extend(other);
         self

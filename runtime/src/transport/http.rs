@@ -38,6 +38,7 @@ use tokio_util::task::TaskTracker;
 use super::gate::Pass;
 use super::headers::{accepts_events, check_origin, is_json, is_upgrade, preflight};
 use super::sse::EventBody;
+use super::wamp::{is_other_wamp, WAMP_SUBPROTOCOL};
 use super::ws::{self, Setup, SUBPROTOCOL};
 use crate::auth::Refusal;
 use crate::auth::{Authenticate, Handshake};
@@ -59,6 +60,8 @@ pub(crate) struct Endpoint {
     pub(crate) router: Router,
     /// The hub of the routes' topics, in every session's extensions.
     pub(crate) hub: crate::Hub,
+    /// The only realm WAMP clients may join (`None`: any).
+    pub(crate) wamp_realm: Option<Arc<str>>,
     pub(crate) allowed_origins: Vec<String>,
     pub(crate) hook: Option<Arc<HandshakeHook>>,
     /// The authentication hook, if any.
@@ -325,19 +328,30 @@ impl Endpoint {
             }
         };
         let mut subprotocol = None;
+        let mut wamp = false;
         if let Some(offered) = headers.get(header::SEC_WEBSOCKET_PROTOCOL) {
-            let speaks = offered
+            let offered: Vec<&str> = offered
                 .to_str()
                 .unwrap_or("")
                 .split(',')
-                .any(|p| p.trim() == SUBPROTOCOL);
-            if !speaks {
+                .map(str::trim)
+                .collect();
+            if offered.contains(&SUBPROTOCOL) {
+                subprotocol = Some(HeaderValue::from_static(SUBPROTOCOL));
+            } else if offered.contains(&WAMP_SUBPROTOCOL) {
+                subprotocol = Some(HeaderValue::from_static(WAMP_SUBPROTOCOL));
+                wamp = true;
+            } else if offered.iter().any(|p| is_other_wamp(p)) {
                 return text(
                     StatusCode::BAD_REQUEST,
-                    "unsupported subprotocol: this server speaks jsonrpc-2.0",
+                    "unsupported WAMP serializer: this server speaks wamp.2.json (and jsonrpc-2.0)",
+                );
+            } else {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "unsupported subprotocol: this server speaks jsonrpc-2.0 (and wamp.2.json)",
                 );
             }
-            subprotocol = Some(HeaderValue::from_static(SUBPROTOCOL));
         }
         let head = self.head(&req);
         let (extensions, expires) = match self.admit(head, remote).await {
@@ -376,6 +390,7 @@ impl Endpoint {
                     Open::session(Via::WebSocket),
                 ))),
                 expires,
+                wamp: wamp.then(|| (endpoint.wamp_realm.clone(), endpoint.hub.clone())),
             };
             // The server's own listener: the TCP (or TLS) stream itself, without hyper's
             // wrapper in between.

@@ -5,11 +5,13 @@
 //! - [`http`]: the server's HTTP endpoint: upgrades, JSON-RPC over POST, CORS;
 //! - [`http_client`]: a client's requests as POSTs (streams as server-sent events);
 //! - [`sse`]: the body of a POST answered with server-sent events (one stream);
-//! - [`gate`]: the server listener's door before any request (handshake cap, per-IP limit).
+//! - [`gate`]: the server listener's door before any request (handshake cap, per-IP limit);
+//! - [`wamp`]: WAMP v2 over a WebSocket, translated to and from the session's JSON-RPC.
 
 pub(crate) mod gate;
 mod headers;
 pub(crate) mod http;
 pub(crate) mod http_client;
 pub(crate) mod sse;
+pub(crate) mod wamp;
 pub(crate) mod ws;

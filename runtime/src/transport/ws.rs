@@ -35,6 +35,7 @@ use crate::session::peer::Peer;
 use crate::session::router::Router;
 use crate::session::{error_frame, CloseReason, Door, Origin, Session};
 use crate::telemetry;
+use crate::transport::wamp::{Flow, Wamp};
 
 /// The subprotocol wirecall speaks (`Sec-WebSocket-Protocol`).
 pub const SUBPROTOCOL: &str = "jsonrpc-2.0";
@@ -64,6 +65,9 @@ pub(crate) struct Setup {
     /// When the session's identity expires (time left at the handshake): the server then
     /// closes with code 4401.
     pub(crate) expires: Option<Duration>,
+    /// `Some` when the client chose WAMP (`wamp.2.json`): the realm it must use (any if
+    /// `None`), and the hub of the topics.
+    pub(crate) wamp: Option<(Option<Arc<str>>, crate::Hub)>,
 }
 
 /// The close code of a connection whose authentication expired.
@@ -82,13 +86,22 @@ where
 {
     let (tx, rx) = mpsc::channel(setup.config.send_queue);
     let remote = setup.origin.remote_addr;
-    let session = Session::new(
-        setup.config,
-        setup.router,
-        Door::WebSocket,
-        setup.origin,
-        tx,
-    );
+    // WAMP: the session's frames go through a translator on their way to the writer.
+    let mut wamp = None;
+    let (session_tx, door) = match setup.wamp {
+        None => (tx, Door::WebSocket),
+        Some((realm, hub)) => {
+            let (json_tx, json_rx) = mpsc::channel(setup.config.send_queue);
+            let translator = Wamp::new(setup.router.clone(), realm, hub, tx);
+            wamp = Some((translator, json_rx));
+            (json_tx, Door::Wamp)
+        }
+    };
+    let session = Session::new(setup.config, setup.router, door, setup.origin, session_tx);
+    let wamp = wamp.map(|(translator, json_rx)| {
+        tokio::spawn(translator.clone().translate(json_rx));
+        translator
+    });
     let peer = session.peer().clone();
     let span = tracing::debug_span!("connection", id = %session.connection_id(), remote = ?remote);
     let (sink, stream) = ws.split();
@@ -116,7 +129,7 @@ where
             writer_done: &writer_done,
             expires,
         };
-        let reason = read_loop(&session, stream, ends).await;
+        let reason = read_loop(&session, stream, ends, wamp.as_ref()).await;
         tracing::debug!(%reason, "connection closing");
         // (Only a server holds anything: it is the side that closes on expiry.)
         finish(&session, writer, &reason, server_side).await;
@@ -156,6 +169,7 @@ async fn read_loop<S>(
     session: &Session,
     mut stream: SplitStream<WebSocketStream<S>>,
     ends: Ends<'_>,
+    wamp: Option<&Arc<Wamp>>,
 ) -> CloseReason
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -259,8 +273,17 @@ where
             Some(Ok(Message::Close(_))) => return CloseReason::ClosedByPeer,
             Some(Ok(_)) => continue, // ping (answered by tungstenite), pong, raw frame
         };
-        if session.handle_frame(&text, close).await.is_none() {
-            return CloseReason::ClosedLocally;
+        match wamp {
+            None => {
+                if session.handle_frame(&text, close).await.is_none() {
+                    return CloseReason::ClosedLocally;
+                }
+            }
+            Some(wamp) => {
+                if let Flow::Close = wamp.incoming(&text, session, close).await {
+                    return CloseReason::ClosedLocally;
+                }
+            }
         }
         since_yield += 1;
         if since_yield == READ_BURST {
