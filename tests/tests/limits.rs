@@ -254,8 +254,24 @@ async fn subprotocol_negotiation() {
             let body = String::from_utf8(resp.body().clone().unwrap()).unwrap();
             assert_eq!(
                 body,
-                "unsupported subprotocol: this server speaks jsonrpc-2.0"
+                "unsupported subprotocol: this server speaks jsonrpc-2.0 (and wamp.2.json)"
             );
+        }
+        other => panic!("expected HTTP 400, got {:?}", other.map(|_| ())),
+    }
+    // WAMP: JSON is chosen when offered; WAMP's other serializers are refused by name.
+    let (_, resp) = RawWs::connect_with(
+        &url,
+        &[("sec-websocket-protocol", "wamp.2.msgpack, wamp.2.json")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(protocol(&resp).as_deref(), Some("wamp.2.json"));
+    match RawWs::connect_with(&url, &[("sec-websocket-protocol", "wamp.2.cbor")]).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+            let body = String::from_utf8(resp.body().clone().unwrap()).unwrap();
+            assert!(body.contains("unsupported WAMP serializer"), "{body}");
         }
         other => panic!("expected HTTP 400, got {:?}", other.map(|_| ())),
     }
