@@ -94,6 +94,7 @@ fn method(schema: &Schema, service: &Service, m: &Method) -> Value {
                 out["x-topic"] = json!({
                     "key": m.params.iter().map(|p| p.name.name.as_str()).collect::<Vec<_>>(),
                     "since": "$since",
+                    "publishable": m.attrs.has(crate::model::AttributeKind::Publishable),
                 });
             }
         }

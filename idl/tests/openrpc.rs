@@ -66,6 +66,29 @@ fn documents_validate_against_the_openrpc_schema() {
 }
 
 #[test]
+fn a_topic_as_openrpc() {
+    let doc = document("../examples/idl/chat.wire");
+    let room = doc["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "Chat.room")
+        .expect("the topic is listed");
+    assert_eq!(
+        room["x-topic"],
+        json!({"key": ["room"], "since": "$since", "publishable": true})
+    );
+    assert_eq!(
+        room["x-subscription"]["unsubscribe"],
+        "Chat.room.unsubscribe"
+    );
+    assert_eq!(
+        room["x-subscription"]["item"],
+        json!({"$ref": "#/components/schemas/Message"})
+    );
+}
+
+#[test]
 fn the_calculator_as_openrpc() {
     let doc = document("../examples/idl/calculator.wire");
     assert_eq!(doc["openrpc"], "1.3.2");

@@ -149,6 +149,22 @@
 //! reconnect with a fresh token. Metrics go through the `metrics` facade to whatever
 //! recorder the application installs ([`telemetry`] lists them).
 //!
+//! ## Topics and more than one node
+//!
+//! A `topic` of a service is a stream fed by publications ([`hub`]): server code publishes
+//! through the generated `…Topics` struct (`ChatTopics::new(ctx.hub()).room("lobby")
+//! .publish(&message).await?`), clients subscribe as to a stream and get every
+//! publication of the key with its [`Position`]. [`Hub::memory`] is every server's
+//! default; `Hub::redis(url)` (feature `redis`) carries publications between the nodes of a
+//! deployment, and a client that reconnects — to any node — resumes after its last position
+//! (or is told of the [`Gap`]).
+//!
+//! ## WAMP
+//!
+//! A client that offers the subprotocol `wamp.2.json` ([`WAMP_SUBPROTOCOL`]) speaks WAMP v2
+//! to the same services: Autobahn and other WAMP clients call methods, cancel them, read
+//! streams as progressive results and subscribe to topics (`docs/PROTOCOL.md`, "WAMP").
+//!
 //! ## What you can count on
 //!
 //! - Every call ends exactly once: with its result, the peer's error, or a clear local

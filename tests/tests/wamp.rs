@@ -209,6 +209,69 @@ async fn malformed_wamp_is_aborted_and_everyone_else_is_served() {
     assert!(refused.is_err());
 }
 
+/// What Autobahn does not exercise: `skip` and `killnowait`, `UNSUBSCRIBE`, a refused
+/// publication, and the server's `GOODBYE` on shutdown.
+#[tokio::test]
+async fn cancel_modes_unsubscribe_refusals_and_goodbye_on_shutdown() {
+    let server = server().await;
+    let mut ws = wamp(&server.url()).await;
+    ws.send(r#"[1,"realm1",{}]"#).await;
+    assert_eq!(next(&mut ws).await[0], 2);
+    for (request, mode) in [(1, "skip"), (2, "killnowait")] {
+        ws.send(&format!(r#"[48,{request},{{}},"Calculator.sleep",[5000]]"#))
+            .await;
+        ws.send(&format!(r#"[49,{request},{{"mode":"{mode}"}}]"#))
+            .await;
+        let error = next(&mut ws).await;
+        let error = error.as_array().unwrap();
+        assert_eq!(
+            error[..5],
+            json!([8, 48, request, {}, "wamp.error.canceled"])
+                .as_array()
+                .unwrap()[..],
+            "{error:?}"
+        );
+    }
+    ws.send(r#"[49,3,{"mode":"sideways"}]"#).await;
+    assert_eq!(next(&mut ws).await[4], "wamp.error.invalid_argument");
+    // Subscribe, get an event, unsubscribe, get none.
+    ws.send(r#"[32,10,{},"Chat.room.attic"]"#).await;
+    let subscribed = next(&mut ws).await;
+    let subscribed = subscribed.as_array().unwrap();
+    assert_eq!(subscribed[..2], [json!(33), json!(10)], "{subscribed:?}");
+    let sub = subscribed[2].as_u64().unwrap();
+    let topics = wirecall_examples::chat::ChatTopics::new(server.hub());
+    let message = |text: &str| wirecall_examples::chat::Message {
+        room: "attic".into(),
+        from: "rust".into(),
+        text: text.into(),
+    };
+    topics.room("attic").publish(&message("one")).await.unwrap();
+    let event = next(&mut ws).await;
+    assert_eq!(
+        (event[0].as_u64(), event[1].as_u64()),
+        (Some(36), Some(sub)),
+        "{event}"
+    );
+    assert_eq!(event[4][0]["text"], "one");
+    ws.send(&format!("[34,11,{sub}]")).await;
+    assert_eq!(next(&mut ws).await, json!([35, 11]));
+    ws.send(&format!("[34,12,{sub}]")).await;
+    assert_eq!(next(&mut ws).await[4], "wamp.error.no_such_subscription");
+    topics.room("attic").publish(&message("two")).await.unwrap();
+    // A topic that takes no client publications, acknowledged: refused.
+    ws.send(r#"[16,13,{"acknowledge":true},"Chat.nope.x",[1]]"#)
+        .await;
+    assert_eq!(next(&mut ws).await[4], "wamp.error.invalid_uri");
+    // Shutdown: GOODBYE, then the close.
+    server.shutdown().await;
+    assert_eq!(
+        next(&mut ws).await,
+        json!([6, {}, "wamp.close.system_shutdown"])
+    );
+    assert!(matches!(ws.next_text().await, Err(Ended::Close(_))));
+}
+
 #[tokio::test]
 async fn a_configured_realm_is_enforced() {
     let mut router = Router::new();

@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
@@ -50,6 +51,9 @@ const EVENT: u64 = 36;
 const CALL: u64 = 48;
 const CANCEL: u64 = 49;
 const RESULT: u64 = 50;
+
+/// This session's own publications remembered for `exclude_me` at most (the oldest go).
+const MAX_EXCLUDED: usize = 1024;
 
 /// WAMP ids are integers in [1, 2^53].
 const MAX_ID: u64 = 1 << 53;
@@ -553,10 +557,7 @@ impl Wamp {
 
     /// The topic a URI names (`Chat.room.lobby`): its route, its wire name, and the key as
     /// by-name params the route accepts — or the WAMP error why not.
-    fn resolve(
-        &self,
-        uri: &str,
-    ) -> Result<Resolved, (&'static str, String)> {
+    fn resolve(&self, uri: &str) -> Result<Resolved, (&'static str, String)> {
         let mut best: Option<(&str, &Arc<TopicRoute>)> = None;
         for name in self.router.names() {
             if let Some(Route::Topic(route)) = self.router.get(name) {
@@ -733,9 +734,22 @@ impl Wamp {
             return;
         };
         let key: Arc<str> = topic_key(&name, &values).into();
-        if exclude_me {
-            self.state().excluded.push((key.clone(), json.clone()));
-        }
+        // Remembered only while this session is subscribed to the key (else no event
+        // would ever take it off the list), and a bounded number of them.
+        let exclude_me = exclude_me && {
+            let mut state = self.state();
+            let subscribed = state
+                .subs
+                .values()
+                .any(|s| matches!(s, Sub::Topic { key: k, .. } if *k == key));
+            if subscribed {
+                if state.excluded.len() >= MAX_EXCLUDED {
+                    state.excluded.remove(0);
+                }
+                state.excluded.push((key.clone(), json.clone()));
+            }
+            subscribed
+        };
         match self
             .hub
             .publish_json(key.clone(), json.clone().into())
@@ -766,6 +780,13 @@ impl Wamp {
     pub(crate) async fn translate(self: Arc<Self>, mut from_session: mpsc::Receiver<Message>) {
         while let Some(message) = from_session.recv().await {
             let Message::Text(frame) = message else {
+                // A graceful shutdown says goodbye the WAMP way first.
+                if let Message::Close(Some(close)) = &message {
+                    if close.code == CloseCode::Away {
+                        let goodbye = json!([GOODBYE, {}, "wamp.close.system_shutdown"]);
+                        let _ = self.out.send(Message::text(text(&goodbye))).await;
+                    }
+                }
                 // Pings and the close frame go out as they are.
                 if self.out.send(message).await.is_err() {
                     return;
