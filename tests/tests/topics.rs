@@ -179,6 +179,38 @@ async fn a_bad_since_or_key_is_invalid_params_and_a_topic_needs_a_stream_door() 
         .contains("text/event-stream"));
 }
 
+/// A topic over HTTP: one POST answered with server-sent events, `$since` included.
+#[tokio::test]
+async fn a_topic_over_server_sent_events_resumes_with_since() {
+    use wirecall_tests::http::{Events, HttpConn};
+    let hub = Hub::memory();
+    let server = chat_server(hub.clone()).await;
+    let at = publish(&hub, 1..=3).await;
+    let mut http = HttpConn::connect(server.local_addr()).await;
+    let body = json!({"jsonrpc": "2.0", "id": "t", "method": "Chat.room",
+        "params": {"room": "lobby", "$since": {"epoch": at.epoch, "offset": 1}}});
+    let resp = http
+        .start(
+            "POST",
+            &[
+                ("content-type", "application/json"),
+                ("accept", "text/event-stream"),
+            ],
+            &body.to_string(),
+        )
+        .await;
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut events = Events::new(resp);
+    let answer: Value = serde_json::from_str(&events.next().await.unwrap()).unwrap();
+    assert!(answer["result"].is_u64(), "{answer}");
+    publish(&hub, 4..=4).await;
+    for offset in 2..=4 {
+        let item: Value = serde_json::from_str(&events.next().await.unwrap()).unwrap();
+        assert_eq!(item["params"]["offset"], offset, "{item}");
+        assert_eq!(item["params"]["result"]["text"], format!("m{offset}"));
+    }
+}
+
 #[tokio::test]
 async fn typed_subscribers_see_positions_and_a_gap_they_can_match() {
     let hub = Hub::memory_with(HistoryLimits {

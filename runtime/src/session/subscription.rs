@@ -488,7 +488,13 @@ fn with_since(params: Option<&str>, at: &Position) -> Option<String> {
                 Some(format!("{{{member},{rest}"))
             }
         }
-        Some(p) => Some(p.to_string()),
+        Some(p) => {
+            tracing::warn!(
+                "a topic subscribed with by-position params resubscribes without `$since` \
+                 (publications made while disconnected are not replayed); subscribe by name"
+            );
+            Some(p.to_string())
+        }
     }
 }
 
