@@ -293,3 +293,56 @@ async fn a_configured_realm_is_enforced() {
         true
     );
 }
+
+/// The door's rules hold for WAMP too: the authentication hook (a token in the
+/// `bearer.…` subprotocol next to `wamp.2.json`, as a browser would send it) and the
+/// Origin rule.
+#[tokio::test]
+async fn authentication_and_origin_apply_to_wamp() {
+    let mut router = Router::new();
+    router.merge(CalcServer::default().into_router());
+    let server = Server::builder()
+        .allow_origin("https://app.test")
+        .authenticate(|handshake| async move {
+            match handshake.bearer_token() {
+                Some("s3cret") => Ok(wirecall::Identity::new("wamp-user".to_string())),
+                _ => Err(wirecall::Refusal::unauthorized(
+                    "a bearer token is required",
+                )),
+            }
+        })
+        .bind("127.0.0.1:0", router)
+        .await
+        .unwrap();
+    let status = |r: Result<_, tokio_tungstenite::tungstenite::Error>| match r {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("{e}"),
+        Ok(_) => 101,
+    };
+    let token = wirecall::bearer_subprotocol("s3cret");
+    let with_token = format!("wamp.2.json, {token}");
+    let url = server.url();
+    let origin = ("origin", "https://app.test");
+    let no_token =
+        RawWs::connect_with(&url, &[("sec-websocket-protocol", "wamp.2.json"), origin]).await;
+    assert_eq!(status(no_token.map(|_| ())), 401);
+    let elsewhere = RawWs::connect_with(
+        &url,
+        &[
+            ("sec-websocket-protocol", &with_token),
+            ("origin", "https://evil.test"),
+        ],
+    )
+    .await;
+    assert_eq!(status(elsewhere.map(|_| ())), 403);
+    let (mut ws, resp) =
+        RawWs::connect_with(&url, &[("sec-websocket-protocol", &with_token), origin])
+            .await
+            .unwrap();
+    assert_eq!(resp.headers()["sec-websocket-protocol"], "wamp.2.json");
+    ws.send(r#"[1,"realm1",{}]"#).await;
+    assert_eq!(next(&mut ws).await[0], 2);
+    ws.send(r#"[48,1,{},"Calculator.stats",[]]"#).await;
+    let result = next(&mut ws).await;
+    assert_eq!(result[3][0]["caller"], "wamp-user", "{result}");
+}
