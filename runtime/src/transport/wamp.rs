@@ -10,7 +10,7 @@
 //! stream called with progressive results, `"s7"` for `SUBSCRIBE` 7, `"u7"` for
 //! `UNSUBSCRIBE` 7. The mapping is in `docs/PROTOCOL.md` ("WAMP").
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -80,7 +80,7 @@ struct State {
     subs: HashMap<u64, Sub>,
     /// This session's own publications (`exclude_me`): topic key and item, until their
     /// event comes by.
-    excluded: Vec<(Arc<str>, String)>,
+    excluded: VecDeque<(Arc<str>, Value)>,
 }
 
 struct Call {
@@ -97,8 +97,16 @@ enum Sub {
     Progress { call: u64 },
 }
 
-/// A topic URI resolved: the route, the topic's wire name, the key as by-name params.
-type Resolved = (Arc<TopicRoute>, Arc<str>, Value);
+/// A topic URI resolved.
+struct Resolved {
+    route: Arc<TopicRoute>,
+    /// The topic's wire name.
+    name: Arc<str>,
+    /// The key as by-name params the route accepts.
+    params: Value,
+    /// The hub's name of the key.
+    key: Arc<str>,
+}
 
 /// What the reader does after a message.
 pub(crate) enum Flow {
@@ -198,6 +206,13 @@ impl Wamp {
 
     async fn error(&self, request_type: u64, request: u64, uri: &str, args: Value, kwargs: Value) {
         self.send(json!([ERROR, request_type, request, {}, uri, args, kwargs]))
+            .await;
+    }
+
+    /// `ERROR` for a request, with one message in `args`.
+    async fn fail(&self, request_type: u64, request: u64, uri: &str, message: impl Into<String>) {
+        let message: String = message.into();
+        self.error(request_type, request, uri, json!([message]), json!({}))
             .await;
     }
 
@@ -371,14 +386,8 @@ impl Wamp {
         let params = match (args, kwargs) {
             (Some(a), Some(k)) if !a.is_empty() && !k.is_empty() => {
                 let m = "give the arguments by position (args) or by name (kwargs), not both";
-                self.error(
-                    CALL,
-                    request,
-                    "wamp.error.invalid_argument",
-                    json!([m]),
-                    json!({}),
-                )
-                .await;
+                self.fail(CALL, request, "wamp.error.invalid_argument", m)
+                    .await;
                 return;
             }
             (_, Some(k)) if !k.is_empty() => Value::Object(k.clone()),
@@ -392,38 +401,20 @@ impl Wamp {
                 let m = format!(
                     "`{procedure}` is a stream: call it with the option receive_progress, and its items come as progressive results"
                 );
-                self.error(
-                    CALL,
-                    request,
-                    "wamp.error.invalid_argument",
-                    json!([m]),
-                    json!({}),
-                )
-                .await;
+                self.fail(CALL, request, "wamp.error.invalid_argument", m)
+                    .await;
                 return;
             }
             Some(Route::Topic(_)) => {
                 let m = format!("`{procedure}` is a topic: SUBSCRIBE to it");
-                self.error(
-                    CALL,
-                    request,
-                    "wamp.error.invalid_argument",
-                    json!([m]),
-                    json!({}),
-                )
-                .await;
+                self.fail(CALL, request, "wamp.error.invalid_argument", m)
+                    .await;
                 return;
             }
             Some(Route::Unsubscribe) => {
                 let m = format!("no procedure `{procedure}`");
-                self.error(
-                    CALL,
-                    request,
-                    "wamp.error.no_such_procedure",
-                    json!([m]),
-                    json!({}),
-                )
-                .await;
+                self.fail(CALL, request, "wamp.error.no_such_procedure", m)
+                    .await;
                 return;
             }
             _ => false,
@@ -444,14 +435,8 @@ impl Wamp {
         };
         if taken {
             let m = format!("request id {request} is already in use");
-            self.error(
-                CALL,
-                request,
-                "wamp.error.invalid_argument",
-                json!([m]),
-                json!({}),
-            )
-            .await;
+            self.fail(CALL, request, "wamp.error.invalid_argument", m)
+                .await;
             return;
         }
         let id = format!("{}{request}", if stream { 'k' } else { 'c' });
@@ -543,20 +528,13 @@ impl Wamp {
             }
             other => {
                 let m = format!("unknown cancel mode `{other}` (kill, killnowait or skip)");
-                self.error(
-                    CANCEL,
-                    request,
-                    "wamp.error.invalid_argument",
-                    json!([m]),
-                    json!({}),
-                )
-                .await;
+                self.fail(CANCEL, request, "wamp.error.invalid_argument", m)
+                    .await;
             }
         }
     }
 
-    /// The topic a URI names (`Chat.room.lobby`): its route, its wire name, and the key as
-    /// by-name params the route accepts — or the WAMP error why not.
+    /// The topic key a URI names (`Chat.room.lobby`), or the WAMP error why none.
     fn resolve(&self, uri: &str) -> Result<Resolved, (&'static str, String)> {
         let mut best: Option<(&str, &Arc<TopicRoute>)> = None;
         for name in self.router.names() {
@@ -616,7 +594,14 @@ impl Wamp {
                 continue;
             };
             match (route.key)(Params::new(Some(&raw))) {
-                Ok(_) => return Ok((route.clone(), name.into(), params)),
+                Ok(values) => {
+                    return Ok(Resolved {
+                        route: route.clone(),
+                        key: topic_key(name, &values).into(),
+                        name: name.into(),
+                        params,
+                    })
+                }
                 Err(e) => last = e.message.to_string(),
             }
         }
@@ -630,21 +615,15 @@ impl Wamp {
         session: &Session,
         close: &CancellationToken,
     ) {
-        let (route, name, params) = match self.resolve(uri) {
+        let Resolved {
+            name, params, key, ..
+        } = match self.resolve(uri) {
             Ok(found) => found,
             Err((error, m)) => {
-                self.error(SUBSCRIBE, request, error, json!([m]), json!({}))
-                    .await;
+                self.fail(SUBSCRIBE, request, error, m).await;
                 return;
             }
         };
-        let Ok(raw) = RawValue::from_string(params.to_string()) else {
-            return;
-        };
-        let Ok(values) = (route.key)(Params::new(Some(&raw))) else {
-            return;
-        };
-        let key: Arc<str> = topic_key(&name, &values).into();
         self.state()
             .subscribing
             .insert(request, (name.clone(), key));
@@ -672,14 +651,8 @@ impl Wamp {
         };
         let Some(method) = removed else {
             let m = format!("no subscription {subscription}");
-            self.error(
-                UNSUBSCRIBE,
-                request,
-                "wamp.error.no_such_subscription",
-                json!([m]),
-                json!({}),
-            )
-            .await;
+            self.fail(UNSUBSCRIBE, request, "wamp.error.no_such_subscription", m)
+                .await;
             return;
         };
         let frame = json!({"jsonrpc": "2.0", "id": format!("u{request}"), "method": format!("{method}.unsubscribe"), "params": [subscription]});
@@ -697,13 +670,14 @@ impl Wamp {
         let exclude_me = options.get("exclude_me") != Some(&Value::Bool(false));
         let refuse = |error: &'static str, m: String| async move {
             if acknowledge {
-                self.error(PUBLISH, request, error, json!([m]), json!({}))
-                    .await;
+                self.fail(PUBLISH, request, error, m).await;
             } else {
                 tracing::debug!(%m, "WAMP publication refused");
             }
         };
-        let (route, name, params) = match self.resolve(uri) {
+        let Resolved {
+            route, name, key, ..
+        } = match self.resolve(uri) {
             Ok(found) => found,
             Err((error, m)) => return refuse(error, m).await,
         };
@@ -727,13 +701,8 @@ impl Wamp {
             Ok(json) => json,
             Err(e) => return refuse("wamp.error.invalid_argument", e).await,
         };
-        let Ok(raw) = RawValue::from_string(params.to_string()) else {
-            return;
-        };
-        let Ok(values) = (route.key)(Params::new(Some(&raw))) else {
-            return;
-        };
-        let key: Arc<str> = topic_key(&name, &values).into();
+        // As the event will carry it: the item in the topic's own type.
+        let published: Value = serde_json::from_str(&json).unwrap_or(Value::Null);
         // Remembered only while this session is subscribed to the key (else no event
         // would ever take it off the list), and a bounded number of them.
         let exclude_me = exclude_me && {
@@ -744,9 +713,9 @@ impl Wamp {
                 .any(|s| matches!(s, Sub::Topic { key: k, .. } if *k == key));
             if subscribed {
                 if state.excluded.len() >= MAX_EXCLUDED {
-                    state.excluded.remove(0);
+                    state.excluded.pop_front();
                 }
-                state.excluded.push((key.clone(), json.clone()));
+                state.excluded.push_back((key.clone(), published.clone()));
             }
             subscribed
         };
@@ -766,7 +735,7 @@ impl Wamp {
                     if let Some(i) = state
                         .excluded
                         .iter()
-                        .position(|(k, j)| *k == key && *j == json)
+                        .position(|(k, j)| *k == key && *j == published)
                     {
                         state.excluded.remove(i);
                     }
@@ -894,12 +863,12 @@ impl Wamp {
                     }
                     return Vec::new(); // a position or gap note: WAMP has none
                 };
-                let item_text = item.to_string();
-                if let Some(i) = state.excluded.iter().position(|(k, j)| {
-                    *k == *key && serde_json::from_str::<Value>(j).ok().as_ref() == Some(item)
-                }) {
+                if let Some(i) = state
+                    .excluded
+                    .iter()
+                    .position(|(k, j)| *k == *key && j == item)
+                {
                     state.excluded.remove(i);
-                    let _ = item_text;
                     return Vec::new();
                 }
                 vec![json!([EVENT, sub, next_id(), {}, [item]])]
