@@ -107,7 +107,26 @@ fn fields(out: &mut String, schema: &Value, depth: usize) {
         .flatten()
         .filter_map(Value::as_str)
         .collect();
-    for (name, field) in schema["properties"].as_object().into_iter().flatten() {
+    let Some(properties) = schema["properties"].as_object() else {
+        return;
+    };
+    // Declared order (`x-order`), then any property it does not list.
+    let mut names: Vec<&str> = schema["x-order"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|n| properties.contains_key(*n))
+        .collect();
+    for name in properties.keys() {
+        if !names.contains(&name.as_str()) {
+            names.push(name);
+        }
+    }
+    for (name, field) in names
+        .into_iter()
+        .filter_map(|n| properties.get_key_value(n))
+    {
         if name == wirecall_idl::naming::ENUM_TAG && field.get("const").is_some() {
             continue;
         }
@@ -195,6 +214,11 @@ fn method(out: &mut String, desc: &Description, m: &MethodDesc<'_>, service: &st
             None => out.push_str("@deprecated\n"),
         }
     }
+    let topic = m.value.get("x-topic");
+    if topic.and_then(|t| t["publishable"].as_bool()) == Some(true) {
+        indent(out, depth);
+        out.push_str("@publishable\n");
+    }
     indent(out, depth);
     let name = m
         .name()
@@ -202,7 +226,9 @@ fn method(out: &mut String, desc: &Description, m: &MethodDesc<'_>, service: &st
         .unwrap_or(m.name());
     let params = m.params();
     let documented = params.iter().any(|p| p.description.is_some());
-    let kind = if m.stream_item().is_some() {
+    let kind = if topic.is_some() {
+        "topic"
+    } else if m.stream_item().is_some() {
         "stream"
     } else if m.is_notification() {
         "notify"

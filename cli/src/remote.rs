@@ -112,10 +112,16 @@ async fn describe(client: &Client, typing: &Typing) -> Result<Option<Description
     }
     match client.call::<Value>("rpc.discover", ()).await {
         Ok(doc) => Description::new(doc).map(Some),
-        Err(Error::Rpc(e)) if e.code == wirecall::code::METHOD_NOT_FOUND => Ok(None),
+        Err(Error::Rpc(e)) if e.code == wirecall::code::METHOD_NOT_FOUND => {
+            eprintln!("warning: {NOT_DESCRIBED}; the arguments are sent untyped (`1` as a number, `x` as a string): pass --idl FILE.wire to type them");
+            Ok(None)
+        }
         Err(e) => Err(format!("rpc.discover failed: {e}")),
     }
 }
+
+/// What the server lacks when it does not answer `rpc.discover`, and how to give it.
+const NOT_DESCRIBED: &str = "the server does not describe itself (no `rpc.discover`; a wirecall server serves its interface with `router.discover(OPENRPC_DOCUMENT)?`, the constant build.rs generates)";
 
 /// Connect and find the method in the description (if any): the client, the description,
 /// and the params built from the arguments.
@@ -247,7 +253,7 @@ pub(crate) async fn discover(conn: Connection, json: bool) -> ExitCode {
         Ok(doc) => doc,
         Err(Error::Rpc(e)) if e.code == wirecall::code::METHOD_NOT_FOUND => {
             return usage(format!(
-                "{} does not describe itself (no `rpc.discover`)",
+                "{}: {NOT_DESCRIBED}; `wirecall check FILE.wire` or `wirecall gen openrpc FILE.wire` show an interface from its file",
                 conn.url
             ))
         }
@@ -290,16 +296,16 @@ fn failed(e: Error, desc: Option<&Description>, method: &str) -> ExitCode {
     }
 }
 
-/// `error: CalcError.DivideByZero (1001): message` and the data, if any.
+/// `error: CalcError.DivideByZero (1001)` (or `error: MESSAGE (CODE)`) and the data, if any.
 fn describe_error(e: &RpcError, desc: Option<&Description>, method: &str) -> String {
     let typed = desc.and_then(|d| {
         let m: MethodDesc<'_> = d.method(method)?;
         d.error_name(&m, i64::from(e.code))
     });
-    let mut out = match typed {
-        Some(name) => format!("error: {name} ({}): {}", e.code, e.message),
-        None => format!("error: {} {}", e.code, e.message),
-    };
+    // One form, described or not: `error: WHAT (CODE)`, WHAT being the typed error's
+    // `Type.Variant` when the description names it, else the error's message.
+    let what = typed.unwrap_or_else(|| e.message.to_string());
+    let mut out = format!("error: {what} ({})", e.code);
     if let Some(data) = &e.data {
         let data = serde_json::from_str::<Value>(data.get())
             .map(|v| render(&v, false))

@@ -67,7 +67,15 @@ fn gen_rust_writes_the_same_code_as_build_rs() {
         "/../idl/tests/golden/calculator.rs"
     ))
     .unwrap();
-    assert_eq!(stdout, golden);
+    // What build.rs writes: the golden code, then (by default) the OpenRPC document.
+    let (build_rs, _) = wirecall_idl::configure().generate(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/idl/calculator.wire"
+    )));
+    let build_rs = build_rs.unwrap();
+    assert!(build_rs.starts_with(&golden) && build_rs.contains("pub const OPENRPC_DOCUMENT"));
+    assert_eq!(stdout, build_rs);
+    let golden = build_rs;
     let out = std::env::temp_dir().join(format!("wirecall-gen-{}.rs", std::process::id()));
     let (code, stdout, _) = wirecall(&[
         "gen",

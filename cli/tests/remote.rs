@@ -84,6 +84,45 @@ async fn a_typed_error_exits_1_with_its_name_and_code() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_server_without_a_description_is_called_untyped_and_says_how_to_fix_it() {
+    // The calculator without `router.discover(…)`.
+    let server = Server::bind("127.0.0.1:0", CalcServer::default().into_router())
+        .await
+        .unwrap();
+    let (code, out, err) =
+        wirecall(&["call", &server.url(), "Calculator.divide", "a=1", "b=0"]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    // Untyped arguments are announced, with both fixes …
+    assert!(
+        err.contains("warning: the server does not describe itself"),
+        "{err}"
+    );
+    assert!(err.contains("router.discover(OPENRPC_DOCUMENT)"), "{err}");
+    assert!(err.contains("--idl FILE.wire"), "{err}");
+    // … and the error is printed in the one form, typed or not: `error: WHAT (CODE)`.
+    assert!(err.contains("error: DivideByZero (1001)"), "{err}");
+    let (_, _, typed) = wirecall(&[
+        "call",
+        &server.url(),
+        "Calculator.divide",
+        "a=1",
+        "b=0",
+        "--idl",
+        "examples/idl/calculator.wire",
+    ])
+    .await;
+    assert!(
+        typed.contains("error: CalcError.DivideByZero (1001)"),
+        "{typed}"
+    );
+    assert!(!typed.contains("warning"), "{typed}");
+    // `discover` names the fix too.
+    let (code, _, err) = wirecall(&["discover", &server.url()]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("router.discover(OPENRPC_DOCUMENT)"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn mistakes_are_reported_before_anything_is_sent() {
     let (server, calc) = calculator(Server::builder()).await;
     let url = server.url();
@@ -226,6 +265,41 @@ async fn discover_prints_wire_text_that_checks() {
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["info"]["title"], "calculator");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn discover_keeps_topics_attributes_and_field_order() {
+    use wirecall_examples::chat::{Chat, OPENRPC_DOCUMENT as CHAT_DOCUMENT};
+    let mut router = wirecall_examples::chat::ChatServer::default().into_router();
+    router.discover(CHAT_DOCUMENT).unwrap();
+    let server = Server::bind("127.0.0.1:0", router).await.unwrap();
+    let (code, out, err) = wirecall(&["discover", &server.url()]).await;
+    assert_eq!(code, 0, "{err}");
+    // A topic stays a topic, with its attribute; a stream stays a stream.
+    assert!(
+        out.contains("    @publishable\n    topic room(room: string) -> Message;\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("stream messages(room: string) -> Message throws ChatError;"),
+        "{out}"
+    );
+    // Fields in declared order (room, from, text), not alphabetical.
+    let fields: Vec<&str> = out
+        .split("struct Message {")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().split_once(':').map(|(name, _)| name))
+        .collect();
+    assert_eq!(fields, ["room", "from", "text"], "{out}");
+    // And the text is a valid interface again.
+    let file = std::env::temp_dir().join(format!("wirecall-chat-{}.wire", std::process::id()));
+    std::fs::write(&file, &out).unwrap();
+    let (code, _, err) = wirecall(&["check", file.to_str().unwrap()]).await;
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(code, 0, "{err}\n{out}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

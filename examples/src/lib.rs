@@ -273,8 +273,7 @@ pub mod chat {
             let position = ChatTopics::new(ctx.hub())
                 .room(message.room.clone())
                 .publish(&message)
-                .await
-                .map_err(|e| Fault::Rpc(RpcError::internal(e.to_string())))?;
+                .await?;
             // Then this server's members' `messages` streams. No subscribers is fine.
             let _ = local.send(Event::Said(message));
             Ok(position.offset)

@@ -60,7 +60,7 @@ impl Default for Builder {
             options: Options::default(),
             out_dir: None,
             emit_rerun: true,
-            openrpc: false,
+            openrpc: true,
             api_version: None,
         }
     }
@@ -172,8 +172,10 @@ impl Builder {
         self
     }
 
-    /// Also generate `pub const OPENRPC_DOCUMENT: &str`, the interface's OpenRPC document
-    /// (see `wirecall gen openrpc`), to serve with `Router::discover`. Default off.
+    /// Whether to generate `pub const OPENRPC_DOCUMENT: &str`, the interface's OpenRPC
+    /// document (see `wirecall gen openrpc`). Default on: serve it with
+    /// `router.discover(OPENRPC_DOCUMENT)?`, so `wirecall call`/`subscribe` type their
+    /// arguments and `wirecall discover` prints the interface.
     pub fn openrpc(mut self, enable: bool) -> Self {
         self.openrpc = enable;
         self

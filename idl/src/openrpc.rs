@@ -4,7 +4,9 @@
 //! wirecall-specific parts use `x-` extension fields: streams carry
 //! `"x-subscription": {"item": …, "unsubscribe": "Service.m.unsubscribe"}` (their result
 //! is the subscription id), methods of a `client { … }` block carry
-//! `"x-direction": "server-to-client"`, and idempotent methods `"x-idempotent": true`.
+//! `"x-direction": "server-to-client"`, idempotent methods `"x-idempotent": true`, topics
+//! `"x-topic": {"key": […], "since": "$since", "publishable": …}`, and object schemas list
+//! their fields in declared order in `"x-order"`.
 //!
 //! [OpenRPC]: https://spec.open-rpc.org
 
@@ -177,7 +179,10 @@ fn object_schema(fields: &[Field], tag: Option<&str>) -> Value {
             required.push(Value::String(f.name.name.clone()));
         }
     }
-    json!({ "type": "object", "properties": properties, "required": required })
+    // JSON objects have no order (and many JSON libraries sort keys), so the declared order
+    // of the fields travels explicitly: `wirecall discover` writes them back in it.
+    let order: Vec<&str> = fields.iter().map(|f| f.name.name.as_str()).collect();
+    json!({ "type": "object", "properties": properties, "required": required, "x-order": order })
 }
 
 /// The JSON Schema of a declared type.

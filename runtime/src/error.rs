@@ -29,6 +29,14 @@ pub mod code {
     pub const LIMIT_EXCEEDED: i32 = -32005;
     /// A subscription was closed because its consumer fell behind.
     pub const SUBSCRIPTION_LAGGED: i32 = -32006;
+    /// A call that the handler made to a peer failed — typically a server→client call
+    /// (`client { … }`) that the client does not serve, that the door cannot carry (HTTP,
+    /// WAMP), that timed out, or whose connection closed. `data` says why:
+    /// `{"reason": …, "message": …}` (see [`RpcError::peer_call_failed`]).
+    pub const PEER_CALL_FAILED: i32 = -32007;
+    /// A publication to a topic failed (the hub is unavailable, the item could not be
+    /// encoded, or the outcome is unknown). `data` says why: `{"reason": …, "message": …}`.
+    pub const PUBLISH_FAILED: i32 = -32008;
 
     /// `true` for the range JSON-RPC 2.0 reserves for implementation-defined errors.
     pub fn is_reserved(code: i32) -> bool {
@@ -104,6 +112,27 @@ impl RpcError {
     /// A limit was exceeded; `detail` says which.
     pub fn limit_exceeded(detail: impl fmt::Display) -> Self {
         Self::new(code::LIMIT_EXCEEDED, "Limit exceeded").with_data(detail.to_string())
+    }
+
+    /// `-32007 Call to the peer failed`: a call made while handling this one failed;
+    /// `data` is `{"reason": R, "message": "…"}` where `R` is one of `method_not_found`
+    /// (the peer does not serve the method), `no_connection` (the door cannot carry calls
+    /// to the peer, e.g. HTTP or WAMP), `timeout`, `disconnected`, `cancelled` or `error`
+    /// (the peer answered with another error, in `data.error`).
+    pub fn peer_call_failed<E: fmt::Display>(error: &Error<E>) -> Self {
+        let reason = match error {
+            Error::Rpc(e) if e.code == code::METHOD_NOT_FOUND => "method_not_found",
+            Error::Disconnected(crate::CloseReason::NoConnection(_)) => "no_connection",
+            Error::Disconnected(_) => "disconnected",
+            Error::Timeout(_) => "timeout",
+            Error::Cancelled => "cancelled",
+            _ => "error",
+        };
+        let mut data = serde_json::json!({ "reason": reason, "message": error.to_string() });
+        if let Error::Rpc(e) = error {
+            data["error"] = serde_json::to_value(e).unwrap_or_default();
+        }
+        Self::new(code::PEER_CALL_FAILED, "Call to the peer failed").with_data(data)
     }
 
     /// Decode `data` as `T`.

@@ -75,10 +75,20 @@ impl<E> From<RpcError> for Fault<E> {
 }
 
 impl<E, F: fmt::Display> From<Error<F>> for Fault<E> {
-    /// A failed call to the peer, made while handling a call, is an internal error of
-    /// this one.
+    /// A failed call to the peer, made while handling a call (`ctx.peer()`, or a client
+    /// of another service), answers this one with `-32007 Call to the peer failed` and
+    /// says why ([`RpcError::peer_call_failed`]).
     fn from(e: Error<F>) -> Self {
-        Fault::internal(e)
+        Fault::Rpc(RpcError::peer_call_failed(&e))
+    }
+}
+
+impl<E> From<crate::hub::PublishError> for Fault<E> {
+    /// A publication that failed while handling a call answers it with
+    /// `-32008 Publication failed` and says why ([`crate::hub::PublishError::to_rpc_error`]),
+    /// so a handler can write `topic.publish(&item).await?`.
+    fn from(e: crate::hub::PublishError) -> Self {
+        Fault::Rpc(e.to_rpc_error())
     }
 }
 

@@ -136,7 +136,8 @@ test("a timeout and an AbortSignal abort the POST", async () => {
 test("the server's calls to the page need a WebSocket", async () => {
   const { error } = await inPage(`calc.ask("Are you sure?")`);
   assert.equal(error.rpc, true, JSON.stringify(error));
-  assert.equal(error.code, -32603);
-  assert.match(String(error.data), /need a WebSocket/);
+  assert.equal(error.code, -32007);
+  assert.equal(error.data.reason, "no_connection", JSON.stringify(error));
+  assert.match(String(error.data.message), /need a WebSocket/);
   assert.equal(await state(), "connected");
 });

@@ -391,9 +391,14 @@ async fn streams_need_event_stream_and_callbacks_need_a_websocket() {
     )
     .await;
     let answer: serde_json::Value = serde_json::from_str(&ask.body).unwrap();
-    assert_eq!(answer["error"]["code"], -32603);
+    assert_eq!(answer["error"]["code"], -32007, "{answer}");
+    assert_eq!(answer["error"]["message"], "Call to the peer failed");
+    assert_eq!(
+        answer["error"]["data"]["reason"], "no_connection",
+        "{answer}"
+    );
     assert!(
-        answer["error"]["data"]
+        answer["error"]["data"]["message"]
             .as_str()
             .unwrap()
             .contains("need a WebSocket"),

@@ -101,8 +101,15 @@ async fn ask_without_callbacks_fails_cleanly() {
         .await
         .unwrap();
     let calc = CalculatorClient::new(Client::connect(&server.url()).await.unwrap());
+    // The handler's `ctx.peer()` call fails (the client serves no `confirm`) and its `?`
+    // answers the caller with a code and a reason that say so.
     let err = calc.ask("?".into()).await.unwrap_err();
-    assert_eq!(err.rpc().map(|e| e.code), Some(-32603), "{err}");
+    let rpc = err.rpc().expect("an error answer");
+    assert_eq!(rpc.code, wirecall::code::PEER_CALL_FAILED, "{err}");
+    assert_eq!(rpc.message, "Call to the peer failed");
+    let data: serde_json::Value = rpc.data().unwrap();
+    assert_eq!(data["reason"], "method_not_found", "{data}");
+    assert_eq!(data["error"]["code"], -32601, "{data}");
 }
 
 /// The calculator written with the macro: the same wire contract as the IDL.

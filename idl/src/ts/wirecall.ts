@@ -34,6 +34,10 @@ export const ErrorCode = {
   LimitExceeded: -32005,
   /** A subscription's buffer overflowed; the stream was closed. */
   Lagged: -32006,
+  /** A call the server made while handling this one (e.g. back to a client) failed; `data.reason` says why. */
+  PeerCallFailed: -32007,
+  /** A publication to a topic failed; `data.reason` says why. */
+  PublishFailed: -32008,
   /** The call was cancelled (`$/cancelRequest`). */
   Cancelled: -32800,
 } as const;

@@ -113,6 +113,19 @@ pub enum PublishError {
     Unavailable(String),
 }
 
+impl PublishError {
+    /// `-32008 Publication failed` with `data` `{"reason": R, "message": "…"}`, `R` being
+    /// `encode` or `unavailable`: what a handler's `?` on a publication answers.
+    pub fn to_rpc_error(&self) -> crate::error::RpcError {
+        let reason = match self {
+            PublishError::Encode(_) => "encode",
+            PublishError::Unavailable(_) => "unavailable",
+        };
+        crate::error::RpcError::new(crate::error::code::PUBLISH_FAILED, "Publication failed")
+            .with_data(serde_json::json!({ "reason": reason, "message": self.to_string() }))
+    }
+}
+
 /// One publication as the hub keeps it.
 #[derive(Debug)]
 pub(crate) struct Entry {

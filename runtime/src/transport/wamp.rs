@@ -153,6 +153,8 @@ fn wamp_error(router: &Router, method: &str, error: &Value) -> (String, Value, V
         code::SERVER_SHUTTING_DOWN => protocol("wirecall.error.shutting_down"),
         code::LIMIT_EXCEEDED => protocol("wirecall.error.limit_exceeded"),
         code::SUBSCRIPTION_LAGGED => protocol("wirecall.error.lagged"),
+        code::PEER_CALL_FAILED => protocol("wirecall.error.peer_call_failed"),
+        code::PUBLISH_FAILED => protocol("wirecall.error.publish_failed"),
         code::INVALID_REQUEST | code::PARSE_ERROR => protocol("wamp.error.invalid_argument"),
         c if (-32768..=-32000).contains(&c) => protocol("wirecall.error.rpc"),
         _ => {
