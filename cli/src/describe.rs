@@ -226,7 +226,12 @@ pub(crate) fn type_name(schema: &Value) -> String {
         Some("string") => "string".into(),
         Some("array") => format!("list<{}>", type_name(schema.get("items").unwrap_or(&EMPTY))),
         Some("object") => match schema.get("additionalProperties") {
-            Some(v) if v.is_object() => format!("map<string, {}>", type_name(v)),
+            Some(v) if v.is_object() => {
+                let key = schema
+                    .get("propertyNames")
+                    .map_or_else(|| "string".to_string(), type_name);
+                format!("map<{key}, {}>", type_name(v))
+            }
             _ => "json".into(),
         },
         _ => "json".into(),

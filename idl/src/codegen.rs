@@ -314,9 +314,9 @@ pub fn rust_type(ty: &Type) -> TokenStream {
             let t = rust_type(t);
             quote!(::std::vec::Vec<#t>)
         }
-        TypeKind::Map(_, v) => {
-            let v = rust_type(v);
-            quote!(::std::collections::BTreeMap<::std::string::String, #v>)
+        TypeKind::Map(k, v) => {
+            let (k, v) = (rust_type(k), rust_type(v));
+            quote!(::std::collections::BTreeMap<#k, #v>)
         }
         TypeKind::Optional(t) => {
             let t = rust_type(t);

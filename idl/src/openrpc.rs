@@ -153,6 +153,11 @@ pub fn type_ref(ty: &Type) -> Value {
         TypeKind::Bytes => json!({ "type": "string", "contentEncoding": "base64" }),
         TypeKind::Json => json!({}),
         TypeKind::List(t) => json!({ "type": "array", "items": type_ref(t) }),
+        TypeKind::Map(k, v) if matches!(k.kind, TypeKind::Named(_)) => json!({
+            "type": "object",
+            "propertyNames": type_ref(k),
+            "additionalProperties": type_ref(v),
+        }),
         TypeKind::Map(_, v) => json!({ "type": "object", "additionalProperties": type_ref(v) }),
         TypeKind::Optional(t) => json!({ "oneOf": [type_ref(t), { "type": "null" }] }),
         TypeKind::Named(n) | TypeKind::Rust(n) => {

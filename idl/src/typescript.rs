@@ -236,6 +236,10 @@ fn ts_type(ty: &Type) -> String {
                 format!("{inner}[]")
             }
         }
+        // A unit enum's variants key it: not every variant need be there.
+        TypeKind::Map(k, v) if matches!(k.kind, TypeKind::Named(_)) => {
+            format!("Partial<Record<{}, {}>>", ts_type(k), ts_type(v))
+        }
         TypeKind::Map(_, v) => format!("{{ [key: string]: {} }}", ts_type(v)),
         TypeKind::Optional(t) => format!("{} | null", ts_type(t)),
         TypeKind::Named(n) => naming::type_name(n),

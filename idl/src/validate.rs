@@ -5,7 +5,7 @@
 //! unknown type (with a "did you mean"), duplicate name, duplicate error code, reserved or
 //! out-of-range code, unknown or misplaced attribute, a name that collides in generated
 //! Rust code, `throws` that names no `error`, `notify` with a result or `throws`, `stream`
-//! without an item type, `map` keys other than `string`, and types of infinite size.
+//! without an item type, `map` keys other than `string` or a unit-only enum, and types of infinite size.
 
 use std::collections::{HashMap, HashSet};
 
@@ -578,14 +578,25 @@ impl<'a> Validator<'a> {
         match &ty.kind {
             TypeKind::List(t) | TypeKind::Optional(t) => self.type_ref(t),
             TypeKind::Map(k, v) => {
-                if k.kind != TypeKind::String {
-                    self.error(
+                let unit_enum = |name: &str| matches!(self.types.get(name), Some(TypeDef::Enum(e)) if e.variants.iter().all(|v| v.fields.is_none()));
+                match &k.kind {
+                    TypeKind::String => {}
+                    TypeKind::Named(name) if unit_enum(name) => {}
+                    // An unknown name is reported on its own.
+                    TypeKind::Named(name) if !self.types.contains_key(name.as_str()) => {
+                        self.type_ref(k)
+                    }
+                    _ => self.error(
                         Diagnostic::error(
                             k.span,
-                            format!("map keys must be `string`, found `{k}`"),
+                            format!(
+                                "map keys must be `string` or an enum without fields, found `{k}`"
+                            ),
                         )
-                        .with_help("JSON object keys are strings"),
-                    );
+                        .with_help(
+                            "JSON object keys are strings: a `string`, or a unit variant's name",
+                        ),
+                    ),
                 }
                 self.type_ref(v);
             }

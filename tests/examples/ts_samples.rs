@@ -36,6 +36,7 @@ fn main() {
             ),
             ("none".to_string(), vec![]),
         ]),
+        per_mode: BTreeMap::from([(Mode::Fast, 1), (Mode::ExactMode, 0)]),
         raw: serde_json::json!({ "any": [1, "two", null, { "three": true }] }),
         data: Bytes::from(vec![0u8, 1, 2, 254, 255]),
         maybe_data: Some(Bytes::from(b"hi".to_vec())),
@@ -51,6 +52,7 @@ fn main() {
     };
     let sparse = Bag {
         items: BTreeMap::new(),
+        per_mode: BTreeMap::new(),
         raw: serde_json::Value::Null,
         data: Bytes::from(Vec::new()),
         maybe_data: None,

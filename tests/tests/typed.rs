@@ -298,6 +298,7 @@ fn json_mapping_of_every_construct() {
         items: [("a".to_string(), vec![Some(circle.clone()), None])]
             .into_iter()
             .collect(),
+        per_mode: [(Mode::ExactMode, 2)].into_iter().collect(),
         raw: json!({"any": [1, "thing"]}),
         data: wirecall::Bytes(b"hi!".to_vec()),
         maybe_data: None,
@@ -316,6 +317,7 @@ fn json_mapping_of_every_construct() {
         value,
         json!({
             "items": {"a": [{"kind": "Circle", "radius": 1.5}, null]},
+            "per_mode": {"exact_mode": 2},
             "raw": {"any": [1, "thing"]},
             "data": "aGkh",
             "lastValue": 2.5,

@@ -57,6 +57,8 @@ pub struct Bag {
         ::std::string::String,
         ::std::vec::Vec<::core::option::Option<Shape>>,
     >,
+    /// A unit enum keys a map too.
+    pub per_mode: ::std::collections::BTreeMap<Mode, u32>,
     pub raw: ::wirecall::Value,
     pub data: ::wirecall::Bytes,
     #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]

@@ -35,6 +35,8 @@ export const Mode = {
 /** @deprecated use Bag2 */
 export interface Bag {
   items: { [key: string]: (Shape | null)[] };
+  /** A unit enum keys a map too. */
+  per_mode: Partial<Record<Mode, number>>;
   raw: wc.JsonValue;
   data: wc.Base64;
   maybe_data?: wc.Base64;

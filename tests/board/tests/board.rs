@@ -89,6 +89,17 @@ impl Board for Shared {
             .map(|(id, c)| (id.to_string(), c.clone()))
             .collect())
     }
+
+    async fn counts(
+        &self,
+        _ctx: Context,
+    ) -> Result<std::collections::BTreeMap<Column, u32>, Fault> {
+        let mut counts = std::collections::BTreeMap::new();
+        for card in self.0.lock().unwrap().values() {
+            *counts.entry(card.column).or_default() += 1;
+        }
+        Ok(counts)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -111,6 +122,17 @@ async fn end_to_end() {
     let to = Column::Doing;
     assert_eq!(client.move_card(7, to).await.unwrap(), Column::Todo);
     assert_eq!(client.cards().await.unwrap()["7"].column, to);
+    // A unit enum keys a map: a JSON object keyed by the variants' names, both ways.
+    let counts = client.counts().await.unwrap();
+    assert_eq!(counts, [(Column::Doing, 1)].into_iter().collect());
+    let json = serde_json::to_string(&counts).unwrap();
+    assert_eq!(json, r#"{"Doing":1}"#);
+    let back: std::collections::BTreeMap<Column, u32> =
+        serde_json::from_str(r#"{"Todo":2,"Done":0}"#).unwrap();
+    assert_eq!(back[&Column::Todo], 2);
+    assert!(
+        serde_json::from_str::<std::collections::BTreeMap<Column, u32>>(r#"{"Nope":1}"#).is_err()
+    );
     match client.move_card(8, to).await {
         Err(wirecall::Error::App(BoardError::NoSuchCard { id })) => assert_eq!(id, 8),
         other => panic!("{other:?}"),
