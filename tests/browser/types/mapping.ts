@@ -33,6 +33,7 @@ export const lowerCase: Shape = { kind: "circle", radius: 1 };
 // Optional fields may be left out; required ones may not; names are the IDL's (JSON's).
 export const bag: Bag = {
   items: { a: [{ kind: "Point" }, null] },
+  per_mode: { exact_mode: 2 },
   raw: { nested: [1, "x", null] },
   data: wc.toBase64(new Uint8Array([1, 2, 3])),
   lastValue: 1,
@@ -49,6 +50,10 @@ export const bag: Bag = {
 export const noFlag: Bag = { ...bag, flag: undefined };
 // @ts-expect-error: the JSON name is `lastValue`, not `last_value`
 export const renamed: Bag = { ...bag, last_value: 1 };
+// A map keyed by an enum takes only its variants (any subset of them).
+export const noModes: Bag = { ...bag, per_mode: {} };
+// @ts-expect-error: `slow` is not a Mode
+export const otherMode: Bag = { ...bag, per_mode: { slow: 1 } };
 
 // Typed errors: a class whose `variant` narrows on `kind`; fields are the error's `data`.
 export function describe(error: unknown): string {
