@@ -11,6 +11,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     wirecall_idl::configure().compile(&[
         "../examples/idl/calculator.wire",
         "../idl/tests/golden/everything.wire",
+        "compat/compat_v1.wire",
+        "compat/compat_v2.wire",
     ])?;
     snippets()
 }

@@ -36,6 +36,9 @@ pub(crate) fn wire_text(desc: &Description) -> String {
             schema.get("description").and_then(Value::as_str),
             0,
         );
+        if schema.get("x-open").and_then(Value::as_bool) == Some(true) {
+            out.push_str("@open\n");
+        }
         match error_codes.get(name.as_str()) {
             Some(codes) => error_def(&mut out, name, schema, codes),
             None => type_def(&mut out, name, schema),

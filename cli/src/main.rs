@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod args;
+mod breaking;
 mod describe;
 mod discover;
 mod remote;
@@ -87,11 +88,40 @@ enum Command {
         #[arg(long, value_name = "N")]
         count: Option<u64>,
     },
+    /// Is a new version of a `.wire` file compatible with the old one?
+    ///
+    /// The question (docs/EVOLUTION.md lists every rule): can a server built from NEW serve
+    /// every client built from OLD, and can those clients understand everything it sends
+    /// (results, items, errors, and the calls of `client { }`, where the roles reverse)?
+    /// `--both` also checks new clients against old servers. Prints each breaking change
+    /// as `file:line:col: breaking: [RULE] (flow) message` with the line and a caret.
+    /// Exit codes: 0 compatible, 1 breaking, 2 usage or parse errors.
+    #[command(after_help = "Examples:
+  wirecall breaking idl/calculator.v1.wire idl/calculator.wire
+  wirecall breaking idl/calculator.wire --against origin/main
+  wirecall breaking idl/calculator.wire --against v1.2.0 --both --json")]
+    Breaking {
+        /// OLD.wire NEW.wire, or NEW.wire alone with `--against`.
+        #[arg(required = true, num_args = 1..=2, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Compare with the same path at this git revision (imports resolved there too).
+        #[arg(long, value_name = "GIT_REF")]
+        against: Option<String>,
+        /// Also check new clients against old servers.
+        #[arg(long)]
+        both: bool,
+        /// `wire-json` (what breaks on the wire; default) or `strict` (also renames and
+        /// removals that only source code notices).
+        #[arg(long, default_value = "wire-json", value_name = "RULES")]
+        rules: String,
+        /// Print the result as JSON (for CI bots).
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a server's services as `.wire` text.
     ///
-    /// Reconstructed from its OpenRPC document (`rpc.discover`): types, errors, methods and
-    /// their doc comments (struct fields come in alphabetical order: the document does not
-    /// keep their declaration order).
+    /// Reconstructed from its OpenRPC document (`rpc.discover`): types (fields in their
+    /// declared order), errors, methods with their attributes, and their doc comments.
     Discover {
         #[command(flatten)]
         conn: remote::Connection,
@@ -166,6 +196,32 @@ fn main() -> ExitCode {
         Command::Subscribe { invoke, count } => remote(Box::pin(remote::subscribe(invoke, count))),
         Command::Discover { conn, json } => remote(Box::pin(remote::discover(conn, json))),
         Command::Fmt { files, check } => fmt(&files, check),
+        Command::Breaking {
+            files,
+            against,
+            both,
+            rules,
+            json,
+        } => {
+            let rules = match breaking::rules(&rules) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let options = wirecall_idl::breaking::Options { rules, both };
+            match (files.as_slice(), against) {
+                ([new], Some(rev)) => breaking::run(breaking::Old::Git(rev), new, options, json),
+                ([old, new], None) => {
+                    breaking::run(breaking::Old::File(old.clone()), new, options, json)
+                }
+                _ => {
+                    eprintln!("error: give OLD.wire NEW.wire, or NEW.wire --against GIT_REF");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Check { files, quiet } => check(&files, quiet),
         Command::Gen(Gen::Rust {
             file,

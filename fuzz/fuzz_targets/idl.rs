@@ -1,7 +1,8 @@
 //! The `.wire` front end on arbitrary text: parse, load, validate, `fmt` and every
 //! generator. No panic, no hang; for every file `check` accepts, the Rust generator's
 //! output parses with `syn`, the TypeScript and OpenRPC generators succeed, and `fmt` is
-//! idempotent and keeps the generated Rust identical.
+//! idempotent and keeps the generated Rust identical; `wirecall breaking` finds a file
+//! compatible with itself and with its formatting.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -30,6 +31,15 @@ fuzz_target!(|data: &[u8]| {
         .unwrap_or_else(|d| panic!("the formatted file does not load: {d}\n{formatted}"));
     let rust_after = wirecall_idl::codegen::generate(&reloaded.schema, &Default::default());
     assert_eq!(rust, rust_after.to_string(), "fmt changed the meaning of\n{text}");
+    // A file is compatible with itself, and with its own formatting, by every rule set.
+    let strict = wirecall_idl::breaking::Options {
+        rules: wirecall_idl::breaking::RuleSet::Strict,
+        both: true,
+    };
+    let same = wirecall_idl::breaking::check(&loaded.schema, &loaded.schema, strict);
+    assert!(same.is_empty(), "breaking(x, x) = {same:?} for\n{text}");
+    let after_fmt = wirecall_idl::breaking::check(&loaded.schema, &reloaded.schema, strict);
+    assert!(after_fmt.is_empty(), "breaking(x, fmt(x)) = {after_fmt:?} for\n{text}");
     if let Err(e) = wirecall_idl::typescript::generate(&loaded, "fuzz.wire") {
         // TypeScript-only rules (reserved names) may refuse a file `check` accepts; they
         // must say so with a diagnostic, which they did.

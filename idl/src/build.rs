@@ -52,6 +52,7 @@ pub struct Builder {
     emit_rerun: bool,
     openrpc: bool,
     api_version: Option<String>,
+    breaking_against: Option<PathBuf>,
 }
 
 impl Default for Builder {
@@ -62,6 +63,7 @@ impl Default for Builder {
             emit_rerun: true,
             openrpc: true,
             api_version: None,
+            breaking_against: None,
         }
     }
 }
@@ -81,6 +83,9 @@ pub enum BuildError {
     NoOutDir,
     /// The generated code did not parse (a bug in wirecall; please report it).
     Internal(String),
+    /// The interface breaks the version given to [`Builder::breaking_against`]; each
+    /// change rendered as `wirecall breaking` prints it.
+    Breaking(String),
 }
 
 impl fmt::Display for BuildError {
@@ -94,6 +99,10 @@ impl fmt::Display for BuildError {
             BuildError::Internal(e) => {
                 write!(f, "internal error in wirecall's code generator: {e}")
             }
+            BuildError::Breaking(changes) => write!(
+                f,
+                "the interface breaks the released version (docs/EVOLUTION.md):\n{changes}"
+            ),
         }
     }
 }
@@ -200,6 +209,15 @@ impl Builder {
         self
     }
 
+    /// Fail the build when a compiled file breaks `old` (a released version kept in the
+    /// repository), by the rules of `wirecall breaking` (docs/EVOLUTION.md: can a server
+    /// built from the new file serve clients built from `old`?). Meant for one compiled
+    /// file: each file given to [`Builder::compile`] is checked against `old`.
+    pub fn breaking_against(mut self, old: impl Into<PathBuf>) -> Self {
+        self.breaking_against = Some(old.into());
+        self
+    }
+
     /// Compile each file to `OUT_DIR/<file stem>.rs`.
     pub fn compile(&self, files: &[impl AsRef<Path>]) -> Result<(), BuildError> {
         let out_dir = match &self.out_dir {
@@ -217,6 +235,9 @@ impl Builder {
                 }
             }
             let code = code?;
+            if let Some(old) = &self.breaking_against {
+                self.check_breaking(old, file)?;
+            }
             let stem = file
                 .file_stem()
                 .map_or_else(|| "out".into(), |s| s.to_string_lossy().into_owned());
@@ -224,6 +245,23 @@ impl Builder {
             write_if_changed(&target, &code)?;
         }
         Ok(())
+    }
+
+    fn check_breaking(&self, old: &Path, file: &Path) -> Result<(), BuildError> {
+        if self.emit_rerun {
+            println!("cargo:rerun-if-changed={}", old.display());
+        }
+        let old = Loader::new().load(old).map_err(BuildError::Invalid)?;
+        let new = Loader::new().load(file).map_err(BuildError::Invalid)?;
+        let changes = crate::breaking::check(&old.schema, &new.schema, Default::default());
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let text: Vec<String> = changes
+            .iter()
+            .map(|c| c.render(&old.sources, &new.sources))
+            .collect();
+        Err(BuildError::Breaking(text.join("\n")))
     }
 
     /// Generate the formatted code of one file. Also returns every file read (for

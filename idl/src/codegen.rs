@@ -527,9 +527,26 @@ fn type_def_with(t: &TypeDef, traits: derive::Traits, options: &Options) -> Toke
                 options,
             );
             let tag = tag_attr(tagged);
+            let open = if e.attrs.has(AttributeKind::Open) {
+                let unknown = type_ident(naming::OPEN_VARIANT);
+                let comma = if e.variants.is_empty() {
+                    quote!()
+                } else {
+                    quote!(,)
+                };
+                quote! {
+                    #comma
+                    /// A variant this version does not know, sent by a newer peer (the enum
+                    /// is `@open`). It cannot be sent back: serializing it is an error.
+                    #[serde(other, skip_serializing)]
+                    #unknown
+                }
+            } else {
+                quote!()
+            };
             quote! {
                 #doc #derives #tag #dep
-                pub enum #name { #body }
+                pub enum #name { #body #open }
             }
         }
         TypeDef::Error(e) => error_def(e, &name, doc, dep, traits, options),

@@ -174,10 +174,15 @@ impl Diagnostic {
 
     /// Render with the source line and a caret under the offending text.
     pub fn render(&self, sources: &SourceMap) -> String {
-        let mut out = String::new();
         let severity = match self.severity {
             Severity::Error => "error",
         };
+        self.render_as(severity, sources)
+    }
+
+    /// [`Diagnostic::render`] with another label than the severity's (`breaking: …`).
+    pub fn render_as(&self, severity: &str, sources: &SourceMap) -> String {
+        let mut out = String::new();
         match self.span {
             Span::File { file, start, end } => {
                 let f = sources.get(file);

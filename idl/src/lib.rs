@@ -32,6 +32,7 @@
 //! the `#[wirecall::service]` macro needs (the model, validation and the Rust generator),
 //! so a crate that uses the macro alone does not build the pest parser or prettyplease.
 
+pub mod breaking;
 #[cfg(feature = "files")]
 pub mod build;
 pub mod codegen;

@@ -30,6 +30,8 @@ impl Loaded {
 #[derive(Clone, Debug, Default)]
 pub struct Loader {
     overrides: HashMap<PathBuf, String>,
+    /// Read nothing from disk: a file without an override does not exist.
+    overrides_only: bool,
 }
 
 impl Loader {
@@ -41,6 +43,13 @@ impl Loader {
     /// Serve `text` for `path` instead of reading the file system.
     pub fn with_source(mut self, path: impl AsRef<Path>, text: impl Into<String>) -> Self {
         self.overrides.insert(normalize(path.as_ref()), text.into());
+        self
+    }
+
+    /// Read only the sources given with [`Loader::with_source`], never the file system
+    /// (e.g. the files of another git revision: an import missing there is an error).
+    pub fn sources_only(mut self) -> Self {
+        self.overrides_only = true;
         self
     }
 
@@ -96,7 +105,7 @@ impl Loader {
     /// `./b.wire` and symbolic links to it are one file), the path itself for in-memory
     /// sources and files that do not exist.
     fn identity(&self, path: &Path) -> PathBuf {
-        if self.overrides.contains_key(path) {
+        if self.overrides_only || self.overrides.contains_key(path) {
             return path.to_path_buf();
         }
         std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
@@ -105,6 +114,10 @@ impl Loader {
     fn read(&self, path: &Path) -> std::io::Result<String> {
         match self.overrides.get(path) {
             Some(text) => Ok(text.clone()),
+            None if self.overrides_only => Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no such file in that revision",
+            )),
             None => std::fs::read_to_string(path),
         }
     }

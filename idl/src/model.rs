@@ -114,15 +114,18 @@ pub enum AttributeKind {
     Deprecated,
     /// `@publishable`: clients may publish to this topic (WAMP `PUBLISH`).
     Publishable,
+    /// `@open`: an enum that may grow; receivers accept variants they do not know.
+    Open,
 }
 
 impl AttributeKind {
     /// Every known attribute, in the order they are listed in messages.
-    pub const ALL: [AttributeKind; 4] = [
+    pub const ALL: [AttributeKind; 5] = [
         AttributeKind::Name,
         AttributeKind::Idempotent,
         AttributeKind::Deprecated,
         AttributeKind::Publishable,
+        AttributeKind::Open,
     ];
 
     /// The attribute's name as written after `@`.
@@ -132,6 +135,7 @@ impl AttributeKind {
             AttributeKind::Idempotent => "idempotent",
             AttributeKind::Deprecated => "deprecated",
             AttributeKind::Publishable => "publishable",
+            AttributeKind::Open => "open",
         }
     }
 

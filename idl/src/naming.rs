@@ -71,3 +71,7 @@ pub fn service_items(service: &str) -> [String; 4] {
         format!("{base}Topics"),
     ]
 }
+
+/// The variant the generated Rust code adds to an `@open` enum for variants it does not
+/// know (a newer peer's).
+pub const OPEN_VARIANT: &str = "Unknown";

@@ -192,6 +192,15 @@ fn object_schema(fields: &[Field], tag: Option<&str>) -> Value {
 
 /// The JSON Schema of a declared type.
 pub fn type_schema(t: &TypeDef) -> Value {
+    let mut schema = declared_schema(t);
+    if t.attrs().has(AttributeKind::Open) {
+        // Receivers of an `@open` enum accept variants they do not know.
+        schema["x-open"] = Value::Bool(true);
+    }
+    schema
+}
+
+fn declared_schema(t: &TypeDef) -> Value {
     let schema = match t {
         TypeDef::Struct(s) => object_schema(&s.fields, None),
         TypeDef::Enum(e) => variants_schema(

@@ -304,7 +304,13 @@ fn enum_def(out: &mut String, e: &Enum) {
             .iter()
             .map(|v| string_lit(&v.name.name))
             .collect();
-        let _ = writeln!(out, "export type {name} = {};", union.join(" | "));
+        // An `@open` enum may carry variants this version does not know.
+        let open = if e.attrs.has(AttributeKind::Open) {
+            " | (string & {})"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "export type {name} = {}{open};", union.join(" | "));
         let _ = writeln!(out, "/** The values of `{name}`. */");
         let _ = writeln!(out, "export const {name} = {{");
         for v in &e.variants {

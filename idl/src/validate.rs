@@ -216,6 +216,28 @@ impl<'a> Validator<'a> {
 
     fn type_def(&mut self, t: &'a TypeDef) {
         self.attributes(t.attrs(), Place::Type);
+        if let Some(open) = t.attrs().get(AttributeKind::Open) {
+            match t {
+                TypeDef::Enum(e) => {
+                    if let Some(v) = e.variants.iter().find(|v| v.name.name == naming::OPEN_VARIANT) {
+                        self.error(
+                            Diagnostic::error(
+                                v.name.span,
+                                format!("an `@open` enum cannot declare a variant named `{}`", naming::OPEN_VARIANT),
+                            )
+                            .with_help("the generated code adds that variant for the values this version does not know; rename this one"),
+                        );
+                    }
+                }
+                other => self.error(
+                    Diagnostic::error(
+                        open.span,
+                        format!("`@open` is not allowed on a {}", other.keyword()),
+                    )
+                    .with_help("`@open` says an enum may grow (receivers accept unknown variants); structs take new optional fields and errors new variants without it"),
+                ),
+            }
+        }
         match t {
             TypeDef::Struct(s) => self.fields(&s.fields, "field", None),
             TypeDef::Enum(e) => {
@@ -652,6 +674,8 @@ impl<'a> Validator<'a> {
                 AttributeKind::Name => matches!(place, Place::Method(_)),
                 AttributeKind::Idempotent => place == Place::Method(MethodKind::Rpc),
                 AttributeKind::Publishable => place == Place::Method(MethodKind::Topic),
+                // Checked again by the type: enums only.
+                AttributeKind::Open => place == Place::Type,
             };
             if !allowed_here {
                 let help = match kind {
@@ -661,6 +685,10 @@ impl<'a> Validator<'a> {
                     ),
                     AttributeKind::Publishable => format!(
                         "{} lets clients publish to a `topic` (over WAMP); it goes on topics only",
+                        self.attr_syntax(kind, None)
+                    ),
+                    AttributeKind::Open => format!(
+                        "{} says an enum may grow; it goes on `enum` declarations only",
                         self.attr_syntax(kind, None)
                     ),
                     _ => format!(
@@ -684,7 +712,10 @@ impl<'a> Validator<'a> {
                         self.attr_syntax(kind, Some("wire_name"))
                     )),
                 ),
-                (AttributeKind::Idempotent | AttributeKind::Publishable, Some((_, span))) => {
+                (
+                    AttributeKind::Idempotent | AttributeKind::Publishable | AttributeKind::Open,
+                    Some((_, span)),
+                ) => {
                     let name = kind.as_str();
                     self.error(
                         Diagnostic::error(*span, format!("`@{name}` takes no argument"))

@@ -16,6 +16,18 @@ pub mod everything {
     ::wirecall::include_idl!("everything");
 }
 
+/// Two versions of one service (`tests/compat/`), for the compatibility matrix
+/// (`tests/compat.rs`): version 2 makes edits docs/EVOLUTION.md calls safe, and one it
+/// calls breaking.
+pub mod compat_v1 {
+    ::wirecall::include_idl!("compat_v1");
+}
+
+/// Version 2 of [`compat_v1`].
+pub mod compat_v2 {
+    ::wirecall::include_idl!("compat_v2");
+}
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};

@@ -55,6 +55,8 @@ impl<'a> Params<'a> {
                     match names.iter().position(|n| *n == key.as_ref()) {
                         Some(i) if values[i].is_some() => return Err(duplicate(&key)),
                         Some(i) => values[i] = Some(value),
+                        // A newer caller's optional parameter, left out: as if absent.
+                        None if value.get() == "null" => {}
                         None => return Err(unknown(&key, names)),
                     }
                 }
@@ -250,6 +252,10 @@ impl<'de, S: Slots> Visitor<'de> for Fill<'_, S> {
                 .iter()
                 .position(|n| *n == key.0.as_ref())
             else {
+                // A newer caller's optional parameter, left out (`null`): as if absent.
+                if map.next_value::<Option<serde::de::IgnoredAny>>()?.is_none() {
+                    continue;
+                }
                 return Err(self.fail(unknown(&key.0, self.names)));
             };
             if self.slots.is_set(i) {
@@ -398,6 +404,8 @@ mod tests {
             Some(r#"[1, 2]"#),
             Err("invalid parameter `b`: invalid type: integer `2`, expected a string".into()),
         );
+        // An unknown parameter that is null is a newer caller's optional one, left out.
+        check(Some(r#"{"a": 1, "c": null}"#), Ok((1, None)));
         check(
             Some(r#"{"a": 1, "c": 2}"#),
             Err("unknown parameter `c`; expected `a`, `b`".into()),
