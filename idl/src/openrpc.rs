@@ -179,7 +179,11 @@ fn object_schema(fields: &[Field], tag: Option<&str>) -> Value {
         required.push(Value::String(crate::naming::ENUM_TAG.into()));
     }
     for f in fields {
-        properties.insert(f.name.name.clone(), with_docs(type_ref(&f.ty), &f.docs));
+        let mut field = with_docs(type_ref(&f.ty), &f.docs);
+        if f.attrs.deprecated().is_some() {
+            field["deprecated"] = Value::Bool(true);
+        }
+        properties.insert(f.name.name.clone(), field);
         if !matches!(f.ty.kind, TypeKind::Optional(_)) {
             required.push(Value::String(f.name.name.clone()));
         }
@@ -193,6 +197,10 @@ fn object_schema(fields: &[Field], tag: Option<&str>) -> Value {
 /// The JSON Schema of a declared type.
 pub fn type_schema(t: &TypeDef) -> Value {
     let mut schema = declared_schema(t);
+    if t.attrs().deprecated().is_some() {
+        // JSON Schema's own keyword (2019-09 and later).
+        schema["deprecated"] = Value::Bool(true);
+    }
     if t.attrs().has(AttributeKind::Open) {
         // Receivers of an `@open` enum accept variants they do not know.
         schema["x-open"] = Value::Bool(true);

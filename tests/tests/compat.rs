@@ -176,6 +176,25 @@ async fn old_clients_against_a_new_server() {
 }
 
 #[tokio::test]
+async fn old_positional_callers_reach_a_new_optional_param() {
+    use v2::Board as _;
+    let server = Server::bind("127.0.0.1:0", V2.into_router()).await.unwrap();
+    // A caller that sends params by position (WAMP `args`, many JSON-RPC clients) and
+    // knows only version 1's `get(id)`: the trailing new param is absent.
+    let answer = wirecall_tests::http::post(
+        server.local_addr(),
+        r#"{"jsonrpc":"2.0","method":"Board.get","params":[7],"id":1}"#,
+    )
+    .await;
+    let answer: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(
+        answer["result"],
+        serde_json::json!({"title": "card 7", "due": 5}),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
 async fn new_clients_against_an_old_server() {
     use v1::Board as _;
     let server = Server::bind("127.0.0.1:0", V1.into_router()).await.unwrap();
