@@ -87,6 +87,24 @@ JSON
 "$tsc" -p "$work/pkg-user"
 PKG_USER="$work/pkg-user" node --experimental-websocket --test "$here/package.test.mjs"
 
+step "compatibility: the version 1 TypeScript client against a version 2 server (docs/EVOLUTION.md)"
+cargo build -q -p wirecall-tests --example compat_server
+mkdir -p "$work/compat/src"
+"$wirecall" gen ts tests/compat/compat_v1.wire --out "$work/compat/src"
+printf '{"type":"module"}\n' > "$work/compat/package.json"
+cat > "$work/compat/tsconfig.json" <<'JSON'
+{
+  "compilerOptions": {
+    "target": "ES2022", "module": "ES2022", "moduleResolution": "Bundler", "lib": ["ES2022", "DOM"],
+    "types": [], "strict": true, "rootDir": "src", "outDir": "dist"
+  },
+  "include": ["src/*.ts"]
+}
+JSON
+"$tsc" -p "$work/compat"
+COMPAT_BIN="$target/debug/examples/compat_server" COMPAT_JS="$work/compat/dist" \
+  node --experimental-websocket --test "$here/compat.test.mjs"
+
 step "end to end in headless Chromium"
 node --test "$here/e2e.test.mjs"
 

@@ -4,6 +4,7 @@
 
 #![deny(missing_docs, warnings)]
 
+pub mod compat;
 pub mod http;
 pub mod proxy;
 pub mod services;
