@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# A/B: wirecall's benchmark server built from BASE (a git revision) against the one built
+# from the working tree, alternated round by round on the same load generator, so that a
+# step's cost is measured inside one run's noise instead of against an old table.
+#
+#   bench/ab.sh BASE [ROUNDS] [SECONDS]        e.g. bench/ab.sh 05ef5ef 6 5
+#
+# Builds both in release (BASE in a git worktree under target/ab/), pins the server to
+# core 0 and the generator to core 1, runs every WebSocket scenario of run.sh plus HTTP
+# POST against each build in turn, ROUNDS times, and prints the median of each figure and
+# the ratio new / base. Rounds whose steal time (/proc/stat) exceeded 5 % of the round are
+# dropped and counted. Raw JSON lines: target/ab/results.jsonl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BASE="${1:?usage: bench/ab.sh BASE [ROUNDS] [SECONDS]}"
+ROUNDS="${2:-6}"
+SECONDS_PER_RUN="${3:-5}"
+OUT=target/ab
+mkdir -p "$OUT"
+RESULTS="$OUT/results.jsonl"
+: > "$RESULTS"
+
+cargo build --release -q -p wirecall-bench
+# The base's worktree is kept between runs (so its build is too) while it is at BASE.
+want=$(git rev-parse "$BASE^{commit}")
+if [ "$(git -C "$OUT/base-src" rev-parse HEAD 2>/dev/null)" != "$want" ]; then
+  git worktree remove --force "$OUT/base-src" 2>/dev/null || rm -rf "$OUT/base-src"
+  git worktree prune
+  git worktree add -q --detach "$OUT/base-src" "$want"
+fi
+(cd "$OUT/base-src" && CARGO_TARGET_DIR="$PWD/../base-target" cargo build --release -q -p wirecall-bench)
+NEW_BIN=target/release
+BASE_BIN="$OUT/base-target/release"
+ulimit -n 65536 2>/dev/null || true
+SERVER_CORE=0
+GEN_CORE=1
+
+steal() { awk '/^cpu / { print $9 }' /proc/stat; }
+total() { awk '/^cpu / { s = 0; for (i = 2; i <= NF; i++) s += $i; print s }' /proc/stat; }
+
+run_build() { # NAME BIN ROUND
+  local name=$1 bin=$2 round=$3 log="$OUT/server-$1.log"
+  taskset -c "$SERVER_CORE" "$bin/bench-server" wirecall 127.0.0.1:0 > "$log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 100); do grep -q "listening on" "$log" && break; sleep 0.05; done
+  local url
+  url=$(sed -n 's/^listening on //p' "$log")
+  local s0 t0
+  s0=$(steal); t0=$(total)
+  local lines=""
+  for scen in "seq --conns 1 --inflight 1" "pipelined --conns 1 --inflight 64" \
+              "fan-in --conns 32 --inflight 16" "payload --conns 8 --inflight 8 --method echo --payload 16384"; do
+    set -- $scen
+    local label=$1; shift
+    lines+=$(taskset -c "$GEN_CORE" "$NEW_BIN/loadgen" --url "$url" --seconds "$SECONDS_PER_RUN" --label "$name/$label" "$@")$'\n'
+  done
+  lines+=$(taskset -c "$GEN_CORE" "$NEW_BIN/loadgen" --url "${url/ws:/http:}" --seconds "$SECONDS_PER_RUN" --label "$name/http" --conns 32 --inflight 1)$'\n'
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  local s1 t1
+  s1=$(steal); t1=$(total)
+  local pct=$(( (s1 - s0) * 100 / (t1 - t0 + 1) ))
+  if [ "$pct" -gt 5 ]; then
+    echo "round $round $name: steal ${pct}% — dropped" >&2
+    echo "{\"dropped\": \"$name\", \"round\": $round, \"steal_pct\": $pct}" >> "$RESULTS"
+    return
+  fi
+  printf '%s' "$lines" | sed "s/^{/{\"round\": $round, /" >> "$RESULTS"
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+  # Alternate which build goes first, so neither always runs on a warmer machine.
+  if [ $((round % 2)) -eq 1 ]; then
+    run_build base "$BASE_BIN" "$round"; run_build new "$NEW_BIN" "$round"
+  else
+    run_build new "$NEW_BIN" "$round"; run_build base "$BASE_BIN" "$round"
+  fi
+  echo "round $round done" >&2
+done
+
+python3 - "$RESULTS" "$BASE" <<'PY'
+import json, sys
+from statistics import median
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+dropped = [r for r in rows if "dropped" in r]
+rows = [r for r in rows if "label" in r]
+by = {}
+for r in rows:
+    by.setdefault(r["label"], []).append(r)
+print(f"A/B against {sys.argv[2]}: median of {max((len(v) for v in by.values()), default=0)} rounds each"
+      + (f" ({len(dropped)} build-rounds dropped for steal)" if dropped else "") + ".\n")
+print("| scenario | metric | base | new | new / base |")
+print("|---|---|---|---|---|")
+for scen in ["seq", "pipelined", "fan-in", "payload", "http"]:
+    for metric, key in [("req/s", "rps"), ("p99 µs", "p99_us")]:
+        b = [r[key] for r in by.get(f"base/{scen}", [])]
+        n = [r[key] for r in by.get(f"new/{scen}", [])]
+        if not b or not n:
+            continue
+        mb, mn = median(b), median(n)
+        print(f"| {scen} | {metric} | {mb:,.0f} | {mn:,.0f} | {mn / mb:.2f} |")
+PY
