@@ -622,16 +622,23 @@ fn client_method(out: &mut String, s: &Service, m: &Method) {
             }
         }
         MethodKind::Notify => tags.push("A notification: the server never answers it.".into()),
-        MethodKind::Stream => {
-            tags.push("A stream: iterate it with `for await`; breaking out unsubscribes.".into())
-        }
+        MethodKind::Stream => tags.push(
+            "A stream: iterate it with `for await`; breaking out (or `options.signal`) unsubscribes.".into(),
+        ),
         MethodKind::Topic => tags.push(
-            "A topic: iterate it with `for await`; after a reconnect it resumes where it was (`$since`), and a gap is thrown as `wc.GapError`.".into(),
+            "A topic: iterate it with `for await`; after a reconnect it resumes where it was (`$since`), and a gap is thrown as `wc.GapError` (or given to `options.onGap`).".into(),
         ),
     }
     jsdoc(out, "  ", &m.docs, &m.attrs, &tags);
     let mut list = param_list(&m.params, &names);
-    list.push("options?: wc.CallOptions".into());
+    list.push(
+        match m.kind {
+            MethodKind::Rpc | MethodKind::Notify => "options?: wc.CallOptions",
+            MethodKind::Stream => "options?: wc.StreamOptions",
+            MethodKind::Topic => "options?: wc.TopicOptions",
+        }
+        .into(),
+    );
     let wire = string_lit(&m.wire_name(s));
     let params = params_object(&m.params, &names);
     let mut extra = Vec::new();
@@ -640,6 +647,10 @@ fn client_method(out: &mut String, s: &Service, m: &Method) {
     }
     if let Some(e) = &m.throws {
         extra.push(format!("mapError: {}.fromRpc", naming::type_name(&e.name)));
+    }
+    if m.kind == MethodKind::Topic {
+        // `ready` waits for the topic's start position.
+        extra.push("topic: true".to_string());
     }
     let opts = if extra.is_empty() {
         "options".to_string()

@@ -3,8 +3,9 @@
 //!
 //! Regenerate the golden files after an intended change with
 //! `WIRECALL_BLESS=1 cargo test -p wirecall-idl --test codegen` and review the diff. The
-//! TypeScript of the calculator is the example page's (`examples/web/gen`); after blessing
-//! it, rebuild the page (`tests/browser/node_modules/.bin/tsc -p examples/web`).
+//! TypeScript of the calculator is the example page's (`examples/web/gen`), and the runtime
+//! is also the npm package's source (`clients/typescript/src`); after blessing them, rebuild
+//! the page (`tests/browser/node_modules/.bin/tsc -p examples/web`).
 
 use std::path::Path;
 
@@ -259,6 +260,11 @@ fn golden_typescript() {
     check_file(Path::new("../examples/web/gen/calculator.ts"), &code);
     check_file(
         Path::new("../examples/web/gen/wirecall.ts"),
+        wirecall_idl::typescript::RUNTIME,
+    );
+    // The npm package's copy: packed from its own folder, it cannot reach this crate.
+    check_file(
+        Path::new("../clients/typescript/src/wirecall.ts"),
         wirecall_idl::typescript::RUNTIME,
     );
     let loaded = wirecall_idl::load("tests/golden/everything.wire").unwrap();

@@ -109,9 +109,9 @@ export class CalculatorClient {
 
   /**
    * Yields 0, 1, …, `count - 1`, one every `every_ms` milliseconds, then ends.
-   * A stream: iterate it with `for await`; breaking out unsubscribes.
+   * A stream: iterate it with `for await`; breaking out (or `options.signal`) unsubscribes.
    */
-  ticks(count: number, everyMs: number, options?: wc.CallOptions): wc.Subscription<number> {
+  ticks(count: number, everyMs: number, options?: wc.StreamOptions): wc.Subscription<number> {
     return this.#caller.subscribe<number>("Calculator.ticks", { count, every_ms: everyMs }, options);
   }
 

@@ -6,8 +6,8 @@
 // server-sent events), or uses HTTP when asked (`transport: "http"`).
 //
 // `wirecall gen ts` writes this file next to the generated code. It depends on nothing but
-// a WebSocket implementation (the browser's, Node.js 22's, or one passed in `ClientOptions`)
-// and, for HTTP, `fetch`.
+// a WebSocket implementation (the browser's, Node.js 22's, or one passed in `ClientOptions`,
+// such as the `ws` package's on Node.js 20) and, for HTTP, `fetch`.
 // Do not edit: change the generator's copy (wirecall-idl/src/ts/wirecall.ts) instead.
 
 /** Any JSON value: what the IDL's `json` type carries. */
@@ -129,14 +129,46 @@ export interface CallOptions {
   signal?: AbortSignalLike;
 }
 
+/**
+ * Options of a stream (the IDL's `stream`): generated stream methods take them. A stream
+ * lives until it ends, `break` leaves its loop, `close()` is called or `signal` fires.
+ */
+export interface StreamOptions extends CallOptions {
+  /**
+   * Time allowed for the subscribe call, waiting for a connection included: until the
+   * server accepts the subscription (`ready`), and again for each resubscribe after a
+   * reconnect. It does not limit how long the stream runs: for that, pass
+   * `signal: AbortSignal.timeout(ms)`.
+   */
+  timeoutMs?: number;
+  /**
+   * Aborting it ends the stream: the server is told (the subscribe call is cancelled, or
+   * the subscription unsubscribed), items not yet read are dropped, and the iteration (and
+   * `ready`, if still pending) fails with `CancelledError`.
+   */
+  signal?: AbortSignalLike;
+}
+
+/** Options of a topic subscription (the IDL's `topic`): generated topic methods take them. */
+export interface TopicOptions extends StreamOptions {
+  /**
+   * Takes the topic's gaps (`GapError`) instead of the iterator throwing them; either way
+   * the subscription goes on after the gap.
+   */
+  onGap?: (gap: GapError) => void;
+}
+
 /** What generated code adds to `CallOptions`. */
-export interface MethodOptions extends CallOptions {
+export interface MethodOptions extends TopicOptions {
   /** Safe to send again after a reconnect (the IDL's `@idempotent`). */
   idempotent?: boolean;
   /** Turns an error answer into the method's typed error, if it is one. */
   mapError?: (error: RpcError) => RpcError | undefined;
-  /** A topic's gaps go here instead of being thrown by the iterator. */
-  onGap?: (gap: GapError) => void;
+  /**
+   * A topic (the IDL's `topic`): its subscription's `ready` waits for the server's start
+   * position, so that `position` is known once `ready` resolves.
+   */
+  topic?: boolean;
 }
 
 /** What generated client classes call through: a `Client`. */
@@ -216,15 +248,25 @@ export interface ClientOptions {
   handlers?: Handlers | Handlers[];
   /** Called on every state change; `error` says why a connection ended, when known. */
   onStateChange?: (state: ConnectionState, error?: Error) => void;
-  /** The WebSocket class to use (default: `globalThis.WebSocket`). */
+  /**
+   * The WebSocket class to use (default: `globalThis.WebSocket`). Node.js 20 has none
+   * unless started with `--experimental-websocket`: pass the `ws` package's
+   * (`import WebSocket from "ws"`, then `{ WebSocket }`).
+   */
   WebSocket?: WebSocketConstructor;
   /**
    * How to reach the server: `"auto"` (default) opens a WebSocket and, when one cannot be
-   * opened, falls back to HTTP POST for that connection; `"websocket"` never uses HTTP;
-   * `"http"` always does. An `http(s)://` URL means `"http"`; `ws(s)://` URLs map to
-   * `http(s)://` for HTTP. Over HTTP the server cannot call the client.
+   * opened, falls back to HTTP POST for that connection (once a WebSocket has opened, the
+   * client keeps to WebSockets: a failed reconnect then means the server is away, not
+   * that WebSockets are blocked); `"websocket"` never uses HTTP; `"http"` always does.
+   * An `http(s)://` URL means `"http"`; `ws(s)://` URLs map to `http(s)://` for HTTP.
+   * `Client.transport` says which one a connection uses.
+   *
+   * Over HTTP the server cannot call the client, so `handlers` with `"http"` (or where
+   * there is no WebSocket class at all) are refused with a `TypeError`; with `"auto"` and
+   * no WebSocket class, a `ws(s)://` URL is reached over HTTP with a warning on the console.
    */
-  transport?: "auto" | "websocket" | "http";
+  transport?: Transport;
   /** The `fetch` function to use over HTTP (default: `globalThis.fetch`). */
   fetch?: FetchLike;
   /**
@@ -265,20 +307,39 @@ export interface AbortSignalLike {
   removeEventListener(type: "abort", listener: () => void): void;
 }
 
+/**
+ * An event handler property of `WebSocketLike`. Written as a method's type, which
+ * TypeScript compares both ways, so that classes whose handlers take richer events (the
+ * `ws` package's `WebSocket`, whose `onmessage` takes its own `MessageEvent`) fit as they
+ * are, without a cast.
+ */
+export type SocketHandler<E> = { handle(event: E): void }["handle"];
+
 /** The part of the WebSocket API the runtime uses (the browser's, Node.js's, `ws`). */
 export interface WebSocketLike {
   readonly readyState: number;
   readonly protocol: string;
   send(data: string): void;
   close(code?: number, reason?: string): void;
-  onopen: ((event: unknown) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
+  onopen: SocketHandler<unknown> | null;
+  onclose: SocketHandler<{ code: number; reason: string }> | null;
+  onerror: SocketHandler<unknown> | null;
+  onmessage: SocketHandler<{ data: unknown }> | null;
 }
 
 /** A WebSocket class. */
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+/** How a client reaches the server (`ClientOptions.transport`). */
+export type Transport = "auto" | "websocket" | "http";
+
+/** What a connection runs over (`Client.transport`). */
+export type ConnectionTransport = "websocket" | "http";
+
+/** How to give a runtime without a WebSocket class one (in error messages and warnings). */
+const HOW_TO_GET_A_WEBSOCKET =
+  "pass one as `options.WebSocket` (e.g. `import WebSocket from \"ws\"`, then `{ WebSocket }`), " +
+  "or run Node.js 22+ (Node.js 20: `node --experimental-websocket`)";
 
 const DEFAULTS = {
   timeoutMs: 30_000,
@@ -325,6 +386,10 @@ export class Client implements Caller {
   readonly #options: ClientOptions;
   readonly #WebSocket: WebSocketConstructor | undefined;
   #socket: WebSocketLike | undefined;
+  /** What the open connection runs over. */
+  #transport: ConnectionTransport | undefined;
+  /** A WebSocket opened once: later attempts do not fall back to HTTP. */
+  #webSocketOpened = false;
   #state: ConnectionState = "connecting";
   #attempts = 0;
   #nextId = 1;
@@ -349,12 +414,22 @@ export class Client implements Caller {
     const ctor =
       options.WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (ctor === undefined && options.transport === "websocket") {
-      throw new TypeError("connect: no WebSocket implementation; pass one as `options.WebSocket`");
+      throw new TypeError(`connect: no WebSocket class here: ${HOW_TO_GET_A_WEBSOCKET}`);
     }
     this.#WebSocket = ctor;
     const handlers = options.handlers;
     if (handlers !== undefined) {
       for (const h of Array.isArray(handlers) ? handlers : [handlers]) this.handle(h);
+    }
+    if (ctor === undefined && options.transport !== "http") {
+      const ws = this.#urls.find((u) => /^wss?:/i.test(u));
+      if (ws !== undefined) {
+        const console = (globalThis as unknown as { console?: { warn(message: string): void } }).console;
+        console?.warn(
+          `wirecall: no WebSocket class here, so ${ws} is reached over HTTP POST instead; ${HOW_TO_GET_A_WEBSOCKET}. ` +
+            "Pass `transport: \"http\"` if HTTP is meant.",
+        );
+      }
     }
     if (options.onStateChange !== undefined) this.#listeners.add(options.onStateChange);
     this.#open();
@@ -363,6 +438,14 @@ export class Client implements Caller {
   /** The connection's state. */
   get state(): ConnectionState {
     return this.#state;
+  }
+
+  /**
+   * What the current connection runs over: `"websocket"`, or `"http"` (asked for, or fallen
+   * back to); `undefined` while not connected.
+   */
+  get transport(): ConnectionTransport | undefined {
+    return this.#transport;
   }
 
   /** Calls `listener` on every state change; returns a function that stops it. */
@@ -388,8 +471,24 @@ export class Client implements Caller {
     });
   }
 
-  /** Adds methods the server may call on this client (generated `XClient.callbacks(impl)`). */
+  /**
+   * Adds methods the server may call on this client (generated `XClient.callbacks(impl)`).
+   * Throws `TypeError` where the client can only use HTTP (`transport: "http"`, `http(s)://`
+   * URLs, or no WebSocket class), over which the server cannot call it.
+   */
   handle(handlers: Handlers): void {
+    if (Object.keys(handlers).length > 0) {
+      if (this.#WebSocket === undefined) {
+        throw new TypeError(
+          `connect: the server's calls to this client (\`handlers\`) need a WebSocket, and there is no WebSocket class here: ${HOW_TO_GET_A_WEBSOCKET}`,
+        );
+      }
+      if (this.#options.transport === "http" || this.#urls.every((u) => /^https?:/i.test(u))) {
+        throw new TypeError(
+          "connect: the server's calls to this client (`handlers`) need a WebSocket; over HTTP (`transport: \"http\"`, or an http(s):// URL) the server cannot call the client",
+        );
+      }
+    }
     for (const [method, handler] of Object.entries(handlers)) this.#handlers.set(method, handler);
   }
 
@@ -647,7 +746,9 @@ export class Client implements Caller {
       this.#shutDown(new ClosedError(`cannot connect to ${url}: ${String(e)}`));
       return;
     }
-    this.#attach(socket, url, transport === "auto" ? http : undefined);
+    // Once a WebSocket has opened, one that cannot be opened means the server is away (and
+    // Node.js 20's fetch may never settle against a server that resets the connection).
+    this.#attach(socket, url, transport === "auto" && !this.#webSocketOpened ? http : undefined);
   }
 
   #fetch(): FetchLike {
@@ -671,6 +772,8 @@ export class Client implements Caller {
       timers.clearTimeout(handshake);
       if (this.#socket !== socket) return;
       this.#attempts = 0;
+      this.#transport = socket instanceof HttpSocket ? "http" : "websocket";
+      if (this.#transport === "websocket") this.#webSocketOpened = true;
       this.#setState("connected");
       this.#flushWaiting();
     };
@@ -683,6 +786,7 @@ export class Client implements Caller {
       timers.clearTimeout(handshake);
       if (this.#socket !== socket) return;
       this.#socket = undefined;
+      this.#transport = undefined;
       try {
         socket.close();
       } catch {
@@ -749,6 +853,7 @@ export class Client implements Caller {
   }
 
   #shutDown(error: ClosedError): void {
+    this.#transport = undefined;
     this.#setState("closed", error);
     if (this.#retryTimer !== undefined) timers.clearTimeout(this.#retryTimer);
     const socket = this.#socket;
@@ -904,6 +1009,13 @@ class HttpSocket implements WebSocketLike {
   readonly #all = new Set<AbortControllerLike>();
   /** Requests this side stopped on purpose: their abort is not a failure. */
   readonly #dropped = new Set<AbortControllerLike>();
+  /**
+   * The POST of the last notification sent: each request waits for its answer (the server
+   * answers a notification once its handler started), so the server sees a notification
+   * before what the client sends after it, as over a WebSocket. Calls are not ordered
+   * among themselves (each is a POST of its own), as a WebSocket server runs them at once.
+   */
+  #lastNote: Promise<unknown> = Promise.resolve();
 
   constructor(url: string, fetch: FetchLike, token?: string, refresh?: () => Promise<string>) {
     this.#url = url;
@@ -946,7 +1058,8 @@ class HttpSocket implements WebSocketLike {
         return;
       }
     }
-    void this.#request(frame, typeof message?.id === "number" ? message.id : undefined);
+    const sent = this.#request(frame, typeof message?.id === "number" ? message.id : undefined, this.#lastNote);
+    if (typeof message === "object" && message !== null && !("id" in message)) this.#lastNote = sent;
   }
 
   close(code = 1000, reason = ""): void {
@@ -957,11 +1070,15 @@ class HttpSocket implements WebSocketLike {
   }
 
   /** POSTs `frame`; delivers its answer. `false` if the connection failed meanwhile. */
-  async #request(frame: string, id: number | undefined): Promise<boolean> {
+  async #request(frame: string, id: number | undefined, after?: Promise<unknown>): Promise<boolean> {
     const controller = new web.AbortController();
     this.#all.add(controller);
     if (id !== undefined) this.#calls.set(id, controller);
     try {
+      if (after !== undefined) {
+        await after;
+        if (this.#dropped.has(controller)) return true; // Cancelled, or closed, meanwhile.
+      }
       const post = () =>
         this.#fetch(this.#url, { method: "POST", headers: this.#headers, body: frame, signal: controller.signal });
       let response = await post();
@@ -1127,7 +1244,10 @@ export class Subscription<T> implements AsyncIterable<T> {
     this.#state = state;
   }
 
-  /** Resolves once the server accepted the subscription; rejects with its setup error. */
+  /**
+   * Resolves once the server accepted the subscription (for a topic: once its start
+   * position arrived, so `position` is set); rejects with its setup error.
+   */
   get ready(): Promise<void> {
     return this.#state.ready;
   }
@@ -1137,7 +1257,11 @@ export class Subscription<T> implements AsyncIterable<T> {
     this.#state.close();
   }
 
-  /** A topic's position: that of the last item iterated (or where it started). */
+  /**
+   * A topic's position: that of the last item iterated, or, before any, where the
+   * subscription started (known once `ready` resolved, for the methods `gen ts` generates
+   * and `subscribe(…, { topic: true })`). `undefined` for a stream.
+   */
   get position(): Position | undefined {
     return this.#state.position;
   }
@@ -1171,6 +1295,8 @@ export class SubscriptionState<T> {
   #waiter: { resolve: (r: IteratorResult<T>) => void; reject: (e: Error) => void } | undefined;
   #ready: { resolve: () => void; reject: (e: Error) => void } | undefined;
   #subscribing = false;
+  /** Ends the stream when `options.signal` fires. */
+  readonly #onAbort: (() => void) | undefined;
 
   constructor(
     client: Client,
@@ -1185,10 +1311,23 @@ export class SubscriptionState<T> {
     });
     this.ready.catch(() => undefined); // The iterator reports it too.
     this.#subscribing = true;
+    const signal = options.signal;
+    if (signal !== undefined && !signal.aborted) {
+      // (Already aborted, the subscribe call fails at once with `CancelledError`.)
+      this.#onAbort = () => this.#cancel();
+      signal.addEventListener("abort", this.#onAbort, { once: true });
+    }
   }
 
   subscribed(): void {
     this.#subscribing = false;
+    // A topic's start position follows the answer: `ready` waits for it (or for what
+    // comes instead: a gap, an item, the end).
+    if (this.options.topic === true && this.#received === undefined) return;
+    this.#settleReady();
+  }
+
+  #settleReady(): void {
     this.#ready?.resolve();
     this.#ready = undefined;
   }
@@ -1210,7 +1349,10 @@ export class SubscriptionState<T> {
   startsAt(at: Position | undefined): void {
     if (at === undefined || this.finished) return;
     this.#received = at;
-    this.#enqueue({ at });
+    // With nothing unread before it, the reader is there now.
+    if (this.#items.length === 0) this.position = at;
+    else this.#enqueue({ at });
+    this.#settleReady();
   }
 
   /** A topic lost publications: continue after `to`. */
@@ -1218,6 +1360,7 @@ export class SubscriptionState<T> {
     if (to === undefined || this.finished) return;
     this.#received = to;
     this.#enqueue({ at: to, gap: true });
+    this.#settleReady();
   }
 
   resubscribe(): void {
@@ -1230,6 +1373,7 @@ export class SubscriptionState<T> {
     if (this.finished) return;
     if (at !== undefined) this.#received = at;
     this.#enqueue({ item, at });
+    this.#settleReady();
   }
 
   #enqueue(entry: Queued<T>): void {
@@ -1285,6 +1429,14 @@ export class SubscriptionState<T> {
     this.#end(undefined);
   }
 
+  /** The signal fired: unsubscribe, drop what is unread, fail the reader. */
+  #cancel(): void {
+    if (this.finished) return;
+    this.#client.unsubscribe(this as SubscriptionState<unknown>);
+    this.#items.length = 0;
+    this.#end(new CancelledError(`${this.method}: cancelled`));
+  }
+
   next(): Promise<IteratorResult<T>> {
     while (this.#items.length > 0) {
       const delivered = this.#take(this.#items.shift() as Queued<T>);
@@ -1306,6 +1458,7 @@ export class SubscriptionState<T> {
     if (this.finished) return;
     this.finished = true;
     this.#subscribing = false;
+    if (this.#onAbort !== undefined) this.options.signal?.removeEventListener("abort", this.#onAbort);
     if (this.#ready !== undefined) {
       if (error === undefined) this.#ready.resolve();
       else this.#ready.reject(error);

@@ -134,17 +134,17 @@ export class KitchenClient {
     return this.#caller.notify("Kitchen.ping", { at }, options);
   }
 
-  /** A stream: iterate it with `for await`; breaking out unsubscribes. */
-  watch(id: number, options?: wc.CallOptions): wc.Subscription<Shape> {
+  /** A stream: iterate it with `for await`; breaking out (or `options.signal`) unsubscribes. */
+  watch(id: number, options?: wc.StreamOptions): wc.Subscription<Shape> {
     return this.#caller.subscribe<Shape>("Kitchen.watch", { id }, { ...options, mapError: Oops.fromRpc });
   }
 
   /**
    * Publications per mode and shelf, through the server's hub; clients may publish too.
-   * A topic: iterate it with `for await`; after a reconnect it resumes where it was (`$since`), and a gap is thrown as `wc.GapError`.
+   * A topic: iterate it with `for await`; after a reconnect it resumes where it was (`$since`), and a gap is thrown as `wc.GapError` (or given to `options.onGap`).
    */
-  shelf(mode: Mode, shelf: number, options?: wc.CallOptions): wc.Subscription<Bag> {
-    return this.#caller.subscribe<Bag>("Kitchen.shelf", { mode, shelf }, options);
+  shelf(mode: Mode, shelf: number, options?: wc.TopicOptions): wc.Subscription<Bag> {
+    return this.#caller.subscribe<Bag>("Kitchen.shelf", { mode, shelf }, { ...options, topic: true });
   }
 
   /** The handlers of `KitchenCallbacks` for `wc.connect(url, { handlers })` or `client.handle`. */

@@ -75,7 +75,7 @@ export class CalculatorClient {
     }
     /**
      * Yields 0, 1, …, `count - 1`, one every `every_ms` milliseconds, then ends.
-     * A stream: iterate it with `for await`; breaking out unsubscribes.
+     * A stream: iterate it with `for await`; breaking out (or `options.signal`) unsubscribes.
      */
     ticks(count, everyMs, options) {
         return this.#caller.subscribe("Calculator.ticks", { count, every_ms: everyMs }, options);

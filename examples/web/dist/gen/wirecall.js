@@ -6,8 +6,8 @@
 // server-sent events), or uses HTTP when asked (`transport: "http"`).
 //
 // `wirecall gen ts` writes this file next to the generated code. It depends on nothing but
-// a WebSocket implementation (the browser's, Node.js 22's, or one passed in `ClientOptions`)
-// and, for HTTP, `fetch`.
+// a WebSocket implementation (the browser's, Node.js 22's, or one passed in `ClientOptions`,
+// such as the `ws` package's on Node.js 20) and, for HTTP, `fetch`.
 // Do not edit: change the generator's copy (wirecall-idl/src/ts/wirecall.ts) instead.
 /** Error codes the runtime uses (JSON-RPC 2.0's and wirecall's own). */
 export const ErrorCode = {
@@ -127,6 +127,9 @@ export function bearerSubprotocol(token) {
     }
     return out;
 }
+/** How to give a runtime without a WebSocket class one (in error messages and warnings). */
+const HOW_TO_GET_A_WEBSOCKET = "pass one as `options.WebSocket` (e.g. `import WebSocket from \"ws\"`, then `{ WebSocket }`), " +
+    "or run Node.js 22+ (Node.js 20: `node --experimental-websocket`)";
 const DEFAULTS = {
     timeoutMs: 30_000,
     handshakeTimeoutMs: 10_000,
@@ -151,6 +154,10 @@ export class Client {
     #options;
     #WebSocket;
     #socket;
+    /** What the open connection runs over. */
+    #transport;
+    /** A WebSocket opened once: later attempts do not fall back to HTTP. */
+    #webSocketOpened = false;
     #state = "connecting";
     #attempts = 0;
     #nextId = 1;
@@ -174,13 +181,21 @@ export class Client {
         this.#options = options;
         const ctor = options.WebSocket ?? globalThis.WebSocket;
         if (ctor === undefined && options.transport === "websocket") {
-            throw new TypeError("connect: no WebSocket implementation; pass one as `options.WebSocket`");
+            throw new TypeError(`connect: no WebSocket class here: ${HOW_TO_GET_A_WEBSOCKET}`);
         }
         this.#WebSocket = ctor;
         const handlers = options.handlers;
         if (handlers !== undefined) {
             for (const h of Array.isArray(handlers) ? handlers : [handlers])
                 this.handle(h);
+        }
+        if (ctor === undefined && options.transport !== "http") {
+            const ws = this.#urls.find((u) => /^wss?:/i.test(u));
+            if (ws !== undefined) {
+                const console = globalThis.console;
+                console?.warn(`wirecall: no WebSocket class here, so ${ws} is reached over HTTP POST instead; ${HOW_TO_GET_A_WEBSOCKET}. ` +
+                    "Pass `transport: \"http\"` if HTTP is meant.");
+            }
         }
         if (options.onStateChange !== undefined)
             this.#listeners.add(options.onStateChange);
@@ -189,6 +204,13 @@ export class Client {
     /** The connection's state. */
     get state() {
         return this.#state;
+    }
+    /**
+     * What the current connection runs over: `"websocket"`, or `"http"` (asked for, or fallen
+     * back to); `undefined` while not connected.
+     */
+    get transport() {
+        return this.#transport;
     }
     /** Calls `listener` on every state change; returns a function that stops it. */
     onStateChange(listener) {
@@ -214,8 +236,20 @@ export class Client {
             });
         });
     }
-    /** Adds methods the server may call on this client (generated `XClient.callbacks(impl)`). */
+    /**
+     * Adds methods the server may call on this client (generated `XClient.callbacks(impl)`).
+     * Throws `TypeError` where the client can only use HTTP (`transport: "http"`, `http(s)://`
+     * URLs, or no WebSocket class), over which the server cannot call it.
+     */
     handle(handlers) {
+        if (Object.keys(handlers).length > 0) {
+            if (this.#WebSocket === undefined) {
+                throw new TypeError(`connect: the server's calls to this client (\`handlers\`) need a WebSocket, and there is no WebSocket class here: ${HOW_TO_GET_A_WEBSOCKET}`);
+            }
+            if (this.#options.transport === "http" || this.#urls.every((u) => /^https?:/i.test(u))) {
+                throw new TypeError("connect: the server's calls to this client (`handlers`) need a WebSocket; over HTTP (`transport: \"http\"`, or an http(s):// URL) the server cannot call the client");
+            }
+        }
         for (const [method, handler] of Object.entries(handlers))
             this.#handlers.set(method, handler);
     }
@@ -459,7 +493,9 @@ export class Client {
             this.#shutDown(new ClosedError(`cannot connect to ${url}: ${String(e)}`));
             return;
         }
-        this.#attach(socket, url, transport === "auto" ? http : undefined);
+        // Once a WebSocket has opened, one that cannot be opened means the server is away (and
+        // Node.js 20's fetch may never settle against a server that resets the connection).
+        this.#attach(socket, url, transport === "auto" && !this.#webSocketOpened ? http : undefined);
     }
     #fetch() {
         const f = this.#options.fetch ?? globalThis.fetch;
@@ -484,6 +520,9 @@ export class Client {
             if (this.#socket !== socket)
                 return;
             this.#attempts = 0;
+            this.#transport = socket instanceof HttpSocket ? "http" : "websocket";
+            if (this.#transport === "websocket")
+                this.#webSocketOpened = true;
             this.#setState("connected");
             this.#flushWaiting();
         };
@@ -498,6 +537,7 @@ export class Client {
             if (this.#socket !== socket)
                 return;
             this.#socket = undefined;
+            this.#transport = undefined;
             try {
                 socket.close();
             }
@@ -568,6 +608,7 @@ export class Client {
         }, delay);
     }
     #shutDown(error) {
+        this.#transport = undefined;
         this.#setState("closed", error);
         if (this.#retryTimer !== undefined)
             timers.clearTimeout(this.#retryTimer);
@@ -717,6 +758,13 @@ class HttpSocket {
     #all = new Set();
     /** Requests this side stopped on purpose: their abort is not a failure. */
     #dropped = new Set();
+    /**
+     * The POST of the last notification sent: each request waits for its answer (the server
+     * answers a notification once its handler started), so the server sees a notification
+     * before what the client sends after it, as over a WebSocket. Calls are not ordered
+     * among themselves (each is a POST of its own), as a WebSocket server runs them at once.
+     */
+    #lastNote = Promise.resolve();
     constructor(url, fetch, token, refresh) {
         this.#url = url;
         this.#refresh = refresh;
@@ -762,7 +810,9 @@ class HttpSocket {
                 return;
             }
         }
-        void this.#request(frame, typeof message?.id === "number" ? message.id : undefined);
+        const sent = this.#request(frame, typeof message?.id === "number" ? message.id : undefined, this.#lastNote);
+        if (typeof message === "object" && message !== null && !("id" in message))
+            this.#lastNote = sent;
     }
     close(code = 1000, reason = "") {
         if (this.readyState === 3)
@@ -773,12 +823,17 @@ class HttpSocket {
         timers.setTimeout(() => this.onclose?.({ code, reason }), 0);
     }
     /** POSTs `frame`; delivers its answer. `false` if the connection failed meanwhile. */
-    async #request(frame, id) {
+    async #request(frame, id, after) {
         const controller = new web.AbortController();
         this.#all.add(controller);
         if (id !== undefined)
             this.#calls.set(id, controller);
         try {
+            if (after !== undefined) {
+                await after;
+                if (this.#dropped.has(controller))
+                    return true; // Cancelled, or closed, meanwhile.
+            }
             const post = () => this.#fetch(this.#url, { method: "POST", headers: this.#headers, body: frame, signal: controller.signal });
             let response = await post();
             if (response.status === 401 && this.#refresh !== undefined) {
@@ -955,7 +1010,10 @@ export class Subscription {
     constructor(state) {
         this.#state = state;
     }
-    /** Resolves once the server accepted the subscription; rejects with its setup error. */
+    /**
+     * Resolves once the server accepted the subscription (for a topic: once its start
+     * position arrived, so `position` is set); rejects with its setup error.
+     */
     get ready() {
         return this.#state.ready;
     }
@@ -963,7 +1021,11 @@ export class Subscription {
     close() {
         this.#state.close();
     }
-    /** A topic's position: that of the last item iterated (or where it started). */
+    /**
+     * A topic's position: that of the last item iterated, or, before any, where the
+     * subscription started (known once `ready` resolved, for the methods `gen ts` generates
+     * and `subscribe(…, { topic: true })`). `undefined` for a stream.
+     */
     get position() {
         return this.#state.position;
     }
@@ -998,6 +1060,8 @@ export class SubscriptionState {
     #waiter;
     #ready;
     #subscribing = false;
+    /** Ends the stream when `options.signal` fires. */
+    #onAbort;
     constructor(client, method, params, options) {
         this.method = method;
         this.params = params;
@@ -1009,9 +1073,22 @@ export class SubscriptionState {
         });
         this.ready.catch(() => undefined); // The iterator reports it too.
         this.#subscribing = true;
+        const signal = options.signal;
+        if (signal !== undefined && !signal.aborted) {
+            // (Already aborted, the subscribe call fails at once with `CancelledError`.)
+            this.#onAbort = () => this.#cancel();
+            signal.addEventListener("abort", this.#onAbort, { once: true });
+        }
     }
     subscribed() {
         this.#subscribing = false;
+        // A topic's start position follows the answer: `ready` waits for it (or for what
+        // comes instead: a gap, an item, the end).
+        if (this.options.topic === true && this.#received === undefined)
+            return;
+        this.#settleReady();
+    }
+    #settleReady() {
         this.#ready?.resolve();
         this.#ready = undefined;
     }
@@ -1033,7 +1110,12 @@ export class SubscriptionState {
         if (at === undefined || this.finished)
             return;
         this.#received = at;
-        this.#enqueue({ at });
+        // With nothing unread before it, the reader is there now.
+        if (this.#items.length === 0)
+            this.position = at;
+        else
+            this.#enqueue({ at });
+        this.#settleReady();
     }
     /** A topic lost publications: continue after `to`. */
     gap(to) {
@@ -1041,6 +1123,7 @@ export class SubscriptionState {
             return;
         this.#received = to;
         this.#enqueue({ at: to, gap: true });
+        this.#settleReady();
     }
     resubscribe() {
         this.needsResubscribe = false;
@@ -1053,6 +1136,7 @@ export class SubscriptionState {
         if (at !== undefined)
             this.#received = at;
         this.#enqueue({ item, at });
+        this.#settleReady();
     }
     #enqueue(entry) {
         if (this.#waiter !== undefined) {
@@ -1107,6 +1191,14 @@ export class SubscriptionState {
         this.#items.length = 0;
         this.#end(undefined);
     }
+    /** The signal fired: unsubscribe, drop what is unread, fail the reader. */
+    #cancel() {
+        if (this.finished)
+            return;
+        this.#client.unsubscribe(this);
+        this.#items.length = 0;
+        this.#end(new CancelledError(`${this.method}: cancelled`));
+    }
     next() {
         while (this.#items.length > 0) {
             const delivered = this.#take(this.#items.shift());
@@ -1131,6 +1223,8 @@ export class SubscriptionState {
             return;
         this.finished = true;
         this.#subscribing = false;
+        if (this.#onAbort !== undefined)
+            this.options.signal?.removeEventListener("abort", this.#onAbort);
         if (this.#ready !== undefined) {
             if (error === undefined)
                 this.#ready.resolve();
