@@ -119,6 +119,86 @@ test("a stream's setup error rejects `ready` and the iteration", async () => {
   assert.equal(iteration.error.code, -32601);
 });
 
+/** A WebSocket class that records the frames the client sends. */
+function spyingWebSocket(sent) {
+  return class extends globalThis.WebSocket {
+    send(frame) {
+      sent.push(JSON.parse(frame));
+      super.send(frame);
+    }
+  };
+}
+
+test("a signal given to a stream ends it: unsubscribed, unread items dropped, CancelledError", async () => {
+  const sent = [];
+  const { client, calc } = connect({ WebSocket: spyingWebSocket(sent) });
+  await client.connected();
+  const controller = new AbortController();
+  const sub = calc.ticks(40, 5, { signal: controller.signal });
+  const seen = [];
+  const end = await outcome((async () => {
+    for await (const tick of sub) {
+      seen.push(tick);
+      if (tick === 2) {
+        controller.abort();
+        // Items that arrive meanwhile are not handed out.
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  })());
+  assert.ok(end.error instanceof wirecall.CancelledError, String(end.error ?? `ended after ${seen}`));
+  assert.deepEqual(seen, [0, 1, 2]);
+  const subscribed = sent.find((m) => m.method === "Calculator.ticks");
+  assert.ok(subscribed !== undefined);
+  await waitFor("the unsubscribe", () => sent.find((m) => m.method === "Calculator.ticks.unsubscribe"));
+  // Aborted before the server answered: the subscribe call is cancelled, `ready` says so.
+  const early = new AbortController();
+  const cancelled = calc.ticks(5, 5, { signal: early.signal });
+  early.abort();
+  assert.ok((await outcome(cancelled.ready)).error instanceof wirecall.CancelledError);
+  // A stream bounded in time: AbortSignal.timeout ends it (however far it got by then).
+  const timedOut = await outcome((async () => {
+    for await (const _ of calc.ticks(1_000_000, 10, { signal: AbortSignal.timeout(300) }));
+  })());
+  assert.ok(timedOut.error instanceof wirecall.CancelledError, String(timedOut.error));
+  assert.equal(await calc.add(1, 2), 3, "the connection carries on");
+});
+
+test("a stream's timeoutMs covers its subscribe call, not how long it runs", async () => {
+  const { client, calc } = connect();
+  await client.connected();
+  const items = [];
+  for await (const tick of calc.ticks(4, 500, { timeoutMs: 1_000 })) items.push(tick);
+  assert.deepEqual(items, [0, 1, 2, 3]);
+  // While disconnected, the subscribe call waits for the connection within its timeout.
+  await server.kill();
+  await waitFor("reconnecting", () => client.state === "reconnecting");
+  const late = calc.ticks(3, 1, { timeoutMs: 200 });
+  assert.ok((await outcome(late.ready)).error instanceof wirecall.TimeoutError);
+  await server.start();
+  await client.connected();
+});
+
+test("over HTTP, a notification is handled before a call the client sends after it", async () => {
+  // The network holds back the notification's POST: the call sent after it must wait.
+  const held = [];
+  const fetchHoldingNotes = async (url, init) => {
+    const body = JSON.parse(init.body);
+    if (!Array.isArray(body) && !("id" in body)) {
+      held.push(body.method);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    return fetch(url, init);
+  };
+  const { client, calc } = connect({ transport: "http", fetch: fetchHoldingNotes, handlers: [] });
+  await client.connected();
+  assert.equal(client.transport, "http");
+  await calc.log("before");
+  await calc.log("ordered over HTTP");
+  assert.equal((await calc.stats()).last_message, "ordered over HTTP");
+  assert.deepEqual(held, ["Calculator.log", "Calculator.log"]);
+});
+
 test("a request over maxMessageSize fails before it is sent; the connection carries on", async () => {
   const { client, calc } = connect({ maxMessageSize: 1000 });
   await client.connected();

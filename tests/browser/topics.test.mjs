@@ -105,3 +105,27 @@ test("a server that lost the history reports the gap: GapError from the iterator
   assert.equal(gaps.length, 1);
   assert.ok(gaps[0] instanceof wirecall.GapError);
 });
+
+test("a topic's position is where it started once `ready` resolves, before any item", async () => {
+  const node = new ChatNode(await freePort());
+  await node.start();
+  cleanup.push(() => node.kill());
+  const say = await speaker(node.url);
+  await say("m1");
+  await say("m2");
+  const listener = connect(node.url);
+  // As the generated topic methods subscribe (`{ topic: true }`).
+  const sub = listener.subscribe("Chat.room", { room: "lobby" }, { topic: true });
+  await sub.ready;
+  assert.equal(sub.position?.offset, 2, "started after the two publications");
+  assert.equal(typeof sub.position.epoch, "string");
+  // Without the flag, `ready` does not wait, but the start position is taken as it
+  // arrives, without reading.
+  const plain = listener.subscribe("Chat.room", { room: "lobby" });
+  await plain.ready;
+  await waitFor("the start position", () => plain.position !== undefined);
+  assert.deepEqual(plain.position, sub.position);
+  await say("m3");
+  assert.deepEqual(await read(sub[Symbol.asyncIterator](), sub, 1), [["m3", 3]]);
+  assert.deepEqual(await read(plain[Symbol.asyncIterator](), plain, 1), [["m3", 3]]);
+});
