@@ -4,11 +4,13 @@
 #
 #   1. `tsc --strict` (the strictest options, no DOM) over the TypeScript generated from
 #      every fixture, type-level tests (types/mapping.ts) and values serialized by the Rust
-#      side (ts_samples): the TypeScript types match the JSON mapping.
+#      side (ts_samples): the TypeScript types match the JSON mapping. Then every TypeScript
+#      snippet of README.md, docs/*.md and the package's README (snippets.mjs).
 #   2. The example page (examples/web) builds, and its committed build is current.
-#   3. The runtime under faults in Node.js, against the Rust calculator server; then over
-#      TLS with a bearer token (certificates made by the make_certs example); then as the
-#      npm package of clients/typescript, packed and installed offline.
+#   3. The runtime under faults in Node.js, against the Rust calculator server; without a
+#      WebSocket class of Node.js's own, and with the `ws` package's; then over TLS with a
+#      bearer token (certificates made by the make_certs example); then as the npm package
+#      of clients/typescript, packed from a copy of its folder and installed offline.
 #   4. Headless Chromium drives the example page against the Rust calculator server.
 #   5. The same page served by the `web` example, WebSocket blocked: the client falls back
 #      to HTTP POST and server-sent events.
@@ -20,7 +22,7 @@ cd "$root"
 step() { printf '\n== browser: %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 
 step "npm packages"
-if [ ! -x "$here/node_modules/.bin/tsc" ]; then
+if [ ! -x "$here/node_modules/.bin/tsc" ] || [ "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]; then
   npm ci --prefix "$here" --no-audit --no-fund
 fi
 tsc="$here/node_modules/.bin/tsc"
@@ -48,6 +50,15 @@ cp "$here/tsconfig.strict.json" "$work/strict/tsconfig.json"
 "$tsc" -p "$work/strict"
 echo "ok: $(ls "$work/strict"/*.ts | wc -l) files"
 
+step "tsc --strict: the documentation's TypeScript snippets"
+node "$here/snippets.mjs" "$work/snippets"
+for wire in examples/idl/calculator.wire examples/idl/chat.wire; do
+  "$wirecall" gen ts "$wire" --out "$work/snippets/gen"
+done
+ln -s "$here/node_modules" "$work/snippets/node_modules"   # `ws` and its types
+"$tsc" -p "$work/snippets"
+echo "ok"
+
 step "example page: builds, and examples/web/dist is current"
 "$tsc" -p examples/web --outDir "$work/web-dist"
 if ! diff -r "$work/web-dist" examples/web/dist; then
@@ -59,6 +70,9 @@ echo "ok"
 step "runtime tests in Node.js"
 node --experimental-websocket --test "$here/runtime.test.mjs"
 
+step "Node.js without a WebSocket class of its own; the \`ws\` package's (no --experimental-websocket)"
+node --test "$here/ws.test.mjs"
+
 step "topics in Node.js: \$since across a server restart (Redis), gaps"
 node --experimental-websocket --test "$here/topics.test.mjs"
 
@@ -67,9 +81,17 @@ cargo run -q -p wirecall-tests --example make_certs -- "$work/certs"
 TLS_CERT="$work/certs/cert.pem" TLS_KEY="$work/certs/key.pem" NODE_EXTRA_CA_CERTS="$work/certs/ca.pem" \
   node --experimental-websocket --test "$here/tls.test.mjs"
 
-step "the npm package (clients/typescript): build, pack and install offline, generated code importing it"
-(cd clients/typescript && "$tsc" -p . --outDir "$work/pkg-build/dist" && cp package.json README.md "$work/pkg-build/")
-(cd "$work/pkg-build" && npm pack --offline --silent --pack-destination "$work" >/dev/null)
+step "the npm package (clients/typescript): packed from a copy of its folder (prepack builds it), installed offline, generated code importing it"
+mkdir -p "$work/pkg-copy"
+(cd clients/typescript && cp -r package.json package-lock.json tsconfig.json README.md src "$work/pkg-copy/")
+(cd "$work/pkg-copy" && npm ci --offline --no-audit --no-fund --silent && npm pack --offline --silent --pack-destination "$work" >/dev/null)
+contents="$(tar -tzf "$work"/wirecall-client-*.tgz | sort | tr '\n' ' ')"
+for f in package/dist/wirecall.js package/dist/wirecall.d.ts package/README.md package/package.json; do
+  case " $contents" in
+    *" $f "*) ;;
+    *) echo "the packed package lacks $f: $contents" >&2; exit 1 ;;
+  esac
+done
 mkdir -p "$work/pkg-user"
 printf '{"name":"pkg-user","private":true,"type":"module"}\n' > "$work/pkg-user/package.json"
 npm install --offline --no-audit --no-fund --silent --prefix "$work/pkg-user" "$work"/wirecall-client-*.tgz
