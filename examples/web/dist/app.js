@@ -10,10 +10,9 @@ const server = query.get("server") ?? (location.protocol.startsWith("http") ? sa
 const transport = query.get("transport") === "http" ? "http" : "auto";
 const client = wirecall.connect(server, {
     transport,
-    // The server's calls to this client (`client { confirm }` in calculator.wire).
-    handlers: CalculatorClient.callbacks({
-        confirm: (question) => window.confirm(question),
-    }),
+    // The server's calls to this client (`client { confirm }` in calculator.wire); they need
+    // a WebSocket, so a client that asks for HTTP cannot take them.
+    handlers: transport === "http" ? [] : CalculatorClient.callbacks({ confirm: (question) => window.confirm(question) }),
     reconnect: { initialBackoffMs: 100, maxBackoffMs: 2_000 },
 });
 const calc = new CalculatorClient(client);
