@@ -1232,10 +1232,10 @@ function utf8Length(text: string): number {
 /**
  * A stream from the server: iterate it with `for await`. Items are buffered from the
  * moment the call is made; breaking out of the loop (or `close()`, or the `signal` of its
- * options) unsubscribes. After a
- * reconnect the stream is subscribed again and carries on with the new stream's items; a
- * topic resumes after the last item it received (`$since`), so nothing is missed or
- * repeated — or, when the server's history cannot cover it, a `GapError` says so.
+ * options) unsubscribes. After a reconnect the stream is subscribed again and carries on
+ * with the new stream's items; a topic resumes after the last item it received (`$since`),
+ * so nothing is missed or repeated — or, when the server's history cannot cover it, a
+ * `GapError` says so.
  */
 export class Subscription<T> implements AsyncIterable<T> {
   readonly #state: SubscriptionState<T>;
