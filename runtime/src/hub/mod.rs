@@ -590,3 +590,143 @@ pub(crate) fn split_since(
         .map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))?;
     Ok((Some(rest), since))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    /// A backend whose history the test sets, and whose live publications it sends.
+    struct Fake {
+        live: broadcast::Sender<Arc<Entry>>,
+        /// The key's epoch and its history (offsets 1..=n, all kept).
+        history: Mutex<(String, u64)>,
+    }
+
+    impl Fake {
+        fn entry(epoch: &str, offset: u64) -> Arc<Entry> {
+            Arc::new(Entry::new(
+                epoch.into(),
+                offset,
+                format!("\"{epoch}{offset}\"").into(),
+            ))
+        }
+    }
+
+    impl Backend for Fake {
+        fn publish(&self, _: Arc<str>, _: Arc<str>) -> BoxFuture<Result<Position, PublishError>> {
+            Box::pin(async { Err(PublishError::Unavailable("fake".into())) })
+        }
+
+        fn open(&self, _: Arc<str>) -> BoxFuture<Result<Opened, RpcError>> {
+            let (epoch, offset) = self.history.lock().unwrap().clone();
+            let opened = Opened {
+                live: self.live.subscribe(),
+                now: Position { epoch, offset },
+            };
+            Box::pin(async move { Ok(opened) })
+        }
+
+        fn replay(&self, _: Arc<str>, after: Position) -> BoxFuture<Result<Replay, RpcError>> {
+            let (epoch, last) = self.history.lock().unwrap().clone();
+            let first = (last > 0).then_some(1);
+            let (from, lost) = resume(&after, &epoch, last, first);
+            let items = (from.offset + 1..=last)
+                .map(|o| Fake::entry(&epoch, o))
+                .collect();
+            Box::pin(async move { Ok(Replay { from, lost, items }) })
+        }
+    }
+
+    fn fake(epoch: &str, last: u64) -> (Hub, Arc<Fake>) {
+        let backend = Arc::new(Fake {
+            live: broadcast::channel(memory::LIVE_BUFFER).0,
+            history: Mutex::new((epoch.to_string(), last)),
+        });
+        let hub = Hub {
+            backend: backend.clone(),
+            kind: "fake",
+        };
+        (hub, backend)
+    }
+
+    /// Everything the feed has now, as text.
+    async fn drain(feed: &mut Feed) -> Vec<String> {
+        let mut seen = Vec::new();
+        while let Some(Some(event)) = tokio::task::unconstrained(feed.next()).now_or_never() {
+            seen.push(match event {
+                Event::Start(p) => format!("start {p}"),
+                Event::Gap(p) => format!("gap {p}"),
+                Event::Item(e) => format!("{}/{}", e.epoch, e.offset),
+            });
+        }
+        seen
+    }
+
+    /// Issue #31 item 5: a feed further behind than the live buffer when the backend loses
+    /// its data reads the new epoch from history; the old epoch's publications still in the
+    /// live buffer are dropped, not delivered after the gap (wrong order, duplicates).
+    #[tokio::test]
+    async fn a_lagging_feed_never_goes_back_to_a_dead_epoch() {
+        let (hub, fake) = fake("old", 0);
+        let mut feed = hub.feed("K".into(), None).await.unwrap();
+        for o in 1..=1500 {
+            let _ = fake.live.send(Fake::entry("old", o));
+        }
+        // The backend loses its data: a new epoch with three publications.
+        *fake.history.lock().unwrap() = ("new".into(), 3);
+        for o in 1..=3 {
+            let _ = fake.live.send(Fake::entry("new", o));
+        }
+        assert_eq!(
+            drain(&mut feed).await,
+            ["start old/0", "gap new/0", "new/1", "new/2", "new/3"]
+        );
+        // Live publications of the new epoch go on.
+        *fake.history.lock().unwrap() = ("new".into(), 4);
+        let _ = fake.live.send(Fake::entry("new", 4));
+        assert_eq!(drain(&mut feed).await, ["new/4"]);
+    }
+
+    /// Issue #31 item 3: a live publication of an epoch history does not know (another
+    /// deployment's) does not move the feed: it is dropped, and the key's own publications
+    /// go on without a gap.
+    #[tokio::test]
+    async fn a_foreign_epoch_on_the_live_channel_is_dropped_not_a_gap() {
+        let (hub, fake) = fake("ours", 2);
+        let mut feed = hub.feed("K".into(), None).await.unwrap();
+        let _ = fake.live.send(Fake::entry("theirs", 7));
+        let _ = fake.live.send(Fake::entry("theirs", 8));
+        *fake.history.lock().unwrap() = ("ours".into(), 3);
+        let _ = fake.live.send(Fake::entry("ours", 3));
+        assert_eq!(drain(&mut feed).await, ["start ours/2", "ours/3"]);
+    }
+
+    /// Issue #31 items 1 and 8, on the rule both hubs share.
+    #[test]
+    fn resuming_another_epoch_is_always_a_gap_and_ahead_of_the_key_is_a_gap_back_to_it() {
+        let at = |epoch: &str, offset| Position {
+            epoch: epoch.into(),
+            offset,
+        };
+        // Offset 0 of another epoch: the subscriber saw nothing, but history may be lost.
+        assert_eq!(
+            resume(&at("old", 0), "new", 3, Some(1)),
+            (at("new", 0), true)
+        );
+        // Same epoch, covered: no gap.
+        assert_eq!(resume(&at("e", 0), "e", 3, Some(1)), (at("e", 0), false));
+        assert_eq!(resume(&at("e", 3), "e", 3, None), (at("e", 3), false));
+        // Trimmed.
+        assert_eq!(resume(&at("e", 1), "e", 9, Some(5)), (at("e", 4), true));
+        // Ahead of the key, even far ahead: a gap back to where the key is.
+        assert_eq!(resume(&at("e", 7), "e", 3, Some(1)), (at("e", 3), true));
+        assert_eq!(
+            resume(&at("e", MAX_OFFSET), "e", 3, Some(1)),
+            (at("e", 3), true)
+        );
+    }
+}
