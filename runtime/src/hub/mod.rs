@@ -347,7 +347,8 @@ impl<T: ?Sized> fmt::Debug for Topic<T> {
 
 impl<T: Serialize + ?Sized> Topic<T> {
     /// Publish `item` to every subscriber of this key, on every node: its position once
-    /// the hub has it. An error means no subscriber gets it.
+    /// the hub has it. An error means no subscriber gets it, except
+    /// [`PublishError::OutcomeUnknown`]: it may have been delivered.
     pub async fn publish(&self, item: &T) -> Result<Position, PublishError> {
         let json: Arc<str> = serde_json::to_string(item)?.into();
         self.hub.publish_json(self.key.clone(), json).await
