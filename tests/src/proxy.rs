@@ -1,8 +1,10 @@
 //! A fault-injection TCP proxy for resilience tests: in-process, on loopback.
 //!
 //! It forwards every accepted connection to a target address and, on command, drops all
-//! connections, refuses new ones for a while, stalls (accepts bytes, forwards none),
-//! delays every chunk, or cuts the next chunk in half and hangs up.
+//! connections (or resets them: TCP RST), refuses new ones for a while, stalls (accepts
+//! bytes, forwards none), freezes the connections open now for good (a peer that vanished
+//! without a close, while new connections work), delays every chunk, or cuts the next
+//! chunk in half and hangs up.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,8 +32,10 @@ struct State {
     delay_ms: AtomicU64,
     cut_next: AtomicBool,
     accepted: AtomicU64,
-    /// Every connection listens here for "drop now".
-    kill: broadcast::Sender<()>,
+    /// Connections numbered below this forward nothing more, ever.
+    frozen_below: AtomicU64,
+    /// Every connection listens here for "drop now" (`true`: with a reset).
+    kill: broadcast::Sender<bool>,
 }
 
 impl Proxy {
@@ -46,6 +50,7 @@ impl Proxy {
             delay_ms: AtomicU64::new(0),
             cut_next: AtomicBool::new(false),
             accepted: AtomicU64::new(0),
+            frozen_below: AtomicU64::new(0),
             kill: broadcast::channel(1).0,
         });
         let st = state.clone();
@@ -58,7 +63,7 @@ impl Proxy {
                     drop(client);
                     continue;
                 }
-                st.accepted.fetch_add(1, Ordering::SeqCst);
+                let number = st.accepted.fetch_add(1, Ordering::SeqCst);
                 let st = st.clone();
                 tokio::spawn(async move {
                     let target = *st.target.lock().unwrap();
@@ -68,12 +73,17 @@ impl Proxy {
                     let _ = client.set_nodelay(true);
                     let _ = server.set_nodelay(true);
                     let mut kill = st.kill.subscribe();
-                    let (cr, cw) = client.into_split();
-                    let (sr, sw) = server.into_split();
-                    tokio::select! {
-                        _ = pipe(cr, sw, st.clone()) => {}
-                        _ = pipe(sr, cw, st.clone()) => {}
-                        _ = kill.recv() => {}
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let reset = tokio::select! {
+                        _ = pipe(&mut cr, &mut sw, st.clone(), number) => false,
+                        _ = pipe(&mut sr, &mut cw, st.clone(), number) => false,
+                        reset = kill.recv() => reset.unwrap_or(false),
+                    };
+                    if reset {
+                        // Closed with SO_LINGER 0: a reset, on both sides.
+                        let _ = cw.as_ref().set_zero_linger();
+                        let _ = sw.as_ref().set_zero_linger();
                     }
                 });
             }
@@ -102,7 +112,21 @@ impl Proxy {
 
     /// Cut every open connection now (as a network failure would: no close frame).
     pub fn drop_all(&self) {
-        let _ = self.state.kill.send(());
+        let _ = self.state.kill.send(false);
+    }
+
+    /// Cut every open connection now with a TCP reset (RST), as a peer that crashed and
+    /// came back would.
+    pub fn reset_all(&self) {
+        let _ = self.state.kill.send(true);
+    }
+
+    /// From now on, the connections open now forward nothing (in either direction) and
+    /// never close: a peer that vanished without a close (a partition, a NAT that dropped
+    /// the mapping). New connections are not affected.
+    pub fn freeze_open_connections(&self) {
+        let open = self.state.accepted.load(Ordering::SeqCst);
+        self.state.frozen_below.store(open, Ordering::SeqCst);
     }
 
     /// Refuse (accept and immediately close) new connections while `on`.
@@ -137,21 +161,34 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.accept.abort();
-        let _ = self.state.kill.send(());
+        let _ = self.state.kill.send(false);
     }
 }
 
 async fn pipe(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
     st: Arc<State>,
+    number: u64,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
+    let frozen = || number < st.frozen_below.load(Ordering::SeqCst);
     loop {
+        if frozen() {
+            return std::future::pending().await;
+        }
         let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => {
+                if frozen() {
+                    return std::future::pending().await;
+                }
+                return;
+            }
             Ok(n) => n,
         };
+        if frozen() {
+            return std::future::pending().await;
+        }
         if st.stalled.load(Ordering::SeqCst) {
             continue;
         }

@@ -167,6 +167,65 @@ impl Redis {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// `redis://127.0.0.1:PORT/DB`: database `db` of the same server.
+    pub fn url_db(&self, db: u32) -> String {
+        format!("redis://127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Run one command on a connection of its own (database `db`) and return the reply as
+    /// text: `OK`, `3`, `ERR …` for an error, a bulk string, or an array's elements one a
+    /// line.
+    pub fn command(&self, db: u32, args: &[&str]) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let mut stream = TcpStream::connect(self.addr()).expect("connect to redis-server");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut out = Vec::new();
+        let select = ["SELECT".to_string(), db.to_string()];
+        for command in [select.iter().map(String::as_str).collect(), args.to_vec()] {
+            out.extend(format!("*{}\r\n", command.len()).bytes());
+            for arg in command {
+                out.extend(format!("${}\r\n{arg}\r\n", arg.len()).bytes());
+            }
+        }
+        stream.write_all(&out).unwrap();
+        let mut reader = BufReader::new(stream);
+        fn reply(reader: &mut impl BufRead) -> String {
+            let mut line = String::new();
+            reader
+                .read_line(&mut line)
+                .expect("a reply from redis-server");
+            let line = line.trim_end_matches("\r\n");
+            let (kind, rest) = line.split_at(1);
+            match kind {
+                "$" if rest == "-1" => String::new(),
+                "$" => {
+                    let len: usize = rest.parse().unwrap();
+                    let mut data = vec![0; len + 2];
+                    std::io::Read::read_exact(reader, &mut data).unwrap();
+                    String::from_utf8_lossy(&data[..len]).into_owned()
+                }
+                "*" => {
+                    let n: i64 = rest.parse().unwrap();
+                    (0..n.max(0))
+                        .map(|_| reply(reader))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                }
+                _ => rest.to_string(),
+            }
+        }
+        let selected = reply(&mut reader);
+        assert_eq!(selected, "OK", "SELECT {db}");
+        reply(&mut reader)
+    }
+
     /// Kill it (SIGKILL); everything it held is lost.
     pub fn kill(&mut self) {
         self.process.kill();

@@ -7,7 +7,8 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::{
-    new_epoch, Backend, BoxFuture, Entry, HistoryLimits, Opened, Position, PublishError, Replay,
+    new_epoch, resume, Backend, BoxFuture, Entry, HistoryLimits, Opened, Position, PublishError,
+    Replay,
 };
 use crate::error::RpcError;
 
@@ -104,41 +105,20 @@ impl Memory {
     fn replay_now(&self, key: &str, after: &Position) -> Replay {
         let now = Instant::now();
         let mut state = self.state();
-        let Some(k) = state.keys.get_mut(key) else {
-            // Never published (or swept): the key starts in a new epoch.
-            let fresh = Key::new();
-            let from = fresh.now();
-            state.keys.insert(key.into(), fresh);
-            return Replay {
-                lost: after.offset > 0,
-                from,
-                items: Vec::new(),
-            };
-        };
+        // Never published (or swept): the key starts in a new epoch.
+        let k = state.keys.entry(key.into()).or_insert_with(Key::new);
         k.trim(&self.history, now);
-        let first = k.history.front().map_or(k.offset + 1, |(_, e)| e.offset);
-        let same_epoch = *k.epoch == *after.epoch;
-        if same_epoch && after.offset + 1 >= first && after.offset <= k.offset {
-            let skip = (after.offset + 1 - first) as usize;
-            return Replay {
-                lost: false,
-                from: after.clone(),
-                items: k
-                    .history
-                    .iter()
-                    .skip(skip)
-                    .map(|(_, e)| e.clone())
-                    .collect(),
-            };
-        }
+        let first = k.history.front().map(|(_, e)| e.offset);
+        let (from, lost) = resume(after, &k.epoch, k.offset, first);
         Replay {
-            // A subscriber that saw nothing (offset 0) lost nothing if history is whole.
-            lost: !(after.offset == 0 && first == 1),
-            from: Position {
-                epoch: k.epoch.to_string(),
-                offset: first - 1,
-            },
-            items: k.history.iter().map(|(_, e)| e.clone()).collect(),
+            lost,
+            items: k
+                .history
+                .iter()
+                .filter(|(_, e)| e.offset > from.offset)
+                .map(|(_, e)| e.clone())
+                .collect(),
+            from,
         }
     }
 }
@@ -284,10 +264,13 @@ mod tests {
                                     let same = p.epoch == epoch;
                                     if same && p.offset + 1 >= first_kept && p.offset <= published {
                                         p.offset
+                                    } else if same && p.offset > published {
+                                        // Ahead of the key: a gap back to where it is.
+                                        expect.push(Seen::Gap(published));
+                                        published
                                     } else {
-                                        if !(p.offset == 0 && first_kept == 1) {
-                                            expect.push(Seen::Gap(first_kept - 1));
-                                        }
+                                        // Trimmed, or another epoch (even at offset 0).
+                                        expect.push(Seen::Gap(first_kept - 1));
                                         first_kept - 1
                                     }
                                 }

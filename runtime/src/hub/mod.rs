@@ -101,25 +101,34 @@ impl Default for HistoryLimits {
     }
 }
 
-/// Why a publication failed. A failed publication reached no subscriber.
+/// Why a publication failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PublishError {
-    /// The item could not be serialized to JSON.
+    /// The item could not be serialized to JSON. Nobody received it.
     #[error("the item could not be serialized: {0}")]
     Encode(#[from] serde_json::Error),
-    /// The hub's backend (Redis) could not be reached or refused the publication.
+    /// The hub's backend (Redis) could not be reached or refused the publication. Nobody
+    /// received it: publishing it again is safe.
     #[error("the hub is unavailable: {0}")]
     Unavailable(String),
+    /// The hub's backend did not answer in time, or its connection dropped after the
+    /// publication was sent: it may have been delivered to every subscriber, or to none.
+    /// Publishing it again may deliver it twice; a publisher that must not repeat itself
+    /// checks (e.g. reads the topic) before it does.
+    #[error("the publication's outcome is unknown (it may have been delivered): {0}")]
+    OutcomeUnknown(String),
 }
 
 impl PublishError {
     /// `-32008 Publication failed` with `data` `{"reason": R, "message": "…"}`, `R` being
-    /// `encode` or `unavailable`: what a handler's `?` on a publication answers.
+    /// `encode`, `unavailable` or `outcome_unknown`: what a handler's `?` on a publication
+    /// answers.
     pub fn to_rpc_error(&self) -> crate::error::RpcError {
         let reason = match self {
             PublishError::Encode(_) => "encode",
             PublishError::Unavailable(_) => "unavailable",
+            PublishError::OutcomeUnknown(_) => "outcome_unknown",
         };
         crate::error::RpcError::new(crate::error::code::PUBLISH_FAILED, "Publication failed")
             .with_data(serde_json::json!({ "reason": reason, "message": self.to_string() }))
@@ -282,6 +291,11 @@ impl Hub {
         key: Arc<str>,
         since: Option<Position>,
     ) -> Result<Feed, RpcError> {
+        if let Some(since) = &since {
+            if since.offset > MAX_OFFSET {
+                return Err(impossible_position(since));
+            }
+        }
         let opened = self.backend.open(key.clone()).await?;
         let mut feed = Feed {
             backend: self.backend.clone(),
@@ -289,6 +303,7 @@ impl Hub {
             live: opened.live,
             position: opened.now.clone(),
             pending: VecDeque::new(),
+            dead: VecDeque::new(),
         };
         match since {
             None => feed.pending.push_back(Event::Start(opened.now)),
@@ -332,7 +347,8 @@ impl<T: ?Sized> fmt::Debug for Topic<T> {
 
 impl<T: Serialize + ?Sized> Topic<T> {
     /// Publish `item` to every subscriber of this key, on every node: its position once
-    /// the hub has it. An error means no subscriber gets it.
+    /// the hub has it. An error means no subscriber gets it, except
+    /// [`PublishError::OutcomeUnknown`]: it may have been delivered.
     pub async fn publish(&self, item: &T) -> Result<Position, PublishError> {
         let json: Arc<str> = serde_json::to_string(item)?.into();
         self.hub.publish_json(self.key.clone(), json).await
@@ -347,8 +363,17 @@ impl<T: Serialize + ?Sized> Topic<T> {
 /// Backoff between attempts to read history while the backend is unreachable.
 const RETRY_MAX: Duration = Duration::from_secs(5);
 
+/// Epochs a feed remembers as not current (dead, or another deployment's): their live
+/// publications are dropped without asking history again.
+const DEAD_EPOCHS: usize = 8;
+
 /// One subscriber's view of a topic key: live publications, with what it missed filled
 /// in from history (or announced as a gap), each delivered once, in order.
+///
+/// Only history moves a feed to another epoch: a live publication of an epoch other than
+/// the feed's makes it ask history, and history says which epoch is the key's. A live
+/// publication of any other epoch (a dead one still in the live buffer, or a foreign one)
+/// is dropped.
 pub(crate) struct Feed {
     backend: Arc<dyn Backend>,
     key: Arc<str>,
@@ -356,6 +381,8 @@ pub(crate) struct Feed {
     /// The last position delivered (or the start).
     position: Position,
     pending: VecDeque<Event>,
+    /// Epochs known not to be the key's (most recent last).
+    dead: VecDeque<Arc<str>>,
 }
 
 impl Feed {
@@ -377,13 +404,15 @@ impl Feed {
                         if entry.offset <= self.position.offset {
                             continue; // delivered from history already
                         }
-                        if entry.offset == self.position.offset + 1 {
+                        if Some(entry.offset) == self.position.offset.checked_add(1) {
                             self.position.offset = entry.offset;
                             return Some(Event::Item(entry));
                         }
+                    } else if self.dead.contains(&entry.epoch) {
+                        continue;
                     }
-                    // Publications are missing before this one (or the epoch changed):
-                    // fill in from history, then take this one if still new.
+                    // Publications are missing before this one (or it is of another
+                    // epoch): fill in from history, then take this one if still new.
                     self.catch_up_retrying().await;
                     self.accept(entry);
                 }
@@ -393,18 +422,38 @@ impl Feed {
         }
     }
 
-    /// Queue `entry` if it is the next position.
+    fn bury(&mut self, epoch: Arc<str>) {
+        if self.dead.contains(&epoch) {
+            return;
+        }
+        if self.dead.len() == DEAD_EPOCHS {
+            self.dead.pop_front();
+        }
+        self.dead.push_back(epoch);
+    }
+
+    /// Queue `entry` if it is the next position (after history was read).
     fn accept(&mut self, entry: Arc<Entry>) {
-        if *entry.epoch == *self.position.epoch && entry.offset == self.position.offset + 1 {
+        if *entry.epoch != *self.position.epoch {
+            // History says another epoch is the key's: this one is dead or foreign.
+            tracing::debug!(
+                key = &*self.key,
+                epoch = &*entry.epoch,
+                "dropped a publication of an epoch that is not the key's"
+            );
+            self.bury(entry.epoch.clone());
+            return;
+        }
+        if Some(entry.offset) == self.position.offset.checked_add(1) {
             self.position.offset = entry.offset;
             self.pending.push_back(Event::Item(entry));
-        } else if *entry.epoch != *self.position.epoch || entry.offset > self.position.offset {
-            // History could not say more (the backend moved on meanwhile): a gap.
+        } else if entry.offset > self.position.offset {
+            // History could not say more (it keeps nothing, or was trimmed meanwhile): a
+            // gap.
             let to = Position {
                 epoch: entry.epoch.to_string(),
                 offset: entry.offset - 1,
             };
-            self.position = to.clone();
             self.pending.push_back(Event::Gap(to));
             self.position.offset = entry.offset;
             self.pending.push_back(Event::Item(entry));
@@ -419,6 +468,10 @@ impl Feed {
             .await?;
         if replay.lost {
             self.pending.push_back(Event::Gap(replay.from.clone()));
+        }
+        if replay.from.epoch != self.position.epoch {
+            let old: Arc<str> = std::mem::take(&mut self.position.epoch).into();
+            self.bury(old);
         }
         self.position = replay.from;
         for entry in replay.items {
@@ -441,6 +494,53 @@ impl Feed {
             }
         }
     }
+}
+
+/// The largest offset a position may have: Redis counts in signed 64 bits, and no hub
+/// gets near it.
+pub(crate) const MAX_OFFSET: u64 = i64::MAX as u64;
+
+/// `-32602` for a `$since` no hub can have handed out.
+pub(crate) fn impossible_position(position: &Position) -> RpcError {
+    RpcError::invalid_params(format!(
+        "invalid parameter `{SINCE_PARAM}`: offset {} is beyond any topic's (at most {MAX_OFFSET})",
+        position.offset
+    ))
+}
+
+/// Where a subscriber at `after` continues in a key's history: the key is in `epoch` at
+/// offset `last`, and its history keeps `first..=last` (`None`: nothing). Returns the
+/// position the history items follow (items at or before it are not delivered) and
+/// whether publications were lost to the subscriber (a gap).
+///
+/// - same epoch, `after` within what history covers: from `after`, nothing lost;
+/// - same epoch, `after` older than the history kept: a gap to just before the oldest kept;
+/// - same epoch, `after` *ahead* of the key (a hub that went back in time): a gap to the
+///   key's position, no history (the subscriber saw what it had);
+/// - another epoch: always a gap (offset 0 of another epoch means "saw nothing", not
+///   "nothing was published": history may have been lost with the epoch), then all the
+///   history kept.
+pub(crate) fn resume(
+    after: &Position,
+    epoch: &str,
+    last: u64,
+    first: Option<u64>,
+) -> (Position, bool) {
+    let first = first.unwrap_or(last.saturating_add(1));
+    let at = |offset: u64| Position {
+        epoch: epoch.to_string(),
+        offset,
+    };
+    if after.epoch != epoch {
+        return (at(first - 1), true);
+    }
+    if after.offset > last {
+        return (at(last), true);
+    }
+    if after.offset.saturating_add(1) >= first {
+        return (after.clone(), false);
+    }
+    (at(first - 1), true)
 }
 
 /// A fresh epoch: 16 random hex digits.
@@ -490,4 +590,144 @@ pub(crate) fn split_since(
     let rest = RawValue::from_string(rest)
         .map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))?;
     Ok((Some(rest), since))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    /// A backend whose history the test sets, and whose live publications it sends.
+    struct Fake {
+        live: broadcast::Sender<Arc<Entry>>,
+        /// The key's epoch and its history (offsets 1..=n, all kept).
+        history: Mutex<(String, u64)>,
+    }
+
+    impl Fake {
+        fn entry(epoch: &str, offset: u64) -> Arc<Entry> {
+            Arc::new(Entry::new(
+                epoch.into(),
+                offset,
+                format!("\"{epoch}{offset}\"").into(),
+            ))
+        }
+    }
+
+    impl Backend for Fake {
+        fn publish(&self, _: Arc<str>, _: Arc<str>) -> BoxFuture<Result<Position, PublishError>> {
+            Box::pin(async { Err(PublishError::Unavailable("fake".into())) })
+        }
+
+        fn open(&self, _: Arc<str>) -> BoxFuture<Result<Opened, RpcError>> {
+            let (epoch, offset) = self.history.lock().unwrap().clone();
+            let opened = Opened {
+                live: self.live.subscribe(),
+                now: Position { epoch, offset },
+            };
+            Box::pin(async move { Ok(opened) })
+        }
+
+        fn replay(&self, _: Arc<str>, after: Position) -> BoxFuture<Result<Replay, RpcError>> {
+            let (epoch, last) = self.history.lock().unwrap().clone();
+            let first = (last > 0).then_some(1);
+            let (from, lost) = resume(&after, &epoch, last, first);
+            let items = (from.offset + 1..=last)
+                .map(|o| Fake::entry(&epoch, o))
+                .collect();
+            Box::pin(async move { Ok(Replay { from, lost, items }) })
+        }
+    }
+
+    fn fake(epoch: &str, last: u64) -> (Hub, Arc<Fake>) {
+        let backend = Arc::new(Fake {
+            live: broadcast::channel(memory::LIVE_BUFFER).0,
+            history: Mutex::new((epoch.to_string(), last)),
+        });
+        let hub = Hub {
+            backend: backend.clone(),
+            kind: "fake",
+        };
+        (hub, backend)
+    }
+
+    /// Everything the feed has now, as text.
+    async fn drain(feed: &mut Feed) -> Vec<String> {
+        let mut seen = Vec::new();
+        while let Some(Some(event)) = tokio::task::unconstrained(feed.next()).now_or_never() {
+            seen.push(match event {
+                Event::Start(p) => format!("start {p}"),
+                Event::Gap(p) => format!("gap {p}"),
+                Event::Item(e) => format!("{}/{}", e.epoch, e.offset),
+            });
+        }
+        seen
+    }
+
+    /// Issue #31 item 5: a feed further behind than the live buffer when the backend loses
+    /// its data reads the new epoch from history; the old epoch's publications still in the
+    /// live buffer are dropped, not delivered after the gap (wrong order, duplicates).
+    #[tokio::test]
+    async fn a_lagging_feed_never_goes_back_to_a_dead_epoch() {
+        let (hub, fake) = fake("old", 0);
+        let mut feed = hub.feed("K".into(), None).await.unwrap();
+        for o in 1..=1500 {
+            let _ = fake.live.send(Fake::entry("old", o));
+        }
+        // The backend loses its data: a new epoch with three publications.
+        *fake.history.lock().unwrap() = ("new".into(), 3);
+        for o in 1..=3 {
+            let _ = fake.live.send(Fake::entry("new", o));
+        }
+        assert_eq!(
+            drain(&mut feed).await,
+            ["start old/0", "gap new/0", "new/1", "new/2", "new/3"]
+        );
+        // Live publications of the new epoch go on.
+        *fake.history.lock().unwrap() = ("new".into(), 4);
+        let _ = fake.live.send(Fake::entry("new", 4));
+        assert_eq!(drain(&mut feed).await, ["new/4"]);
+    }
+
+    /// Issue #31 item 3: a live publication of an epoch history does not know (another
+    /// deployment's) does not move the feed: it is dropped, and the key's own publications
+    /// go on without a gap.
+    #[tokio::test]
+    async fn a_foreign_epoch_on_the_live_channel_is_dropped_not_a_gap() {
+        let (hub, fake) = fake("ours", 2);
+        let mut feed = hub.feed("K".into(), None).await.unwrap();
+        let _ = fake.live.send(Fake::entry("theirs", 7));
+        let _ = fake.live.send(Fake::entry("theirs", 8));
+        *fake.history.lock().unwrap() = ("ours".into(), 3);
+        let _ = fake.live.send(Fake::entry("ours", 3));
+        assert_eq!(drain(&mut feed).await, ["start ours/2", "ours/3"]);
+    }
+
+    /// Issue #31 items 1 and 8, on the rule both hubs share.
+    #[test]
+    fn resuming_another_epoch_is_always_a_gap_and_ahead_of_the_key_is_a_gap_back_to_it() {
+        let at = |epoch: &str, offset| Position {
+            epoch: epoch.into(),
+            offset,
+        };
+        // Offset 0 of another epoch: the subscriber saw nothing, but history may be lost.
+        assert_eq!(
+            resume(&at("old", 0), "new", 3, Some(1)),
+            (at("new", 0), true)
+        );
+        // Same epoch, covered: no gap.
+        assert_eq!(resume(&at("e", 0), "e", 3, Some(1)), (at("e", 0), false));
+        assert_eq!(resume(&at("e", 3), "e", 3, None), (at("e", 3), false));
+        // Trimmed.
+        assert_eq!(resume(&at("e", 1), "e", 9, Some(5)), (at("e", 4), true));
+        // Ahead of the key, even far ahead: a gap back to where the key is.
+        assert_eq!(resume(&at("e", 7), "e", 3, Some(1)), (at("e", 3), true));
+        assert_eq!(
+            resume(&at("e", MAX_OFFSET), "e", 3, Some(1)),
+            (at("e", 3), true)
+        );
+    }
 }

@@ -1,22 +1,27 @@
 //! The hub of a deployment: Redis gives every publication its position (one Lua script:
-//! epoch, `INCR`, `XADD` to the key's history stream, `PUBLISH`), keeps the history, and
+//! epoch, counter, `XADD` to the key's history stream, `PUBLISH`), keeps the history, and
 //! carries publications to every node; each node fans them out to its own subscribers.
 //!
-//! Keys, per topic key `K` (`Chat.room["lobby"]`) under the prefix `P`: `P:K:e` (the epoch),
-//! `P:K:n` (the last offset), `P:K:s` (the history, a stream whose entry ids are
-//! `offset-0`). Every node listens on one channel, `P:publications`.
+//! Keys, per topic key `K` (`Chat.room["lobby"]`) under the prefix `P`: `P:K:h` (a hash:
+//! the epoch `e` and the last offset `n`, together so that they vanish together),
+//! `P:K:s` (the history, a stream whose entry ids are `offset-0`), and `P:K:i:ID` for a
+//! short while after each publication (its id, so that a retry does not publish twice).
+//! Every node listens on one channel, `P:DB:publications` (`DB` the database number:
+//! pub/sub ignores databases).
 //!
 //! A Redis that restarts without its data starts every key in a new epoch, so subscribers
 //! are told of the gap. Run it without persistence (or with `appendfsync always`): one that
-//! comes back from an older snapshot would hand out offsets a second time.
+//! comes back from an older snapshot would hand out offsets a second time. And run it with
+//! `maxmemory-policy noeviction`: an evicted history is a gap for subscribers that need it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::ConnectionManager;
-use redis::Script;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{IntoConnectionInfo, Script};
 use tokio::sync::broadcast;
 
 use super::memory::LIVE_BUFFER;
@@ -34,8 +39,15 @@ pub struct RedisOptions {
     pub prefix: String,
     /// History kept per topic key (in Redis).
     pub history: HistoryLimits,
-    /// How long a command (a publication, a replay) may take before it fails (default 2 s).
+    /// How long a command (a publication, a replay, a `PING`) may take before it fails
+    /// (default 2 s). A publication that times out fails with
+    /// [`PublishError::OutcomeUnknown`]: it may have been delivered.
     pub timeout: Duration,
+    /// How often both connections to Redis are checked with a `PING` (default 5 s). One
+    /// that does not answer within `timeout` is taken for dead and rebuilt (the publications
+    /// channel at once, the command connection after two timeouts in a row); subscribers
+    /// then read what they missed from history.
+    pub ping_interval: Duration,
 }
 
 impl Default for RedisOptions {
@@ -44,6 +56,7 @@ impl Default for RedisOptions {
             prefix: "wirecall".to_string(),
             history: HistoryLimits::default(),
             timeout: Duration::from_secs(2),
+            ping_interval: Duration::from_secs(5),
         }
     }
 }
@@ -66,16 +79,27 @@ impl RedisOptions {
         self.timeout = timeout;
         self
     }
+
+    /// These options with another interval between liveness checks.
+    pub fn ping_interval(mut self, every: Duration) -> Self {
+        self.ping_interval = every.max(Duration::from_millis(10));
+        self
+    }
 }
 
 /// Shared by the scripts: a key's epoch (a fresh one resets the key), and trimming its
 /// history by count and age (Redis' clock, so that nodes' clocks do not matter).
+///
+/// The epoch and the last offset live in one hash (`P:K:h`, fields `e` and `n`): whatever
+/// removes one (an eviction, a `DEL`, an expiry) removes the other, so an offset is never
+/// handed out twice in one epoch. Offsets travel as strings (never through Lua numbers,
+/// which print 1e14 as `1e+14`).
 const COMMON: &str = r#"
-local function epoch_of(ekey, nkey, skey, fresh)
-  local e = redis.call('GET', ekey)
+local function epoch_of(hkey, skey, fresh)
+  local e = redis.call('HGET', hkey, 'e')
   if not e then
-    redis.call('SET', ekey, fresh)
-    redis.call('DEL', nkey, skey)
+    redis.call('DEL', hkey, skey)
+    redis.call('HSET', hkey, 'e', fresh, 'n', '0')
     e = fresh
   end
   return e
@@ -99,49 +123,58 @@ local function trim(skey, max_items, max_age_ms)
   return now
 end
 local function offset_of(id)
-  return tonumber(string.match(id, '^(%d+)'))
+  return string.match(id, '^(%d+)')
 end
 "#;
 
-/// KEYS: epoch, counter, stream. ARGV: fresh epoch, payload, max items, max age (ms),
-/// channel, topic key. Returns {epoch, offset}.
+/// KEYS: hash (epoch, counter), stream, publication id. ARGV: fresh epoch, payload, max
+/// items, max age (ms), channel, topic key, how long the publication id is remembered
+/// (ms). Returns {epoch, offset}: a publication whose id was seen in this epoch is not
+/// published again; the first one's position is returned.
 const PUBLISH: &str = r#"
-local e = epoch_of(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
-local o = redis.call('INCR', KEYS[2])
+local e = epoch_of(KEYS[1], KEYS[2], ARGV[1])
+local seen = redis.call('GET', KEYS[3])
+if seen then
+  local se, so = string.match(seen, '^(.*) (%d+)$')
+  if se == e then return {e, so} end
+end
+local o = string.format('%d', redis.call('HINCRBY', KEYS[1], 'n', 1))
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if tonumber(ARGV[3]) > 0 then
-  redis.call('XADD', KEYS[3], o .. '-0', 'd', ARGV[2], 't', now)
+  redis.call('XADD', KEYS[2], o .. '-0', 'd', ARGV[2], 't', now)
 end
-trim(KEYS[3], tonumber(ARGV[3]), tonumber(ARGV[4]))
+trim(KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
+redis.call('SET', KEYS[3], e .. ' ' .. o, 'PX', ARGV[7])
 redis.call('PUBLISH', ARGV[5], ARGV[6] .. '\n' .. e .. '\n' .. o .. '\n' .. ARGV[2])
-return {e, tostring(o)}
+return {e, o}
 "#;
 
-/// KEYS: epoch, counter, stream. ARGV: fresh epoch. Returns {epoch, offset}.
+/// KEYS: hash, stream. ARGV: fresh epoch. Returns {epoch, offset}.
 const OPEN: &str = r#"
-local e = epoch_of(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
-return {e, tostring(tonumber(redis.call('GET', KEYS[2]) or '0'))}
+local e = epoch_of(KEYS[1], KEYS[2], ARGV[1])
+return {e, redis.call('HGET', KEYS[1], 'n')}
 "#;
 
-/// KEYS: epoch, counter, stream. ARGV: fresh epoch, after epoch, after offset, max items,
-/// max age (ms). Returns {epoch, last offset, first offset kept, offset, data, offset,
-/// data, …}: the history after the position (all of it for another epoch).
+/// KEYS: hash, stream. ARGV: fresh epoch, after epoch, first stream id wanted in that epoch
+/// (computed by the caller), max items, max age (ms). Returns {epoch, last offset, first
+/// offset kept or '', offset, data, offset, data, …}: the history after the position (all
+/// of it for another epoch).
 const REPLAY: &str = r#"
-local e = epoch_of(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
-trim(KEYS[3], tonumber(ARGV[4]), tonumber(ARGV[5]))
-local n = tonumber(redis.call('GET', KEYS[2]) or '0')
-local first = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)
-local first_kept = n + 1
+local e = epoch_of(KEYS[1], KEYS[2], ARGV[1])
+trim(KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[5]))
+local n = redis.call('HGET', KEYS[1], 'n')
+local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+local first_kept = ''
 if #first > 0 then first_kept = offset_of(first[1][1]) end
 local start = '-'
-if e == ARGV[2] then start = tostring(tonumber(ARGV[3]) + 1) .. '-0' end
-local out = {e, tostring(n), tostring(first_kept)}
-for _, item in ipairs(redis.call('XRANGE', KEYS[3], start, '+')) do
+if e == ARGV[2] then start = ARGV[3] end
+local out = {e, n, first_kept}
+for _, item in ipairs(redis.call('XRANGE', KEYS[2], start, '+')) do
   local fields = item[2]
   for i = 1, #fields, 2 do
     if fields[i] == 'd' then
-      out[#out + 1] = tostring(offset_of(item[1]))
+      out[#out + 1] = offset_of(item[1])
       out[#out + 1] = fields[i + 1]
     end
   end
@@ -149,20 +182,27 @@ end
 return out
 "#;
 
+/// After this many commands in a row time out, the command connection is rebuilt: a
+/// connection that died without a close (a partition, an idle drop by a NAT) never fails
+/// with an error that would make the connection manager reconnect.
+const REBUILD_AFTER_TIMEOUTS: u32 = 2;
+
 pub(crate) struct Redis {
-    conn: ConnectionManager,
+    commands: Arc<Commands>,
     options: RedisOptions,
     channel: String,
     publish: Arc<Script>,
     open: Arc<Script>,
     replay: Arc<Script>,
     relay: Arc<Relay>,
-    listener: tokio::task::AbortHandle,
+    tasks: [tokio::task::AbortHandle; 2],
 }
 
 impl Drop for Redis {
     fn drop(&mut self) {
-        self.listener.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
@@ -174,48 +214,199 @@ fn history_unreachable(e: redis::RedisError) -> RpcError {
     RpcError::internal(format!("the topic's history is unreachable (Redis: {e})"))
 }
 
+/// The connection for commands (scripts, pings): a connection manager that reconnects
+/// after an I/O error, rebuilt after [`REBUILD_AFTER_TIMEOUTS`] timeouts in a row.
+struct Commands {
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    conn: Mutex<ConnectionManager>,
+    timeouts: AtomicU32,
+}
+
+/// A failed command, and whether Redis may have run it anyway (it timed out, or the
+/// connection dropped after it was sent).
+struct Failed {
+    error: redis::RedisError,
+    may_have_run: bool,
+}
+
+impl Commands {
+    fn conn(&self) -> ConnectionManager {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn succeeded(&self) {
+        self.timeouts.store(0, Ordering::Relaxed);
+    }
+
+    fn timed_out(&self) {
+        if self.timeouts.fetch_add(1, Ordering::Relaxed) + 1 < REBUILD_AFTER_TIMEOUTS {
+            return;
+        }
+        match ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone()) {
+            Ok(fresh) => {
+                tracing::warn!("the hub's Redis connection stopped answering; reconnecting");
+                *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+                self.timeouts.store(0, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, "could not rebuild the hub's Redis connection"),
+        }
+    }
+
+    /// Run a script. A dropped connection is tried once more (the manager reconnects; the
+    /// first command after a Redis restart fails with a broken pipe): every script is
+    /// safe to run twice (publications carry an id the script checks).
+    async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        call: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, Failed> {
+        let mut may_have_run = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut conn = self.conn();
+            let error = match call.invoke_async(&mut conn).await {
+                Ok(value) => {
+                    self.succeeded();
+                    return Ok(value);
+                }
+                Err(e) => e,
+            };
+            if error.is_timeout() {
+                self.timed_out();
+                may_have_run = true;
+            } else if error.is_connection_refusal() {
+                // Never sent.
+            } else if error.is_connection_dropped() || error.is_io_error() {
+                may_have_run = true;
+                if attempt < 2 {
+                    continue;
+                }
+            }
+            return Err(Failed {
+                error,
+                may_have_run,
+            });
+        }
+    }
+
+    /// `PING` with the command timeout; a timeout counts towards a rebuild.
+    async fn ping(&self) {
+        let mut conn = self.conn();
+        match redis::cmd("PING").query_async::<String>(&mut conn).await {
+            Ok(_) => self.succeeded(),
+            Err(e) if e.is_timeout() => self.timed_out(),
+            Err(_) => {} // the manager reconnects after an I/O error by itself
+        }
+    }
+}
+
+/// TCP settings of both connections: keepalive probes and a user timeout, so that the
+/// kernel gives up on a peer that stopped acknowledging.
+fn tcp_settings(timeout: Duration) -> redis::io::tcp::TcpSettings {
+    let keepalive = redis::io::tcp::socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(5));
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+    let keepalive = keepalive.with_retries(3);
+    let settings = redis::io::tcp::TcpSettings::default()
+        .set_nodelay(true)
+        .set_keepalive(keepalive);
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+    let settings = settings.set_user_timeout(timeout.max(Duration::from_secs(10)));
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "fuchsia")))]
+    let _ = timeout;
+    settings
+}
+
 impl Redis {
     pub(crate) async fn connect(url: &str, options: RedisOptions) -> Result<Self, PublishError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
+        let info = url
+            .into_connection_info()
+            .map_err(unavailable)?
+            .set_tcp_settings(tcp_settings(options.timeout));
+        // Pub/sub ignores the database number: the channel names it (and the prefix), so
+        // deployments on two databases of one Redis do not hear each other.
+        let db = info.redis_settings().db();
+        let client = redis::Client::open(info).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(options.timeout))
             .set_connection_timeout(Some(options.timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_with_config(client.clone(), config)
+        let conn = ConnectionManager::new_with_config(client.clone(), config.clone())
             .await
             .map_err(unavailable)?;
-        let channel = format!("{}:publications", options.prefix);
+        warn_unless_noeviction(conn.clone()).await;
+        let commands = Arc::new(Commands {
+            client: client.clone(),
+            config,
+            conn: Mutex::new(conn),
+            timeouts: AtomicU32::new(0),
+        });
+        let channel = format!("{}:{db}:publications", options.prefix);
         let relay = Arc::new(Relay::default());
         let listener = tokio::spawn(listen(
             client,
             channel.clone(),
             relay.clone(),
             options.timeout,
+            options.ping_interval,
         ));
+        let pinger = tokio::spawn({
+            let commands = Arc::downgrade(&commands);
+            let every = options.ping_interval;
+            async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let Some(commands) = commands.upgrade() else {
+                        return;
+                    };
+                    commands.ping().await;
+                }
+            }
+        });
         Ok(Redis {
-            conn,
+            commands,
             channel,
             publish: Arc::new(Script::new(&format!("{COMMON}{PUBLISH}"))),
             open: Arc::new(Script::new(&format!("{COMMON}{OPEN}"))),
             replay: Arc::new(Script::new(&format!("{COMMON}{REPLAY}"))),
             relay,
-            listener: listener.abort_handle(),
+            tasks: [listener.abort_handle(), pinger.abort_handle()],
             options,
         })
     }
 
-    fn keys(&self, key: &str) -> [String; 3] {
+    fn keys(&self, key: &str) -> [String; 2] {
         let p = &self.options.prefix;
-        [
-            format!("{p}:{key}:e"),
-            format!("{p}:{key}:n"),
-            format!("{p}:{key}:s"),
-        ]
+        [format!("{p}:{key}:h"), format!("{p}:{key}:s")]
     }
 
     fn max_age_ms(&self) -> u64 {
         u64::try_from(self.options.history.max_age.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Keys of a hub must not be evicted one by one (a history without its counter is lost
+/// silently only if the epoch survives; the hash keeps them together, but an evicted
+/// history is still a gap). Say so when Redis is set up to evict.
+async fn warn_unless_noeviction(mut conn: ConnectionManager) {
+    let policy = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query_async::<Vec<String>>(&mut conn)
+        .await;
+    if let Ok(policy) = policy {
+        if let [_, policy] = policy.as_slice() {
+            if policy != "noeviction" {
+                tracing::warn!(
+                    policy = policy.as_str(),
+                    "the hub's Redis evicts keys (maxmemory-policy); topics' histories may be \
+                     lost to evictions (subscribers see gaps). Use maxmemory-policy noeviction."
+                );
+            }
+        }
     }
 }
 
@@ -228,9 +419,15 @@ fn position(epoch: &str, offset: &str) -> Option<Position> {
 
 impl Backend for Redis {
     fn publish(&self, key: Arc<str>, json: Arc<str>) -> BoxFuture<Result<Position, PublishError>> {
-        let mut conn = self.conn.clone();
+        let commands = self.commands.clone();
         let script = self.publish.clone();
-        let keys = self.keys(&key);
+        let [hash, stream] = self.keys(&key);
+        // The publication's id: a retry after a dropped connection cannot publish twice.
+        let id = format!("{}:{key}:i:{}", self.options.prefix, new_epoch());
+        let remember_ms = u64::try_from(self.options.timeout.as_millis())
+            .unwrap_or(u64::MAX / 16)
+            .saturating_mul(10)
+            .max(1000);
         let (max_items, max_age, channel) = (
             self.options.history.max_items,
             self.max_age_ms(),
@@ -238,14 +435,24 @@ impl Backend for Redis {
         );
         Box::pin(async move {
             let mut call = script.prepare_invoke();
-            call.key(&keys[..])
+            call.key(&hash)
+                .key(&stream)
+                .key(&id)
                 .arg(new_epoch())
                 .arg(&*json)
                 .arg(max_items)
                 .arg(max_age)
                 .arg(channel)
-                .arg(&*key);
-            let out: Vec<String> = call.invoke_async(&mut conn).await.map_err(unavailable)?;
+                .arg(&*key)
+                .arg(remember_ms);
+            let out: Vec<String> = match commands.invoke(&call).await {
+                Ok(out) => out,
+                Err(Failed {
+                    error,
+                    may_have_run: true,
+                }) => return Err(PublishError::OutcomeUnknown(format!("Redis: {error}"))),
+                Err(Failed { error, .. }) => return Err(unavailable(error)),
+            };
             match out.as_slice() {
                 [epoch, offset] => position(epoch, offset),
                 _ => None,
@@ -257,16 +464,16 @@ impl Backend for Redis {
     fn open(&self, key: Arc<str>) -> BoxFuture<Result<Opened, RpcError>> {
         // Listen first: whatever is published after the position read below arrives live.
         let live = self.relay.subscribe(&key);
-        let mut conn = self.conn.clone();
+        let commands = self.commands.clone();
         let script = self.open.clone();
         let keys = self.keys(&key);
         Box::pin(async move {
             let mut call = script.prepare_invoke();
             call.key(&keys[..]).arg(new_epoch());
-            let out: Vec<String> = call
-                .invoke_async(&mut conn)
+            let out: Vec<String> = commands
+                .invoke(&call)
                 .await
-                .map_err(history_unreachable)?;
+                .map_err(|f| history_unreachable(f.error))?;
             let now = match out.as_slice() {
                 [epoch, offset] => position(epoch, offset),
                 _ => None,
@@ -277,53 +484,50 @@ impl Backend for Redis {
     }
 
     fn replay(&self, key: Arc<str>, after: Position) -> BoxFuture<Result<Replay, RpcError>> {
-        let mut conn = self.conn.clone();
+        let commands = self.commands.clone();
         let script = self.replay.clone();
         let keys = self.keys(&key);
         let (max_items, max_age) = (self.options.history.max_items, self.max_age_ms());
         Box::pin(async move {
+            // The caller checked the position (`Hub::feed`): the next offset exists.
+            let start = match after.offset.checked_add(1) {
+                Some(next) => format!("{next}-0"),
+                None => return Err(super::impossible_position(&after)),
+            };
             let mut call = script.prepare_invoke();
             call.key(&keys[..])
                 .arg(new_epoch())
                 .arg(&after.epoch)
-                .arg(after.offset)
+                .arg(start)
                 .arg(max_items)
                 .arg(max_age);
-            let out: Vec<String> = call
-                .invoke_async(&mut conn)
+            let out: Vec<String> = commands
+                .invoke(&call)
                 .await
-                .map_err(history_unreachable)?;
+                .map_err(|f| history_unreachable(f.error))?;
             let malformed = || RpcError::internal("Redis answered a malformed history");
             let [epoch, last, first, rest @ ..] = out.as_slice() else {
                 return Err(malformed());
             };
             let last: u64 = last.parse().map_err(|_| malformed())?;
-            let first: u64 = first.parse().map_err(|_| malformed())?;
+            let first: Option<u64> = match first.as_str() {
+                "" => None,
+                first => Some(first.parse().map_err(|_| malformed())?),
+            };
             let epoch: Arc<str> = epoch.as_str().into();
+            let (from, lost) = super::resume(&after, &epoch, last, first);
             let mut items = Vec::with_capacity(rest.len() / 2);
             for pair in rest.chunks_exact(2) {
-                items.push(Arc::new(Entry::new(
-                    epoch.clone(),
-                    pair[0].parse().map_err(|_| malformed())?,
-                    pair[1].as_str().into(),
-                )));
+                let offset: u64 = pair[0].parse().map_err(|_| malformed())?;
+                if offset > from.offset {
+                    items.push(Arc::new(Entry::new(
+                        epoch.clone(),
+                        offset,
+                        pair[1].as_str().into(),
+                    )));
+                }
             }
-            let same_epoch = *epoch == *after.epoch;
-            if same_epoch && after.offset + 1 >= first && after.offset <= last {
-                return Ok(Replay {
-                    from: after,
-                    lost: false,
-                    items,
-                });
-            }
-            Ok(Replay {
-                lost: !(after.offset == 0 && first == 1),
-                from: Position {
-                    epoch: epoch.to_string(),
-                    offset: first.saturating_sub(1),
-                },
-                items,
-            })
+            Ok(Replay { from, lost, items })
         })
     }
 }
@@ -384,8 +588,16 @@ impl Relay {
 }
 
 /// Listen to the publications channel for as long as the hub lives; after the connection
-/// is lost, reconnect with backoff.
-async fn listen(client: redis::Client, channel: String, relay: Arc<Relay>, timeout: Duration) {
+/// is lost, reconnect with backoff. A `PING` every `ping_every` must be answered within
+/// `timeout`, or the connection is taken for dead (it may have died without a close) and
+/// rebuilt; subscribers then check history for what they missed.
+async fn listen(
+    client: redis::Client,
+    channel: String,
+    relay: Arc<Relay>,
+    timeout: Duration,
+    ping_every: Duration,
+) {
     let mut wait = Duration::from_millis(50);
     let mut lost = false;
     loop {
@@ -395,23 +607,43 @@ async fn listen(client: redis::Client, channel: String, relay: Arc<Relay>, timeo
                 std::io::ErrorKind::TimedOut,
             )))
         }) {
-            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
-                Ok(()) => {
-                    if lost {
-                        tracing::info!("the hub's Redis subscription is back");
+            Ok(pubsub) => {
+                let (mut sink, mut messages) = pubsub.split();
+                match tokio::time::timeout(timeout, sink.subscribe(&channel)).await {
+                    Ok(Ok(())) => {
+                        if lost {
+                            tracing::info!("the hub's Redis subscription is back");
+                        }
+                        wait = Duration::from_millis(50);
+                        relay.resync();
+                        let mut ping = tokio::time::interval(ping_every);
+                        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        ping.tick().await;
+                        loop {
+                            tokio::select! {
+                                message = messages.next() => match message {
+                                    Some(message) => relay.deliver(message.get_payload_bytes()),
+                                    None => {
+                                        tracing::warn!("lost the hub's Redis subscription; reconnecting");
+                                        break;
+                                    }
+                                },
+                                _ = ping.tick() => {
+                                    let pong = tokio::time::timeout(timeout, sink.ping::<redis::Value>()).await;
+                                    if !matches!(pong, Ok(Ok(_))) {
+                                        tracing::warn!("the hub's Redis subscription stopped answering; reconnecting");
+                                        break;
+                                    }
+                                }
+                            }
+                        }
                     }
-                    wait = Duration::from_millis(50);
-                    relay.resync();
-                    let mut messages = pubsub.on_message();
-                    while let Some(message) = messages.next().await {
-                        relay.deliver(message.get_payload_bytes());
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "could not subscribe to the hub's Redis channel")
                     }
-                    tracing::warn!("lost the hub's Redis subscription; reconnecting");
+                    Err(_) => tracing::warn!("subscribing to the hub's Redis channel timed out"),
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not subscribe to the hub's Redis channel")
-                }
-            },
+            }
             Err(e) => tracing::warn!(error = %e, "could not reach the hub's Redis"),
         }
         lost = true;
