@@ -67,7 +67,11 @@ async fn real_client(url: String, addr: std::net::SocketAddr) -> (Duration, Dura
         .await
         .post(r#"{"jsonrpc":"2.0","method":"Calculator.add","params":[1,1],"id":1}"#)
         .await;
-    assert_eq!(answer.status, 200, "in the middle of the flood: {}", answer.body);
+    assert_eq!(
+        answer.status, 200,
+        "in the middle of the flood: {}",
+        answer.body
+    );
     (ws, started.elapsed())
 }
 

@@ -46,7 +46,10 @@ async fn until_closed(mut read: impl AsyncReadExt + Unpin) -> (String, Instant) 
             Ok(n) => answer.extend_from_slice(&buf[..n]),
         }
     }
-    (String::from_utf8_lossy(&answer).into_owned(), Instant::now())
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        Instant::now(),
+    )
 }
 
 /// Send one byte every `every` (until the server stops taking them).
@@ -88,7 +91,14 @@ async fn a_body_slower_than_the_minimum_rate_is_cut_off_408() {
         "cut off {after:?} after the head (window {window:?})"
     );
     // The server still answers.
-    assert_eq!(HttpConn::connect(server.local_addr()).await.post(ADD).await.status, 200);
+    assert_eq!(
+        HttpConn::connect(server.local_addr())
+            .await
+            .post(ADD)
+            .await
+            .status,
+        200
+    );
     assert_eq!(server.pending_bodies(), 0);
 }
 
@@ -139,7 +149,10 @@ async fn a_body_sent_in_parts_at_a_modest_rate_is_served_and_counted_apart_meanw
             );
         }
     }
-    assert!(seen_pending, "the body was counted as pending while it arrived");
+    assert!(
+        seen_pending,
+        "the body was counted as pending while it arrived"
+    );
     let mut answer = String::new();
     let mut buf = vec![0u8; 64 << 10];
     while !answer.contains(&text) {
@@ -152,7 +165,11 @@ async fn a_body_sent_in_parts_at_a_modest_rate_is_served_and_counted_apart_meanw
     }
     assert!(answer.starts_with("HTTP/1.1 200"), "{}", &answer[..60]);
     assert_eq!(server.pending_bodies(), 0);
-    assert_eq!(server.connections(), 1, "it counts once its request is whole");
+    assert_eq!(
+        server.connections(),
+        1,
+        "it counts once its request is whole"
+    );
 }
 
 #[tokio::test]
@@ -184,7 +201,14 @@ async fn the_oldest_pending_body_is_cut_off_at_the_cap_and_complete_requests_are
     assert!(answer.contains("too many request bodies"), "{answer}");
     assert_eq!(server.pending_bodies(), 2);
     // A complete request is served, not refused.
-    assert_eq!(HttpConn::connect(server.local_addr()).await.post(ADD).await.status, 200);
+    assert_eq!(
+        HttpConn::connect(server.local_addr())
+            .await
+            .post(ADD)
+            .await
+            .status,
+        200
+    );
     for s in stalled {
         let mut buf = [0u8; 16];
         let mut s = s;
@@ -267,12 +291,7 @@ async fn trickled_frame(server: &ServerHandle, every: Duration) -> Duration {
 async fn a_websocket_message_slower_than_the_minimum_rate_is_cut_off() {
     // Keep-alive off: this is the message deadline's doing, not the pings'.
     let window = Duration::from_secs(1);
-    let server = calculator(
-        Server::builder()
-            .ping(None, 2)
-            .min_body_rate(100, window),
-    )
-    .await;
+    let server = calculator(Server::builder().ping(None, 2).min_body_rate(100, window)).await;
     let after = trickled_frame(&server, Duration::from_millis(100)).await;
     assert!(
         after >= window - Duration::from_millis(100) && after <= window + MARGIN,
@@ -318,8 +337,36 @@ async fn idle_sessions_with_pings_and_large_messages_are_not_cut_off() {
     let calc = CalculatorClient::new(client.clone());
     assert_eq!(calc.add(1, 2).await.unwrap(), 3);
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    assert_eq!(calc.add(2, 2).await.unwrap(), 4, "the idle session is still open");
+    assert_eq!(
+        calc.add(2, 2).await.unwrap(),
+        4,
+        "the idle session is still open"
+    );
     let big = "y".repeat(4 << 20);
     assert_eq!(calc.echo(big.clone()).await.unwrap(), big);
     assert_eq!(server.connections(), 1);
+}
+
+#[tokio::test]
+async fn a_mounted_service_cuts_off_a_slow_body_too() {
+    let window = Duration::from_secs(1);
+    let rpc = Server::builder()
+        .min_body_rate(100, window)
+        .into_service(CalcServer::default().into_router());
+    let app: axum::Router = axum::Router::new().route_service("/rpc", rpc);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(post_head(100_000).replace("POST /", "POST /rpc").as_bytes())
+        .await
+        .unwrap();
+    let sent = Instant::now();
+    let (read, write) = s.into_split();
+    trickle(write, Duration::from_millis(100));
+    let (answer, closed) = tokio::time::timeout(Duration::from_secs(60), until_closed(read))
+        .await
+        .expect("the trickled body is cut off");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(closed - sent <= window + MARGIN, "{:?}", closed - sent);
 }
