@@ -80,8 +80,11 @@ impl fmt::Display for TooSlow {
 pub(crate) struct Deadline {
     rules: ReadRules,
     started: Instant,
+    /// When the current window ends (the next check).
+    check_at: Instant,
     /// Bytes read when the current window began.
     window_start: u64,
+    /// Fires at `check_at`, or earlier (left from a read before: then it is only moved).
     timer: Pin<Box<Sleep>>,
 }
 
@@ -89,27 +92,37 @@ impl Deadline {
     /// A read that has to be waited for starts now, `read` bytes into the count.
     pub(crate) fn new(rules: ReadRules, read: u64) -> Deadline {
         let started = Instant::now();
-        let at = rules.next_check(started, started);
+        let check_at = rules.next_check(started, started);
         Deadline {
             rules,
             started,
+            check_at,
             window_start: read,
-            timer: Box::pin(tokio::time::sleep_until(at)),
+            timer: Box::pin(tokio::time::sleep_until(check_at)),
         }
     }
 
-    /// Another read starts now, with the same timer.
+    /// Another read starts now, with the same timer. A timer still set from the read
+    /// before fires earlier than this one's first check and is moved then, so messages
+    /// that each wait a moment cost a clock read each, not a timer each.
     fn restart(&mut self, read: u64) {
         self.started = Instant::now();
         self.window_start = read;
-        let at = self.rules.next_check(self.started, self.started);
-        self.timer.as_mut().reset(at);
+        self.check_at = self.rules.next_check(self.started, self.started);
+        if self.timer.is_elapsed() || self.timer.deadline() > self.check_at {
+            self.timer.as_mut().reset(self.check_at);
+        }
     }
 
     /// Ready when the read, `read` bytes into the count now, is too slow.
     pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>, read: u64) -> Poll<TooSlow> {
         while self.timer.as_mut().poll(cx).is_ready() {
             let now = Instant::now();
+            if now < self.check_at {
+                // Set for an earlier read.
+                self.timer.as_mut().reset(self.check_at);
+                continue;
+            }
             if now >= self.started + self.rules.whole {
                 return Poll::Ready(TooSlow::Timeout);
             }
@@ -117,8 +130,8 @@ impl Deadline {
                 return Poll::Ready(TooSlow::Rate);
             }
             self.window_start = read;
-            let at = self.rules.next_check(self.started, now);
-            self.timer.as_mut().reset(at);
+            self.check_at = self.rules.next_check(self.started, now);
+            self.timer.as_mut().reset(self.check_at);
         }
         Poll::Pending
     }
@@ -311,8 +324,47 @@ mod tests {
         // A whole message disarms; the next one starts its own deadline.
         watch.message();
         tokio::time::advance(Duration::from_secs(5)).await;
-        assert!(watch
-            .poll_expired(&mut Context::from_waker(&futures_util::task::noop_waker()))
-            .is_pending());
+        let mut poll = || {
+            let waker = futures_util::task::noop_waker();
+            watch.poll_expired(&mut Context::from_waker(&waker))
+        };
+        assert!(poll().is_pending());
+        read.fetch_add(10, Ordering::Relaxed);
+        assert!(poll().is_pending());
+        tokio::time::advance(Duration::from_millis(600)).await;
+        read.fetch_add(100, Ordering::Relaxed);
+        assert!(poll().is_pending());
+        tokio::time::advance(Duration::from_millis(401)).await;
+        assert!(poll().is_pending(), "100 bytes in its first window");
+        tokio::time::advance(Duration::from_millis(1_000)).await;
+        assert_eq!(poll(), Poll::Ready(TooSlow::Rate));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timer_left_from_an_earlier_message_only_moves_the_check() {
+        let (mut watch, read) = MessageWatch::new(rules(10_000, 100, 1_000));
+        let poll = |watch: &mut MessageWatch| {
+            let waker = futures_util::task::noop_waker();
+            watch.poll_expired(&mut Context::from_waker(&waker))
+        };
+        let timer_at = |watch: &MessageWatch| watch.deadline.as_ref().unwrap().timer.deadline();
+        read.fetch_add(10, Ordering::Relaxed);
+        assert!(poll(&mut watch).is_pending());
+        let first = timer_at(&watch);
+        tokio::time::advance(Duration::from_millis(700)).await;
+        watch.message();
+        // The next message starts 700 ms in; the old timer fires at 1 000 ms, which is
+        // no check of the new one (it has until 1 700 ms).
+        read.fetch_add(10, Ordering::Relaxed);
+        assert!(poll(&mut watch).is_pending());
+        assert_eq!(
+            timer_at(&watch),
+            first,
+            "the timer is not moved for the new message"
+        );
+        tokio::time::advance(Duration::from_millis(400)).await;
+        assert!(poll(&mut watch).is_pending(), "not checked early");
+        tokio::time::advance(Duration::from_millis(601)).await;
+        assert_eq!(poll(&mut watch), Poll::Ready(TooSlow::Rate));
     }
 }
