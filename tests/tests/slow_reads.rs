@@ -103,6 +103,26 @@ async fn a_body_slower_than_the_minimum_rate_is_cut_off_408() {
 }
 
 #[tokio::test]
+async fn the_body_of_a_request_for_server_sent_events_is_cut_off_too() {
+    let window = Duration::from_secs(1);
+    let server = calculator(Server::builder().min_body_rate(100, window)).await;
+    let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
+    let head = post_head(100_000).replace("\r\n\r\n", "\r\nAccept: text/event-stream\r\n\r\n");
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(br#"{"jsonrpc":"2.0","method":"Calculator.ticks","#)
+        .await
+        .unwrap();
+    let sent = Instant::now();
+    let (read, write) = s.into_split();
+    trickle(write, Duration::from_millis(100));
+    let (answer, closed) = tokio::time::timeout(Duration::from_secs(60), until_closed(read))
+        .await
+        .expect("the trickled body is cut off");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(closed - sent <= window + MARGIN, "{:?}", closed - sent);
+}
+
+#[tokio::test]
 async fn a_body_that_keeps_the_rate_but_not_the_time_is_cut_off_408() {
     // 1 byte per 500 ms wanted, 5 arrive: the rate holds, the whole-body timeout does not.
     let timeout = Duration::from_secs(2);
