@@ -11,6 +11,8 @@
 //! | `wirecall_http_requests_total` | counter | | JSON-RPC POSTs answered |
 //! | `wirecall_pending_handshakes` | gauge | | connections of the server's listener still in their TLS or HTTP handshake |
 //! | `wirecall_handshakes_refused_total` | counter | `reason` | connections or upgrades turned away: `pending_cap`, `per_ip`, `silent`, `timeout`, `tls`, `too_many_connections`, `origin`, `unauthorized`, `forbidden` |
+//! | `wirecall_pending_bodies` | gauge | | request bodies of the server's listener being waited for |
+//! | `wirecall_reads_cut_total` | counter | `reason` | request bodies and WebSocket messages cut off before they were whole: `body_cap` (the oldest of too many pending bodies), `body_rate` / `message_rate` (slower than the minimum rate), `body_timeout` / `message_timeout` (not whole in time) |
 //! | `wirecall_received_bytes_total`, `wirecall_sent_bytes_total` | counter | `door` | JSON-RPC message bytes (frames, bodies, events) |
 //!
 //! wirecall decides once, when its first connection or call needs it, whether a recorder
@@ -144,6 +146,7 @@ struct Globals {
     events: Gauge,
     http_requests: Counter,
     pending: Gauge,
+    bodies: Gauge,
     received: [Counter; 4],
     sent: [Counter; 4],
 }
@@ -159,6 +162,7 @@ fn globals() -> &'static Globals {
         events: metrics::gauge!("wirecall_connections", "door" => "events"),
         http_requests: metrics::counter!("wirecall_http_requests_total"),
         pending: metrics::gauge!("wirecall_pending_handshakes"),
+        bodies: metrics::gauge!("wirecall_pending_bodies"),
         received: DOORS
             .map(|door| metrics::counter!("wirecall_received_bytes_total", "door" => door)),
         sent: DOORS.map(|door| metrics::counter!("wirecall_sent_bytes_total", "door" => door)),
@@ -179,6 +183,23 @@ pub(crate) fn pending_handshakes(n: usize) {
         return;
     }
     globals().pending.set(n as f64);
+}
+
+/// Request bodies being waited for now.
+pub(crate) fn pending_bodies(n: usize) {
+    if !on() {
+        return;
+    }
+    globals().bodies.set(n as f64);
+}
+
+/// A request body or WebSocket message cut off before it was whole.
+#[cold]
+pub(crate) fn read_cut(reason: &'static str) {
+    if !on() {
+        return;
+    }
+    metrics::counter!("wirecall_reads_cut_total", "reason" => reason).increment(1);
 }
 
 /// One JSON-RPC POST answered.

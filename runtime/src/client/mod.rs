@@ -298,6 +298,7 @@ impl ClientBuilder {
                 hold: None,
                 expires: None,
                 wamp: None,
+                messages: None,
             },
         )
     }

@@ -35,6 +35,7 @@ use crate::session::peer::Peer;
 use crate::session::router::Router;
 use crate::session::{error_frame, CloseReason, Door, Origin, Session};
 use crate::telemetry;
+use crate::transport::deadline::{MessageWatch, TooSlow};
 use crate::transport::wamp::{Flow, Wamp};
 
 /// The subprotocol wirecall speaks (`Sec-WebSocket-Protocol`).
@@ -68,6 +69,9 @@ pub(crate) struct Setup {
     /// `Some` when the client chose WAMP (`wamp.2.json`): the realm it must use (any if
     /// `None`), and the hub of the topics.
     pub(crate) wamp: Option<(Option<Arc<str>>, crate::Hub)>,
+    /// A server's deadline for a message the peer has started to send (its stream counts
+    /// what it reads into the watch).
+    pub(crate) messages: Option<MessageWatch>,
 }
 
 /// The close code of a connection whose authentication expired.
@@ -110,6 +114,7 @@ where
     let hold = setup.hold;
     let server_side = hold.is_some();
     let expires = setup.expires;
+    let messages = setup.messages;
     let traced = !span.is_disabled();
     let connection = async move {
         tracing::debug!("connection open");
@@ -128,6 +133,7 @@ where
             close: &close,
             writer_done: &writer_done,
             expires,
+            messages,
         };
         let reason = read_loop(&session, stream, ends, wamp.as_ref()).await;
         tracing::debug!(%reason, "connection closing");
@@ -163,6 +169,8 @@ struct Ends<'a> {
     writer_done: &'a CancellationToken,
     /// The identity's time left: then close with 4401.
     expires: Option<Duration>,
+    /// A message in progress arriving too slowly: then drop the connection.
+    messages: Option<MessageWatch>,
 }
 
 async fn read_loop<S>(
@@ -179,6 +187,7 @@ where
         close,
         writer_done,
         expires,
+        mut messages,
     } = ends;
     let config = session.config();
     let mut expired = pin!(async move {
@@ -206,6 +215,10 @@ where
         let msg = tokio::select! {
             biased;
             msg = stream.next() => msg,
+            why = std::future::poll_fn(|cx| match &mut messages {
+                Some(watch) => watch.poll_expired(cx),
+                None => std::task::Poll::Pending,
+            }) => return too_slow(why),
             _ = &mut closed => return CloseReason::ClosedLocally,
             _ = &mut writer_gone => return CloseReason::Error("the connection could not be written to".into()),
             _ = &mut shutting_down => return drain(session, stream, close).await,
@@ -227,6 +240,9 @@ where
         };
         // Any frame shows the peer is alive.
         missed = 0;
+        if let Some(watch) = &mut messages {
+            watch.message();
+        }
         let text = match msg {
             None => return CloseReason::ClosedByPeer,
             Some(Err(WsError::Capacity(e))) => {
@@ -328,6 +344,18 @@ where
             Some(Ok(_)) => {}
         }
     }
+}
+
+/// A message in progress arrived too slowly: the connection is dropped (the peer is in the
+/// middle of a frame; no close handshake is waited for).
+#[cold]
+fn too_slow(why: TooSlow) -> CloseReason {
+    telemetry::read_cut(match why {
+        TooSlow::Rate => "message_rate",
+        TooSlow::Timeout => "message_timeout",
+    });
+    tracing::debug!("closing: a message is {why}");
+    CloseReason::Error(format!("a message from the peer was {why}"))
 }
 
 async fn tick(ping: &mut Option<tokio::time::Interval>) {
