@@ -497,15 +497,26 @@ impl Endpoint {
         let Some(dispatched) = session.handle_frame(&body, &self.close).await else {
             return text(StatusCode::SERVICE_UNAVAILABLE, "server closing");
         };
+        // The POST is answered once every handler it started has finished, notifications'
+        // too: so they count against this request's in-flight limit, and stop (with the
+        // session) when the client goes away.
+        let all_done = async {
+            let answer = match dispatched.owes_answer {
+                true => answer.await.ok(),
+                false => None,
+            };
+            session.idle().await;
+            answer
+        };
+        let answer = tokio::select! {
+            _ = self.close.cancelled() => return text(StatusCode::SERVICE_UNAVAILABLE, "server closing"),
+            answer = all_done => answer,
+        };
         if !dispatched.owes_answer {
             let mut resp = Response::new(ResponseBody::empty());
             *resp.status_mut() = StatusCode::NO_CONTENT;
             return resp;
         }
-        let answer = tokio::select! {
-            _ = self.close.cancelled() => None,
-            answer = answer => answer.ok(),
-        };
         match answer {
             Some(frame) => {
                 telemetry::http_request();
