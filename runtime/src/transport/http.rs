@@ -36,7 +36,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::gate::Pass;
-use super::headers::{accepts_events, check_origin, is_json, is_upgrade, preflight};
+pub(crate) use super::headers::OriginRule;
+use super::headers::{accepts_events, is_json, is_upgrade, preflight, Refused};
 use super::sse::EventBody;
 use super::wamp::{is_other_wamp, WAMP_SUBPROTOCOL};
 use super::ws::{self, Setup, SUBPROTOCOL};
@@ -62,7 +63,8 @@ pub(crate) struct Endpoint {
     pub(crate) hub: crate::Hub,
     /// The only realm WAMP clients may join (`None`: any).
     pub(crate) wamp_realm: Option<Arc<str>>,
-    pub(crate) allowed_origins: Vec<String>,
+    /// Allowed origins and hosts.
+    pub(crate) origins: OriginRule,
     pub(crate) hook: Option<Arc<HandshakeHook>>,
     /// The authentication hook, if any.
     pub(crate) authenticate: Option<Arc<Authenticate>>,
@@ -207,11 +209,17 @@ impl Endpoint {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let origin = match check_origin(req.headers(), &self.allowed_origins) {
+        let origin = match self.origins.check(req.headers(), req.uri()) {
             Ok(origin) => origin,
-            Err(()) => {
+            Err(refused) => {
                 telemetry::handshake_refused("origin");
-                return text(StatusCode::FORBIDDEN, "origin not allowed");
+                return text(
+                    StatusCode::FORBIDDEN,
+                    match refused {
+                        Refused::Origin => "origin not allowed",
+                        Refused::Host => "host not allowed",
+                    },
+                );
             }
         };
         let mut resp = match *req.method() {
