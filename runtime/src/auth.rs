@@ -353,15 +353,24 @@ mod tests {
                 let mut map = HeaderMap::new();
                 map.insert("authorization", HeaderValue::from_static("Bearer h-s3cret"));
                 map.insert("cookie", HeaderValue::from_static("session=c-s3cret"));
-                map.insert("sec-websocket-protocol", HeaderValue::from_str(&offered).unwrap());
+                map.insert(
+                    "sec-websocket-protocol",
+                    HeaderValue::from_str(&offered).unwrap(),
+                );
                 map
             },
             None,
         );
         let printed = format!("{h:?} {h:#?}");
         assert!(!printed.contains("s3cret"), "{printed}");
-        assert!(!printed.contains(&bearer_subprotocol("sub-s3cret")), "{printed}");
-        assert!(printed.contains("authorization") && printed.contains("/rpc"), "{printed}");
+        assert!(
+            !printed.contains(&bearer_subprotocol("sub-s3cret")),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("authorization") && printed.contains("/rpc"),
+            "{printed}"
+        );
     }
 
     #[test]

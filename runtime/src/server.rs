@@ -402,7 +402,12 @@ impl ServerBuilder {
 
     /// The endpoint of the server's own listener (its scheme, and whether it is bound to
     /// loopback), or of a mounted service (`None`, `false`).
-    fn endpoint(self, router: Router, scheme: Option<&'static str>, loopback: bool) -> Arc<Endpoint> {
+    fn endpoint(
+        self,
+        router: Router,
+        scheme: Option<&'static str>,
+        loopback: bool,
+    ) -> Arc<Endpoint> {
         Arc::new(Endpoint {
             config: Arc::new(self.config),
             router,

@@ -107,8 +107,7 @@ impl OriginRule {
         }
         // The page's origin is the server's own — by the name the browser used, which a
         // DNS rebinding attack controls. On loopback, only names that cannot be rebound.
-        if self.allowed_hosts.is_empty() && self.loopback && !unrebindable(split_port(host).0)
-        {
+        if self.allowed_hosts.is_empty() && self.loopback && !unrebindable(split_port(host).0) {
             return Err(Refused::Host);
         }
         Ok(Some(origin.clone()))
@@ -127,10 +126,7 @@ fn default_port(scheme: &str) -> Option<u16> {
 fn split_port(authority: &str) -> (&str, Option<&str>) {
     if let Some(rest) = authority.strip_prefix('[') {
         return match rest.split_once(']') {
-            Some((v6, after)) => (
-                &authority[..v6.len() + 2],
-                after.strip_prefix(':'),
-            ),
+            Some((v6, after)) => (&authority[..v6.len() + 2], after.strip_prefix(':')),
             None => (authority, None),
         };
     }
@@ -293,10 +289,19 @@ mod tests {
     fn same_origin_means_scheme_host_and_port() {
         let plain = rule(false, Some("http"));
         assert_eq!(check(&plain, "app.test:9000", None), Ok(false));
-        assert_eq!(check(&plain, "app.test:9000", Some("http://app.test:9000")), Ok(true));
-        assert_eq!(check(&plain, "App.Test:9000", Some("http://app.test:9000")), Ok(true));
+        assert_eq!(
+            check(&plain, "app.test:9000", Some("http://app.test:9000")),
+            Ok(true)
+        );
+        assert_eq!(
+            check(&plain, "App.Test:9000", Some("http://app.test:9000")),
+            Ok(true)
+        );
         assert_eq!(check(&plain, "app.test", Some("http://app.test")), Ok(true));
-        assert_eq!(check(&plain, "app.test:80", Some("http://app.test")), Ok(true));
+        assert_eq!(
+            check(&plain, "app.test:80", Some("http://app.test")),
+            Ok(true)
+        );
         // Another scheme, another port, another host: another origin.
         for (host, origin) in [
             ("app.test", "https://app.test"),
@@ -308,23 +313,44 @@ mod tests {
             ("app.test:9000", "null"),
             ("app.test:9000", "app.test:9000"),
         ] {
-            assert_eq!(check(&plain, host, Some(origin)), Err(Refused::Origin), "{host} {origin}");
+            assert_eq!(
+                check(&plain, host, Some(origin)),
+                Err(Refused::Origin),
+                "{host} {origin}"
+            );
         }
         let tls = rule(false, Some("https"));
         assert_eq!(check(&tls, "app.test", Some("https://app.test")), Ok(true));
-        assert_eq!(check(&tls, "app.test", Some("http://app.test")), Err(Refused::Origin));
+        assert_eq!(
+            check(&tls, "app.test", Some("http://app.test")),
+            Err(Refused::Origin)
+        );
         // The allow-list, whatever the host.
-        assert_eq!(check(&plain, "app.test", Some("https://app.example")), Ok(true));
+        assert_eq!(
+            check(&plain, "app.test", Some("https://app.example")),
+            Ok(true)
+        );
         // A mounted service that does not know its scheme: the origin's, ports compared.
         let mounted = rule(false, None);
-        assert_eq!(check(&mounted, "app.test", Some("https://app.test")), Ok(true));
-        assert_eq!(check(&mounted, "app.test:80", Some("https://app.test")), Err(Refused::Origin));
+        assert_eq!(
+            check(&mounted, "app.test", Some("https://app.test")),
+            Ok(true)
+        );
+        assert_eq!(
+            check(&mounted, "app.test:80", Some("https://app.test")),
+            Err(Refused::Origin)
+        );
     }
 
     #[test]
     fn on_loopback_only_unrebindable_names_pass_as_same_origin() {
         let lo = rule(true, Some("http"));
-        for host in ["127.0.0.1:9000", "localhost:9000", "app.localhost:9000", "[::1]:9000"] {
+        for host in [
+            "127.0.0.1:9000",
+            "localhost:9000",
+            "app.localhost:9000",
+            "[::1]:9000",
+        ] {
             let origin = format!("http://{host}");
             assert_eq!(check(&lo, host, Some(&origin)), Ok(true), "{host}");
         }
@@ -341,7 +367,11 @@ mod tests {
     #[test]
     fn allowed_hosts() {
         let mut r = rule(true, Some("http"));
-        r.allowed_hosts = vec!["app.test".into(), ".corp.test".into(), "api.test:8443".into()];
+        r.allowed_hosts = vec![
+            "app.test".into(),
+            ".corp.test".into(),
+            "api.test:8443".into(),
+        ];
         assert_eq!(check(&r, "app.test:9000", None), Ok(false));
         assert_eq!(check(&r, "APP.test", None), Ok(false));
         assert_eq!(check(&r, "corp.test", None), Ok(false));
@@ -351,10 +381,17 @@ mod tests {
         assert_eq!(check(&r, "evilcorp.test", None), Err(Refused::Host));
         assert_eq!(check(&r, "localhost:9000", None), Err(Refused::Host));
         // Listed: same-origin pages under that name are served, loopback or not.
-        assert_eq!(check(&r, "app.test:9000", Some("http://app.test:9000")), Ok(true));
+        assert_eq!(
+            check(&r, "app.test:9000", Some("http://app.test:9000")),
+            Ok(true)
+        );
         r.allowed_hosts = vec!["*".into()];
         assert_eq!(
-            check(&r, "rebind.attacker.example:9000", Some("http://rebind.attacker.example:9000")),
+            check(
+                &r,
+                "rebind.attacker.example:9000",
+                Some("http://rebind.attacker.example:9000")
+            ),
             Ok(true)
         );
     }

@@ -205,27 +205,33 @@ where
     let mut writer_gone = pin!(writer_done.cancelled());
     let mut shutting_down = pin!(shutdown.cancelled());
     let mut since_yield = 0usize;
+    // A frame read while the previous one waited for room (see below).
+    let mut read_ahead = None;
     loop {
         // The stream first: while frames are ready, the other branches are not polled at
         // all (they are checked every READ_BURST frames below, and whenever the stream
         // has nothing to read).
-        let msg = tokio::select! {
-            biased;
-            // An expired identity is not served another frame, however fast they come.
-            _ = &mut expired => return expire(session).await,
-            msg = stream.next() => msg,
-            _ = &mut closed => return CloseReason::ClosedLocally,
-            _ = &mut writer_gone => return CloseReason::Error("the connection could not be written to".into()),
-            _ = &mut shutting_down => return drain(session, stream, close).await,
-            _ = tick(&mut ping) => {
-                if missed >= config.max_missed_pongs {
-                    return CloseReason::PeerUnresponsive;
+        let msg = if let Some(msg) = read_ahead.take() {
+            msg
+        } else {
+            tokio::select! {
+                biased;
+                // An expired identity is not served another frame, however fast they come.
+                _ = &mut expired => return expire(session).await,
+                msg = stream.next() => msg,
+                _ = &mut closed => return CloseReason::ClosedLocally,
+                _ = &mut writer_gone => return CloseReason::Error("the connection could not be written to".into()),
+                _ = &mut shutting_down => return drain(session, stream, close).await,
+                _ = tick(&mut ping) => {
+                    if missed >= config.max_missed_pongs {
+                        return CloseReason::PeerUnresponsive;
+                    }
+                    missed += 1;
+                    if !ping_peer(session) {
+                        return CloseReason::Error("the writer stopped".into());
+                    }
+                    continue;
                 }
-                missed += 1;
-                if !ping_peer(session) {
-                    return CloseReason::Error("the writer stopped".into());
-                }
-                continue;
             }
         };
         // Any frame shows the peer is alive.
@@ -295,6 +301,21 @@ where
                     _ = &mut closed => return CloseReason::ClosedLocally,
                     _ = &mut writer_gone => return CloseReason::Error("the connection could not be written to".into()),
                     go_on = handled.as_mut() => break go_on,
+                    // One frame ahead, no more (the wait is backpressure): a peer that has
+                    // closed, or that answers pings, is seen meanwhile.
+                    msg = stream.next(), if read_ahead.is_none() => match msg {
+                        None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
+                            return CloseReason::ClosedByPeer
+                        }
+                        Some(Ok(Message::Close(frame))) => {
+                            return match frame {
+                                Some(f) if u16::from(f.code) == EXPIRED_CLOSE_CODE => CloseReason::Expired,
+                                _ => CloseReason::ClosedByPeer,
+                            }
+                        }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => missed = 0,
+                        other => read_ahead = Some(other),
+                    },
                     _ = tick(&mut ping) => {
                         // The peer's pongs wait behind the frames not read yet: no pong is
                         // missed while this side does not read. A peer that does not read
