@@ -30,7 +30,7 @@ use crate::session::HTTP_PEER;
 use crate::telemetry;
 use crate::transport::deadline::ReadRules;
 use crate::transport::gate::{Gate, Pass, Turned};
-use crate::transport::http::{Accepted, Endpoint, HandshakeHook, ResponseBody, Source};
+use crate::transport::http::{Accepted, Endpoint, HandshakeHook, OriginRule, ResponseBody, Source};
 
 /// Configures and starts a server. Every setting has the default of `docs/PROTOCOL.md`.
 ///
@@ -52,6 +52,7 @@ pub struct ServerBuilder {
     handshake_timeout: Duration,
     shutdown_timeout: Duration,
     allowed_origins: Vec<String>,
+    allowed_hosts: Vec<String>,
     hook: Option<Arc<HandshakeHook>>,
     authenticate: Option<Arc<Authenticate>>,
     door: DoorLimits,
@@ -80,6 +81,7 @@ impl fmt::Debug for ServerBuilder {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("allowed_origins", &self.allowed_origins)
+            .field("allowed_hosts", &self.allowed_hosts)
             .field("hook", &self.hook.is_some())
             .field("authenticate", &self.authenticate.is_some())
             .field("door", &self.door)
@@ -97,6 +99,7 @@ impl Default for ServerBuilder {
             handshake_timeout: config::DEFAULT_HANDSHAKE_TIMEOUT,
             shutdown_timeout: Duration::from_secs(30),
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             hook: None,
             authenticate: None,
             door: DoorLimits {
@@ -288,9 +291,24 @@ impl ServerBuilder {
 
     /// Allow browsers from this origin (e.g. `https://app.example.com`), or any origin
     /// with `*`. Without any, only requests without `Origin` (non-browser clients) and
-    /// same-host origins are accepted; others get HTTP 403.
+    /// same-origin pages (the same scheme, host and port as the request) are accepted;
+    /// others get HTTP 403. Behind a proxy that terminates TLS, list the public origin here.
     pub fn allow_origin(mut self, origin: impl Into<String>) -> Self {
         self.allowed_origins.push(origin.into());
+        self
+    }
+
+    /// Answer only requests whose `Host` is this name: `app.example.com` (any port),
+    /// `app.example.com:8443`, `.example.com` (the name and its subdomains), or `*` (any
+    /// host). Once one is given, every request — browser or not — must name a listed
+    /// host, else HTTP 403 `host not allowed`; this is what stops DNS rebinding.
+    ///
+    /// Without any, a server whose listener is bound to a loopback address (`127.0.0.1`,
+    /// `::1`) serves same-origin browser pages only under names that cannot be rebound — an
+    /// IP address, `localhost`, `*.localhost` — and requests without `Origin` under any
+    /// name. A server bound elsewhere (a private network, `0.0.0.0`) should list its names.
+    pub fn allow_host(mut self, host: impl Into<String>) -> Self {
+        self.allowed_hosts.push(host.into());
         self
     }
 
@@ -398,7 +416,8 @@ impl ServerBuilder {
         };
         let shutdown_timeout = self.shutdown_timeout;
         let secure = self.tls.is_some();
-        let endpoint = self.endpoint(router);
+        let scheme = if secure { "https" } else { "http" };
+        let endpoint = self.endpoint(router, Some(scheme), local_addr.ip().is_loopback());
         let accept = tokio::spawn(accept_loop(listener, endpoint.clone(), listen));
         endpoint.tracker.close();
         Ok(ServerHandle {
@@ -428,18 +447,30 @@ impl ServerBuilder {
     /// `serve_connection_with_upgrades` do). Here `max_connections` counts WebSocket
     /// sessions, and the handshake timeout is the application server's business.
     pub fn into_service(self, router: Router) -> RpcService {
-        let endpoint = self.endpoint(router);
+        let endpoint = self.endpoint(router, None, false);
         endpoint.tracker.close();
         RpcService { endpoint }
     }
 
-    fn endpoint(self, router: Router) -> Arc<Endpoint> {
+    /// The endpoint of the server's own listener (its scheme, and whether it is bound to
+    /// loopback), or of a mounted service (`None`, `false`).
+    fn endpoint(
+        self,
+        router: Router,
+        scheme: Option<&'static str>,
+        loopback: bool,
+    ) -> Arc<Endpoint> {
         Arc::new(Endpoint {
             config: Arc::new(self.config),
             router,
             hub: self.hub.unwrap_or_default(),
             wamp_realm: self.wamp_realm.map(Into::into),
-            allowed_origins: self.allowed_origins,
+            origins: OriginRule {
+                allowed_origins: self.allowed_origins,
+                allowed_hosts: self.allowed_hosts,
+                scheme,
+                loopback,
+            },
             hook: self.hook,
             authenticate: self.authenticate,
             max_connections: self.max_connections,

@@ -38,7 +38,8 @@ use tokio_util::task::TaskTracker;
 use super::body::{self, BodyError};
 use super::deadline::{CountingIo, MessageWatch, ReadRules, TooSlow};
 use super::gate::{Pass, PendingBody};
-use super::headers::{accepts_events, check_origin, is_json, is_upgrade, preflight};
+pub(crate) use super::headers::OriginRule;
+use super::headers::{accepts_events, is_json, is_upgrade, preflight, Refused};
 use super::sse::EventBody;
 use super::wamp::{is_other_wamp, WAMP_SUBPROTOCOL};
 use super::ws::{self, Setup, SUBPROTOCOL};
@@ -64,7 +65,8 @@ pub(crate) struct Endpoint {
     pub(crate) hub: crate::Hub,
     /// The only realm WAMP clients may join (`None`: any).
     pub(crate) wamp_realm: Option<Arc<str>>,
-    pub(crate) allowed_origins: Vec<String>,
+    /// Allowed origins and hosts.
+    pub(crate) origins: OriginRule,
     pub(crate) hook: Option<Arc<HandshakeHook>>,
     /// The authentication hook, if any.
     pub(crate) authenticate: Option<Arc<Authenticate>>,
@@ -266,11 +268,17 @@ impl Endpoint {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let origin = match check_origin(req.headers(), &self.allowed_origins) {
+        let origin = match self.origins.check(req.headers(), req.uri()) {
             Ok(origin) => origin,
-            Err(()) => {
+            Err(refused) => {
                 telemetry::handshake_refused("origin");
-                return text(StatusCode::FORBIDDEN, "origin not allowed");
+                return text(
+                    StatusCode::FORBIDDEN,
+                    match refused {
+                        Refused::Origin => "origin not allowed",
+                        Refused::Host => "host not allowed",
+                    },
+                );
             }
         };
         if req.method() != Method::POST {
@@ -589,15 +597,26 @@ impl Endpoint {
         let Some(dispatched) = session.handle_frame(&body, &self.close).await else {
             return text(StatusCode::SERVICE_UNAVAILABLE, "server closing");
         };
+        // The POST is answered once every handler it started has finished, notifications'
+        // too: so they count against this request's in-flight limit, and stop (with the
+        // session) when the client goes away.
+        let all_done = async {
+            let answer = match dispatched.owes_answer {
+                true => answer.await.ok(),
+                false => None,
+            };
+            session.idle().await;
+            answer
+        };
+        let answer = tokio::select! {
+            _ = self.close.cancelled() => return text(StatusCode::SERVICE_UNAVAILABLE, "server closing"),
+            answer = all_done => answer,
+        };
         if !dispatched.owes_answer {
             let mut resp = Response::new(ResponseBody::empty());
             *resp.status_mut() = StatusCode::NO_CONTENT;
             return resp;
         }
-        let answer = tokio::select! {
-            _ = self.close.cancelled() => None,
-            answer = answer => answer.ok(),
-        };
         match answer {
             Some(frame) => {
                 telemetry::http_request();
