@@ -819,7 +819,11 @@ impl Wamp {
                         state.excluded.remove(i);
                     }
                 }
-                refuse("wirecall.error.hub_unavailable", e.to_string()).await;
+                let uri = match e {
+                    crate::hub::PublishError::LimitExceeded(_) => "wirecall.error.limit_exceeded",
+                    _ => "wirecall.error.hub_unavailable",
+                };
+                refuse(uri, e.to_string()).await;
             }
         }
     }
