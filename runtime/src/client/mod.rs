@@ -19,7 +19,7 @@ use std::time::Duration;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +37,9 @@ use crate::transport::ws::{self as connection, Setup};
 
 mod connect;
 mod reconnect;
+
+/// State changes a [`Client::transitions`] receiver may fall behind by.
+const TRANSITIONS: usize = 64;
 
 use connect::Link;
 pub use reconnect::{ConnectionState, Reconnect};
@@ -121,6 +124,16 @@ impl ClientBuilder {
     /// falls further behind is closed with a "lagged" error; the others carry on.
     pub fn subscription_buffer(mut self, items: usize) -> Self {
         self.config.subscription_buffer = items.max(1);
+        self
+    }
+
+    /// Bytes buffered per subscription (default 32 MiB, counted as the size of the
+    /// messages the waiting items came in): a consumer that falls further behind has
+    /// its subscription closed with a "lagged" error, as for
+    /// [`ClientBuilder::subscription_buffer`]. An item larger than this still passes when
+    /// nothing else is waiting.
+    pub fn subscription_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.config.subscription_buffer_bytes = bytes;
         self
     }
 
@@ -260,6 +273,7 @@ impl ClientBuilder {
             builder: self,
             urls,
             state: state_tx,
+            transitions: broadcast::channel(TRANSITIONS).0,
             current: current_tx,
             close,
             done: Mutex::new(None),
@@ -284,7 +298,8 @@ impl ClientBuilder {
             Link::Ws(ws) => ws,
             Link::Http(target) => {
                 let config = Arc::new(self.config.clone());
-                return http_client::spawn(*target, config, close.child_token());
+                let fail_over = self.reconnect.enabled;
+                return http_client::spawn(*target, config, close.child_token(), fail_over);
             }
         };
         connection::spawn(
@@ -308,6 +323,8 @@ struct ClientInner {
     builder: ClientBuilder,
     urls: Vec<String>,
     state: watch::Sender<ConnectionState>,
+    /// Every state change, in order (the watch keeps only the latest).
+    transitions: broadcast::Sender<ConnectionState>,
     /// The live connection, `None` while reconnecting (and once closed).
     current: watch::Sender<Option<Peer>>,
     close: CancellationToken,
@@ -323,6 +340,10 @@ async fn supervise(
     mut index: usize,
 ) -> CloseReason {
     let reconnect = inner.builder.reconnect.clone();
+    // Failed attempts in a row; a connection that did not stay up for `stable_after`
+    // counts as one, so the backoff keeps growing against a server that accepts and drops.
+    let mut failures = 0u32;
+    let mut up_since = Instant::now();
     loop {
         let reason = (&mut done)
             .await
@@ -331,8 +352,14 @@ async fn supervise(
         if inner.close.is_cancelled() || !reconnect.enabled {
             return finish(&inner, reason);
         }
+        if up_since.elapsed() >= reconnect.stable_after {
+            failures = 0;
+        }
         tracing::debug!(%reason, "connection lost; reconnecting");
         let mut last = reason.to_string();
+        // Which URLs refused their latest attempt (401, 403, a certificate): the client
+        // stops only when every one has.
+        let mut refused = vec![false; inner.urls.len()];
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -343,13 +370,14 @@ async fn supervise(
                 );
                 return finish(&inner, CloseReason::Error(why));
             }
-            inner.state.send_replace(ConnectionState::Reconnecting {
+            inner.set_state(ConnectionState::Reconnecting {
                 attempt,
                 reason: last.clone(),
             });
+            let wait = reconnect.backoff(failures.saturating_add(attempt));
             tokio::select! {
                 _ = inner.close.cancelled() => return finish(&inner, CloseReason::ClosedLocally),
-                _ = tokio::time::sleep(reconnect.backoff(attempt)) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
             index = (index + 1) % inner.urls.len();
             let url = &inner.urls[index];
@@ -361,20 +389,25 @@ async fn supervise(
                 Ok(link) => {
                     let started = inner.builder.start(link, &inner.close);
                     done = started.done;
+                    failures = failures.saturating_add(attempt);
+                    up_since = Instant::now();
                     inner.current.send_replace(Some(started.peer));
-                    inner
-                        .state
-                        .send_replace(ConnectionState::Connected { url: url.clone() });
+                    inner.set_state(ConnectionState::Connected { url: url.clone() });
                     tracing::debug!(url, attempt, "reconnected");
                     break;
                 }
                 Err(e) if !e.is_retryable() && !reconnect.retry_refused => {
                     tracing::debug!(url, attempt, "reconnect refused: {e}");
-                    let why = format!("stopped reconnecting: {e}");
-                    return finish(&inner, CloseReason::Error(why));
+                    refused[index] = true;
+                    last = e.to_string();
+                    if refused.iter().all(|r| *r) {
+                        let why = format!("stopped reconnecting: {e}");
+                        return finish(&inner, CloseReason::Error(why));
+                    }
                 }
                 Err(e) => {
                     tracing::debug!(url, attempt, "reconnect failed: {e}");
+                    refused[index] = false;
                     last = e.to_string();
                 }
             }
@@ -388,13 +421,23 @@ async fn wait_closed(peer: &Peer, deadline: Instant) {
     let _ = tokio::time::timeout_at(deadline, peer.closed()).await;
 }
 
+/// The client is closed for good. The order matters to calls waiting for a connection:
+/// they see `current` change and then read the state, which must say `Closed` by then.
 fn finish(inner: &ClientInner, reason: CloseReason) -> CloseReason {
     *inner.ended.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
-    inner.current.send_replace(None);
-    inner.state.send_replace(ConnectionState::Closed {
+    inner.set_state(ConnectionState::Closed {
         reason: reason.to_string(),
     });
+    inner.current.send_replace(None);
     reason
+}
+
+impl ClientInner {
+    /// A new state: for the watch (the latest) and for every transitions receiver.
+    fn set_state(&self, state: ConnectionState) {
+        let _ = self.transitions.send(state.clone());
+        self.state.send_replace(state);
+    }
 }
 
 /// A connection to a server: call its methods with [`Client::call`], subscribe to its
@@ -499,9 +542,20 @@ impl Client {
         self.inner.current.borrow().clone()
     }
 
-    /// Where the connection stands; `changed().await` on the receiver to follow it.
+    /// Where the connection stands now; `changed().await` on the receiver to follow it.
+    /// A watch keeps only the latest state: changes that follow each other quickly
+    /// coalesce (a drop and a reconnect can show as nothing but `Connected`). To see every
+    /// transition, use [`Client::transitions`].
     pub fn state(&self) -> watch::Receiver<ConnectionState> {
         self.inner.state.subscribe()
+    }
+
+    /// Every state change from now on, in order: each `Reconnecting` attempt, each
+    /// `Connected`, and `Closed`. A receiver that falls more than 64 changes behind gets
+    /// [`broadcast::error::RecvError::Lagged`] with the number it missed — never a silent
+    /// skip.
+    pub fn transitions(&self) -> broadcast::Receiver<ConnectionState> {
+        self.inner.transitions.subscribe()
     }
 
     /// `true` once the client is closed for good.
@@ -658,9 +712,18 @@ impl Client {
             match attempt(peer.clone(), remaining).await {
                 // Never sent: safe to send on the next connection, once this one is gone.
                 Err(CallFailure::NotSent(_)) => wait_closed(&peer, deadline).await,
+                // The server's answer (or something else it sent) was over the client's
+                // size limit: sending the call again would only bring the same answer.
+                Err(CallFailure::Other(Error::Disconnected(CloseReason::MessageTooLarge))) => {
+                    return Err(CallFailure::Other(Error::Disconnected(
+                        CloseReason::MessageTooLarge,
+                    )))
+                }
                 Err(CallFailure::Other(Error::Disconnected(_)))
                     if repeatable && self.inner.builder.reconnect.enabled =>
                 {
+                    // Not in a busy loop: the next attempt needs the next connection.
+                    wait_closed(&peer, deadline).await;
                     tracing::debug!("connection lost mid-call; sending it again");
                 }
                 Err(CallFailure::Other(Error::Timeout(_))) => {
@@ -697,6 +760,10 @@ impl Client {
 impl Resubscribe for Client {
     fn reconnects(&self) -> bool {
         Client::reconnects(self)
+    }
+
+    fn backoff(&self, failures: u32) -> Duration {
+        self.inner.builder.reconnect.backoff(failures)
     }
 
     fn subscribe_again<'a>(
