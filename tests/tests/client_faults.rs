@@ -848,3 +848,63 @@ async fn every_reconnect_is_seen_in_the_transitions() {
         .await
         .expect("five Connected transitions");
 }
+
+/// What already held, pinned: hostile frames from a server (odd and duplicate ids,
+/// unknown subscriptions, deep nesting, invalid UTF-8, a flood of requests) cause no panic
+/// and no disconnect; the real answer and the next item still arrive.
+#[tokio::test]
+async fn hostile_server_frames_neither_panic_nor_disconnect() {
+    let (url, connections) = fake_ws(|_, mut ws| async move {
+        let sub = next_request(&mut ws).await.unwrap();
+        send(&mut ws, serde_json::json!({"jsonrpc":"2.0","result":1,"id":sub["id"]})).await;
+        let call = next_request(&mut ws).await.unwrap();
+        let mut hostile: Vec<Message> = [
+            r#"{"jsonrpc":"2.0","result":1,"id":"x"}"#.to_string(),
+            r#"{"jsonrpc":"2.0","result":1,"id":-1}"#.to_string(),
+            r#"{"jsonrpc":"2.0","result":1,"id":1180591620717411303424}"#.to_string(),
+            r#"{"jsonrpc":"2.0","result":1,"id":null}"#.to_string(),
+            r#"{"jsonrpc":"2.0","result":1,"id":1.5}"#.to_string(),
+            // A second answer to the subscribe call, already answered.
+            format!(r#"{{"jsonrpc":"2.0","result":9,"id":{}}}"#, sub["id"]),
+            r#"{"jsonrpc":"2.0","method":"X.s","params":{"subscription":404,"result":1}}"#.to_string(),
+            r#"{"jsonrpc":"2.0","method":"X.s","params":{"subscription":1}}"#.to_string(),
+            format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)),
+            r#"{"jsonrpc":"2.0","result":"#.to_string(),
+        ]
+        .into_iter()
+        .map(Message::text)
+        .collect();
+        hostile.push(Message::binary(vec![0xff, 0xfe, b'{', 0xc3]));
+        for i in 0..2000 {
+            hostile.push(Message::text(format!(
+                r#"{{"jsonrpc":"2.0","method":"nothing.here","id":{i}}}"#
+            )));
+        }
+        for msg in hostile {
+            ws.send(msg).await.unwrap();
+        }
+        send(&mut ws, serde_json::json!({"jsonrpc":"2.0","result":42,"id":call["id"]})).await;
+        send(
+            &mut ws,
+            serde_json::json!({"jsonrpc":"2.0","method":"X.s","params":{"subscription":1,"result":7}}),
+        )
+        .await;
+        // Read what the client sends (the answers to the flood) until it goes.
+        while ws.next().await.is_some() {}
+    })
+    .await;
+    let client = Client::builder()
+        .reconnect(fast())
+        .connect(&url)
+        .await
+        .unwrap();
+    let mut sub = client.subscribe::<u64>("X.s", ()).await.unwrap();
+    let answer: u64 = client.call("X.call", ()).await.unwrap();
+    assert_eq!(answer, 42);
+    let item = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .unwrap();
+    assert_eq!(item.unwrap().unwrap(), 7);
+    assert_eq!(connections.load(Ordering::SeqCst), 1, "never reconnected");
+    assert!(matches!(*client.state().borrow(), ConnectionState::Connected { .. }));
+}
