@@ -4,12 +4,19 @@
 //! Reconnect semantics (on by default, see [`Reconnect`]):
 //! - calls made while disconnected wait for the connection, within their own timeout;
 //! - calls in flight when the connection drops fail with [`Error::Disconnected`], except
-//!   idempotent ones (IDL `@idempotent`), which are sent again on the new connection;
+//!   idempotent ones (IDL `@idempotent`), which are sent again on the new connection
+//!   (unless the connection closed because a message exceeded the size limit);
 //!   a call that had not been sent yet is always sent on the new connection;
 //! - subscriptions resubscribe by themselves and carry on (items produced while
-//!   disconnected are lost: each resubscription is a fresh stream);
+//!   disconnected are lost: each resubscription is a fresh stream; a topic resumes with
+//!   `$since`);
 //! - the methods registered with [`ClientBuilder::router`] stay registered;
-//! - with several URLs ([`ClientBuilder::connect_any`]), each attempt tries the next one.
+//! - with several URLs ([`ClientBuilder::connect_any`]), each attempt tries the next one;
+//! - an `http://` client does the same when a POST cannot reach its server;
+//! - [`Client::close`] ends every call still waiting for a connection at once.
+//!
+//! [`Client::state`] shows where the connection stands now; [`Client::transitions`]
+//! delivers every change in order.
 
 use std::fmt;
 use std::future::Future;
@@ -93,7 +100,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Time allowed for TCP connect plus the WebSocket handshake (default 10 s).
+    /// Time allowed for a connection attempt: the token fetch, TCP connect, TLS and the
+    /// WebSocket handshake (default 10 s).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
@@ -157,7 +165,7 @@ impl ClientBuilder {
         self
     }
 
-    /// How to reconnect (default: on, 100 ms → 30 s with jitter, unlimited attempts).
+    /// How to reconnect (default: on, 100 ms → 30 s with full jitter, unlimited attempts).
     pub fn reconnect(mut self, reconnect: Reconnect) -> Self {
         self.reconnect = reconnect;
         self
@@ -176,10 +184,12 @@ impl ClientBuilder {
         self
     }
 
-    /// Authenticate with a token `fetch` returns, called for every (re)connect: after the
-    /// server closed the connection because the token expired (code 4401), the client
-    /// reconnects with a fresh one. Over `http://`, a POST refused with 401 is sent once
-    /// more with a fresh token.
+    /// Authenticate with a token `fetch` returns, called for every (re)connect, within the
+    /// handshake timeout (a fetch that takes longer fails that attempt, and the client
+    /// tries again): after the server closed the connection because the token expired
+    /// (code 4401), the client reconnects with a fresh one. Over `http://`, a POST refused
+    /// with 401 is sent once more with a fresh token — fetched once for all the POSTs
+    /// refused at the same time; if the fetch fails, that is the call's error.
     ///
     /// ```no_run
     /// # async fn refresh() -> Result<String, std::io::Error> { Ok(String::new()) }
@@ -234,7 +244,8 @@ impl ClientBuilder {
     }
 
     /// Connect to the first of `urls` that answers; on reconnects, try them in turn
-    /// (starting after the one that dropped).
+    /// (starting after the one that dropped). A URL that refuses (401, 403, a certificate
+    /// that does not verify) ends the client only once every URL has refused in a row.
     pub async fn connect_any<I, S>(self, urls: I) -> Result<Client, ConnectError>
     where
         I: IntoIterator<Item = S>,
