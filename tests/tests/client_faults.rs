@@ -906,5 +906,8 @@ async fn hostile_server_frames_neither_panic_nor_disconnect() {
         .unwrap();
     assert_eq!(item.unwrap().unwrap(), 7);
     assert_eq!(connections.load(Ordering::SeqCst), 1, "never reconnected");
-    assert!(matches!(*client.state().borrow(), ConnectionState::Connected { .. }));
+    assert!(matches!(
+        *client.state().borrow(),
+        ConnectionState::Connected { .. }
+    ));
 }

@@ -165,7 +165,8 @@ mod tests {
         let mut reader = EventReader::new(8);
         let mut out = Vec::new();
         assert!(reader.push(b"data: 0123456789\n\n", &mut out).is_err());
-        let mut reader = EventReader::new(8);
+        // A line still being read counts too.
+        let mut reader = EventReader::new(12);
         assert!(reader.push(b"data: 01234", &mut out).is_ok());
         assert!(reader.push(b"56789", &mut out).is_err());
     }
