@@ -32,6 +32,8 @@ type Ws = WebSocketStream<TcpStream>;
 
 /// A WebSocket server that runs `script` on each connection (with its number, from 1)
 /// and echoes the `jsonrpc-2.0` subprotocol. Returns its URL and the connections count.
+// (tungstenite's handshake callback returns its large error type.)
+#[allow(clippy::result_large_err)]
 async fn fake_ws<F, Fut>(script: F) -> (String, Arc<AtomicU32>)
 where
     F: Fn(u32, Ws) -> Fut + Send + Sync + 'static,

@@ -511,16 +511,13 @@ async fn read_events(
             };
             if !answered {
                 // The first event answers the subscribe call with the subscription id.
-                match classify_text(&frame) {
-                    Ok(Incoming::Response { outcome, .. }) => {
-                        answered = true;
-                        if let Ok(id) = outcome {
-                            let id: Box<str> = id.get().into();
-                            shared.in_flight().streams.insert(id.clone(), abort.clone());
-                            sub_id = Some(id);
-                        }
+                if let Ok(Incoming::Response { outcome, .. }) = classify_text(&frame) {
+                    answered = true;
+                    if let Ok(id) = outcome {
+                        let id: Box<str> = id.get().into();
+                        shared.in_flight().streams.insert(id.clone(), abort.clone());
+                        sub_id = Some(id);
                     }
-                    _ => {}
                 }
             }
             feed(&shared.session, frame).await;
