@@ -775,17 +775,25 @@ async fn a_transient_error_on_resubscribe_is_retried() {
 /// read large items is closed as lagging long before 1 024 of them pile up.
 #[tokio::test]
 async fn the_subscription_buffer_is_bounded_in_bytes() {
-    let (url, _) = fake_ws(|_, mut ws| async move {
-        let req = next_request(&mut ws).await.unwrap();
-        send(&mut ws, serde_json::json!({"jsonrpc":"2.0","result":1,"id":req["id"]})).await;
-        let big = "x".repeat(256 << 10);
-        for _ in 0..64 {
-            let item = serde_json::json!({"jsonrpc":"2.0","method":"X.s","params":{"subscription":1,"result":big}});
-            if ws.send(Message::text(item.to_string())).await.is_err() {
-                return;
+    let (unsubscribed_tx, mut unsubscribed) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (url, _) = fake_ws(move |_, mut ws| {
+        let unsubscribed = unsubscribed_tx.clone();
+        async move {
+            let req = next_request(&mut ws).await.unwrap();
+            send(&mut ws, serde_json::json!({"jsonrpc":"2.0","result":1,"id":req["id"]})).await;
+            let big = "x".repeat(256 << 10);
+            for _ in 0..64 {
+                let item = serde_json::json!({"jsonrpc":"2.0","method":"X.s","params":{"subscription":1,"result":big}});
+                if ws.send(Message::text(item.to_string())).await.is_err() {
+                    return;
+                }
+            }
+            while let Some(Ok(msg)) = ws.next().await {
+                if msg.to_text().is_ok_and(|t| t.contains("X.s.unsubscribe")) {
+                    let _ = unsubscribed.send(());
+                }
             }
         }
-        while ws.next().await.is_some() {}
     })
     .await;
     let client = Client::builder()
@@ -795,8 +803,11 @@ async fn the_subscription_buffer_is_bounded_in_bytes() {
         .await
         .unwrap();
     let mut sub = client.subscribe::<String>("X.s", ()).await.unwrap();
-    // Let all 64 (16 MiB) arrive while nobody reads.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Nobody reads while up to 64 items (16 MiB) arrive: the client gives up on the
+    // subscription (and tells the server) once 4 MiB wait.
+    tokio::time::timeout(Duration::from_secs(10), unsubscribed.recv())
+        .await
+        .expect("the client unsubscribes the lagging subscription");
     let mut items = 0;
     loop {
         match tokio::time::timeout(Duration::from_secs(10), sub.next())
