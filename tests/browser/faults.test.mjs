@@ -1,7 +1,7 @@
 // The TypeScript runtime against fake HTTP servers in Node.js (node:http): an event stream
 // cut before its end, split mid-character and with CRLF line ends; a server that accepts
 // every connection and fails what is sent on it (the backoff must keep growing); full
-// jitter. Uses the committed build of the example page (examples/web/dist), as
+// jitter; a token function that hangs; a burst of 401s. Uses the committed build of the example page (examples/web/dist), as
 // runtime.test.mjs does.
 
 import { test } from "node:test";
@@ -112,4 +112,67 @@ test("the reconnect delay is fully jittered: anywhere between zero and the backo
   assert.ok(belowHalf >= 700 && belowHalf <= 1300, `${belowHalf} of 2000 below half`);
   assert.equal(wirecall.backoff({ jitter: false }, 3), 800);
   assert.equal(wirecall.backoff({ jitter: false }, 40), 30_000);
+});
+
+test("a token function that hangs fails that attempt only: the client reconnects", async () => {
+  let posts = 0;
+  const server = await fakeServer((body, res) => {
+    if (Array.isArray(JSON.parse(body))) return answerProbe(res);
+    posts++;
+    if (posts === 1) {
+      // The first call: the server fails, so the client reconnects.
+      res.writeHead(500, { "content-type": "text/plain" });
+      return res.end("down");
+    }
+    const request = JSON.parse(body);
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ jsonrpc: "2.0", result: 42, id: request.id }));
+  });
+  let fetches = 0;
+  const client = wirecall.connect(server.url, {
+    reconnect: { initialBackoffMs: 10, maxBackoffMs: 50 },
+    handshakeTimeoutMs: 300,
+    token: () => {
+      fetches++;
+      // The second fetch (the first reconnect) never ends.
+      return fetches === 2 ? new Promise(() => {}) : Promise.resolve(`t${fetches}`);
+    },
+  });
+  try {
+    const answer = await client.call("X.get", {}, { idempotent: true, timeoutMs: 8000 });
+    assert.equal(answer, 42);
+    assert.ok(fetches >= 3, `${fetches} token fetches`);
+  } finally {
+    client.close();
+    server.close();
+  }
+});
+
+test("a burst of 401s fetches one fresh token", async () => {
+  const server = await fakeServer((body, res, req) => {
+    if (Array.isArray(JSON.parse(body))) return answerProbe(res);
+    if (req.headers["authorization"] !== "Bearer fresh") {
+      res.writeHead(401, { "content-type": "text/plain" });
+      return res.end("token expired");
+    }
+    const request = JSON.parse(body);
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ jsonrpc: "2.0", result: request.params.n, id: request.id }));
+  });
+  let fetches = 0;
+  const client = wirecall.connect(server.url, {
+    token: async () => {
+      fetches++;
+      await sleep(50);
+      return fetches === 1 ? "stale" : "fresh";
+    },
+  });
+  try {
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, n) => client.call("X.echo", { n })));
+    assert.deepEqual(answers, Array.from({ length: 20 }, (_, n) => n));
+    assert.equal(fetches, 2, "one at connect, one refresh");
+  } finally {
+    client.close();
+    server.close();
+  }
 });

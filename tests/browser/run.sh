@@ -74,7 +74,7 @@ node --experimental-websocket --test "$here/runtime.test.mjs"
 step "Node.js without a WebSocket class of its own; the \`ws\` package's (no --experimental-websocket)"
 node --test "$here/ws.test.mjs"
 
-step "runtime against fake HTTP servers in Node.js: cut event streams, backoff, jitter"
+step "runtime against fake HTTP servers in Node.js: cut event streams, backoff, jitter, tokens"
 node --test "$here/faults.test.mjs"
 
 step "topics in Node.js: \$since across a server restart (Redis), gaps"

@@ -731,20 +731,29 @@ export class Client implements Caller {
       this.#openWith(url, token);
       return;
     }
-    // A fresh token for every attempt.
+    // A fresh token for every attempt, within the handshake timeout (a fetch that hangs
+    // fails this attempt; the next one asks again).
     let fetched: Promise<string>;
     try {
       fetched = Promise.resolve(token());
     } catch (e) {
       fetched = Promise.reject(e);
     }
+    const limitMs = this.#options.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs;
+    let settled = false;
+    const settle = (then: () => void) => {
+      if (settled) return;
+      settled = true;
+      timers.clearTimeout(limit);
+      if (this.#state !== "closed") then();
+    };
+    const limit = timers.setTimeout(
+      () => settle(() => this.#lost(new DisconnectedError(`cannot get a token within ${limitMs} ms`))),
+      limitMs,
+    );
     fetched.then(
-      (t) => {
-        if (this.#state !== "closed") this.#openWith(url, t);
-      },
-      (e: unknown) => {
-        if (this.#state !== "closed") this.#lost(new DisconnectedError(`cannot get a token: ${String(e)}`));
-      },
+      (t) => settle(() => this.#openWith(url, t)),
+      (e: unknown) => settle(() => this.#lost(new DisconnectedError(`cannot get a token: ${String(e)}`))),
     );
   }
 
@@ -1033,6 +1042,8 @@ class HttpSocket implements WebSocketLike {
   readonly #headers: { [name: string]: string };
   /** The client's token function: a POST refused with 401 is sent once more with a fresh token. */
   readonly #refresh: (() => Promise<string>) | undefined;
+  /** The refresh under way: the POSTs refused meanwhile wait for it instead of each fetching one. */
+  #refreshing: Promise<void> | undefined;
   /** POSTs awaiting their answer, by request id. */
   readonly #calls = new Map<number, AbortControllerLike>();
   /** Open event streams, by subscription id. */
@@ -1112,11 +1123,23 @@ class HttpSocket implements WebSocketLike {
       }
       const post = () =>
         this.#fetch(this.#url, { method: "POST", headers: this.#headers, body: frame, signal: controller.signal });
+      const sentWith = this.#headers["authorization"];
       let response = await post();
       if (response.status === 401 && this.#refresh !== undefined) {
-        // The token expired or was rotated: once more with a fresh one.
+        // The token expired or was rotated: once more with a fresh one, fetched once for
+        // all the POSTs refused together.
         await response.text().catch(() => "");
-        this.#headers["authorization"] = `Bearer ${await this.#refresh()}`;
+        if (this.#headers["authorization"] === sentWith) {
+          const refresh = this.#refresh;
+          this.#refreshing ??= (async () => {
+            try {
+              this.#headers["authorization"] = `Bearer ${await refresh()}`;
+            } finally {
+              this.#refreshing = undefined;
+            }
+          })();
+          await this.#refreshing;
+        }
         response = await post();
       }
       const type = response.headers.get("content-type") ?? "";

@@ -467,7 +467,8 @@ export class Client {
             this.#openWith(url, token);
             return;
         }
-        // A fresh token for every attempt.
+        // A fresh token for every attempt, within the handshake timeout (a fetch that hangs
+        // fails this attempt; the next one asks again).
         let fetched;
         try {
             fetched = Promise.resolve(token());
@@ -475,13 +476,18 @@ export class Client {
         catch (e) {
             fetched = Promise.reject(e);
         }
-        fetched.then((t) => {
+        const limitMs = this.#options.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs;
+        let settled = false;
+        const settle = (then) => {
+            if (settled)
+                return;
+            settled = true;
+            timers.clearTimeout(limit);
             if (this.#state !== "closed")
-                this.#openWith(url, t);
-        }, (e) => {
-            if (this.#state !== "closed")
-                this.#lost(new DisconnectedError(`cannot get a token: ${String(e)}`));
-        });
+                then();
+        };
+        const limit = timers.setTimeout(() => settle(() => this.#lost(new DisconnectedError(`cannot get a token within ${limitMs} ms`))), limitMs);
+        fetched.then((t) => settle(() => this.#openWith(url, t)), (e) => settle(() => this.#lost(new DisconnectedError(`cannot get a token: ${String(e)}`))));
     }
     #openWith(url, token) {
         const transport = /^https?:/i.test(url) ? "http" : this.#options.transport ?? "auto";
@@ -772,6 +778,8 @@ class HttpSocket {
     #headers;
     /** The client's token function: a POST refused with 401 is sent once more with a fresh token. */
     #refresh;
+    /** The refresh under way: the POSTs refused meanwhile wait for it instead of each fetching one. */
+    #refreshing;
     /** POSTs awaiting their answer, by request id. */
     #calls = new Map();
     /** Open event streams, by subscription id. */
@@ -856,11 +864,24 @@ class HttpSocket {
                     return true; // Cancelled, or closed, meanwhile.
             }
             const post = () => this.#fetch(this.#url, { method: "POST", headers: this.#headers, body: frame, signal: controller.signal });
+            const sentWith = this.#headers["authorization"];
             let response = await post();
             if (response.status === 401 && this.#refresh !== undefined) {
-                // The token expired or was rotated: once more with a fresh one.
+                // The token expired or was rotated: once more with a fresh one, fetched once for
+                // all the POSTs refused together.
                 await response.text().catch(() => "");
-                this.#headers["authorization"] = `Bearer ${await this.#refresh()}`;
+                if (this.#headers["authorization"] === sentWith) {
+                    const refresh = this.#refresh;
+                    this.#refreshing ??= (async () => {
+                        try {
+                            this.#headers["authorization"] = `Bearer ${await refresh()}`;
+                        }
+                        finally {
+                            this.#refreshing = undefined;
+                        }
+                    })();
+                    await this.#refreshing;
+                }
                 response = await post();
             }
             const type = response.headers.get("content-type") ?? "";
