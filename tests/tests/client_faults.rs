@@ -852,7 +852,10 @@ async fn every_reconnect_is_seen_in_the_transitions() {
     let connected = seen.iter().filter(|s| is_connected(s)).count();
     assert_eq!(connected, 5, "{seen:?}");
     assert!(
-        matches!(seen.first(), Some(ConnectionState::Reconnecting { attempt: 1, .. })),
+        matches!(
+            seen.first(),
+            Some(ConnectionState::Reconnecting { attempt: 1, .. })
+        ),
         "{seen:?}"
     );
     assert!(is_connected(seen.last().unwrap()), "{seen:?}");

@@ -249,22 +249,21 @@ fn dispatch(shared: &Arc<Shared>, frame: Utf8Bytes) {
     let task = {
         let shared = shared.clone();
         async move {
-            if let Err(failure) = post(&shared, frame, abort, id).await {
+            let result = post(&shared, frame, abort, id).await;
+            // (Only `transport_failure` gives these.)
+            let unreachable = matches!(
+                result,
+                Err(CallFailure::NotSent(_) | CallFailure::Other(Error::Disconnected(_)))
+            );
+            if let Err(failure) = result {
                 if let Some(id) = id {
                     shared.session.peer().fail(id, failure);
                 }
             }
             // The server could not be reached: end this connection (after failing the
             // call, so that it keeps its own failure).
-            if let Some(broken) = &shared.broken {
-                if shared
-                    .broken_reason
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .is_some()
-                {
-                    broken.cancel();
-                }
+            if let (true, Some(broken)) = (unreachable, &shared.broken) {
+                broken.cancel();
             }
             if let Some(id) = id {
                 shared.in_flight().calls.remove(&id);
@@ -345,21 +344,21 @@ async fn send(
 }
 
 /// A POST that got no answer at all. Without reconnects: `Error::Http` for that call.
-/// With them, this "connection" ends so that the client reconnects (to the next URL); the
+/// With them, this "connection" ends (its task cancels `broken` once it has failed its
+/// call) so that the client reconnects (to the next URL); the
 /// call was never sent if the connection could not even be opened (it will be sent on the
 /// next one), else it is disconnected (sent again only if idempotent).
 #[cold]
 fn transport_failure(shared: &Shared, not_sent: bool, message: String) -> CallFailure {
-    let Some(broken) = &shared.broken else {
+    if shared.broken.is_none() {
         return CallFailure::Other(http_error(None, message));
-    };
+    }
     tracing::debug!("POST failed, reconnecting: {message}");
     shared
         .broken_reason
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .get_or_insert_with(|| message.clone());
-    let _ = broken; // cancelled by the caller once it has failed its call
     let reason = CloseReason::Error(message);
     if not_sent {
         CallFailure::NotSent(reason)
