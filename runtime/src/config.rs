@@ -16,6 +16,9 @@ pub const DEFAULT_MAX_BATCH_LEN: usize = 1024;
 pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 1024;
 /// Default per-subscription buffer, in items.
 pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = 1024;
+/// Default per-subscription buffer of a client, in bytes (of the messages its items
+/// arrived in).
+pub const DEFAULT_SUBSCRIPTION_BUFFER_BYTES: usize = 32 << 20;
 /// Default handshake timeout.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a new connection of a server has to send its first byte (a TLS hello or a request
@@ -61,6 +64,10 @@ pub struct ConnectionConfig {
     pub max_subscriptions: usize,
     /// Items buffered per subscription before it is closed as lagging.
     pub subscription_buffer: usize,
+    /// Bytes buffered per subscription (client side: the size of the messages its
+    /// waiting items came in) before it is closed as lagging. An empty buffer takes any
+    /// item, so one item larger than this still passes.
+    pub subscription_buffer_bytes: usize,
     /// Interval between pings; `None` disables keep-alive.
     pub ping_interval: Option<Duration>,
     /// Unanswered pings after which the peer is dropped.
@@ -87,6 +94,7 @@ impl Default for ConnectionConfig {
             max_batch_len: DEFAULT_MAX_BATCH_LEN,
             max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
             subscription_buffer: DEFAULT_SUBSCRIPTION_BUFFER,
+            subscription_buffer_bytes: DEFAULT_SUBSCRIPTION_BUFFER_BYTES,
             ping_interval: Some(DEFAULT_PING_INTERVAL),
             max_missed_pongs: DEFAULT_MAX_MISSED_PONGS,
             call_timeout: DEFAULT_CALL_TIMEOUT,

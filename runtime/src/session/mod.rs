@@ -229,12 +229,7 @@ impl Session {
         origin: Origin,
         tx: mpsc::Sender<Message>,
     ) -> Session {
-        let peer = Peer::new(
-            tx.clone(),
-            config.call_timeout,
-            config.max_message_size,
-            config.subscription_buffer,
-        );
+        let peer = Peer::new(tx.clone(), &config);
         if door == Door::HttpEvents {
             peer.close(&CloseReason::NoConnection(HTTP_PEER.into()));
         }
