@@ -32,7 +32,7 @@ pub mod code {
     /// A call that the handler made to a peer failed — typically a server→client call
     /// (`client { … }`) that the client does not serve, that the door cannot carry (HTTP,
     /// WAMP), that timed out, or whose connection closed. `data` says why:
-    /// `{"reason": …, "message": …}` (see [`RpcError::peer_call_failed`]).
+    /// `{"reason": …, "message": …}` (see [`RpcError::peer_call_failed`](crate::RpcError::peer_call_failed)).
     pub const PEER_CALL_FAILED: i32 = -32007;
     /// A publication to a topic failed (the hub is unavailable, the item could not be
     /// encoded, or the outcome is unknown). `data` says why: `{"reason": …, "message": …}`.
