@@ -56,7 +56,10 @@ pub fn idl(text: &str) {
     let same = crate::breaking::check(&loaded.schema, &loaded.schema, strict);
     assert!(same.is_empty(), "breaking(x, x) = {same:?} for\n{text}");
     let after_fmt = crate::breaking::check(&loaded.schema, &reloaded.schema, strict);
-    assert!(after_fmt.is_empty(), "breaking(x, fmt(x)) = {after_fmt:?} for\n{text}");
+    assert!(
+        after_fmt.is_empty(),
+        "breaking(x, fmt(x)) = {after_fmt:?} for\n{text}"
+    );
     // `check` applies the TypeScript rules too: what it accepts, TypeScript can take.
     if let Err(e) = crate::typescript::generate(&loaded, "fuzz.wire") {
         panic!("`check` accepts what TypeScript refuses: {e}\n--- input ---\n{text}");
