@@ -125,18 +125,34 @@ fn at_revision(rev: &str, new: &Path) -> Result<Loaded, String> {
     // directory, which `--show-cdup` leads back from.
     let cdup = git(&["rev-parse", "--show-cdup"])?.trim().to_string();
     let prefix = git(&["rev-parse", "--show-prefix"])?.trim().to_string();
+    let top = PathBuf::from(git(&["rev-parse", "--show-toplevel"])?.trim());
+    let here = |file: &str| match file.strip_prefix(&prefix) {
+        Some(rest) if !prefix.is_empty() => PathBuf::from(rest),
+        _ => Path::new(&cdup).join(file),
+    };
+    // NEW as the repository names it, however it was written (absolute, `./`, `..`).
+    let absolute =
+        std::fs::canonicalize(new).map_err(|e| format!("cannot read `{}`: {e}", new.display()))?;
+    let top = std::fs::canonicalize(&top).unwrap_or(top);
+    let in_repo = absolute.strip_prefix(&top).map_err(|_| {
+        format!(
+            "`{}` is outside the git repository of the current directory ({})",
+            new.display(),
+            top.display()
+        )
+    })?;
+    let in_repo = in_repo.to_string_lossy().replace('\\', "/");
     let files = git(&["ls-tree", "-r", "--full-tree", "--name-only", rev])?;
+    if !files.lines().any(|f| f == in_repo) {
+        return Err(format!("`{in_repo}` does not exist at {rev}"));
+    }
     let mut loader = Loader::new().sources_only();
     for file in files.lines().filter(|f| f.ends_with(".wire")) {
         let text = git(&["show", &format!("{rev}:{file}")])?;
-        let here = match file.strip_prefix(&prefix) {
-            Some(rest) if !prefix.is_empty() => PathBuf::from(rest),
-            _ => Path::new(&cdup).join(file),
-        };
-        loader = loader.with_source(here, text);
+        loader = loader.with_source(here(file), text);
     }
     loader
-        .load(new)
+        .load(here(&in_repo))
         .map_err(|d| format!("`{}` at {rev} does not load:\n{d}", new.display()))
 }
 

@@ -155,6 +155,13 @@ fn against_a_git_revision() {
     );
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("types.wire:3:5"), "{out}");
+    // An absolute path names the same file.
+    let absolute = dir.join("idl/board.wire");
+    let (code, out, err) = wirecall(
+        &dir,
+        &["breaking", absolute.to_str().unwrap(), "--against", "HEAD"],
+    );
+    assert_eq!(code, 1, "{out}{err}");
     // Made optional: compatible.
     std::fs::write(
         dir.join("idl/types.wire"),
@@ -167,6 +174,20 @@ fn against_a_git_revision() {
     std::fs::write(dir.join("idl/new.wire"), "struct X {\n    a: u8,\n}\n").unwrap();
     let (code, _, err) = wirecall(&dir, &["breaking", "idl/new.wire", "--against", "HEAD"]);
     assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`idl/new.wire` does not exist at HEAD"),
+        "{err}"
+    );
+    let outside =
+        std::env::temp_dir().join(format!("wirecall-outside-{}.wire", std::process::id()));
+    std::fs::write(&outside, "struct X {\n    a: u8,\n}\n").unwrap();
+    let (code, _, err) = wirecall(
+        &dir,
+        &["breaking", outside.to_str().unwrap(), "--against", "HEAD"],
+    );
+    let _ = std::fs::remove_file(&outside);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("outside the git repository"), "{err}");
     let (code, _, err) = wirecall(&dir, &["breaking", "idl/board.wire", "--against", "nope"]);
     assert_eq!(code, 2, "{err}");
     let _ = std::fs::remove_dir_all(&dir);

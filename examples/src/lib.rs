@@ -215,8 +215,9 @@ pub mod chat {
     struct Room {
         /// Members by connection, with their names.
         members: HashMap<ConnectionId, String>,
-        /// Every subscriber's stream reads from this.
-        tx: broadcast::Sender<Event>,
+        /// Every subscriber's stream reads from this; made by the first (a ring of
+        /// `ROOM_BUFFER` costs some 32 KB, which a room nobody listens to need not).
+        tx: Option<broadcast::Sender<Event>>,
     }
 
     /// What a room broadcasts: a message, or that it closed.
@@ -242,7 +243,7 @@ pub mod chat {
             let mut rooms = self.rooms();
             let entry = rooms.entry(room).or_insert_with(|| Room {
                 members: HashMap::new(),
-                tx: broadcast::channel(ROOM_BUFFER).0,
+                tx: None,
             });
             entry.members.insert(ctx.connection_id(), name);
             Ok(entry.members.len() as u32)
@@ -275,14 +276,18 @@ pub mod chat {
                 .publish(&message)
                 .await?;
             // Then this server's members' `messages` streams. No subscribers is fine.
-            let _ = local.send(Event::Said(message));
+            if let Some(local) = local {
+                let _ = local.send(Event::Said(message));
+            }
             Ok(position.offset)
         }
 
         async fn close(&self, _ctx: Context, room: String) -> Result<bool, Fault> {
             match self.rooms().remove(&room) {
                 Some(r) => {
-                    let _ = r.tx.send(Event::Closed);
+                    if let Some(tx) = r.tx {
+                        let _ = tx.send(Event::Closed);
+                    }
                     Ok(true)
                 }
                 None => Ok(false),
@@ -295,9 +300,12 @@ pub mod chat {
             room: String,
         ) -> Result<Items<Message, ChatError>, Fault<ChatError>> {
             let rx = {
-                let rooms = self.rooms();
-                match rooms.get(&room) {
-                    Some(r) if r.members.contains_key(&ctx.connection_id()) => r.tx.subscribe(),
+                let mut rooms = self.rooms();
+                match rooms.get_mut(&room) {
+                    Some(r) if r.members.contains_key(&ctx.connection_id()) => {
+                        r.tx.get_or_insert_with(|| broadcast::channel(ROOM_BUFFER).0)
+                            .subscribe()
+                    }
                     _ => return Err(ChatError::NotMember.into()),
                 }
             };

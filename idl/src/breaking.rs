@@ -392,11 +392,17 @@ impl<'a> Checker<'a> {
         }
         self.throws(wire, old, new, to_server, answer_flow);
         if to_server && old.is_idempotent() && !new.is_idempotent() {
+            // Point at the file that changed: the new one (or, asked the other way round
+            // with `--both`, the one that added the attribute).
+            let (span, side) = match self.breaks {
+                Breaks::OldServers => (old.name.span, Side::Old),
+                _ => (new.name.span, Side::New),
+            };
             self.report(
                 "IDEMPOTENT_REMOVED",
                 Flow::Call,
-                new.name.span,
-                Side::New,
+                span,
+                side,
                 format!(
                     "`{wire}` is no longer @idempotent: old clients still send it again after a reconnect"
                 ),
@@ -538,6 +544,18 @@ impl<'a> Checker<'a> {
                     key(new)
                 ),
             );
+            return;
+        }
+        // The same names and types: the types' definitions must still take the old keys
+        // (an enum that lost a variant would refuse old subscribers' keys).
+        for (o, n) in old.params.iter().zip(&new.params) {
+            let pair = Pair {
+                sender: &o.ty,
+                receiver: &n.ty,
+                receiver_new: true,
+                flow: Flow::ClientToServer,
+            };
+            self.value(&pair, &format!("key `{}` of topic `{wire}`", n.name.name));
         }
     }
 
@@ -567,7 +585,9 @@ impl<'a> Checker<'a> {
         ) else {
             return;
         };
-        if s.name != r.name {
+        // Only WAMP names error types (`A.Variant` URIs), and WAMP carries no calls to
+        // clients.
+        if s.name != r.name && to_server {
             self.report(
                 "ERROR_TYPE_RENAMED",
                 flow,
@@ -821,15 +841,18 @@ impl<'a> Checker<'a> {
                 .find(|rv| rv.name.name == sv.name.name)
             {
                 Some(rv) => {
-                    if let (Some(sf), Some(rf)) = (&sv.fields, &rv.fields) {
-                        let owner = format!("{}.{}", receiver.name.name, rv.name.name);
-                        let span = if pair.receiver_new {
-                            rv.name.span
-                        } else {
-                            sv.name.span
-                        };
-                        self.fields(sf, rf, &owner, (pair.receiver_new, pair.flow), span);
-                    }
+                    // A variant without fields reads as one with none (`{"kind": "V"}`).
+                    let (sf, rf) = (
+                        sv.fields.as_deref().unwrap_or(&[]),
+                        rv.fields.as_deref().unwrap_or(&[]),
+                    );
+                    let owner = format!("{}.{}", receiver.name.name, rv.name.name);
+                    let span = if pair.receiver_new {
+                        rv.name.span
+                    } else {
+                        sv.name.span
+                    };
+                    self.fields(sf, rf, &owner, (pair.receiver_new, pair.flow), span);
                 }
                 None if open => {}
                 None => {
@@ -912,11 +935,14 @@ impl<'a> Checker<'a> {
                     );
                 }
                 (Some(rv), _) => {
-                    if let (Some(sf), Some(rf)) = (&sv.fields, &rv.fields) {
-                        let owner = format!("{}.{}", receiver.name.name, rv.name.name);
-                        let span = new_v(rv).name.span;
-                        self.fields(sf, rf, &owner, (receiver_new, flow), span);
-                    }
+                    // A variant without fields has no data: as one with none.
+                    let (sf, rf) = (
+                        sv.fields.as_deref().unwrap_or(&[]),
+                        rv.fields.as_deref().unwrap_or(&[]),
+                    );
+                    let owner = format!("{}.{}", receiver.name.name, rv.name.name);
+                    let span = new_v(rv).name.span;
+                    self.fields(sf, rf, &owner, (receiver_new, flow), span);
                 }
                 (None, Some(rv)) => {
                     let nv = new_v(rv);

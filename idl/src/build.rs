@@ -211,8 +211,9 @@ impl Builder {
 
     /// Fail the build when a compiled file breaks `old` (a released version kept in the
     /// repository), by the rules of `wirecall breaking` (docs/EVOLUTION.md: can a server
-    /// built from the new file serve clients built from `old`?). Meant for one compiled
-    /// file: each file given to [`Builder::compile`] is checked against `old`.
+    /// built from the new file serve clients built from `old`?). It compares one file:
+    /// [`Builder::compile`] with more than one file then fails (use one `configure()` per
+    /// file).
     pub fn breaking_against(mut self, old: impl Into<PathBuf>) -> Self {
         self.breaking_against = Some(old.into());
         self
@@ -236,6 +237,12 @@ impl Builder {
             }
             let code = code?;
             if let Some(old) = &self.breaking_against {
+                if files.len() != 1 {
+                    return Err(BuildError::Breaking(format!(
+                        "breaking_against({}) compares one file: compile that file alone (one `configure()` per file)",
+                        old.display()
+                    )));
+                }
                 self.check_breaking(old, file)?;
             }
             let stem = file
@@ -248,10 +255,12 @@ impl Builder {
     }
 
     fn check_breaking(&self, old: &Path, file: &Path) -> Result<(), BuildError> {
-        if self.emit_rerun {
-            println!("cargo:rerun-if-changed={}", old.display());
-        }
         let old = Loader::new().load(old).map_err(BuildError::Invalid)?;
+        if self.emit_rerun {
+            for path in old.files() {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
+        }
         let new = Loader::new().load(file).map_err(BuildError::Invalid)?;
         let changes = crate::breaking::check(&old.schema, &new.schema, Default::default());
         if changes.is_empty() {

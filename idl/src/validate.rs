@@ -688,8 +688,20 @@ impl<'a> Validator<'a> {
             TypeKind::List(t) | TypeKind::Optional(t) => self.type_ref(t),
             TypeKind::Map(k, v) => {
                 let unit_enum = |name: &str| matches!(self.types.get(name), Some(TypeDef::Enum(e)) if e.variants.iter().all(|v| v.fields.is_none()));
+                let open = |name: &str| {
+                    self.types
+                        .get(name)
+                        .is_some_and(|t| t.attrs().has(AttributeKind::Open))
+                };
                 match &k.kind {
                     TypeKind::String => {}
+                    TypeKind::Named(name) if unit_enum(name) && open(name) => self.error(
+                        Diagnostic::error(
+                            k.span,
+                            format!("an `@open` enum cannot key a map: `{name}`"),
+                        )
+                        .with_help("keys a receiver does not know would all become `Unknown`, one entry for many; key the map by `string`"),
+                    ),
                     TypeKind::Named(name) if unit_enum(name) => {}
                     // An unknown name is reported on its own.
                     TypeKind::Named(name) if !self.types.contains_key(name.as_str()) => {

@@ -25,13 +25,36 @@ pub(crate) const BEARER_PREFIX: &str = "bearer.";
 
 /// What the authentication hook sees of a request: a WebSocket upgrade, a POST, or a POST
 /// for server-sent events. Its body is not read yet.
-#[derive(Debug)]
+///
+/// Its `Debug` output shows the method, path, header names and peer address, never a
+/// header's value, the query or the token: logging `?handshake` leaks no credentials.
 pub struct Handshake {
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     remote_addr: Option<SocketAddr>,
     token: Option<String>,
+}
+
+impl fmt::Debug for Handshake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        /// Header names only: values (`Authorization`, `Cookie`, the `bearer.` subprotocol)
+        /// may be credentials.
+        struct Names<'a>(&'a HeaderMap);
+        impl fmt::Debug for Names<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_list().entries(self.0.keys()).finish()
+            }
+        }
+        f.debug_struct("Handshake")
+            .field("method", &self.method)
+            .field("path", &self.uri.path())
+            .field("query", &self.uri.query().map(|_| "<redacted>"))
+            .field("headers", &Names(&self.headers))
+            .field("remote_addr", &self.remote_addr)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Handshake {
@@ -318,6 +341,36 @@ mod tests {
             None
         );
         assert_eq!(handshake(&[]).bearer_token(), None);
+    }
+
+    #[test]
+    fn debug_output_leaks_no_credentials() {
+        let offered = format!("jsonrpc-2.0, {}", bearer_subprotocol("sub-s3cret"));
+        let h = Handshake::new(
+            Method::GET,
+            "/rpc?api_key=q-s3cret".parse().unwrap(),
+            {
+                let mut map = HeaderMap::new();
+                map.insert("authorization", HeaderValue::from_static("Bearer h-s3cret"));
+                map.insert("cookie", HeaderValue::from_static("session=c-s3cret"));
+                map.insert(
+                    "sec-websocket-protocol",
+                    HeaderValue::from_str(&offered).unwrap(),
+                );
+                map
+            },
+            None,
+        );
+        let printed = format!("{h:?} {h:#?}");
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(
+            !printed.contains(&bearer_subprotocol("sub-s3cret")),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("authorization") && printed.contains("/rpc"),
+            "{printed}"
+        );
     }
 
     #[test]

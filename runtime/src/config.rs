@@ -16,6 +16,9 @@ pub const DEFAULT_MAX_BATCH_LEN: usize = 1024;
 pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 1024;
 /// Default per-subscription buffer, in items.
 pub const DEFAULT_SUBSCRIPTION_BUFFER: usize = 1024;
+/// Default per-subscription buffer of a client, in bytes (of the messages its items
+/// arrived in).
+pub const DEFAULT_SUBSCRIPTION_BUFFER_BYTES: usize = 32 << 20;
 /// Default handshake timeout.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a new connection of a server has to send its first byte (a TLS hello or a request
@@ -26,6 +29,20 @@ pub const DEFAULT_SILENT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 1024;
 /// Largest HTTP request head (request line and headers) a server reads.
 pub const DEFAULT_MAX_HEADER_SIZE: usize = 16 << 10;
+/// Longest a request body may take to arrive whole, from the moment it first has to be
+/// waited for (and likewise a WebSocket message, from its first bytes): 120 s, so a 1 MB
+/// body needs an average of ~8.5 KB/s (70 kbit/s; a "Slow 3G" link of 400 kbit/s sends it
+/// in ~21 s).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(120);
+/// Least a request body (or a WebSocket message) still arriving must bring in every
+/// [`DEFAULT_MIN_BODY_RATE_WINDOW`]: 1 KiB, about 100 bytes/s. A stalled or trickled body
+/// is cut off after one to two windows.
+pub const DEFAULT_MIN_BODY_RATE: u64 = 1024;
+/// The window over which [`DEFAULT_MIN_BODY_RATE`] is measured: 10 s, longer than the
+/// pauses of a lossy mobile link (TCP retransmissions back off 1, 2, 4 s…).
+pub const DEFAULT_MIN_BODY_RATE_WINDOW: Duration = Duration::from_secs(10);
+/// Request bodies a server waits for at once; at the cap the oldest is cut off.
+pub const DEFAULT_MAX_PENDING_BODIES: usize = 1024;
 /// Default interval between keep-alive pings.
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
 /// Default number of unanswered pings after which a peer is considered dead.
@@ -47,6 +64,10 @@ pub struct ConnectionConfig {
     pub max_subscriptions: usize,
     /// Items buffered per subscription before it is closed as lagging.
     pub subscription_buffer: usize,
+    /// Bytes buffered per subscription (client side: the size of the messages its
+    /// waiting items came in) before it is closed as lagging. An empty buffer takes any
+    /// item, so one item larger than this still passes.
+    pub subscription_buffer_bytes: usize,
     /// Interval between pings; `None` disables keep-alive.
     pub ping_interval: Option<Duration>,
     /// Unanswered pings after which the peer is dropped.
@@ -73,6 +94,7 @@ impl Default for ConnectionConfig {
             max_batch_len: DEFAULT_MAX_BATCH_LEN,
             max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
             subscription_buffer: DEFAULT_SUBSCRIPTION_BUFFER,
+            subscription_buffer_bytes: DEFAULT_SUBSCRIPTION_BUFFER_BYTES,
             ping_interval: Some(DEFAULT_PING_INTERVAL),
             max_missed_pongs: DEFAULT_MAX_MISSED_PONGS,
             call_timeout: DEFAULT_CALL_TIMEOUT,

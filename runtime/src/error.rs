@@ -119,7 +119,7 @@ impl RpcError {
     /// `data` is `{"reason": R, "message": "…"}` where `R` is one of `method_not_found`
     /// (the peer does not serve the method), `no_connection` (the door cannot carry calls
     /// to the peer, e.g. HTTP or WAMP), `timeout`, `disconnected`, `cancelled` or `error`
-    /// (the peer answered with another error, in `data.error`).
+    /// (the peer answered with another error: its code and message in `data.error`, never its data).
     pub fn peer_call_failed<E: fmt::Display>(error: &Error<E>) -> Self {
         let reason = match error {
             Error::Rpc(e) if e.code == code::METHOD_NOT_FOUND => "method_not_found",
@@ -131,7 +131,12 @@ impl RpcError {
         };
         let mut data = serde_json::json!({ "reason": reason, "message": error.to_string() });
         if let Error::Rpc(e) = error {
-            data["error"] = serde_json::to_value(e).unwrap_or_default();
+            // The peer's code and message, not its `data`: a backend's details stay there.
+            data["error"] = serde_json::json!({ "code": e.code, "message": e.message });
+            data["message"] = serde_json::Value::String(format!(
+                "the peer answered with an error: {} (code {})",
+                e.message, e.code
+            ));
         }
         Self::new(code::PEER_CALL_FAILED, "Call to the peer failed").with_data(data)
     }

@@ -139,6 +139,7 @@
 //!         }
 //!     })
 //!     .max_pending_handshakes(1_024)                    // idle sockets cannot lock anyone out
+//!     .min_body_rate(1024, Duration::from_secs(10))     // nor stalled request bodies
 //!     .bind("0.0.0.0:9443", router)
 //!     .await?;
 //! # Ok(()) }
@@ -173,8 +174,9 @@
 //! - A slow handler never blocks the next call on its connection; the number of calls in
 //!   flight per connection is bounded, and at the bound the server stops reading from that
 //!   connection (backpressure) rather than dropping anything.
-//! - Limits on message size, connections, batch length, handshake time and dead peers
-//!   all have defaults (see [`config`]) and builder setters.
+//! - Limits on message size, connections, batch length, handshake time, slow request
+//!   bodies and messages, and dead peers all have defaults (see [`config`]) and builder
+//!   setters.
 //!
 //! The wire format, with every extension, is specified in `docs/PROTOCOL.md`.
 //!

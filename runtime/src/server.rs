@@ -10,7 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -28,8 +28,9 @@ use crate::session::peer::Peer;
 use crate::session::router::Router;
 use crate::session::HTTP_PEER;
 use crate::telemetry;
+use crate::transport::deadline::ReadRules;
 use crate::transport::gate::{Gate, Pass, Turned};
-use crate::transport::http::{Endpoint, HandshakeHook, ResponseBody, Slot, Source};
+use crate::transport::http::{Accepted, Endpoint, HandshakeHook, OriginRule, ResponseBody, Source};
 
 /// Configures and starts a server. Every setting has the default of `docs/PROTOCOL.md`.
 ///
@@ -51,19 +52,22 @@ pub struct ServerBuilder {
     handshake_timeout: Duration,
     shutdown_timeout: Duration,
     allowed_origins: Vec<String>,
+    allowed_hosts: Vec<String>,
     hook: Option<Arc<HandshakeHook>>,
     authenticate: Option<Arc<Authenticate>>,
     door: DoorLimits,
+    reads: ReadRules,
     tls: Option<Arc<rustls::ServerConfig>>,
     hub: Option<crate::Hub>,
     wamp_realm: Option<String>,
 }
 
-/// What the server's own listener allows before a request has arrived.
+/// What the server's own listener allows before a whole request has arrived.
 #[derive(Clone, Debug)]
 struct DoorLimits {
     silent_timeout: Duration,
     max_pending: usize,
+    max_pending_bodies: usize,
     max_per_ip: Option<usize>,
     max_header_size: usize,
     backlog: u32,
@@ -77,9 +81,11 @@ impl fmt::Debug for ServerBuilder {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("allowed_origins", &self.allowed_origins)
+            .field("allowed_hosts", &self.allowed_hosts)
             .field("hook", &self.hook.is_some())
             .field("authenticate", &self.authenticate.is_some())
             .field("door", &self.door)
+            .field("reads", &self.reads)
             .field("tls", &self.tls.is_some())
             .finish()
     }
@@ -93,15 +99,18 @@ impl Default for ServerBuilder {
             handshake_timeout: config::DEFAULT_HANDSHAKE_TIMEOUT,
             shutdown_timeout: Duration::from_secs(30),
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             hook: None,
             authenticate: None,
             door: DoorLimits {
                 silent_timeout: config::DEFAULT_SILENT_TIMEOUT,
                 max_pending: config::DEFAULT_MAX_PENDING_HANDSHAKES,
+                max_pending_bodies: config::DEFAULT_MAX_PENDING_BODIES,
                 max_per_ip: None,
                 max_header_size: config::DEFAULT_MAX_HEADER_SIZE,
                 backlog: 4096,
             },
+            reads: ReadRules::default(),
             tls: None,
             hub: None,
             wamp_realm: None,
@@ -118,9 +127,10 @@ impl ServerBuilder {
     }
 
     /// Connections served at once (default 10 000): WebSocket sessions and HTTP keep-alive
-    /// connections that have sent a request. More are refused with HTTP 503. Connections
-    /// still in their handshake do not count here but against
-    /// [`max_pending_handshakes`](Self::max_pending_handshakes).
+    /// connections that have sent a whole request. More are refused with HTTP 503.
+    /// Connections still in their handshake do not count here but against
+    /// [`max_pending_handshakes`](Self::max_pending_handshakes), nor do those whose request
+    /// body is being waited for (against [`max_pending_bodies`](Self::max_pending_bodies)).
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
         self
@@ -135,8 +145,49 @@ impl ServerBuilder {
         self
     }
 
+    /// Request bodies waited for at once (default 1 024): POSTs whose body did not come
+    /// with their request head. They count here, not against
+    /// [`max_connections`](Self::max_connections), until the body is whole; at the cap the
+    /// oldest is cut off (`408`, connection closed), so stalled bodies cannot keep a real
+    /// client out — a real body arrives long before it could become the oldest — and they
+    /// never push out a handshake (which has its own cap), nor a handshake them.
+    pub fn max_pending_bodies(mut self, n: usize) -> Self {
+        self.door.max_pending_bodies = n.max(1);
+        self
+    }
+
+    /// Longest a request body may take to arrive whole once it has to be waited for
+    /// (default 120 s) — of a POST, or of the POST that asks for server-sent events — and
+    /// likewise a WebSocket message from its first bytes. A body past it is answered `408
+    /// Request Timeout` and its connection closed; a WebSocket is dropped. The default
+    /// lets a 1 MB body through at an average of 70 kbit/s; raise it with
+    /// [`max_message_size`](Self::max_message_size) for large messages on slow links.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.reads.whole = timeout;
+        self
+    }
+
+    /// Least a request body (or a WebSocket message) still arriving must bring in every
+    /// `per` (default 1 KiB every 10 s, about 100 bytes/s): a stalled or trickled one is cut
+    /// off at the end of the first window that brings less, as a late one is. A window in
+    /// which the rest arrives ends the read, so a short last part is never held against it.
+    /// `bytes` 0 turns the rate check off (`per` is at least 1 ms).
+    pub fn min_body_rate(mut self, bytes: u64, per: Duration) -> Self {
+        self.reads.min_bytes = bytes;
+        self.reads.per = per.max(Duration::from_millis(1));
+        self
+    }
+
     /// Connections from one IP address at once, pending or established (default: no
     /// limit). More are closed as soon as they are accepted.
+    ///
+    /// Off by default because behind a load balancer or proxy every client has the
+    /// proxy's address: a limit there caps all clients together. On a server that clients
+    /// reach directly it bounds what one address can hold (handshakes, bodies, sessions).
+    /// The limit is keyed on the TCP peer, checked before a byte is read; a key from
+    /// `X-Forwarded-For` or `Forwarded` is not supported (those headers are only
+    /// trustworthy from a known proxy, and only readable after the request head): limit
+    /// per client at the proxy (nginx `limit_conn` with `realip`).
     pub fn max_connections_per_ip(mut self, n: usize) -> Self {
         self.door.max_per_ip = Some(n.max(1));
         self
@@ -240,9 +291,24 @@ impl ServerBuilder {
 
     /// Allow browsers from this origin (e.g. `https://app.example.com`), or any origin
     /// with `*`. Without any, only requests without `Origin` (non-browser clients) and
-    /// same-host origins are accepted; others get HTTP 403.
+    /// same-origin pages (the same scheme, host and port as the request) are accepted;
+    /// others get HTTP 403. Behind a proxy that terminates TLS, list the public origin here.
     pub fn allow_origin(mut self, origin: impl Into<String>) -> Self {
         self.allowed_origins.push(origin.into());
+        self
+    }
+
+    /// Answer only requests whose `Host` is this name: `app.example.com` (any port),
+    /// `app.example.com:8443`, `.example.com` (the name and its subdomains), or `*` (any
+    /// host). Once one is given, every request — browser or not — must name a listed
+    /// host, else HTTP 403 `host not allowed`; this is what stops DNS rebinding.
+    ///
+    /// Without any, a server whose listener is bound to a loopback address (`127.0.0.1`,
+    /// `::1`) serves same-origin browser pages only under names that cannot be rebound — an
+    /// IP address, `localhost`, `*.localhost` — and requests without `Origin` under any
+    /// name. A server bound elsewhere (a private network, `0.0.0.0`) should list its names.
+    pub fn allow_host(mut self, host: impl Into<String>) -> Self {
+        self.allowed_hosts.push(host.into());
         self
     }
 
@@ -337,7 +403,11 @@ impl ServerBuilder {
     /// Serve `router` on connections accepted from `listener`.
     pub fn serve(self, listener: TcpListener, router: Router) -> io::Result<ServerHandle> {
         let local_addr = listener.local_addr()?;
-        let gate = Gate::new(self.door.max_pending, self.door.max_per_ip);
+        let gate = Gate::new(
+            self.door.max_pending,
+            self.door.max_pending_bodies,
+            self.door.max_per_ip,
+        );
         let listen = Listen {
             handshake_timeout: self.handshake_timeout,
             gate: gate.clone(),
@@ -346,7 +416,8 @@ impl ServerBuilder {
         };
         let shutdown_timeout = self.shutdown_timeout;
         let secure = self.tls.is_some();
-        let endpoint = self.endpoint(router);
+        let scheme = if secure { "https" } else { "http" };
+        let endpoint = self.endpoint(router, Some(scheme), local_addr.ip().is_loopback());
         let accept = tokio::spawn(accept_loop(listener, endpoint.clone(), listen));
         endpoint.tracker.close();
         Ok(ServerHandle {
@@ -376,21 +447,34 @@ impl ServerBuilder {
     /// `serve_connection_with_upgrades` do). Here `max_connections` counts WebSocket
     /// sessions, and the handshake timeout is the application server's business.
     pub fn into_service(self, router: Router) -> RpcService {
-        let endpoint = self.endpoint(router);
+        let endpoint = self.endpoint(router, None, false);
         endpoint.tracker.close();
         RpcService { endpoint }
     }
 
-    fn endpoint(self, router: Router) -> Arc<Endpoint> {
+    /// The endpoint of the server's own listener (its scheme, and whether it is bound to
+    /// loopback), or of a mounted service (`None`, `false`).
+    fn endpoint(
+        self,
+        router: Router,
+        scheme: Option<&'static str>,
+        loopback: bool,
+    ) -> Arc<Endpoint> {
         Arc::new(Endpoint {
             config: Arc::new(self.config),
             router,
             hub: self.hub.unwrap_or_default(),
             wamp_realm: self.wamp_realm.map(Into::into),
-            allowed_origins: self.allowed_origins,
+            origins: OriginRule {
+                allowed_origins: self.allowed_origins,
+                allowed_hosts: self.allowed_hosts,
+                scheme,
+                loopback,
+            },
             hook: self.hook,
             authenticate: self.authenticate,
             max_connections: self.max_connections,
+            reads: self.reads,
             active: AtomicUsize::new(0),
             shutdown: CancellationToken::new(),
             close: CancellationToken::new(),
@@ -476,8 +560,8 @@ impl ServerHandle {
     }
 
     /// Connections open now that count against `max_connections`: WebSocket sessions and
-    /// HTTP keep-alive connections that have sent a request (not those still in their
-    /// handshake).
+    /// HTTP keep-alive connections that have sent a whole request (not those still in their
+    /// handshake, nor those whose request body is being waited for).
     pub fn connections(&self) -> usize {
         self.endpoint.active.load(Ordering::Relaxed)
     }
@@ -485,6 +569,12 @@ impl ServerHandle {
     /// Connections of the server's listener still in their TLS or HTTP handshake.
     pub fn pending_handshakes(&self) -> usize {
         self.gate.pending()
+    }
+
+    /// Request bodies of the server's listener being waited for (see
+    /// [`ServerBuilder::max_pending_bodies`]).
+    pub fn pending_bodies(&self) -> usize {
+        self.gate.bodies()
     }
 
     /// Graceful shutdown: stop accepting, answer new requests with "server shutting
@@ -608,8 +698,7 @@ async fn connection(
     }
     let source = Source {
         remote_addr: Some(addr),
-        slot: None,
-        pass: Some(pass.clone()),
+        accepted: Some(Arc::new(Accepted::new(pass.clone()))),
     };
     match &listen.tls {
         None => {
@@ -647,8 +736,13 @@ async fn connection(
     }
 }
 
-/// HTTP/1.1 on one connection (plain or TLS). The first request must arrive by `deadline`;
-/// it ends the pending handshake and takes the connection's slot in the connection count.
+/// How long a connection whose request body was cut off has to take its `408` before it is
+/// dropped anyway.
+const CUT_GRACE: Duration = Duration::from_secs(1);
+
+/// HTTP/1.1 on one connection (plain or TLS). The first request head must arrive by
+/// `deadline`; it ends the pending handshake. The connection counts against
+/// `max_connections` once it has a whole request (see [`Accepted`]).
 async fn serve_http<I>(
     io: TokioIo<I>,
     source: Source,
@@ -660,31 +754,29 @@ async fn serve_http<I>(
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let started = Arc::new(AtomicBool::new(false));
+    let cut = match &source.accepted {
+        Some(accepted) => accepted.cut.clone(),
+        None => CancellationToken::new(),
+    };
     let service = {
         let endpoint = endpoint.clone();
         let started = started.clone();
-        let slot = Arc::new(OnceLock::new());
         hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-            started.store(true, Ordering::Relaxed);
+            if !started.swap(true, Ordering::Relaxed) {
+                if let Some(accepted) = &source.accepted {
+                    accepted.pass.established();
+                }
+            }
             let endpoint = endpoint.clone();
-            // The connection counts once it has sent a request.
-            let (slot, within) = slot
-                .get_or_init(|| {
-                    if let Some(pass) = &source.pass {
-                        pass.established();
-                    }
-                    let (slot, within) = Slot::take(&endpoint);
-                    (Arc::new(slot), within)
-                })
-                .clone();
-            let mut source = source.clone();
-            source.slot = Some((slot, within));
+            let source = source.clone();
             async move { Ok::<_, Infallible>(endpoint.handle(req, source).await) }
         })
     };
     let mut conn = pin!(http.serve_connection(io, service).with_upgrades());
-    let mut first_request = pin!(tokio::time::sleep_until(deadline));
+    // The first request's deadline; then, once a body is cut off, the 408's.
+    let mut timer = pin!(tokio::time::sleep_until(deadline));
     let mut waiting_first = true;
+    let mut cutting = false;
     let mut shutting_down = false;
     let evicted = pass.evicted().clone();
     loop {
@@ -695,7 +787,11 @@ async fn serve_http<I>(
                 }
                 return;
             }
-            _ = &mut first_request, if waiting_first => {
+            _ = &mut timer, if waiting_first || cutting => {
+                if cutting {
+                    tracing::debug!("dropping a connection that does not take its 408");
+                    return;
+                }
                 if !started.load(Ordering::Relaxed) {
                     telemetry::handshake_refused("timeout");
                     tracing::debug!("no request head before the handshake timeout");
@@ -708,6 +804,13 @@ async fn serve_http<I>(
                     return;
                 }
                 waiting_first = false;
+            }
+            _ = cut.cancelled(), if !cutting => {
+                // A request body was cut off: its 408 is on its way, after which hyper
+                // closes the connection; one that does not take it goes soon anyway.
+                cutting = true;
+                waiting_first = false;
+                timer.as_mut().reset(tokio::time::Instant::now() + CUT_GRACE);
             }
             _ = endpoint.shutdown.cancelled(), if !shutting_down => {
                 // Finish the request in progress, then close.

@@ -11,7 +11,13 @@
 //! | `wirecall_http_requests_total` | counter | | JSON-RPC POSTs answered |
 //! | `wirecall_pending_handshakes` | gauge | | connections of the server's listener still in their TLS or HTTP handshake |
 //! | `wirecall_handshakes_refused_total` | counter | `reason` | connections or upgrades turned away: `pending_cap`, `per_ip`, `silent`, `timeout`, `tls`, `too_many_connections`, `origin`, `unauthorized`, `forbidden` |
+//! | `wirecall_pending_bodies` | gauge | | request bodies of the server's listener being waited for |
+//! | `wirecall_reads_cut_total` | counter | `reason` | request bodies and WebSocket messages cut off before they were whole: `body_cap` (the oldest of too many pending bodies), `body_rate` / `message_rate` (slower than the minimum rate), `body_timeout` / `message_timeout` (not whole in time) |
 //! | `wirecall_received_bytes_total`, `wirecall_sent_bytes_total` | counter | `door` | JSON-RPC message bytes (frames, bodies, events) |
+//! | `wirecall_hub_keys` | gauge | `state` | topic keys a memory hub holds: `active` (with history or subscribers), `tombstone` (only their position) |
+//! | `wirecall_hub_history_bytes` | gauge | | the history memory hubs hold, as counted against their bound (each item's JSON plus 128) |
+//! | `wirecall_hub_evictions_total` | counter | `reason` | what a memory hub dropped at a bound: a key's history for a new key (`max_keys`) or for bytes (`max_history_bytes`), a remembered position (`tombstones`) |
+//! | `wirecall_hub_refused_total` | counter | | new topic keys refused because every key held has subscribers |
 //!
 //! wirecall decides once, when its first connection or call needs it, whether a recorder
 //! is installed; install yours before the first server or client starts. Without one,
@@ -144,6 +150,7 @@ struct Globals {
     events: Gauge,
     http_requests: Counter,
     pending: Gauge,
+    bodies: Gauge,
     received: [Counter; 4],
     sent: [Counter; 4],
 }
@@ -159,6 +166,7 @@ fn globals() -> &'static Globals {
         events: metrics::gauge!("wirecall_connections", "door" => "events"),
         http_requests: metrics::counter!("wirecall_http_requests_total"),
         pending: metrics::gauge!("wirecall_pending_handshakes"),
+        bodies: metrics::gauge!("wirecall_pending_bodies"),
         received: DOORS
             .map(|door| metrics::counter!("wirecall_received_bytes_total", "door" => door)),
         sent: DOORS.map(|door| metrics::counter!("wirecall_sent_bytes_total", "door" => door)),
@@ -179,6 +187,23 @@ pub(crate) fn pending_handshakes(n: usize) {
         return;
     }
     globals().pending.set(n as f64);
+}
+
+/// Request bodies being waited for now.
+pub(crate) fn pending_bodies(n: usize) {
+    if !on() {
+        return;
+    }
+    globals().bodies.set(n as f64);
+}
+
+/// A request body or WebSocket message cut off before it was whole.
+#[cold]
+pub(crate) fn read_cut(reason: &'static str) {
+    if !on() {
+        return;
+    }
+    metrics::counter!("wirecall_reads_cut_total", "reason" => reason).increment(1);
 }
 
 /// One JSON-RPC POST answered.
@@ -239,4 +264,48 @@ impl Drop for Open {
             gauge.decrement(1.0);
         }
     }
+}
+
+struct HubMetrics {
+    active: Gauge,
+    tombstones: Gauge,
+    history_bytes: Gauge,
+    refused: Counter,
+}
+
+fn hub_metrics() -> &'static HubMetrics {
+    static HUB: OnceLock<HubMetrics> = OnceLock::new();
+    HUB.get_or_init(|| HubMetrics {
+        active: metrics::gauge!("wirecall_hub_keys", "state" => "active"),
+        tombstones: metrics::gauge!("wirecall_hub_keys", "state" => "tombstone"),
+        history_bytes: metrics::gauge!("wirecall_hub_history_bytes"),
+        refused: metrics::counter!("wirecall_hub_refused_total"),
+    })
+}
+
+/// A memory hub's counts changed by these (every hub of the process adds to the gauges).
+pub(crate) fn hub_changed(active: i64, tombstones: i64, history_bytes: i64) {
+    if !on() || (active, tombstones, history_bytes) == (0, 0, 0) {
+        return;
+    }
+    let m = hub_metrics();
+    m.active.increment(active as f64);
+    m.tombstones.increment(tombstones as f64);
+    m.history_bytes.increment(history_bytes as f64);
+}
+
+/// A memory hub dropped something at a bound.
+pub(crate) fn hub_evicted(reason: &'static str) {
+    if !on() {
+        return;
+    }
+    metrics::counter!("wirecall_hub_evictions_total", "reason" => reason).increment(1);
+}
+
+/// A memory hub refused a new key.
+pub(crate) fn hub_refused() {
+    if !on() {
+        return;
+    }
+    hub_metrics().refused.increment(1);
 }

@@ -9,7 +9,8 @@
 #      every TypeScript snippet of README.md, docs/*.md and the package's README
 #      (snippets.mjs).
 #   2. The example page (examples/web) builds, and its committed build is current.
-#   3. The runtime under faults in Node.js, against the Rust calculator server; without a
+#   3. The runtime under faults in Node.js, against the Rust calculator server and fake
+#      HTTP servers; without a
 #      WebSocket class of Node.js's own, and with the `ws` package's; then over TLS with a
 #      bearer token (certificates made by the make_certs example); then as the npm package
 #      of clients/typescript, packed from a copy of its folder and installed offline.
@@ -74,6 +75,9 @@ node --experimental-websocket --test "$here/runtime.test.mjs"
 
 step "Node.js without a WebSocket class of its own; the \`ws\` package's (no --experimental-websocket)"
 node --test "$here/ws.test.mjs"
+
+step "runtime against fake HTTP servers in Node.js: cut event streams, backoff, jitter, tokens"
+node --test "$here/faults.test.mjs"
 
 step "topics in Node.js: \$since across a server restart (Redis), gaps"
 node --experimental-websocket --test "$here/topics.test.mjs"

@@ -541,16 +541,32 @@ mod rust_client_over_http {
             matches!(refused, ConnectError::Unsupported { .. }),
             "{refused}"
         );
-        // Nobody listening: the call fails with the HTTP error, at once.
+        // Nobody listening: connecting fails, at once, as for ws:// (the client checks
+        // that the server is there, so that `connect_any` can move on).
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let nobody = Client::connect(&format!("http://127.0.0.1:{port}"))
+        let started = std::time::Instant::now();
+        let err = Client::connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ConnectError::Unreachable { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // A server that goes away after the connect: without reconnects, the call fails
+        // with the HTTP error, at once.
+        let gone = Server::bind("127.0.0.1:0", CalcServer::default().into_router())
             .await
             .unwrap();
+        let client = Client::builder()
+            .reconnect(wirecall::Reconnect::disabled())
+            .connect(&gone.http_url())
+            .await
+            .unwrap();
+        gone.shutdown().await;
+        drop(gone);
         let started = std::time::Instant::now();
-        let err = nobody
+        let err = client
             .call::<i64>("Calculator.add", [1, 2])
             .await
             .unwrap_err();

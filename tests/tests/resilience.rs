@@ -335,11 +335,8 @@ async fn backoff_grows_exponentially_with_jitter_up_to_the_cap() {
             .saturating_mul(1 << (attempt - 1).min(20))
             .min(Duration::from_secs(30));
         let d = r.backoff(attempt);
-        assert!(
-            d >= full / 2 && d <= full,
-            "attempt {attempt}: {d:?} not in [{:?}, {full:?}]",
-            full / 2
-        );
+        assert_eq!(r.ceiling(attempt), full);
+        assert!(d <= full, "attempt {attempt}: {d:?} not in [0, {full:?}]");
     }
     let exact = Reconnect {
         jitter: false,

@@ -201,10 +201,31 @@ export interface ReconnectOptions {
   initialBackoffMs?: number;
   /** Longest delay (default 30 s). */
   maxBackoffMs?: number;
-  /** Randomize each delay between half and all of it (default true). */
+  /**
+   * Wait a random time between zero and the delay ("full jitter", default true), so that
+   * clients dropped at once do not come back at once.
+   */
   jitter?: boolean;
+  /**
+   * How long a connection must stay up before the delay starts again from
+   * `initialBackoffMs` (default 5 s); one that drops sooner counts as a failed attempt, so
+   * a server that accepts and drops every connection is retried ever more slowly.
+   */
+  stableAfterMs?: number;
   /** Give up after this many failed attempts in a row (default: never). */
   maxAttempts?: number;
+}
+
+/**
+ * The wait before a reconnect attempt after `failures` failed ones in a row:
+ * `initialBackoffMs` doubled per failure, at most `maxBackoffMs`; with jitter (the
+ * default), a uniformly random time between zero and that.
+ */
+export function backoff(options: ReconnectOptions, failures: number): number {
+  const initial = options.initialBackoffMs ?? DEFAULTS.initialBackoffMs;
+  const maxDelay = options.maxBackoffMs ?? DEFAULTS.maxBackoffMs;
+  const ceiling = Math.min(initial * 2 ** Math.min(failures, 30), maxDelay);
+  return options.jitter === false ? ceiling : Math.random() * ceiling;
 }
 
 /**
@@ -348,6 +369,7 @@ const DEFAULTS = {
   subscriptionBuffer: 1024,
   initialBackoffMs: 100,
   maxBackoffMs: 30_000,
+  stableAfterMs: 5_000,
 } as const;
 
 const OPEN = 1;
@@ -392,6 +414,10 @@ export class Client implements Caller {
   #webSocketOpened = false;
   #state: ConnectionState = "connecting";
   #attempts = 0;
+  /** Failed attempts in a row, for the backoff: a connection that did not stay up counts. */
+  #failures = 0;
+  /** When the current connection opened (`Date.now()`), while it is open. */
+  #openedAt: number | undefined;
   #nextId = 1;
   #retryTimer: TimerHandle | undefined;
   /** Calls sent on the current connection, by id. */
@@ -705,20 +731,29 @@ export class Client implements Caller {
       this.#openWith(url, token);
       return;
     }
-    // A fresh token for every attempt.
+    // A fresh token for every attempt, within the handshake timeout (a fetch that hangs
+    // fails this attempt; the next one asks again).
     let fetched: Promise<string>;
     try {
       fetched = Promise.resolve(token());
     } catch (e) {
       fetched = Promise.reject(e);
     }
+    const limitMs = this.#options.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs;
+    let settled = false;
+    const settle = (then: () => void) => {
+      if (settled) return;
+      settled = true;
+      timers.clearTimeout(limit);
+      if (this.#state !== "closed") then();
+    };
+    const limit = timers.setTimeout(
+      () => settle(() => this.#lost(new DisconnectedError(`cannot get a token within ${limitMs} ms`))),
+      limitMs,
+    );
     fetched.then(
-      (t) => {
-        if (this.#state !== "closed") this.#openWith(url, t);
-      },
-      (e: unknown) => {
-        if (this.#state !== "closed") this.#lost(new DisconnectedError(`cannot get a token: ${String(e)}`));
-      },
+      (t) => settle(() => this.#openWith(url, t)),
+      (e: unknown) => settle(() => this.#lost(new DisconnectedError(`cannot get a token: ${String(e)}`))),
     );
   }
 
@@ -774,6 +809,7 @@ export class Client implements Caller {
       this.#attempts = 0;
       this.#transport = socket instanceof HttpSocket ? "http" : "websocket";
       if (this.#transport === "websocket") this.#webSocketOpened = true;
+      this.#openedAt = Date.now();
       this.#setState("connected");
       this.#flushWaiting();
     };
@@ -824,6 +860,13 @@ export class Client implements Caller {
     for (const sub of this.#subs) sub.connectionLost();
     const reconnect = this.#options.reconnect;
     const max = reconnect === false ? 0 : reconnect?.maxAttempts ?? Infinity;
+    const options = reconnect === false ? {} : reconnect ?? {};
+    if (this.#openedAt !== undefined) {
+      // The backoff starts again only after a connection that stayed up.
+      const stable = options.stableAfterMs ?? DEFAULTS.stableAfterMs;
+      if (Date.now() - this.#openedAt >= stable) this.#failures = 0;
+      this.#openedAt = undefined;
+    }
     if (this.#state === "closed") return;
     if (this.#attempts >= max) {
       for (const call of inFlight) call.settle({ error });
@@ -840,12 +883,9 @@ export class Client implements Caller {
       }
     }
     this.#setState("reconnecting", error);
-    const options = reconnect === false ? {} : reconnect ?? {};
-    const initial = options.initialBackoffMs ?? DEFAULTS.initialBackoffMs;
-    const maxDelay = options.maxBackoffMs ?? DEFAULTS.maxBackoffMs;
-    let delay = Math.min(initial * 2 ** Math.min(this.#attempts, 30), maxDelay);
-    if (options.jitter !== false) delay = delay / 2 + Math.random() * (delay / 2);
+    const delay = backoff(options, this.#failures);
     this.#attempts++;
+    this.#failures++;
     this.#retryTimer = timers.setTimeout(() => {
       this.#retryTimer = undefined;
       if (this.#state !== "closed") this.#open();
@@ -1002,6 +1042,8 @@ class HttpSocket implements WebSocketLike {
   readonly #headers: { [name: string]: string };
   /** The client's token function: a POST refused with 401 is sent once more with a fresh token. */
   readonly #refresh: (() => Promise<string>) | undefined;
+  /** The refresh under way: the POSTs refused meanwhile wait for it instead of each fetching one. */
+  #refreshing: Promise<void> | undefined;
   /** POSTs awaiting their answer, by request id. */
   readonly #calls = new Map<number, AbortControllerLike>();
   /** Open event streams, by subscription id. */
@@ -1081,11 +1123,23 @@ class HttpSocket implements WebSocketLike {
       }
       const post = () =>
         this.#fetch(this.#url, { method: "POST", headers: this.#headers, body: frame, signal: controller.signal });
+      const sentWith = this.#headers["authorization"];
       let response = await post();
       if (response.status === 401 && this.#refresh !== undefined) {
-        // The token expired or was rotated: once more with a fresh one.
+        // The token expired or was rotated: once more with a fresh one, fetched once for
+        // all the POSTs refused together.
         await response.text().catch(() => "");
-        this.#headers["authorization"] = `Bearer ${await this.#refresh()}`;
+        if (this.#headers["authorization"] === sentWith) {
+          const refresh = this.#refresh;
+          this.#refreshing ??= (async () => {
+            try {
+              this.#headers["authorization"] = `Bearer ${await refresh()}`;
+            } finally {
+              this.#refreshing = undefined;
+            }
+          })();
+          await this.#refreshing;
+        }
         response = await post();
       }
       const type = response.headers.get("content-type") ?? "";
@@ -1118,33 +1172,40 @@ class HttpSocket implements WebSocketLike {
     controller.abort();
   }
 
-  /** Reads a stream's events; the first answers the subscribe call with its id. */
+  /**
+   * Reads a stream's events; the first answers the subscribe call with its id. A stream
+   * that ends before its end notification (or before answering) was cut: the connection
+   * counts as dropped, so that the client subscribes again (a topic with `$since`) and
+   * the call does not wait for its timeout.
+   */
   async #events(reader: ByteReader, controller: AbortControllerLike): Promise<void> {
     const decoder = new web.TextDecoder();
-    let buffer = "";
+    const lines = new EventLines();
+    const events: string[] = [];
     let key: string | undefined;
+    let finished = false;
     try {
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
-        buffer += decoder.decode(value, { stream: true });
-        for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const data = block
-            .split("\n")
-            .filter((line) => line.startsWith("data:"))
-            .map((line) => line.slice(line.startsWith("data: ") ? 6 : 5))
-            .join("\n");
-          if (data === "") continue;
-          if (key === undefined) {
-            try {
-              const answer = JSON.parse(data) as { result?: unknown };
-              key = subscriptionKey(answer.result);
+        lines.push(decoder.decode(value, { stream: true }), events);
+        for (const data of events.splice(0)) {
+          let message: { result?: unknown; params?: { subscription?: unknown; error?: unknown } } | undefined;
+          try {
+            message = JSON.parse(data) as typeof message;
+          } catch {
+            // Not JSON: delivered as it is, and ignored by the client.
+          }
+          if (key === undefined && message !== undefined && message !== null) {
+            if ("result" in message) {
+              key = subscriptionKey(message.result);
               if (key !== undefined) this.#streams.set(key, controller);
-            } catch {
-              // Not JSON: delivered as it is, and ignored by the client.
+            } else if ("error" in message) {
+              finished = true; // the subscribe call failed: nothing more comes
             }
+          } else if (key !== undefined && typeof message?.params === "object" && message.params !== null) {
+            const params = message.params;
+            if ("error" in params && subscriptionKey(params.subscription) === key) finished = true;
           }
           this.#deliver(data);
         }
@@ -1152,6 +1213,9 @@ class HttpSocket implements WebSocketLike {
     } finally {
       if (key !== undefined && this.#streams.get(key) === controller) this.#streams.delete(key);
       void reader.cancel().catch(() => undefined);
+    }
+    if (!finished && !this.#dropped.has(controller)) {
+      this.#fail(`the event stream from ${this.#url} ended ${key === undefined ? "before answering" : "before the stream's end"}`);
     }
   }
 
@@ -1165,6 +1229,48 @@ class HttpSocket implements WebSocketLike {
     this.readyState = 3;
     for (const controller of [...this.#all]) this.#drop(controller);
     this.onclose?.({ code: opened ? 1006 : 1002, reason });
+  }
+}
+
+/**
+ * Splits an event stream's text into events (the `data` of each): lines end with CRLF, LF
+ * or CR, a blank line ends an event, `data:` lines join with "\n", other fields and
+ * comments are skipped. Each character is looked at once, however the text is chunked.
+ */
+class EventLines {
+  #line = "";
+  #data: string[] | undefined;
+  /** The last chunk ended with CR: a LF at the start of the next belongs to it. */
+  #afterCr = false;
+
+  push(text: string, events: string[]): void {
+    let start = 0;
+    if (this.#afterCr) {
+      this.#afterCr = false;
+      if (text.startsWith("\n")) start = 1;
+    }
+    for (let i = start; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c !== 10 && c !== 13) continue;
+      this.#endLine(this.#line + text.slice(start, i), events);
+      this.#line = "";
+      if (c === 13) {
+        if (i + 1 === text.length) this.#afterCr = true;
+        else if (text.charCodeAt(i + 1) === 10) i++;
+      }
+      start = i + 1;
+    }
+    this.#line += text.slice(start);
+  }
+
+  #endLine(line: string, events: string[]): void {
+    if (line === "") {
+      if (this.#data !== undefined) events.push(this.#data.join("\n"));
+      this.#data = undefined;
+    } else if (line === "data" || line.startsWith("data:")) {
+      const value = line.slice(5);
+      (this.#data ??= []).push(value.startsWith(" ") ? value.slice(1) : value);
+    }
   }
 }
 

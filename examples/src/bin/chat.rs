@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use wirecall::hub::HistoryLimits;
+use wirecall::hub::{HistoryLimits, MemoryOptions};
 use wirecall::{Client, Hub, Server};
 use wirecall_examples::chat::{Chat, ChatClient, ChatError, ChatServer};
 
@@ -39,6 +39,13 @@ enum Command {
         /// Messages each room keeps for subscribers that come back.
         #[arg(long, value_name = "N", default_value_t = HistoryLimits::default().max_items)]
         history: usize,
+        /// Most rooms the memory hub holds with history or subscribers (beyond it, the
+        /// history of the rooms said least recently goes).
+        #[arg(long, value_name = "N", default_value_t = MemoryOptions::default().max_keys)]
+        max_keys: usize,
+        /// Most bytes of history the memory hub holds, in all rooms.
+        #[arg(long, value_name = "BYTES", default_value_t = MemoryOptions::default().max_history_bytes)]
+        max_history_bytes: usize,
     },
 }
 
@@ -50,6 +57,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             addr,
             redis,
             history,
+            max_keys,
+            max_history_bytes,
         }) => {
             let history = HistoryLimits {
                 max_items: history,
@@ -60,7 +69,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let options = wirecall::hub::RedisOptions::default().history(history);
                     Hub::redis_with(&url, options).await?
                 }
-                None => Hub::memory_with(history),
+                None => Hub::memory_with_options(
+                    MemoryOptions::default()
+                        .history(history)
+                        .max_keys(max_keys)
+                        .max_history_bytes(max_history_bytes),
+                ),
             };
             let server = Server::builder()
                 .hub(hub)

@@ -22,24 +22,48 @@ pub(super) enum Link {
 }
 
 impl ClientBuilder {
+    /// Open a link to `url`, all of it (the token fetch included) within the handshake
+    /// timeout.
     pub(super) async fn handshake(&self, url: &str) -> Result<Link, ConnectError> {
+        match tokio::time::timeout(self.handshake_timeout, self.handshake_untimed(url)).await {
+            Ok(link) => link,
+            Err(_) => Err(ConnectError::Timeout {
+                url: url.to_string(),
+                timeout: self.handshake_timeout,
+            }),
+        }
+    }
+
+    async fn handshake_untimed(&self, url: &str) -> Result<Link, ConnectError> {
+        // One token for the attempt (fetched once, even if the handshake is made twice).
+        let bearer = self.bearer().await?;
         let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
         if matches!(scheme.as_deref(), Some("http" | "https")) {
-            let target = self.http_target(url).await?;
+            let target = self.http_target(url, bearer).await?;
             return Ok(Link::Http(Box::new(target)));
         }
-        let ws = match self.handshake_once(url, self.offer_subprotocol).await {
+        let ws = match self
+            .handshake_once(url, self.offer_subprotocol, bearer.as_ref())
+            .await
+        {
             // A server that does not negotiate subprotocols at all: connect without one.
-            Err(ConnectError::Subprotocol) => self.handshake_once(url, false).await,
+            Err(ConnectError::Subprotocol) => {
+                self.handshake_once(url, false, bearer.as_ref()).await
+            }
             other => other,
         }?;
         Ok(Link::Ws(Box::new(ws)))
     }
 
     /// An `http://` or `https://` URL: requests go out as POSTs; there is no connection to
-    /// open (over TLS, one handshake checks the certificate now, so that a certificate
-    /// that does not verify fails the connect, not the first call).
-    async fn http_target(&self, url: &str) -> Result<HttpTarget, ConnectError> {
+    /// keep, but one is opened (and dropped) to check that the server is there — and over
+    /// TLS that its certificate verifies — so that a server that is down fails the connect
+    /// (and a reconnecting client moves on to the next URL), not the first call.
+    async fn http_target(
+        &self,
+        url: &str,
+        bearer: Option<HeaderValue>,
+    ) -> Result<HttpTarget, ConnectError> {
         let invalid = |reason: String| ConnectError::InvalidUrl {
             url: url.to_string(),
             reason,
@@ -64,7 +88,7 @@ impl ClientBuilder {
                 .map_err(|e| invalid(format!("header `{name}`: {e}")))?;
             headers.append(name, value);
         }
-        if let Some(bearer) = self.bearer().await? {
+        if let Some(bearer) = bearer {
             headers.insert(header::AUTHORIZATION, bearer);
         }
         // A token function can give a fresh token when a POST is refused with 401.
@@ -73,24 +97,16 @@ impl ClientBuilder {
             _ => None,
         };
         let tls = self.tls();
-        if uri.scheme_str() == Some("https") {
-            let probe = http_client::check_tls(&uri, tls.clone());
-            match tokio::time::timeout(self.handshake_timeout, probe).await {
-                Err(_) => {
-                    return Err(ConnectError::Timeout {
-                        url: url.to_string(),
-                        timeout: self.handshake_timeout,
-                    })
-                }
-                Ok(Err(failure)) => return Err(failure.into_error(url)),
-                Ok(Ok(())) => {}
-            }
-        }
+        // (Within the handshake timeout of `handshake`.)
+        http_client::check_tls(&uri, tls.clone())
+            .await
+            .map_err(|failure| failure.into_error(url))?;
         Ok(HttpTarget {
             uri,
             headers,
             tls,
             refresh,
+            token_timeout: self.handshake_timeout,
         })
     }
 
@@ -102,7 +118,12 @@ impl ClientBuilder {
         }
     }
 
-    async fn handshake_once(&self, url: &str, offer: bool) -> Result<Ws, ConnectError> {
+    async fn handshake_once(
+        &self,
+        url: &str,
+        offer: bool,
+        bearer: Option<&HeaderValue>,
+    ) -> Result<Ws, ConnectError> {
         let invalid = |reason: String| ConnectError::InvalidUrl {
             url: url.to_string(),
             reason,
@@ -123,8 +144,10 @@ impl ClientBuilder {
                 .map_err(|e| invalid(format!("header `{name}`: {e}")))?;
             request.headers_mut().append(name, value);
         }
-        if let Some(bearer) = self.bearer().await? {
-            request.headers_mut().insert(header::AUTHORIZATION, bearer);
+        if let Some(bearer) = bearer {
+            request
+                .headers_mut()
+                .insert(header::AUTHORIZATION, bearer.clone());
         }
         let connect = tokio_tungstenite::connect_async_tls_with_config(
             request,
@@ -132,13 +155,9 @@ impl ClientBuilder {
             true,
             Some(Connector::Rustls(self.tls())),
         );
-        match tokio::time::timeout(self.handshake_timeout, connect).await {
-            Err(_) => Err(ConnectError::Timeout {
-                url: url.to_string(),
-                timeout: self.handshake_timeout,
-            }),
-            Ok(Ok((ws, _response))) => Ok(ws),
-            Ok(Err(e)) => Err(match e {
+        match connect.await {
+            Ok((ws, _response)) => Ok(ws),
+            Err(e) => Err(match e {
                 WsError::Http(resp) => ConnectError::Refused {
                     status: resp.status().as_u16(),
                     body: resp

@@ -4,12 +4,19 @@
 //! Reconnect semantics (on by default, see [`Reconnect`]):
 //! - calls made while disconnected wait for the connection, within their own timeout;
 //! - calls in flight when the connection drops fail with [`Error::Disconnected`], except
-//!   idempotent ones (IDL `@idempotent`), which are sent again on the new connection;
+//!   idempotent ones (IDL `@idempotent`), which are sent again on the new connection
+//!   (unless the connection closed because a message exceeded the size limit);
 //!   a call that had not been sent yet is always sent on the new connection;
 //! - subscriptions resubscribe by themselves and carry on (items produced while
-//!   disconnected are lost: each resubscription is a fresh stream);
+//!   disconnected are lost: each resubscription is a fresh stream; a topic resumes with
+//!   `$since`);
 //! - the methods registered with [`ClientBuilder::router`] stay registered;
-//! - with several URLs ([`ClientBuilder::connect_any`]), each attempt tries the next one.
+//! - with several URLs ([`ClientBuilder::connect_any`]), each attempt tries the next one;
+//! - an `http://` client does the same when a POST cannot reach its server;
+//! - [`Client::close`] ends every call still waiting for a connection at once.
+//!
+//! [`Client::state`] shows where the connection stands now; [`Client::transitions`]
+//! delivers every change in order.
 
 use std::fmt;
 use std::future::Future;
@@ -19,7 +26,7 @@ use std::time::Duration;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +44,9 @@ use crate::transport::ws::{self as connection, Setup};
 
 mod connect;
 mod reconnect;
+
+/// State changes a [`Client::transitions`] receiver may fall behind by.
+const TRANSITIONS: usize = 64;
 
 use connect::Link;
 pub use reconnect::{ConnectionState, Reconnect};
@@ -90,7 +100,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Time allowed for TCP connect plus the WebSocket handshake (default 10 s).
+    /// Time allowed for a connection attempt: the token fetch, TCP connect, TLS and the
+    /// WebSocket handshake (default 10 s).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
@@ -124,6 +135,16 @@ impl ClientBuilder {
         self
     }
 
+    /// Bytes buffered per subscription (default 32 MiB, counted as the size of the
+    /// messages the waiting items came in): a consumer that falls further behind has
+    /// its subscription closed with a "lagged" error, as for
+    /// [`ClientBuilder::subscription_buffer`]. An item larger than this still passes when
+    /// nothing else is waiting.
+    pub fn subscription_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.config.subscription_buffer_bytes = bytes;
+        self
+    }
+
     /// The methods the server may call on this client (server→client calls). They stay
     /// registered across reconnects.
     pub fn router(mut self, router: Router) -> Self {
@@ -144,7 +165,7 @@ impl ClientBuilder {
         self
     }
 
-    /// How to reconnect (default: on, 100 ms → 30 s with jitter, unlimited attempts).
+    /// How to reconnect (default: on, 100 ms → 30 s with full jitter, unlimited attempts).
     pub fn reconnect(mut self, reconnect: Reconnect) -> Self {
         self.reconnect = reconnect;
         self
@@ -163,10 +184,12 @@ impl ClientBuilder {
         self
     }
 
-    /// Authenticate with a token `fetch` returns, called for every (re)connect: after the
-    /// server closed the connection because the token expired (code 4401), the client
-    /// reconnects with a fresh one. Over `http://`, a POST refused with 401 is sent once
-    /// more with a fresh token.
+    /// Authenticate with a token `fetch` returns, called for every (re)connect, within the
+    /// handshake timeout (a fetch that takes longer fails that attempt, and the client
+    /// tries again): after the server closed the connection because the token expired
+    /// (code 4401), the client reconnects with a fresh one. Over `http://`, a POST refused
+    /// with 401 is sent once more with a fresh token — fetched once for all the POSTs
+    /// refused at the same time; if the fetch fails, that is the call's error.
     ///
     /// ```no_run
     /// # async fn refresh() -> Result<String, std::io::Error> { Ok(String::new()) }
@@ -221,7 +244,8 @@ impl ClientBuilder {
     }
 
     /// Connect to the first of `urls` that answers; on reconnects, try them in turn
-    /// (starting after the one that dropped).
+    /// (starting after the one that dropped). A URL that refuses (401, 403, a certificate
+    /// that does not verify) ends the client only once every URL has refused in a row.
     pub async fn connect_any<I, S>(self, urls: I) -> Result<Client, ConnectError>
     where
         I: IntoIterator<Item = S>,
@@ -260,6 +284,7 @@ impl ClientBuilder {
             builder: self,
             urls,
             state: state_tx,
+            transitions: broadcast::channel(TRANSITIONS).0,
             current: current_tx,
             close,
             done: Mutex::new(None),
@@ -284,7 +309,8 @@ impl ClientBuilder {
             Link::Ws(ws) => ws,
             Link::Http(target) => {
                 let config = Arc::new(self.config.clone());
-                return http_client::spawn(*target, config, close.child_token());
+                let fail_over = self.reconnect.enabled;
+                return http_client::spawn(*target, config, close.child_token(), fail_over);
             }
         };
         connection::spawn(
@@ -298,6 +324,7 @@ impl ClientBuilder {
                 hold: None,
                 expires: None,
                 wamp: None,
+                messages: None,
             },
         )
     }
@@ -307,6 +334,8 @@ struct ClientInner {
     builder: ClientBuilder,
     urls: Vec<String>,
     state: watch::Sender<ConnectionState>,
+    /// Every state change, in order (the watch keeps only the latest).
+    transitions: broadcast::Sender<ConnectionState>,
     /// The live connection, `None` while reconnecting (and once closed).
     current: watch::Sender<Option<Peer>>,
     close: CancellationToken,
@@ -322,6 +351,10 @@ async fn supervise(
     mut index: usize,
 ) -> CloseReason {
     let reconnect = inner.builder.reconnect.clone();
+    // Failed attempts in a row; a connection that did not stay up for `stable_after`
+    // counts as one, so the backoff keeps growing against a server that accepts and drops.
+    let mut failures = 0u32;
+    let mut up_since = Instant::now();
     loop {
         let reason = (&mut done)
             .await
@@ -330,8 +363,14 @@ async fn supervise(
         if inner.close.is_cancelled() || !reconnect.enabled {
             return finish(&inner, reason);
         }
+        if up_since.elapsed() >= reconnect.stable_after {
+            failures = 0;
+        }
         tracing::debug!(%reason, "connection lost; reconnecting");
         let mut last = reason.to_string();
+        // Which URLs refused their latest attempt (401, 403, a certificate): the client
+        // stops only when every one has.
+        let mut refused = vec![false; inner.urls.len()];
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -342,13 +381,14 @@ async fn supervise(
                 );
                 return finish(&inner, CloseReason::Error(why));
             }
-            inner.state.send_replace(ConnectionState::Reconnecting {
+            inner.set_state(ConnectionState::Reconnecting {
                 attempt,
                 reason: last.clone(),
             });
+            let wait = reconnect.backoff(failures.saturating_add(attempt));
             tokio::select! {
                 _ = inner.close.cancelled() => return finish(&inner, CloseReason::ClosedLocally),
-                _ = tokio::time::sleep(reconnect.backoff(attempt)) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
             index = (index + 1) % inner.urls.len();
             let url = &inner.urls[index];
@@ -360,20 +400,25 @@ async fn supervise(
                 Ok(link) => {
                     let started = inner.builder.start(link, &inner.close);
                     done = started.done;
+                    failures = failures.saturating_add(attempt);
+                    up_since = Instant::now();
                     inner.current.send_replace(Some(started.peer));
-                    inner
-                        .state
-                        .send_replace(ConnectionState::Connected { url: url.clone() });
+                    inner.set_state(ConnectionState::Connected { url: url.clone() });
                     tracing::debug!(url, attempt, "reconnected");
                     break;
                 }
                 Err(e) if !e.is_retryable() && !reconnect.retry_refused => {
                     tracing::debug!(url, attempt, "reconnect refused: {e}");
-                    let why = format!("stopped reconnecting: {e}");
-                    return finish(&inner, CloseReason::Error(why));
+                    refused[index] = true;
+                    last = e.to_string();
+                    if refused.iter().all(|r| *r) {
+                        let why = format!("stopped reconnecting: {e}");
+                        return finish(&inner, CloseReason::Error(why));
+                    }
                 }
                 Err(e) => {
                     tracing::debug!(url, attempt, "reconnect failed: {e}");
+                    refused[index] = false;
                     last = e.to_string();
                 }
             }
@@ -387,13 +432,23 @@ async fn wait_closed(peer: &Peer, deadline: Instant) {
     let _ = tokio::time::timeout_at(deadline, peer.closed()).await;
 }
 
+/// The client is closed for good. The order matters to calls waiting for a connection:
+/// they see `current` change and then read the state, which must say `Closed` by then.
 fn finish(inner: &ClientInner, reason: CloseReason) -> CloseReason {
     *inner.ended.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
-    inner.current.send_replace(None);
-    inner.state.send_replace(ConnectionState::Closed {
+    inner.set_state(ConnectionState::Closed {
         reason: reason.to_string(),
     });
+    inner.current.send_replace(None);
     reason
+}
+
+impl ClientInner {
+    /// A new state: for the watch (the latest) and for every transitions receiver.
+    fn set_state(&self, state: ConnectionState) {
+        let _ = self.transitions.send(state.clone());
+        self.state.send_replace(state);
+    }
 }
 
 /// A connection to a server: call its methods with [`Client::call`], subscribe to its
@@ -498,9 +553,20 @@ impl Client {
         self.inner.current.borrow().clone()
     }
 
-    /// Where the connection stands; `changed().await` on the receiver to follow it.
+    /// Where the connection stands now; `changed().await` on the receiver to follow it.
+    /// A watch keeps only the latest state: changes that follow each other quickly
+    /// coalesce (a drop and a reconnect can show as nothing but `Connected`). To see every
+    /// transition, use [`Client::transitions`].
     pub fn state(&self) -> watch::Receiver<ConnectionState> {
         self.inner.state.subscribe()
+    }
+
+    /// Every state change from now on, in order: each `Reconnecting` attempt, each
+    /// `Connected`, and `Closed`. A receiver that falls more than 64 changes behind gets
+    /// [`broadcast::error::RecvError::Lagged`] with the number it missed — never a silent
+    /// skip.
+    pub fn transitions(&self) -> broadcast::Receiver<ConnectionState> {
+        self.inner.transitions.subscribe()
     }
 
     /// `true` once the client is closed for good.
@@ -657,9 +723,18 @@ impl Client {
             match attempt(peer.clone(), remaining).await {
                 // Never sent: safe to send on the next connection, once this one is gone.
                 Err(CallFailure::NotSent(_)) => wait_closed(&peer, deadline).await,
+                // The server's answer (or something else it sent) was over the client's
+                // size limit: sending the call again would only bring the same answer.
+                Err(CallFailure::Other(Error::Disconnected(CloseReason::MessageTooLarge))) => {
+                    return Err(CallFailure::Other(Error::Disconnected(
+                        CloseReason::MessageTooLarge,
+                    )))
+                }
                 Err(CallFailure::Other(Error::Disconnected(_)))
                     if repeatable && self.inner.builder.reconnect.enabled =>
                 {
+                    // Not in a busy loop: the next attempt needs the next connection.
+                    wait_closed(&peer, deadline).await;
                     tracing::debug!("connection lost mid-call; sending it again");
                 }
                 Err(CallFailure::Other(Error::Timeout(_))) => {
@@ -696,6 +771,10 @@ impl Client {
 impl Resubscribe for Client {
     fn reconnects(&self) -> bool {
         Client::reconnects(self)
+    }
+
+    fn backoff(&self, failures: u32) -> Duration {
+        self.inner.builder.reconnect.backoff(failures)
     }
 
     fn subscribe_again<'a>(

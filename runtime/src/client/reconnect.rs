@@ -17,7 +17,14 @@ use std::time::Duration;
 /// - subscriptions resubscribe by themselves and carry on (items produced while
 ///   disconnected are lost: each resubscription is a fresh stream);
 /// - the methods registered with [`crate::ClientBuilder::router`] stay registered;
-/// - with several URLs ([`crate::ClientBuilder::connect_any`]), each attempt tries the next.
+/// - with several URLs ([`crate::ClientBuilder::connect_any`]), each attempt tries the next;
+///   a refusal stops the client only once every URL has refused in a row;
+/// - the backoff starts again from `initial_backoff` only after a connection has stayed up
+///   for `stable_after`: a server that accepts and then drops each connection at once is
+///   retried ever more slowly, as if the attempts had failed;
+/// - a connection closed because a message from the server exceeded the client's
+///   `max_message_size` does not re-send its idempotent calls (the answer would be as large
+///   again): they fail with `Disconnected(MessageTooLarge)`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reconnect {
     /// Reconnect at all (default `true`).
@@ -26,9 +33,13 @@ pub struct Reconnect {
     pub initial_backoff: Duration,
     /// …up to this (default 30 s).
     pub max_backoff: Duration,
-    /// Wait a random time between half and all of the backoff, so that many clients do not
-    /// reconnect in step (default `true`).
+    /// Wait a random time between zero and the backoff ("full jitter"), so that many
+    /// clients dropped at once do not reconnect in step (default `true`).
     pub jitter: bool,
+    /// How long a connection must stay up before the backoff starts again from
+    /// `initial_backoff` (default 5 s). A connection that drops sooner counts as a failed
+    /// attempt.
+    pub stable_after: Duration,
     /// Give up after this many failed attempts in a row (default: never).
     pub max_attempts: Option<u32>,
     /// Keep trying after an attempt fails in a way waiting will not fix (default `false`):
@@ -44,6 +55,7 @@ impl Default for Reconnect {
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(30),
             jitter: true,
+            stable_after: Duration::from_secs(5),
             max_attempts: None,
             retry_refused: false,
         }
@@ -59,19 +71,24 @@ impl Reconnect {
         }
     }
 
-    /// The wait before attempt `attempt` (1-based).
+    /// The wait before attempt `attempt` (1-based): `initial_backoff` doubled per earlier
+    /// attempt, at most `max_backoff`; with `jitter`, a uniformly random time in
+    /// `[0, that]` (full jitter: a crowd dropped at once spreads over the whole window).
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = attempt.saturating_sub(1).min(31);
-        let base = self
-            .initial_backoff
-            .saturating_mul(1u32 << exp)
-            .min(self.max_backoff);
+        let base = self.ceiling(attempt);
         if self.jitter {
-            let half = base / 2;
-            half + half.mul_f64(fastrand::f64())
+            base.mul_f64(fastrand::f64())
         } else {
             base
         }
+    }
+
+    /// The backoff of attempt `attempt` before jitter.
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        let exp = attempt.saturating_sub(1).min(31);
+        self.initial_backoff
+            .saturating_mul(1u32 << exp)
+            .min(self.max_backoff)
     }
 }
 

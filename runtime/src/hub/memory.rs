@@ -1,32 +1,74 @@
-//! The hub of one process: positions, history and fan-out in memory.
+//! The hub of one process: positions, history and fan-out in memory, within bounds.
+//!
+//! A key costs what it holds. A key holds its position (epoch and offset), its history,
+//! and, while it has subscribers, a small live ring. Keys with history or subscribers are
+//! *active* (at most [`MemoryOptions::max_keys`]); history is bounded per key
+//! ([`HistoryLimits`]) and in all ([`MemoryOptions::max_history_bytes`]). At a bound the
+//! hub drops the history of the keys published least recently: a subscriber that comes back
+//! for it is told of a gap. A key with neither history nor subscribers leaves a
+//! *tombstone* — its position, so that a subscriber resuming there is not told of a gap
+//! that did not happen — at most `max_keys` of them, the oldest forgotten first; a key
+//! nothing was published to leaves nothing.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::{
-    new_epoch, resume, Backend, BoxFuture, Entry, HistoryLimits, Opened, Position, PublishError,
-    Replay,
+    resume, Backend, BoxFuture, Entry, HistoryLimits, MemoryOptions, Opened, Position,
+    PublishError, Replay,
 };
 use crate::error::RpcError;
+use crate::telemetry;
 
-/// Publications a subscriber may fall behind the live fan-out before it reads the rest
-/// from history instead.
+/// Publications a subscriber of the Redis hub may fall behind its node's live fan-out
+/// before it reads the rest from history instead.
 pub(crate) const LIVE_BUFFER: usize = 1024;
 
-/// Publications between two sweeps of keys nobody uses.
+/// The same for a subscriber of the memory hub: the ring exists while the key has
+/// subscribers (about 32 bytes a slot). Further behind, a subscriber reads what it missed
+/// from the key's history (one lock), or is told of a gap where history does not have it.
+pub(crate) const KEY_LIVE_BUFFER: usize = 32;
+
+/// Publications between two sweeps of history past its age.
 const SWEEP_EVERY: u64 = 4096;
 
+/// What a publication kept in history costs besides its JSON text, as counted against
+/// [`MemoryOptions::max_history_bytes`] (the entry, its place in the key's ring, the
+/// allocator's rounding).
+pub(crate) const ENTRY_COST: usize = 128;
+
 pub(crate) struct Memory {
-    history: HistoryLimits,
+    options: MemoryOptions,
+    /// Slots of a key's live ring ([`KEY_LIVE_BUFFER`]).
+    live_buffer: usize,
     state: Mutex<State>,
 }
 
-#[derive(Default)]
 struct State {
     keys: HashMap<Arc<str>, Key>,
+    /// Keys with history or subscribers.
+    active: usize,
+    /// Keys with subscribers.
+    subscribed: usize,
+    /// Keys that only remember their position.
+    tombstones: usize,
+    /// What the history of every key costs ([`cost`]).
+    history_bytes: usize,
+    /// Keys with history, the least recently published first: `(stamp, key)`, valid while
+    /// the key's stamp is that one and it has history (others are skipped).
+    by_age: VecDeque<(u64, Arc<str>)>,
+    /// Tombstones, the oldest first (valid likewise).
+    graves: VecDeque<(u64, Arc<str>)>,
+    /// The last stamp given.
+    stamp: u64,
+    /// Makes the epoch of a key that starts without a tombstone (a hash of its name):
+    /// replaced whenever a tombstone is forgotten, so that a key never reuses offsets in
+    /// an epoch.
+    fresh: RandomState,
     published: u64,
 }
 
@@ -34,16 +76,58 @@ struct Key {
     epoch: Arc<str>,
     offset: u64,
     history: VecDeque<(Instant, Arc<Entry>)>,
-    live: broadcast::Sender<Arc<Entry>>,
+    /// Feeds of this key.
+    subscribers: usize,
+    /// Their live ring, while there are any.
+    live: Option<broadcast::Sender<Arc<Entry>>>,
+    /// Of the key's last entry in `by_age` or `graves`.
+    stamp: u64,
+}
+
+/// What a key is, for the counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    /// Not in the map (or to be removed: no position worth keeping).
+    Absent,
+    Tombstone,
+    Active,
+}
+
+/// The hub holds `max_keys` active keys, and none of them can give way.
+struct Full(usize);
+
+impl Full {
+    fn message(&self) -> String {
+        format!(
+            "the hub holds its limit of {} topic keys, every one with subscribers; no new key until some are released",
+            self.0
+        )
+    }
+}
+
+fn cost(entry: &Entry) -> usize {
+    entry.json.len() + ENTRY_COST
 }
 
 impl Key {
-    fn new() -> Self {
+    fn new(epoch: Arc<str>) -> Self {
         Key {
-            epoch: new_epoch().into(),
+            epoch,
             offset: 0,
             history: VecDeque::new(),
-            live: broadcast::channel(LIVE_BUFFER).0,
+            subscribers: 0,
+            live: None,
+            stamp: 0,
+        }
+    }
+
+    fn class(&self) -> Class {
+        if self.subscribers > 0 || !self.history.is_empty() {
+            Class::Active
+        } else if self.offset > 0 {
+            Class::Tombstone
+        } else {
+            Class::Absent
         }
     }
 
@@ -54,24 +138,258 @@ impl Key {
         }
     }
 
-    fn trim(&mut self, limits: &HistoryLimits, now: Instant) {
+    /// Drop what is past the limits; the bytes freed.
+    fn trim(&mut self, limits: &HistoryLimits, now: Instant) -> usize {
+        let mut freed = 0;
         while self.history.len() > limits.max_items {
-            self.history.pop_front();
+            freed += self.history.pop_front().map_or(0, |(_, e)| cost(&e));
         }
-        while let Some((at, _)) = self.history.front() {
+        while let Some((at, e)) = self.history.front() {
             if now.duration_since(*at) <= limits.max_age {
                 break;
             }
+            freed += cost(e);
             self.history.pop_front();
+        }
+        if self.history.is_empty() {
+            // A ring grown for a burst gives its memory back.
+            self.history = VecDeque::new();
+        }
+        freed
+    }
+
+    /// Drop all history; the bytes freed.
+    fn forget_history(&mut self) -> usize {
+        let freed = self.history.iter().map(|(_, e)| cost(e)).sum();
+        self.history = VecDeque::new();
+        freed
+    }
+}
+
+/// The counts a report compares.
+#[derive(Clone, Copy)]
+struct Counts {
+    active: usize,
+    tombstones: usize,
+    history_bytes: usize,
+}
+
+impl State {
+    fn new() -> Self {
+        State {
+            keys: HashMap::new(),
+            active: 0,
+            subscribed: 0,
+            tombstones: 0,
+            history_bytes: 0,
+            by_age: VecDeque::new(),
+            graves: VecDeque::new(),
+            stamp: 0,
+            fresh: RandomState::new(),
+            published: 0,
+        }
+    }
+
+    fn counts(&self) -> Counts {
+        Counts {
+            active: self.active,
+            tombstones: self.tombstones,
+            history_bytes: self.history_bytes,
+        }
+    }
+
+    /// Tell the metrics what changed since `before`.
+    fn report(&self, before: Counts) {
+        telemetry::hub_changed(
+            self.active as i64 - before.active as i64,
+            self.tombstones as i64 - before.tombstones as i64,
+            self.history_bytes as i64 - before.history_bytes as i64,
+        );
+    }
+
+    fn class_of(&self, key: &str) -> Class {
+        self.keys.get(key).map_or(Class::Absent, Key::class)
+    }
+
+    /// The epoch `key` starts in when it has no tombstone: the same while no tombstone is
+    /// forgotten, another for every key.
+    fn fresh_epoch(&self, key: &str) -> Arc<str> {
+        format!("{:016x}", self.fresh.hash_one(key)).into()
+    }
+
+    /// `key`, made if it is not there.
+    fn key(&mut self, key: &Arc<str>) -> &mut Key {
+        if !self.keys.contains_key(key) {
+            let epoch = self.fresh_epoch(key);
+            self.keys.insert(key.clone(), Key::new(epoch));
+        }
+        self.keys.get_mut(key).expect("just made")
+    }
+
+    fn next_stamp(&mut self) -> u64 {
+        self.stamp += 1;
+        self.stamp
+    }
+
+    /// `key` was `before` and may have changed: update the counts, remember a new
+    /// tombstone, remove a key that holds nothing worth keeping.
+    fn settle(&mut self, key: &Arc<str>, before: Class) {
+        let after = self.class_of(key);
+        if after == before {
+            return;
+        }
+        match before {
+            Class::Active => self.active -= 1,
+            Class::Tombstone => self.tombstones -= 1,
+            Class::Absent => {}
+        }
+        match after {
+            Class::Active => self.active += 1,
+            Class::Tombstone => {
+                self.tombstones += 1;
+                let stamp = self.next_stamp();
+                if let Some(k) = self.keys.get_mut(key) {
+                    k.stamp = stamp;
+                }
+                self.graves.push_back((stamp, key.clone()));
+                if self.graves.len() > 2 * self.tombstones + 1024 {
+                    let keys = &self.keys;
+                    self.graves.retain(|(stamp, name)| {
+                        keys.get(name)
+                            .is_some_and(|k| k.stamp == *stamp && k.class() == Class::Tombstone)
+                    });
+                }
+            }
+            Class::Absent => {
+                self.keys.remove(key);
+            }
+        }
+    }
+
+    /// `key` was published to and has history: it is now the most recent.
+    fn touch(&mut self, key: &Arc<str>) {
+        let Some(k) = self.keys.get(key) else {
+            return;
+        };
+        if self.by_age.back().is_some_and(|(s, _)| *s == k.stamp) {
+            return; // already the most recent
+        }
+        let stamp = self.next_stamp();
+        if let Some(k) = self.keys.get_mut(key) {
+            k.stamp = stamp;
+        }
+        self.by_age.push_back((stamp, key.clone()));
+        if self.by_age.len() > 2 * self.active + 1024 {
+            let keys = &self.keys;
+            self.by_age.retain(|(stamp, name)| {
+                keys.get(name)
+                    .is_some_and(|k| k.stamp == *stamp && !k.history.is_empty())
+            });
+        }
+    }
+
+    /// Drop the history of the least recently published key that has some, if it has no
+    /// subscribers or `subscribed_too`: whether one was found.
+    fn evict_oldest(&mut self, subscribed_too: bool) -> bool {
+        let mut skipped = Vec::new();
+        let mut found = None;
+        for _ in 0..self.by_age.len() {
+            let Some((stamp, name)) = self.by_age.pop_front() else {
+                break;
+            };
+            let Some(k) = self.keys.get(&name) else {
+                continue;
+            };
+            if k.stamp != stamp || k.history.is_empty() {
+                continue; // stale
+            }
+            if k.subscribers > 0 && !subscribed_too {
+                skipped.push(name);
+                continue;
+            }
+            found = Some(name);
+            break;
+        }
+        // Keys passed over stay, as the most recent (they have subscribers).
+        for name in skipped {
+            let stamp = self.next_stamp();
+            if let Some(k) = self.keys.get_mut(&name) {
+                k.stamp = stamp;
+            }
+            self.by_age.push_back((stamp, name));
+        }
+        let Some(name) = found else {
+            return false;
+        };
+        let before = self.class_of(&name);
+        if let Some(k) = self.keys.get_mut(&name) {
+            self.history_bytes -= k.forget_history();
+        }
+        self.settle(&name, before);
+        true
+    }
+
+    /// Room for one more active key: drop the history of the least recently published key
+    /// without subscribers if the hub holds `max_keys`.
+    fn make_room(&mut self, max_keys: usize) -> Result<(), Full> {
+        while self.active >= max_keys {
+            if self.active == self.subscribed || !self.evict_oldest(false) {
+                telemetry::hub_refused();
+                return Err(Full(max_keys));
+            }
+            telemetry::hub_evicted("max_keys");
+        }
+        Ok(())
+    }
+
+    /// Within the bounds on history bytes and tombstones.
+    fn enforce(&mut self, options: &MemoryOptions) {
+        while self.history_bytes > options.max_history_bytes && self.evict_oldest(true) {
+            telemetry::hub_evicted("max_history_bytes");
+        }
+        while self.tombstones > options.max_keys {
+            let Some((stamp, name)) = self.graves.pop_front() else {
+                break;
+            };
+            let valid = self
+                .keys
+                .get(&name)
+                .is_some_and(|k| k.stamp == stamp && k.class() == Class::Tombstone);
+            if valid {
+                self.keys.remove(&name);
+                self.tombstones -= 1;
+                // That key may start again at offset 0: in an epoch it never had.
+                self.fresh = RandomState::new();
+                telemetry::hub_evicted("tombstones");
+            }
+        }
+    }
+
+    /// Drop history past its age, everywhere.
+    fn sweep(&mut self, limits: &HistoryLimits, now: Instant) {
+        let mut emptied = Vec::new();
+        for (name, k) in self.keys.iter_mut() {
+            if k.history.is_empty() {
+                continue;
+            }
+            let freed = k.trim(limits, now);
+            self.history_bytes -= freed;
+            if k.history.is_empty() {
+                emptied.push(name.clone());
+            }
+        }
+        for name in emptied {
+            self.settle(&name, Class::Active);
         }
     }
 }
 
 impl Memory {
-    pub(crate) fn new(history: HistoryLimits) -> Self {
+    pub(crate) fn new(options: MemoryOptions) -> Self {
         Memory {
-            history,
-            state: Mutex::default(),
+            options,
+            live_buffer: KEY_LIVE_BUFFER,
+            state: Mutex::new(State::new()),
         }
     }
 
@@ -79,38 +397,113 @@ impl Memory {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn publish_now(&self, key: Arc<str>, json: Arc<str>) -> Position {
+    fn publish_now(&self, key: Arc<str>, json: Arc<str>) -> Result<Position, PublishError> {
         let now = Instant::now();
+        let limits = self.options.history;
         let mut state = self.state();
+        let counts = state.counts();
         state.published += 1;
         if state.published.is_multiple_of(SWEEP_EVERY) {
-            let limits = self.history;
-            state.keys.retain(|_, k| {
-                k.trim(&limits, now);
-                !k.history.is_empty() || k.live.receiver_count() > 0
-            });
+            state.sweep(&limits, now);
         }
-        let k = state.keys.entry(key).or_insert_with(Key::new);
+        let before = state.class_of(&key);
+        if before != Class::Active && limits.max_items > 0 {
+            if let Err(full) = state.make_room(self.options.max_keys) {
+                state.report(counts);
+                return Err(PublishError::LimitExceeded(full.message()));
+            }
+        }
+        let k = state.key(&key);
         k.offset += 1;
         let entry = Arc::new(Entry::new(k.epoch.clone(), k.offset, json));
-        if self.history.max_items > 0 {
+        let mut added = 0;
+        if limits.max_items > 0 {
+            added = cost(&entry);
             k.history.push_back((now, entry.clone()));
         }
-        k.trim(&self.history, now);
-        // No receiver is fine: nobody listens.
-        let _ = k.live.send(entry);
-        k.now()
+        let freed = k.trim(&limits, now);
+        if let Some(live) = &k.live {
+            // No receiver is fine: nobody listens.
+            let _ = live.send(entry);
+        }
+        let position = k.now();
+        let kept = !k.history.is_empty();
+        state.history_bytes = state.history_bytes + added - freed;
+        if kept {
+            state.touch(&key);
+        }
+        state.settle(&key, before);
+        state.enforce(&self.options);
+        state.report(counts);
+        Ok(position)
+    }
+
+    fn open_now(&self, key: Arc<str>) -> Result<Opened, RpcError> {
+        let mut state = self.state();
+        let counts = state.counts();
+        let before = state.class_of(&key);
+        if before != Class::Active {
+            if let Err(full) = state.make_room(self.options.max_keys) {
+                state.report(counts);
+                return Err(RpcError::limit_exceeded(full.message()));
+            }
+        }
+        let k = state.key(&key);
+        k.subscribers += 1;
+        let first = k.subscribers == 1;
+        let live = k
+            .live
+            .get_or_insert_with(|| broadcast::channel(self.live_buffer).0)
+            .subscribe();
+        let now = k.now();
+        if first {
+            state.subscribed += 1;
+        }
+        state.settle(&key, before);
+        state.enforce(&self.options);
+        state.report(counts);
+        Ok(Opened { live, now })
+    }
+
+    fn release_now(&self, key: &str) {
+        let mut state = self.state();
+        let counts = state.counts();
+        let Some((name, k)) = state.keys.get_key_value(key) else {
+            return;
+        };
+        let name = name.clone();
+        let before = k.class();
+        let k = state.keys.get_mut(key).expect("just found");
+        k.subscribers = k.subscribers.saturating_sub(1);
+        if k.subscribers == 0 {
+            k.live = None;
+            state.subscribed -= 1;
+        }
+        state.settle(&name, before);
+        state.enforce(&self.options);
+        state.report(counts);
     }
 
     fn replay_now(&self, key: &str, after: &Position) -> Replay {
         let now = Instant::now();
         let mut state = self.state();
-        // Never published (or swept): the key starts in a new epoch.
-        let k = state.keys.entry(key.into()).or_insert_with(Key::new);
-        k.trim(&self.history, now);
+        let counts = state.counts();
+        let Some((name, k)) = state.keys.get_key_value(key) else {
+            // Nothing known of the key (a feed holds its key, so only without one): it
+            // starts afresh.
+            let (from, lost) = resume(after, &state.fresh_epoch(key), 0, None);
+            return Replay {
+                lost,
+                from,
+                items: Vec::new(),
+            };
+        };
+        let (name, before) = (name.clone(), k.class());
+        let k = state.keys.get_mut(key).expect("just found");
+        let freed = k.trim(&self.options.history, now);
         let first = k.history.front().map(|(_, e)| e.offset);
         let (from, lost) = resume(after, &k.epoch, k.offset, first);
-        Replay {
+        let replay = Replay {
             lost,
             items: k
                 .history
@@ -119,24 +512,27 @@ impl Memory {
                 .map(|(_, e)| e.clone())
                 .collect(),
             from,
-        }
+        };
+        state.history_bytes -= freed;
+        state.settle(&name, before);
+        state.report(counts);
+        replay
     }
 }
 
 impl Backend for Memory {
     fn publish(&self, key: Arc<str>, json: Arc<str>) -> BoxFuture<Result<Position, PublishError>> {
         let position = self.publish_now(key, json);
-        Box::pin(async move { Ok(position) })
+        Box::pin(async move { position })
     }
 
     fn open(&self, key: Arc<str>) -> BoxFuture<Result<Opened, RpcError>> {
-        let mut state = self.state();
-        let k = state.keys.entry(key).or_insert_with(Key::new);
-        let opened = Opened {
-            live: k.live.subscribe(),
-            now: k.now(),
-        };
-        Box::pin(async move { Ok(opened) })
+        let opened = self.open_now(key);
+        Box::pin(async move { opened })
+    }
+
+    fn release(&self, key: &str) {
+        self.release_now(key);
     }
 
     fn replay(&self, key: Arc<str>, after: Position) -> BoxFuture<Result<Replay, RpcError>> {
@@ -144,6 +540,9 @@ impl Backend for Memory {
         Box::pin(async move { Ok(replay) })
     }
 }
+
+#[cfg(test)]
+mod bounds;
 
 #[cfg(test)]
 mod tests {
@@ -198,7 +597,7 @@ mod tests {
     /// loss while history has it, a gap (then what is left) when it does not.
     #[tokio::test]
     async fn a_subscriber_that_falls_behind_the_live_buffer_catches_up_from_history() {
-        let n = LIVE_BUFFER as u64 + 500;
+        let n = KEY_LIVE_BUFFER as u64 + 500;
         for (max_items, first) in [(5000, 1), (100, n - 99)] {
             let hub = Hub::memory_with(HistoryLimits {
                 max_items,
@@ -232,7 +631,11 @@ mod tests {
         ) {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
-                let hub = Hub::memory_with(HistoryLimits { max_items, max_age: std::time::Duration::from_secs(3600) });
+                // A live ring that holds every publication: this is about history and
+                // replay (falling behind the ring is the test above).
+                let mut memory = Memory::new(MemoryOptions::default().history(HistoryLimits { max_items, max_age: std::time::Duration::from_secs(3600) }));
+                memory.live_buffer = 1024;
+                let hub = Hub { backend: Arc::new(memory), kind: "memory" };
                 let key: Arc<str> = "T[1]".into();
                 let epoch = hub.backend.open(key.clone()).await.unwrap().now.epoch;
                 let mut published = 0u64;

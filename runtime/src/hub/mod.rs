@@ -21,6 +21,16 @@
 //! subscriber is told with a [`Gap`] and continues from there. History is bounded by count
 //! and age ([`HistoryLimits`]).
 //!
+//! **Bounds.** A client that picks keys (a WAMP publisher, a subscriber, a handler that
+//! publishes to a key named by its caller) cannot take a server's memory: a memory hub
+//! holds at most [`MemoryOptions::max_keys`] keys with history or subscribers and
+//! [`MemoryOptions::max_history_bytes`] of history, and gives way by dropping the history
+//! of the keys published least recently (their subscribers are told of the gap when they
+//! come back). Only when every key it holds has subscribers does it refuse a new key:
+//! the publication fails with [`PublishError::LimitExceeded`], the subscription with
+//! `-32005`. A Redis hub's keys expire after their last publication (`RedisOptions`'s
+//! `key_ttl`, twice the history's age by default).
+//!
 //! The wire is in `docs/PROTOCOL.md` ("Topics").
 
 use std::collections::VecDeque;
@@ -101,6 +111,59 @@ impl Default for HistoryLimits {
     }
 }
 
+/// How much a memory hub ([`Hub::memory_with_options`]) holds: per key, and in all.
+///
+/// The defaults fit a server with 1 GB of memory, with room for its connections: about
+/// 300 MB at most for the hub (a key with an item of history costs some 700 bytes, a
+/// remembered position some 200, a subscribed key's ring about 1 KB, history what its
+/// bytes say and up to as much again once its items have been sent to subscribers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemoryOptions {
+    /// History kept per topic key (default 1 000 items / 10 minutes).
+    pub history: HistoryLimits,
+    /// Most keys with history or subscribers (default 100 000). A new key beyond it
+    /// takes the place of the key without subscribers published least recently, whose
+    /// history is dropped; when every key has subscribers, the new key is refused. As
+    /// many keys again may be remembered by position only (so that a subscriber coming
+    /// back is told exactly what it missed, or that it missed nothing); beyond that the
+    /// oldest are forgotten, and their subscribers told of a gap when they come back.
+    pub max_keys: usize,
+    /// Most history in all keys, in bytes: each item's JSON text plus 128 (default
+    /// 64 MiB). Beyond it the history of the keys published least recently is dropped.
+    pub max_history_bytes: usize,
+}
+
+impl Default for MemoryOptions {
+    fn default() -> Self {
+        MemoryOptions {
+            history: HistoryLimits::default(),
+            max_keys: 100_000,
+            max_history_bytes: 64 << 20,
+        }
+    }
+}
+
+impl MemoryOptions {
+    /// These options with other history limits per key.
+    pub fn history(mut self, history: HistoryLimits) -> Self {
+        self.history = history;
+        self
+    }
+
+    /// These options with another bound on keys.
+    pub fn max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = max_keys;
+        self
+    }
+
+    /// These options with another bound on history bytes.
+    pub fn max_history_bytes(mut self, max_history_bytes: usize) -> Self {
+        self.max_history_bytes = max_history_bytes;
+        self
+    }
+}
+
 /// Why a publication failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -118,17 +181,22 @@ pub enum PublishError {
     /// checks (e.g. reads the topic) before it does.
     #[error("the publication's outcome is unknown (it may have been delivered): {0}")]
     OutcomeUnknown(String),
+    /// The publication would make a new topic key, and the hub holds as many as it may
+    /// (every one with subscribers): see [`MemoryOptions::max_keys`].
+    #[error("the hub refused a new topic key: {0}")]
+    LimitExceeded(String),
 }
 
 impl PublishError {
     /// `-32008 Publication failed` with `data` `{"reason": R, "message": "…"}`, `R` being
-    /// `encode`, `unavailable` or `outcome_unknown`: what a handler's `?` on a publication
+    /// `encode`, `unavailable`, `outcome_unknown` or `limit_exceeded`: what a handler's `?` on a publication
     /// answers.
     pub fn to_rpc_error(&self) -> crate::error::RpcError {
         let reason = match self {
             PublishError::Encode(_) => "encode",
             PublishError::Unavailable(_) => "unavailable",
             PublishError::OutcomeUnknown(_) => "outcome_unknown",
+            PublishError::LimitExceeded(_) => "limit_exceeded",
         };
         crate::error::RpcError::new(crate::error::code::PUBLISH_FAILED, "Publication failed")
             .with_data(serde_json::json!({ "reason": reason, "message": self.to_string() }))
@@ -198,6 +266,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn open(&self, key: Arc<str>) -> BoxFuture<Result<Opened, RpcError>>;
     /// The key's publications after `after`, from history.
     fn replay(&self, key: Arc<str>, after: Position) -> BoxFuture<Result<Replay, RpcError>>;
+    /// A feed of the key (from [`Backend::open`]) is gone.
+    fn release(&self, _key: &str) {}
 }
 
 pub(crate) struct Opened {
@@ -235,10 +305,16 @@ impl Hub {
         Hub::memory_with(HistoryLimits::default())
     }
 
-    /// A hub in this process that keeps `history` per topic key.
+    /// A hub in this process that keeps `history` per topic key (and the default bounds
+    /// of [`MemoryOptions`]).
     pub fn memory_with(history: HistoryLimits) -> Hub {
+        Hub::memory_with_options(MemoryOptions::default().history(history))
+    }
+
+    /// A hub in this process, with options.
+    pub fn memory_with_options(options: MemoryOptions) -> Hub {
         Hub {
-            backend: Arc::new(memory::Memory::new(history)),
+            backend: Arc::new(memory::Memory::new(options)),
             kind: "memory",
         }
     }
@@ -373,7 +449,7 @@ const DEAD_EPOCHS: usize = 8;
 /// Only history moves a feed to another epoch: a live publication of an epoch other than
 /// the feed's makes it ask history, and history says which epoch is the key's. A live
 /// publication of any other epoch (a dead one still in the live buffer, or a foreign one)
-/// is dropped.
+/// is dropped. Dropped, it releases the key.
 pub(crate) struct Feed {
     backend: Arc<dyn Backend>,
     key: Arc<str>,
@@ -383,6 +459,12 @@ pub(crate) struct Feed {
     pending: VecDeque<Event>,
     /// Epochs known not to be the key's (most recent last).
     dead: VecDeque<Arc<str>>,
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.backend.release(&self.key);
+    }
 }
 
 impl Feed {

@@ -48,6 +48,11 @@ pub struct RedisOptions {
     /// channel at once, the command connection after two timeouts in a row); subscribers
     /// then read what they missed from history.
     pub ping_interval: Duration,
+    /// How long a topic key's epoch, counter and history stay in Redis after its last
+    /// publication (default `None`: twice `history.max_age`, at least a second). A
+    /// subscriber that comes back later is told of a gap, even if nothing was published
+    /// meanwhile; Redis holds at most the keys published within this window.
+    pub key_ttl: Option<Duration>,
 }
 
 impl Default for RedisOptions {
@@ -57,6 +62,7 @@ impl Default for RedisOptions {
             history: HistoryLimits::default(),
             timeout: Duration::from_secs(2),
             ping_interval: Duration::from_secs(5),
+            key_ttl: None,
         }
     }
 }
@@ -85,6 +91,12 @@ impl RedisOptions {
         self.ping_interval = every.max(Duration::from_millis(10));
         self
     }
+
+    /// These options with another expiry of idle topic keys.
+    pub fn key_ttl(mut self, key_ttl: Duration) -> Self {
+        self.key_ttl = Some(key_ttl);
+        self
+    }
 }
 
 /// Shared by the scripts: a key's epoch (a fresh one resets the key), and trimming its
@@ -95,11 +107,12 @@ impl RedisOptions {
 /// handed out twice in one epoch. Offsets travel as strings (never through Lua numbers,
 /// which print 1e14 as `1e+14`).
 const COMMON: &str = r#"
-local function epoch_of(hkey, skey, fresh)
+local function epoch_of(hkey, skey, fresh, ttl_ms)
   local e = redis.call('HGET', hkey, 'e')
   if not e then
     redis.call('DEL', hkey, skey)
     redis.call('HSET', hkey, 'e', fresh, 'n', '0')
+    redis.call('PEXPIRE', hkey, ttl_ms)
     e = fresh
   end
   return e
@@ -132,7 +145,7 @@ end
 /// (ms). Returns {epoch, offset}: a publication whose id was seen in this epoch is not
 /// published again; the first one's position is returned.
 const PUBLISH: &str = r#"
-local e = epoch_of(KEYS[1], KEYS[2], ARGV[1])
+local e = epoch_of(KEYS[1], KEYS[2], ARGV[1], ARGV[8])
 local seen = redis.call('GET', KEYS[3])
 if seen then
   local se, so = string.match(seen, '^(.*) (%d+)$')
@@ -146,13 +159,15 @@ if tonumber(ARGV[3]) > 0 then
 end
 trim(KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
 redis.call('SET', KEYS[3], e .. ' ' .. o, 'PX', ARGV[7])
+redis.call('PEXPIRE', KEYS[1], ARGV[8])
+redis.call('PEXPIRE', KEYS[2], ARGV[8])
 redis.call('PUBLISH', ARGV[5], ARGV[6] .. '\n' .. e .. '\n' .. o .. '\n' .. ARGV[2])
 return {e, o}
 "#;
 
 /// KEYS: hash, stream. ARGV: fresh epoch. Returns {epoch, offset}.
 const OPEN: &str = r#"
-local e = epoch_of(KEYS[1], KEYS[2], ARGV[1])
+local e = epoch_of(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 return {e, redis.call('HGET', KEYS[1], 'n')}
 "#;
 
@@ -161,7 +176,7 @@ return {e, redis.call('HGET', KEYS[1], 'n')}
 /// offset kept or '', offset, data, offset, data, …}: the history after the position (all
 /// of it for another epoch).
 const REPLAY: &str = r#"
-local e = epoch_of(KEYS[1], KEYS[2], ARGV[1])
+local e = epoch_of(KEYS[1], KEYS[2], ARGV[1], ARGV[6])
 trim(KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[5]))
 local n = redis.call('HGET', KEYS[1], 'n')
 local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
@@ -386,6 +401,17 @@ impl Redis {
     fn max_age_ms(&self) -> u64 {
         u64::try_from(self.options.history.max_age.as_millis()).unwrap_or(u64::MAX)
     }
+
+    /// [`RedisOptions::key_ttl`] in milliseconds.
+    fn key_ttl_ms(&self) -> u64 {
+        let ttl = self
+            .options
+            .key_ttl
+            .unwrap_or_else(|| (self.options.history.max_age * 2).max(Duration::from_secs(1)));
+        u64::try_from(ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .clamp(1, i64::MAX as u64 / 2)
+    }
 }
 
 /// Keys of a hub must not be evicted one by one (a history without its counter is lost
@@ -428,10 +454,11 @@ impl Backend for Redis {
             .unwrap_or(u64::MAX / 16)
             .saturating_mul(10)
             .max(1000);
-        let (max_items, max_age, channel) = (
+        let (max_items, max_age, channel, ttl) = (
             self.options.history.max_items,
             self.max_age_ms(),
             self.channel.clone(),
+            self.key_ttl_ms(),
         );
         Box::pin(async move {
             let mut call = script.prepare_invoke();
@@ -444,7 +471,8 @@ impl Backend for Redis {
                 .arg(max_age)
                 .arg(channel)
                 .arg(&*key)
-                .arg(remember_ms);
+                .arg(remember_ms)
+                .arg(ttl);
             let out: Vec<String> = match commands.invoke(&call).await {
                 Ok(out) => out,
                 Err(Failed {
@@ -467,9 +495,10 @@ impl Backend for Redis {
         let commands = self.commands.clone();
         let script = self.open.clone();
         let keys = self.keys(&key);
+        let ttl = self.key_ttl_ms();
         Box::pin(async move {
             let mut call = script.prepare_invoke();
-            call.key(&keys[..]).arg(new_epoch());
+            call.key(&keys[..]).arg(new_epoch()).arg(ttl);
             let out: Vec<String> = commands
                 .invoke(&call)
                 .await
@@ -487,7 +516,11 @@ impl Backend for Redis {
         let commands = self.commands.clone();
         let script = self.replay.clone();
         let keys = self.keys(&key);
-        let (max_items, max_age) = (self.options.history.max_items, self.max_age_ms());
+        let (max_items, max_age, ttl) = (
+            self.options.history.max_items,
+            self.max_age_ms(),
+            self.key_ttl_ms(),
+        );
         Box::pin(async move {
             // The caller checked the position (`Hub::feed`): the next offset exists.
             let start = match after.offset.checked_add(1) {
@@ -500,7 +533,8 @@ impl Backend for Redis {
                 .arg(&after.epoch)
                 .arg(start)
                 .arg(max_items)
-                .arg(max_age);
+                .arg(max_age)
+                .arg(ttl);
             let out: Vec<String> = commands
                 .invoke(&call)
                 .await

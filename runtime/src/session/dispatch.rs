@@ -370,11 +370,18 @@ async fn run(shared: &Arc<Shared>, fut: MethodFuture, call: Call<'_>, reply: &Re
     let id: Option<Box<str>> = id.map(Into::into);
     let metrics = metrics.clone();
     let Some(id) = id else {
-        // A notification: run it; nobody waits for it.
+        // A notification: nobody waits for its answer, but it holds its place among the
+        // connection's calls (the permit) and stops when the session ends.
+        let (abort, registration) = AbortHandle::new_pair();
+        let token = shared.running().register_notification(abort);
+        let shared = shared.clone();
         tokio::spawn(
             async move {
-                let out = fut.await;
-                metrics.finish(timer, Outcome::of(&out));
+                match Abortable::new(fut, registration).await {
+                    Ok(out) => metrics.finish(timer, Outcome::of(&out)),
+                    Err(_) => metrics.finish(timer, Outcome::Cancelled),
+                }
+                shared.running().notifications.remove(&token);
                 drop(permit);
             }
             .instrument(span),

@@ -114,11 +114,14 @@ impl Door {
     }
 }
 
-/// Handler tasks that can still be cancelled, by request id (as JSON text).
+/// Handler tasks that can still be cancelled, by request id (as JSON text); and those of
+/// notifications, which nothing cancels but the session's end.
 #[derive(Default)]
 struct Running {
     next_token: u64,
     calls: HashMap<Box<str>, RunningCall>,
+    /// Notification handlers running in tasks of their own, by token.
+    notifications: HashMap<u64, AbortHandle>,
 }
 
 /// A call running in a task of its own: how to stop it, and where its answer goes.
@@ -144,6 +147,13 @@ impl Running {
         };
         self.calls.insert(id.into(), call);
         Some(token)
+    }
+
+    /// A notification's handler runs in a task: it is stopped when the session ends.
+    fn register_notification(&mut self, abort: AbortHandle) -> u64 {
+        self.next_token += 1;
+        self.notifications.insert(self.next_token, abort);
+        self.next_token
     }
 
     /// The call finished: `true` if it is still this side's to answer (a cancellation did
@@ -219,12 +229,7 @@ impl Session {
         origin: Origin,
         tx: mpsc::Sender<Message>,
     ) -> Session {
-        let peer = Peer::new(
-            tx.clone(),
-            config.call_timeout,
-            config.max_message_size,
-            config.subscription_buffer,
-        );
+        let peer = Peer::new(tx.clone(), &config);
         if door == Door::HttpEvents {
             peer.close(&CloseReason::NoConnection(HTTP_PEER.into()));
         }
@@ -313,20 +318,20 @@ impl Session {
         self.shared.stream_ended.clone().unwrap_or_default()
     }
 
-    /// The session is over: fail this side's pending calls, abort running handlers and
-    /// streams. Their answers are not sent.
+    /// The session is over: fail this side's pending calls, abort running handlers (of
+    /// requests and of notifications alike) and streams. Their answers are not sent.
     pub(crate) fn end(&self, reason: &CloseReason) {
         let shared = &*self.shared;
         if shared.door != Door::HttpPost {
             // (A POST's peer is the endpoint's, closed from the start.)
             shared.peer.close(reason);
         }
-        let running: Vec<_> = shared
-            .running()
-            .calls
-            .drain()
-            .map(|(_, c)| c.abort)
-            .collect();
+        let running: Vec<_> = {
+            let mut running = shared.running();
+            let calls: Vec<_> = running.calls.drain().map(|(_, c)| c.abort).collect();
+            let notifications = running.notifications.drain().map(|(_, a)| a);
+            calls.into_iter().chain(notifications).collect()
+        };
         for abort in running {
             abort.abort();
         }

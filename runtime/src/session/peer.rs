@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -16,9 +16,10 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::message;
+use crate::config::ConnectionConfig;
 use crate::error::{code, ApplicationError, Error, NoAppError, RpcError};
 use crate::session::subscription::{
-    PendingSub, RawSub, SubEntry, SubState, SubTable, Subscription,
+    unsubscribe_frame, PendingSub, RawSub, SubEntry, SubState, SubTable, Subscription,
 };
 use crate::session::CloseReason;
 
@@ -70,6 +71,10 @@ struct PendingCall {
 #[derive(Default)]
 struct Pending {
     calls: HashMap<u64, PendingCall>,
+    /// Subscribe calls that timed out or were dropped before their answer, by id, with
+    /// their method: if the answer still comes, the subscription it opened on the server
+    /// is unsubscribed at once (else it would stream to nobody until the connection ends).
+    abandoned: HashMap<u64, Arc<str>>,
     /// Set once, when the connection closes: the reason given to every later call.
     closed: Option<CloseReason>,
 }
@@ -81,6 +86,7 @@ pub(crate) struct PeerShared {
     call_timeout: Duration,
     max_message_size: usize,
     subscription_buffer: usize,
+    subscription_buffer_bytes: usize,
     closed: CancellationToken,
     subs: SubTable,
 }
@@ -119,20 +125,16 @@ pub(crate) fn encode_params<P: Serialize + ?Sized>(
 }
 
 impl Peer {
-    pub(crate) fn new(
-        tx: mpsc::Sender<Message>,
-        call_timeout: Duration,
-        max_message_size: usize,
-        subscription_buffer: usize,
-    ) -> Self {
+    pub(crate) fn new(tx: mpsc::Sender<Message>, config: &ConnectionConfig) -> Self {
         Peer {
             shared: Arc::new(PeerShared {
                 tx,
                 pending: Mutex::new(Pending::default()),
                 next_id: AtomicU64::new(1),
-                call_timeout,
-                max_message_size,
-                subscription_buffer: subscription_buffer.max(1),
+                call_timeout: config.call_timeout,
+                max_message_size: config.max_message_size,
+                subscription_buffer: config.subscription_buffer.max(1),
+                subscription_buffer_bytes: config.subscription_buffer_bytes,
                 closed: CancellationToken::new(),
                 subs: SubTable::default(),
             }),
@@ -143,7 +145,13 @@ impl Peer {
     /// once with `Disconnected(reason)`.
     pub(crate) fn detached(reason: &str) -> Self {
         let (tx, _) = mpsc::channel(1);
-        let peer = Peer::new(tx, Duration::ZERO, usize::MAX, 1);
+        let config = ConnectionConfig {
+            call_timeout: Duration::ZERO,
+            max_message_size: usize::MAX,
+            subscription_buffer: 1,
+            ..ConnectionConfig::default()
+        };
+        let peer = Peer::new(tx, &config);
         peer.close(&CloseReason::NoConnection(reason.into()));
         peer
     }
@@ -362,8 +370,20 @@ impl Peer {
         let Ok(id) = id.get().parse::<u64>() else {
             return false;
         };
-        let Some(call) = self.shared.lock().calls.remove(&id) else {
-            return false;
+        let call = {
+            let mut pending = self.shared.lock();
+            match pending.calls.remove(&id) {
+                Some(call) => call,
+                None => {
+                    if let (Some(method), Ok(sub)) = (pending.abandoned.remove(&id), &outcome) {
+                        drop(pending);
+                        // A subscribe answered after its caller gave up: stop what it opened.
+                        self.send_detached(unsubscribe_frame(&method, sub.get()));
+                        return true;
+                    }
+                    return false;
+                }
+            }
         };
         if let (Some(sub), Ok(raw)) = (call.sub, &outcome) {
             self.shared.subs.insert(
@@ -372,6 +392,8 @@ impl Peer {
                     tx: sub.tx,
                     state: sub.state,
                     method: sub.method,
+                    held: Arc::new(AtomicUsize::new(0)),
+                    max_bytes: sub.max_bytes,
                 },
             );
         }
@@ -401,6 +423,7 @@ impl Peer {
             if pending.closed.is_none() {
                 pending.closed = Some(reason.clone());
             }
+            pending.abandoned = HashMap::new();
             std::mem::take(&mut pending.calls)
         };
         // Dropping the senders wakes each caller, who reads the reason.
@@ -437,6 +460,7 @@ impl Peer {
             tx,
             state: state.clone(),
             method: method.clone(),
+            max_bytes: self.shared.subscription_buffer_bytes,
         };
         let raw = self
             .request_inner(&method, params, timeout, Some(sub))
@@ -525,10 +549,25 @@ struct CallGuard<'a> {
     armed: bool,
 }
 
+/// Abandoned subscribe calls remembered per connection, at most (beyond, a late answer's
+/// subscription streams until the connection ends, as before).
+const MAX_ABANDONED: usize = 4096;
+
 impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
-        if !self.armed || self.shared.lock().calls.remove(&self.id).is_none() {
+        if !self.armed {
             return;
+        }
+        {
+            let mut pending = self.shared.lock();
+            let Some(call) = pending.calls.remove(&self.id) else {
+                return;
+            };
+            if let Some(sub) = call.sub {
+                if pending.closed.is_none() && pending.abandoned.len() < MAX_ABANDONED {
+                    pending.abandoned.insert(self.id, sub.method);
+                }
+            }
         }
         let mut frame = String::with_capacity(64);
         let params = format!(r#"{{"id":{}}}"#, self.id);

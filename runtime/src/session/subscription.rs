@@ -6,17 +6,19 @@
 //! stream completed, an error object when it failed); `Service.m.unsubscribe` with `[ID]`
 //! stops it early.
 //!
-//! Client side, each subscription has a bounded buffer between the connection's reader and
-//! the application. The reader never waits for a slow consumer (that would stall every
-//! other call on the connection): when a buffer is full, that subscription alone ends with
-//! a "lagged" error and the server is told to stop it.
+//! Client side, each subscription has a buffer between the connection's reader and the
+//! application, bounded in items and in bytes. The reader never waits for a slow consumer
+//! (that would stall every other call on the connection): when a buffer is full, that
+//! subscription alone ends with a "lagged" error and the server is told to stop it.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
 
 use futures_util::Stream;
 use serde::de::DeserializeOwned;
@@ -52,6 +54,22 @@ pub(crate) struct SubItem {
     raw: Option<RawResult>,
     at: Option<Position>,
     gap: bool,
+    /// The bytes this item holds in its subscription's buffer, until it is consumed.
+    _charge: Option<Charge>,
+}
+
+/// Bytes held in a subscription's buffer by one item: counted when the reader queues it,
+/// released when the item is dropped (the application took it, or the buffer went away).
+#[derive(Debug)]
+struct Charge {
+    bytes: usize,
+    held: Arc<AtomicUsize>,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.held.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 /// How a subscription ended, as seen by the client.
@@ -61,8 +79,8 @@ pub(crate) enum End {
     Completed,
     /// The server said the stream failed.
     Failed(RpcError),
-    /// The consumer fell behind; the subscription was dropped.
-    Lagged(usize),
+    /// The consumer fell behind (how far); the subscription was dropped.
+    Lagged(String),
     /// The connection closed.
     Disconnected(CloseReason),
 }
@@ -92,6 +110,9 @@ pub(crate) struct SubEntry {
     pub(crate) state: Arc<SubState>,
     /// The stream's method name, for the unsubscribe message.
     pub(crate) method: Arc<str>,
+    /// Bytes of the items in its buffer, and the most it may hold.
+    pub(crate) held: Arc<AtomicUsize>,
+    pub(crate) max_bytes: usize,
 }
 
 /// The client-side subscriptions of a connection, by subscription id (as JSON text).
@@ -124,6 +145,13 @@ impl SubTable {
     /// Remove a subscription (e.g. its consumer dropped it); `true` if it was active.
     pub(crate) fn remove(&self, id: &str) -> bool {
         self.lock().remove(id).is_some()
+    }
+
+    /// End one subscription that is still active (e.g. its event stream was cut).
+    pub(crate) fn end(&self, id: &str, end: End) {
+        if let Some(entry) = self.lock().remove(id) {
+            entry.state.set(end);
+        }
     }
 
     /// Route a notification whose params may be `{"subscription": ID, "result"|"error": …}`.
@@ -163,18 +191,41 @@ impl SubTable {
             return Routed::NotMine;
         };
         let item = match (&result, note) {
-            (Some(item), _) => Some(SubItem {
-                raw: Some(RawResult::new(frame, item)),
-                at: epoch
-                    .zip(offset)
-                    .map(|(epoch, offset)| Position { epoch, offset }),
-                gap: false,
-            }),
+            (Some(item), _) => {
+                // The item keeps its whole frame alive: that is what it costs.
+                let bytes = frame.len();
+                let held = entry.held.load(Ordering::Relaxed);
+                // (An empty buffer takes any item, so one larger than the bound still
+                // passes when the consumer keeps up.)
+                if held > 0 && held.saturating_add(bytes) > entry.max_bytes {
+                    entry.state.set(End::Lagged(format!(
+                        "the consumer fell {held} bytes behind (the bound is {} bytes)",
+                        entry.max_bytes
+                    )));
+                    if let Some((key, entry)) = subs.remove_entry(id.get()) {
+                        unsubscribe.push((entry.method, key));
+                    }
+                    return Routed::Handled;
+                }
+                entry.held.fetch_add(bytes, Ordering::Relaxed);
+                Some(SubItem {
+                    raw: Some(RawResult::new(frame, item)),
+                    at: epoch
+                        .zip(offset)
+                        .map(|(epoch, offset)| Position { epoch, offset }),
+                    gap: false,
+                    _charge: Some(Charge {
+                        bytes,
+                        held: entry.held.clone(),
+                    }),
+                })
+            }
             (None, Some((gap, at))) => match serde_json::from_str::<Position>(at.get()) {
                 Ok(at) => Some(SubItem {
                     raw: None,
                     at: Some(at),
                     gap,
+                    _charge: None,
                 }),
                 Err(_) => return Routed::Handled, // a malformed note: nothing to act on
             },
@@ -185,7 +236,9 @@ impl SubTable {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     let capacity = entry.tx.max_capacity();
-                    entry.state.set(End::Lagged(capacity));
+                    entry.state.set(End::Lagged(format!(
+                        "the consumer fell {capacity} items behind"
+                    )));
                     if let Some((key, entry)) = subs.remove_entry(id.get()) {
                         unsubscribe.push((entry.method, key));
                     }
@@ -245,6 +298,7 @@ pub(crate) struct PendingSub {
     pub(crate) tx: mpsc::Sender<SubItem>,
     pub(crate) state: Arc<SubState>,
     pub(crate) method: Arc<str>,
+    pub(crate) max_bytes: usize,
 }
 
 /// One subscription on one connection: its items channel and end state. Dropping it
@@ -391,6 +445,8 @@ impl<T, E> Subscription<T, E> {
 pub(crate) trait Resubscribe: Send + Sync + 'static {
     /// Whether the connection comes back after it drops.
     fn reconnects(&self) -> bool;
+    /// The wait before the `failures`-th retry of a subscribe the server failed.
+    fn backoff(&self, failures: u32) -> Duration;
     /// Subscribe to `method` with `params` on the current (or next) connection.
     fn subscribe_again<'a>(
         &'a self,
@@ -435,21 +491,42 @@ async fn forward(
                     Some(at) => with_since(params.as_deref(), at),
                     None => params.clone(),
                 };
+                let mut failures = 0u32;
                 raw = loop {
-                    match client.subscribe_again(&method, again.as_deref()).await {
+                    let failure = match client.subscribe_again(&method, again.as_deref()).await {
                         Ok(new) => break new,
                         // Still no connection within the call timeout: keep waiting.
                         Err(CallFailure::Other(Error::Timeout(_))) => continue,
-                        Err(CallFailure::Rpc(e)) => {
+                        Err(failure) => failure,
+                    };
+                    match failure {
+                        // The server could not set it up this time (an internal error,
+                        // e.g. its hub briefly unavailable; or it is shutting down): try
+                        // again with backoff, and say so.
+                        CallFailure::Rpc(e) if is_transient(&e) => {
+                            failures = failures.saturating_add(1);
+                            let wait = client.backoff(failures);
+                            tracing::warn!(
+                                method = &*method,
+                                "subscribing again failed ({} {}); retrying in {wait:?}",
+                                e.code,
+                                e.message
+                            );
+                            tokio::select! {
+                                _ = tokio::time::sleep(wait) => {}
+                                _ = tx.closed() => return,
+                            }
+                        }
+                        CallFailure::Rpc(e) => {
                             state.set(End::Failed(e));
                             return;
                         }
-                        Err(CallFailure::NotSent(reason))
-                        | Err(CallFailure::Other(Error::Disconnected(reason))) => {
+                        CallFailure::NotSent(reason)
+                        | CallFailure::Other(Error::Disconnected(reason)) => {
                             state.set(End::Disconnected(reason));
                             return;
                         }
-                        Err(CallFailure::Other(e)) => {
+                        CallFailure::Other(e) => {
                             state.set(End::Disconnected(CloseReason::Error(e.to_string())));
                             return;
                         }
@@ -471,6 +548,13 @@ async fn forward(
             }
         }
     }
+}
+
+/// A subscribe refused in a way that may pass: `-32603` (an internal error, such as a hub
+/// that is briefly unavailable) or `-32001` (the server is shutting down; the next
+/// connection goes to another). Anything else (invalid params, a typed error) is final.
+fn is_transient(e: &RpcError) -> bool {
+    e.code == code::INTERNAL_ERROR || e.code == code::SERVER_SHUTTING_DOWN
 }
 
 /// `params` (by name) with `"$since": at` added: a topic's subscribe that resumes after
@@ -529,6 +613,7 @@ impl<T: DeserializeOwned, E: ApplicationError> Stream for Subscription<T, E> {
                 SubItem {
                     raw: Some(raw), at, ..
                 } => {
+                    // (The item's charge is released when `raw` goes, at the end of this arm.)
                     if at.is_some() {
                         this.position = at;
                     }
@@ -539,6 +624,7 @@ impl<T: DeserializeOwned, E: ApplicationError> Stream for Subscription<T, E> {
                     raw: None,
                     at: Some(at),
                     gap,
+                    ..
                 } => {
                     let from = this.position.replace(at.clone());
                     if gap {
@@ -557,8 +643,8 @@ impl<T: DeserializeOwned, E: ApplicationError> Stream for Subscription<T, E> {
         Poll::Ready(match end {
             Some(End::Completed) | None => None,
             Some(End::Failed(e)) => Some(Err(app_or_rpc(e))),
-            Some(End::Lagged(n)) => Some(Err(Error::Rpc(RpcError::lagged(format!(
-                "the consumer fell {n} items behind; the subscription was closed"
+            Some(End::Lagged(how_far)) => Some(Err(Error::Rpc(RpcError::lagged(format!(
+                "{how_far}; the subscription was closed"
             ))))),
             Some(End::Disconnected(reason)) => Some(Err(Error::Disconnected(reason))),
         })

@@ -1,7 +1,9 @@
-//! The door of the server's own listener, before any request: connections still in their
-//! TLS or HTTP handshake are capped on their own (at the cap the oldest is dropped, so a
-//! flood of idle sockets cannot keep a real client out), and optionally the connections of
-//! one IP address.
+//! The door of the server's own listener, before a whole request: connections still in
+//! their TLS or HTTP handshake are capped on their own (at the cap the oldest is dropped, so
+//! a flood of idle sockets cannot keep a real client out); so are request bodies being
+//! waited for, apart from the handshakes (a flood of stalled bodies cannot keep a real
+//! client out either, nor push out a real client's handshake); and optionally the
+//! connections of one IP address.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -11,9 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::telemetry;
 
-/// Connections in their handshake, and connections per IP address.
+/// Connections in their handshake, request bodies being waited for, and connections per
+/// IP address.
 pub(crate) struct Gate {
     max_pending: usize,
+    max_bodies: usize,
     max_per_ip: Option<usize>,
     state: Mutex<State>,
 }
@@ -23,6 +27,8 @@ struct State {
     next: u64,
     /// Handshakes in progress, oldest first: cancelled to drop that connection.
     pending: BTreeMap<u64, CancellationToken>,
+    /// Request bodies being waited for, oldest first: cancelled to cut that one off.
+    bodies: BTreeMap<u64, CancellationToken>,
     per_ip: HashMap<IpAddr, usize>,
 }
 
@@ -34,9 +40,14 @@ pub(crate) enum Turned {
 }
 
 impl Gate {
-    pub(crate) fn new(max_pending: usize, max_per_ip: Option<usize>) -> Arc<Gate> {
+    pub(crate) fn new(
+        max_pending: usize,
+        max_bodies: usize,
+        max_per_ip: Option<usize>,
+    ) -> Arc<Gate> {
         Arc::new(Gate {
             max_pending: max_pending.max(1),
+            max_bodies: max_bodies.max(1),
             max_per_ip,
             state: Mutex::new(State::default()),
         })
@@ -80,6 +91,57 @@ impl Gate {
     pub(crate) fn pending(&self) -> usize {
         self.state().pending.len()
     }
+
+    /// A request body has to be waited for: count it among the pending bodies, cutting off
+    /// the oldest if that makes too many. A real client's body arrives within moments; one
+    /// that stalls grows old.
+    pub(crate) fn body(self: &Arc<Self>) -> PendingBody {
+        let mut state = self.state();
+        state.next += 1;
+        let id = state.next;
+        let shed = CancellationToken::new();
+        state.bodies.insert(id, shed.clone());
+        while state.bodies.len() > self.max_bodies {
+            if let Some((_, oldest)) = state.bodies.pop_first() {
+                oldest.cancel();
+                telemetry::read_cut("body_cap");
+            }
+        }
+        telemetry::pending_bodies(state.bodies.len());
+        PendingBody {
+            gate: self.clone(),
+            id,
+            shed,
+        }
+    }
+
+    /// Request bodies being waited for now.
+    pub(crate) fn bodies(&self) -> usize {
+        self.state().bodies.len()
+    }
+}
+
+/// A request body being waited for, counted at the gate until dropped.
+pub(crate) struct PendingBody {
+    gate: Arc<Gate>,
+    id: u64,
+    shed: CancellationToken,
+}
+
+impl PendingBody {
+    /// Cancelled when the gate cuts this body off to make room for a newer one.
+    pub(crate) fn shed(&self) -> &CancellationToken {
+        &self.shed
+    }
+}
+
+impl Drop for PendingBody {
+    fn drop(&mut self) {
+        let mut state = self.gate.state();
+        if state.bodies.remove(&self.id).is_some() {
+            telemetry::pending_bodies(state.bodies.len());
+        }
+    }
 }
 
 /// One accepted connection's place at the gate: pending until [`Pass::established`], and
@@ -96,6 +158,11 @@ impl Pass {
     /// Cancelled when this connection is dropped to make room for a newer handshake.
     pub(crate) fn evicted(&self) -> &CancellationToken {
         &self.evicted
+    }
+
+    /// A request body of this connection has to be waited for.
+    pub(crate) fn body(&self) -> PendingBody {
+        self.gate.body()
     }
 
     /// The handshake is done (a whole request head arrived): no longer pending.
@@ -133,7 +200,7 @@ mod tests {
 
     #[test]
     fn the_oldest_pending_handshake_makes_room() {
-        let gate = Gate::new(2, None);
+        let gate = Gate::new(2, 2, None);
         let first = gate.enter(A).unwrap();
         let second = gate.enter(A).unwrap();
         second.established();
@@ -152,8 +219,28 @@ mod tests {
     }
 
     #[test]
+    fn the_oldest_pending_body_makes_room_apart_from_handshakes() {
+        let gate = Gate::new(2, 2, None);
+        let handshake = gate.enter(A).unwrap();
+        let first = gate.body();
+        let second = gate.body();
+        let third = gate.body();
+        assert!(first.shed().is_cancelled(), "the oldest body goes");
+        assert!(!second.shed().is_cancelled() && !third.shed().is_cancelled());
+        assert!(
+            !handshake.evicted().is_cancelled(),
+            "bodies do not push out handshakes"
+        );
+        assert_eq!((gate.bodies(), gate.pending()), (2, 1));
+        drop((first, second));
+        assert_eq!(gate.bodies(), 1);
+        drop(third);
+        assert_eq!(gate.bodies(), 0);
+    }
+
+    #[test]
     fn connections_per_ip_are_capped_and_given_back() {
-        let gate = Gate::new(100, Some(2));
+        let gate = Gate::new(100, 100, Some(2));
         let a1 = gate.enter(A).unwrap();
         let _a2 = gate.enter(A).unwrap();
         assert_eq!(gate.enter(A).err(), Some(Turned::PerIp));

@@ -18,7 +18,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Extensions, Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -35,8 +35,11 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::gate::Pass;
-use super::headers::{accepts_events, check_origin, is_json, is_upgrade, preflight};
+use super::body::{self, BodyError};
+use super::deadline::{CountingIo, MessageWatch, ReadRules, TooSlow};
+use super::gate::{Pass, PendingBody};
+pub(crate) use super::headers::OriginRule;
+use super::headers::{accepts_events, is_json, is_upgrade, preflight, Refused};
 use super::sse::EventBody;
 use super::wamp::{is_other_wamp, WAMP_SUBPROTOCOL};
 use super::ws::{self, Setup, SUBPROTOCOL};
@@ -62,13 +65,17 @@ pub(crate) struct Endpoint {
     pub(crate) hub: crate::Hub,
     /// The only realm WAMP clients may join (`None`: any).
     pub(crate) wamp_realm: Option<Arc<str>>,
-    pub(crate) allowed_origins: Vec<String>,
+    /// Allowed origins and hosts.
+    pub(crate) origins: OriginRule,
     pub(crate) hook: Option<Arc<HandshakeHook>>,
     /// The authentication hook, if any.
     pub(crate) authenticate: Option<Arc<Authenticate>>,
     pub(crate) max_connections: usize,
-    /// Connections open now: TCP connections of the server's own listener (including those
-    /// still in their handshake), or WebSocket sessions of a mounted service.
+    /// How slowly a request body, or a WebSocket message, may arrive.
+    pub(crate) reads: ReadRules,
+    /// Connections open now that count against `max_connections`: TCP connections of the
+    /// server's own listener that have a whole request (see [`Accepted`]), or WebSocket
+    /// sessions of a mounted service.
     pub(crate) active: AtomicUsize,
     /// Cancelled to start a graceful shutdown.
     pub(crate) shutdown: CancellationToken,
@@ -97,16 +104,70 @@ impl Drop for Slot {
     }
 }
 
+/// A TCP connection accepted by the server's own listener, as its requests see it.
+///
+/// It counts against `max_connections` once it has sent a whole request — a head, and for
+/// a POST its whole body — and keeps counting until it closes, except while a later
+/// request's body has to be waited for: then it is a pending body at the gate instead
+/// (capped, the oldest cut off), until that body is whole. So stalled bodies, however
+/// many, never take the slots of sessions, and never make the server refuse a complete
+/// request.
+pub(crate) struct Accepted {
+    /// Its place at the listener's gate (its IP address's count): held by a WebSocket
+    /// session for its whole life.
+    pub(crate) pass: Arc<Pass>,
+    /// Its unit of the connection count while it holds one, with whether it was within
+    /// the limit when taken.
+    slot: Mutex<Option<(Arc<Slot>, bool)>>,
+    /// Cancelled when a request body is cut off: the connection closes once its `408` is
+    /// out (or soon, if the peer does not take it).
+    pub(crate) cut: CancellationToken,
+}
+
+impl Accepted {
+    pub(crate) fn new(pass: Arc<Pass>) -> Accepted {
+        Accepted {
+            pass,
+            slot: Mutex::new(None),
+            cut: CancellationToken::new(),
+        }
+    }
+
+    /// The connection has a whole request: its slot in the connection count (taken now if
+    /// it holds none), with whether it was within the limit.
+    fn slot(&self, endpoint: &Arc<Endpoint>) -> (Arc<Slot>, bool) {
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert_with(|| {
+            let (slot, within) = Slot::take(endpoint);
+            (Arc::new(slot), within)
+        })
+        .clone()
+    }
+
+    /// A request body has to be waited for: the connection gives back its slot and is a
+    /// pending body until the body is whole (or cut off).
+    pub(crate) fn waiting_body(&self) -> PendingBody {
+        drop(self.slot.lock().unwrap_or_else(|e| e.into_inner()).take());
+        self.pass.body()
+    }
+}
+
 /// Where a request came from, as the server's listener knows it.
 #[derive(Clone, Default)]
 pub(crate) struct Source {
     pub(crate) remote_addr: Option<SocketAddr>,
-    /// The TCP connection's slot in the connection count, with whether it was within the
-    /// limit when accepted. `None` for a mounted service: a WebSocket takes its own.
-    pub(crate) slot: Option<(Arc<Slot>, bool)>,
-    /// The TCP connection's place at the listener's gate (its IP address's count): held by
-    /// a WebSocket session for its whole life.
-    pub(crate) pass: Option<Arc<Pass>>,
+    /// The TCP connection, on the server's own listener. `None` for a mounted service: a
+    /// WebSocket takes a slot of its own, a POST none.
+    pub(crate) accepted: Option<Arc<Accepted>>,
+}
+
+impl Source {
+    /// A request with no body to wait for counts its connection from its head.
+    fn count(&self, endpoint: &Arc<Endpoint>) {
+        if let Some(accepted) = &self.accepted {
+            accepted.slot(endpoint);
+        }
+    }
 }
 
 /// The address of the client, for a [`crate::RpcService`] mounted in an application: put it
@@ -207,13 +268,24 @@ impl Endpoint {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let origin = match check_origin(req.headers(), &self.allowed_origins) {
+        let origin = match self.origins.check(req.headers(), req.uri()) {
             Ok(origin) => origin,
-            Err(()) => {
+            Err(refused) => {
                 telemetry::handshake_refused("origin");
-                return text(StatusCode::FORBIDDEN, "origin not allowed");
+                return text(
+                    StatusCode::FORBIDDEN,
+                    match refused {
+                        Refused::Origin => "origin not allowed",
+                        Refused::Host => "host not allowed",
+                    },
+                );
             }
         };
+        if req.method() != Method::POST {
+            // No body to wait for: the connection counts from the head. (A POST counts
+            // once its body is whole.)
+            from.count(self);
+        }
         let mut resp = match *req.method() {
             Method::GET if is_upgrade(req.headers()) => return self.upgrade(req, from).await,
             Method::GET | Method::HEAD => {
@@ -312,8 +384,9 @@ impl Endpoint {
         let accept = derive_accept_key(key.as_bytes());
         let remote = remote_addr(&req, &from);
         // The connection count: the TCP connection's (own listener), or a slot of its own.
-        let slot = match from.slot {
-            Some((slot, within)) => {
+        let slot = match &from.accepted {
+            Some(accepted) => {
+                let (slot, within) = accepted.slot(self);
                 if !within {
                     return too_many_connections();
                 }
@@ -377,6 +450,7 @@ impl Endpoint {
                     }
                 },
             };
+            let (messages, read) = MessageWatch::new(endpoint.reads);
             let setup = Setup {
                 config: endpoint.config.clone(),
                 router: endpoint.router.clone(),
@@ -386,23 +460,34 @@ impl Endpoint {
                 hold: Some(Box::new((
                     slot,
                     token,
-                    from.pass,
+                    from.accepted.map(|a| a.pass.clone()),
                     Open::session(Via::WebSocket),
                 ))),
                 expires,
                 wamp: wamp.then(|| (endpoint.wamp_realm.clone(), endpoint.hub.clone())),
+                messages: Some(messages),
             };
             // The server's own listener: the TCP (or TLS) stream itself, without hyper's
             // wrapper in between.
             type Tls = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+            // (Counting what is read, for the deadline of a message in progress.)
             let upgraded = match upgraded.downcast::<TokioIo<tokio::net::TcpStream>>() {
-                Ok(parts) => return run_ws(parts.io.into_inner(), &parts.read_buf, setup).await,
+                Ok(parts) => {
+                    let io = CountingIo::new(parts.io.into_inner(), read);
+                    return run_ws(io, &parts.read_buf, setup).await;
+                }
                 Err(upgraded) => upgraded,
             };
             match upgraded.downcast::<TokioIo<Tls>>() {
-                Ok(parts) => run_ws(parts.io.into_inner(), &parts.read_buf, setup).await,
+                Ok(parts) => {
+                    let io = CountingIo::new(parts.io.into_inner(), read);
+                    run_ws(io, &parts.read_buf, setup).await
+                }
                 // Any other connection (e.g. an application's server): through hyper's type.
-                Err(upgraded) => run_ws(TokioIo::new(upgraded), &[], setup).await,
+                Err(upgraded) => {
+                    let io = CountingIo::new(TokioIo::new(upgraded), read);
+                    run_ws(io, &[], setup).await
+                }
             }
         });
         let mut resp = Response::new(ResponseBody::empty());
@@ -426,9 +511,6 @@ impl Endpoint {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        if let Some((_, false)) = from.slot {
-            return too_many_connections();
-        }
         if self.shutdown.is_cancelled() {
             return text(StatusCode::SERVICE_UNAVAILABLE, "server shutting down");
         }
@@ -460,17 +542,35 @@ impl Endpoint {
         };
         let events = accepts_events(req.headers());
         let (parts, body) = req.into_parts();
-        let body = match Limited::new(body, limit).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-            Err(e) => {
+        let accepted = from.accepted.as_deref();
+        let body = match body::read(body, limit, self.reads, accepted).await {
+            Ok(body) => body,
+            Err(BodyError::TooLarge) => return too_large(),
+            Err(BodyError::Failed(e)) => {
                 tracing::debug!("reading a request body failed: {e}");
                 return text(
                     StatusCode::BAD_REQUEST,
                     "the request body could not be read",
                 );
             }
+            Err(BodyError::TooSlow(why)) => {
+                telemetry::read_cut(match why {
+                    TooSlow::Rate => "body_rate",
+                    TooSlow::Timeout => "body_timeout",
+                });
+                return body_cut(accepted, &why.to_string());
+            }
+            // (Counted by the gate.)
+            Err(BodyError::Shed) => {
+                return body_cut(accepted, "too many request bodies are being waited for")
+            }
         };
+        // A whole request: the connection counts now.
+        if let Some(accepted) = accepted {
+            if !accepted.slot(self).1 {
+                return too_many_connections();
+            }
+        }
         let Ok(body) = tokio_tungstenite::tungstenite::Utf8Bytes::try_from(body) else {
             return json(
                 StatusCode::BAD_REQUEST,
@@ -497,15 +597,26 @@ impl Endpoint {
         let Some(dispatched) = session.handle_frame(&body, &self.close).await else {
             return text(StatusCode::SERVICE_UNAVAILABLE, "server closing");
         };
+        // The POST is answered once every handler it started has finished, notifications'
+        // too: so they count against this request's in-flight limit, and stop (with the
+        // session) when the client goes away.
+        let all_done = async {
+            let answer = match dispatched.owes_answer {
+                true => answer.await.ok(),
+                false => None,
+            };
+            session.idle().await;
+            answer
+        };
+        let answer = tokio::select! {
+            _ = self.close.cancelled() => return text(StatusCode::SERVICE_UNAVAILABLE, "server closing"),
+            answer = all_done => answer,
+        };
         if !dispatched.owes_answer {
             let mut resp = Response::new(ResponseBody::empty());
             *resp.status_mut() = StatusCode::NO_CONTENT;
             return resp;
         }
-        let answer = tokio::select! {
-            _ = self.close.cancelled() => None,
-            answer = answer => answer.ok(),
-        };
         match answer {
             Some(frame) => {
                 telemetry::http_request();
@@ -599,6 +710,23 @@ fn refused(r: Refusal) -> Resp {
         resp.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
+    resp
+}
+
+/// A request body cut off: `408`, and the connection closes (its request cannot be
+/// finished, and another cannot follow it).
+#[cold]
+fn body_cut(accepted: Option<&Accepted>, why: &str) -> Resp {
+    tracing::debug!("cutting off a request body: {why}");
+    if let Some(accepted) = accepted {
+        accepted.cut.cancel();
+    }
+    let mut resp = text(
+        StatusCode::REQUEST_TIMEOUT,
+        format!("the request body did not arrive in time: {why}\n"),
+    );
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     resp
 }
 

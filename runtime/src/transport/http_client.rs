@@ -3,9 +3,17 @@
 //! [`crate::Client`] and the generated clients work unchanged. A stream subscription's POST
 //! asks for server-sent events; its events carry the answer and the items; unsubscribing
 //! closes that response. Nothing can call this client back.
+//!
+//! When the client reconnects (the default), a POST that cannot reach the server ends this
+//! "connection": the client then reconnects with backoff, to the next URL of
+//! [`crate::ClientBuilder::connect_any`], and the calls go on as over a WebSocket (a call
+//! that never left is sent again, an idempotent one that went out is re-sent). An event
+//! stream that ends without the stream's end ends its subscription as a disconnection, so
+//! it subscribes again (a topic with `$since`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::AbortHandle;
@@ -27,7 +35,9 @@ use crate::config::ConnectionConfig;
 use crate::error::{ConnectError, Error};
 use crate::session::peer::{CallFailure, CANCEL_METHOD};
 use crate::session::router::Router;
+use crate::session::subscription::End;
 use crate::session::{CloseReason, Door, Origin, Session};
+use crate::transport::event_reader::EventReader;
 
 /// Where an HTTP client sends its requests.
 #[derive(Clone, Debug)]
@@ -39,6 +49,8 @@ pub(crate) struct HttpTarget {
     /// The client's token function: a POST refused with 401 is sent once more with a
     /// fresh token.
     pub(crate) refresh: Option<crate::auth::TokenSource>,
+    /// How long a token fetch may take (the client's handshake timeout).
+    pub(crate) token_timeout: Duration,
 }
 
 type Connector = HttpsConnector<HttpConnector>;
@@ -79,7 +91,8 @@ impl TlsCheck {
     }
 }
 
-/// Open one TLS connection to `uri` (and drop it): does its certificate verify?
+/// Open one connection to `uri` (and drop it): is the server there, and over TLS, does
+/// its certificate verify?
 pub(crate) async fn check_tls(uri: &Uri, tls: Arc<rustls::ClientConfig>) -> Result<(), TlsCheck> {
     let mut connector = connector(tls);
     match tower_service::Service::call(&mut connector, uri.clone()).await {
@@ -115,6 +128,13 @@ struct Shared {
     target: HttpTarget,
     /// The current `Authorization` value, replaced when a refresh gets a new token.
     bearer: Mutex<Option<HeaderValue>>,
+    /// Held while a token is fetched after a 401: the other POSTs refused meanwhile wait
+    /// for that token instead of fetching one each.
+    refreshing: tokio::sync::Mutex<()>,
+    /// Cancelled when a POST could not reach the server and the client reconnects: this
+    /// "connection" ends, with the reason in `broken_reason`.
+    broken: Option<CancellationToken>,
+    broken_reason: Mutex<Option<String>>,
     pool: Pool,
     session: Session,
     limit: usize,
@@ -127,11 +147,13 @@ impl Shared {
     }
 }
 
-/// Start an HTTP client "connection": it lasts until `close` is cancelled.
+/// Start an HTTP client "connection": it lasts until `close` is cancelled, or (with
+/// `fail_over`, when the client reconnects) until a POST cannot reach the server.
 pub(crate) fn spawn(
     target: HttpTarget,
     config: Arc<ConnectionConfig>,
     close: CancellationToken,
+    fail_over: bool,
 ) -> Started {
     let (tx, mut rx) = mpsc::channel(config.send_queue);
     let limit = config.max_message_size;
@@ -147,15 +169,23 @@ pub(crate) fn spawn(
     let shared = Arc::new(Shared {
         target,
         bearer: Mutex::new(None),
+        refreshing: tokio::sync::Mutex::new(()),
+        broken: fail_over.then(CancellationToken::new),
+        broken_reason: Mutex::new(None),
         pool,
         session,
         limit,
         in_flight: Mutex::new(InFlight::default()),
     });
+    let broken = shared.broken.clone().unwrap_or_default();
     let done = tokio::spawn(async move {
         let reason = loop {
             let msg = tokio::select! {
                 _ = close.cancelled() => break CloseReason::ClosedLocally,
+                _ = broken.cancelled() => {
+                    let why = shared.broken_reason.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    break CloseReason::Error(why.unwrap_or_else(|| "the server could not be reached".into()));
+                }
                 msg = rx.recv() => msg,
             };
             match msg {
@@ -219,10 +249,21 @@ fn dispatch(shared: &Arc<Shared>, frame: Utf8Bytes) {
     let task = {
         let shared = shared.clone();
         async move {
-            if let Err(failure) = post(&shared, frame, abort).await {
+            let result = post(&shared, frame, abort, id).await;
+            // (Only `transport_failure` gives these.)
+            let unreachable = matches!(
+                result,
+                Err(CallFailure::NotSent(_) | CallFailure::Other(Error::Disconnected(_)))
+            );
+            if let Err(failure) = result {
                 if let Some(id) = id {
-                    shared.session.peer().fail(id, CallFailure::Other(failure));
+                    shared.session.peer().fail(id, failure);
                 }
+            }
+            // The server could not be reached: end this connection (after failing the
+            // call, so that it keeps its own failure).
+            if let (true, Some(broken)) = (unreachable, &shared.broken) {
+                broken.cancel();
             }
             if let Some(id) = id {
                 shared.in_flight().calls.remove(&id);
@@ -270,21 +311,18 @@ async fn feed(session: &Session, frame: Utf8Bytes) {
         .await;
 }
 
-/// POST `body` with the target's headers and the current token.
+/// POST `body` with the target's headers and the current token (`bearer`, when a refresh
+/// replaced the first one).
 async fn send(
     shared: &Shared,
     body: Bytes,
-) -> Result<http::Response<hyper::body::Incoming>, Error> {
+    bearer: Option<HeaderValue>,
+) -> Result<http::Response<hyper::body::Incoming>, CallFailure> {
     let mut req = Request::post(shared.target.uri.clone())
         .body(Full::new(body))
-        .map_err(|e| http_error(None, e.to_string()))?;
+        .map_err(|e| CallFailure::Other(http_error(None, e.to_string())))?;
     let headers = req.headers_mut();
     headers.extend(shared.target.headers.clone());
-    let bearer = shared
-        .bearer
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
     if let Some(bearer) = bearer {
         headers.insert(header::AUTHORIZATION, bearer);
     }
@@ -296,23 +334,100 @@ async fn send(
         header::ACCEPT,
         HeaderValue::from_static("application/json, text/event-stream"),
     );
-    shared
-        .pool
-        .request(req)
-        .await
-        .map_err(|e| http_error(None, format!("{}: {}", shared.target.uri, source_chain(&e))))
+    match shared.pool.request(req).await {
+        Ok(resp) => Ok(resp),
+        Err(e) => {
+            let message = format!("{}: {}", shared.target.uri, source_chain(&e));
+            Err(transport_failure(shared, e.is_connect(), message))
+        }
+    }
 }
 
-async fn post(shared: &Shared, frame: Utf8Bytes, abort: AbortHandle) -> Result<(), Error> {
+/// A POST that got no answer at all. Without reconnects: `Error::Http` for that call.
+/// With them, this "connection" ends (its task cancels `broken` once it has failed its
+/// call) so that the client reconnects (to the next URL); the
+/// call was never sent if the connection could not even be opened (it will be sent on the
+/// next one), else it is disconnected (sent again only if idempotent).
+#[cold]
+fn transport_failure(shared: &Shared, not_sent: bool, message: String) -> CallFailure {
+    if shared.broken.is_none() {
+        return CallFailure::Other(http_error(None, message));
+    }
+    tracing::debug!("POST failed, reconnecting: {message}");
+    shared
+        .broken_reason
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(|| message.clone());
+    let reason = CloseReason::Error(message);
+    if not_sent {
+        CallFailure::NotSent(reason)
+    } else {
+        CallFailure::Other(Error::Disconnected(reason))
+    }
+}
+
+/// The `Authorization` value to send now, if a refresh replaced the first one.
+fn current_bearer(shared: &Shared) -> Option<HeaderValue> {
+    shared
+        .bearer
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+}
+
+/// After a 401 on a POST sent with `used`: fetch a fresh token, once for all the POSTs
+/// refused at the same time, within the token timeout. A failed fetch is the call's error.
+async fn refresh_token(
+    shared: &Shared,
+    source: &crate::auth::TokenSource,
+    used: Option<HeaderValue>,
+) -> Result<Option<HeaderValue>, Error> {
+    let _one_at_a_time = shared.refreshing.lock().await;
+    let now = current_bearer(shared);
+    if now != used {
+        // Another POST refreshed it meanwhile.
+        return Ok(now);
+    }
+    let fetched = tokio::time::timeout(shared.target.token_timeout, source.bearer()).await;
+    let bearer = match fetched {
+        Ok(Ok(bearer)) => bearer,
+        Ok(Err(e)) => {
+            return Err(http_error(
+                Some(StatusCode::UNAUTHORIZED),
+                format!("401 Unauthorized, and fetching a fresh token failed: {e}"),
+            ))
+        }
+        Err(_) => {
+            return Err(http_error(
+                Some(StatusCode::UNAUTHORIZED),
+                format!(
+                    "401 Unauthorized, and fetching a fresh token took over {:?}",
+                    shared.target.token_timeout
+                ),
+            ))
+        }
+    };
+    *shared.bearer.lock().unwrap_or_else(|e| e.into_inner()) = Some(bearer.clone());
+    Ok(Some(bearer))
+}
+
+async fn post(
+    shared: &Shared,
+    frame: Utf8Bytes,
+    abort: AbortHandle,
+    id: Option<u64>,
+) -> Result<(), CallFailure> {
     let body = Bytes::from(frame);
-    let mut resp = send(shared, body.clone()).await?;
+    let used = current_bearer(shared);
+    let mut resp = send(shared, body.clone(), used.clone()).await?;
     if resp.status() == StatusCode::UNAUTHORIZED {
         // The token expired or was revoked: one more try with a fresh one.
         if let Some(source) = &shared.target.refresh {
-            if let Ok(bearer) = source.bearer().await {
-                *shared.bearer.lock().unwrap_or_else(|e| e.into_inner()) = Some(bearer);
-                resp = send(shared, body).await?;
-            }
+            let bearer = refresh_token(shared, source, used)
+                .await
+                .map_err(CallFailure::Other)?;
+            resp = send(shared, body, bearer).await?;
         }
     }
     let status = resp.status();
@@ -330,12 +445,14 @@ async fn post(shared: &Shared, frame: Utf8Bytes, abort: AbortHandle) -> Result<(
         return Ok(());
     }
     if events && status == StatusCode::OK {
-        return read_events(shared, resp.into_body(), abort).await;
+        return read_events(shared, resp.into_body(), abort, id).await;
     }
     let body = Limited::new(resp.into_body(), shared.limit)
         .collect()
         .await
-        .map_err(|e| http_error(Some(status), format!("reading the answer: {e}")))?
+        .map_err(|e| {
+            CallFailure::Other(http_error(Some(status), format!("reading the answer: {e}")))
+        })?
         .to_bytes();
     // 200, and 400/413 with a JSON-RPC error: the answer goes to its call.
     if json {
@@ -347,7 +464,7 @@ async fn post(shared: &Shared, frame: Utf8Bytes, abort: AbortHandle) -> Result<(
         }
     }
     let text = String::from_utf8_lossy(&body).trim().to_string();
-    Err(http_error(
+    Err(CallFailure::Other(http_error(
         Some(status),
         format!(
             "{status}{}",
@@ -357,60 +474,70 @@ async fn post(shared: &Shared, frame: Utf8Bytes, abort: AbortHandle) -> Result<(
                 format!(": {text}")
             }
         ),
-    ))
+    )))
 }
 
-/// The events of a stream's response, each a frame from the server.
+/// The events of a stream's response, each a frame from the server. The first answers
+/// the subscribe call `id`; if the response ends before it does, the call fails; if it ends
+/// after it without the stream's end, the subscription ends as disconnected (so that a
+/// reconnecting client subscribes again).
 async fn read_events(
     shared: &Shared,
     mut body: hyper::body::Incoming,
     abort: AbortHandle,
-) -> Result<(), Error> {
-    let mut buffer = String::new();
+    id: Option<u64>,
+) -> Result<(), CallFailure> {
+    let mut reader = EventReader::new(shared.limit);
     let mut sub_id: Option<Box<str>> = None;
-    loop {
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let data: Vec<&str> = block
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(|l| l.strip_prefix(' ').unwrap_or(l))
-                .collect();
-            if data.is_empty() {
+    let mut answered = false;
+    let mut events = Vec::new();
+    let ended = loop {
+        let chunk = match body.frame().await {
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => data,
+                Err(_) => continue, // trailers
+            },
+            Some(Err(e)) => break format!("the event stream failed: {e}"),
+            None => break "the server ended the event stream".to_string(),
+        };
+        if let Err(e) = reader.push(&chunk, &mut events) {
+            break e.to_string();
+        }
+        for data in events.drain(..) {
+            let Ok(frame) = Utf8Bytes::try_from(data) else {
+                tracing::debug!("an event that is not UTF-8, ignored");
                 continue;
-            }
-            let frame = Utf8Bytes::from(data.join("\n"));
-            if sub_id.is_none() {
+            };
+            if !answered {
                 // The first event answers the subscribe call with the subscription id.
-                if let Ok(Incoming::Response {
-                    outcome: Ok(id), ..
-                }) = classify_text(&frame)
-                {
-                    let id: Box<str> = id.get().into();
-                    shared.in_flight().streams.insert(id.clone(), abort.clone());
-                    sub_id = Some(id);
+                if let Ok(Incoming::Response { outcome, .. }) = classify_text(&frame) {
+                    answered = true;
+                    if let Ok(id) = outcome {
+                        let id: Box<str> = id.get().into();
+                        shared.in_flight().streams.insert(id.clone(), abort.clone());
+                        sub_id = Some(id);
+                    }
                 }
             }
             feed(&shared.session, frame).await;
         }
-        match body.frame().await {
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
-                    buffer.push_str(&String::from_utf8_lossy(&data));
-                    if buffer.len() > shared.limit {
-                        break;
-                    }
-                }
-            }
-            Some(Err(e)) => {
-                tracing::debug!("event stream failed: {e}");
-                break;
-            }
-            None => break,
-        }
+    };
+    tracing::debug!("event stream over: {ended}");
+    if let Some(sub) = sub_id {
+        shared.in_flight().streams.remove(&sub);
+        // Still active (no end came): the stream was cut, not finished.
+        shared
+            .session
+            .peer()
+            .subscriptions()
+            .end(&sub, End::Disconnected(CloseReason::Error(ended)));
+        return Ok(());
     }
-    if let Some(id) = sub_id {
-        shared.in_flight().streams.remove(&id);
+    if !answered && id.is_some() {
+        return Err(CallFailure::Other(http_error(
+            Some(StatusCode::OK),
+            format!("{ended} before answering the call"),
+        )));
     }
     Ok(())
 }

@@ -4,10 +4,17 @@
 //! - [`ws`]: a WebSocket connection, either side (reader and writer tasks);
 //! - [`http`]: the server's HTTP endpoint: upgrades, JSON-RPC over POST, CORS;
 //! - [`http_client`]: a client's requests as POSTs (streams as server-sent events);
+//! - [`event_reader`]: splits a server-sent event stream's bytes into events;
 //! - [`sse`]: the body of a POST answered with server-sent events (one stream);
-//! - [`gate`]: the server listener's door before any request (handshake cap, per-IP limit);
+//! - [`gate`]: the server listener's door before a whole request (handshake cap, pending
+//!   bodies cap, per-IP limit);
+//! - [`body`] and [`deadline`]: a request body read whole, and the deadline of a body or a
+//!   WebSocket message that a peer has started and not finished;
 //! - [`wamp`]: WAMP v2 over a WebSocket, translated to and from the session's JSON-RPC.
 
+mod body;
+pub(crate) mod deadline;
+pub(crate) mod event_reader;
 pub(crate) mod gate;
 mod headers;
 pub(crate) mod http;

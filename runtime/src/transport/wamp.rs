@@ -6,12 +6,12 @@
 //! JSON-RPC frames for the session (`CALL` → a request, `SUBSCRIBE` → a topic
 //! subscription, `CANCEL` → `$/cancelRequest`), and the session's frames out become WAMP
 //! messages (`RESULT`, `ERROR`, progressive results, `EVENT`). Internal request ids say
-//! which WAMP request a JSON-RPC answer belongs to: `"c7"` for `CALL` 7, `"k7"` for a
-//! stream called with progressive results, `"s7"` for `SUBSCRIBE` 7, `"u7"` for
+//! which WAMP request a JSON-RPC answer belongs to: `"c7.3"` for `CALL` 7 (the third call
+//! of the session: a request id may be used again), `"k7.3"` for a stream called with
+//! progressive results, `"s7"` for `SUBSCRIBE` 7, `"u7"` for
 //! `UNSUBSCRIBE` 7. The mapping is in `docs/PROTOCOL.md` ("WAMP").
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -58,6 +58,12 @@ const MAX_EXCLUDED: usize = 1024;
 /// WAMP ids are integers in [1, 2^53].
 const MAX_ID: u64 = 1 << 53;
 
+/// The longest `CALL` option `timeout` honoured, in ms (a day): a longer one is cut to it.
+pub(crate) const MAX_CALL_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// How much of a malformed message an `ABORT` (and the debug log) quotes.
+const QUOTED: usize = 120;
+
 /// One WAMP connection's translator. Shared by the reader (messages in) and the task that
 /// turns the session's frames into WAMP messages.
 pub(crate) struct Wamp {
@@ -74,6 +80,8 @@ struct State {
     welcomed: bool,
     /// `CALL`s not answered yet, by request id.
     calls: HashMap<u64, Call>,
+    /// The last [`Call::token`] given.
+    last_call: u64,
     /// `SUBSCRIBE`s not answered yet: request id → the topic key.
     subscribing: HashMap<u64, (Arc<str>, Arc<str>)>,
     /// Live subscriptions by id (the session's subscription id).
@@ -88,6 +96,32 @@ struct Call {
     method: Arc<str>,
     /// A stream called with progressive results: its subscription id once answered.
     stream: Option<Option<u64>>,
+    /// Which `CALL` this is (a request id may be used again once answered): a timer
+    /// ends only the call it was started for.
+    token: u64,
+    /// The task that ends the call at its `timeout`: it goes with the call (aborted when
+    /// the call is answered, canceled, or the session ends).
+    timer: Option<tokio::task::AbortHandle>,
+}
+
+impl Call {
+    /// What `stop` needs of a call, without its timer.
+    fn target(&self) -> Call {
+        Call {
+            method: self.method.clone(),
+            stream: self.stream,
+            token: self.token,
+            timer: None,
+        }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if let Some(timer) = self.timer.take() {
+            timer.abort();
+        }
+    }
 }
 
 enum Sub {
@@ -115,9 +149,18 @@ pub(crate) enum Flow {
     Close,
 }
 
-fn next_id() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed) % MAX_ID
+/// A session or publication id: random over [1, 2^53], as the WAMP specification asks of
+/// ids in the global scope (a counter would tell one client how many others there are).
+fn random_id() -> u64 {
+    fastrand::u64(1..=MAX_ID)
+}
+
+/// `text` cut to its first [`QUOTED`] characters, for an error message or the log.
+fn quote(text: &str) -> String {
+    match text.char_indices().nth(QUOTED) {
+        Some((end, _)) => format!("{}… ({} bytes)", &text[..end], text.len()),
+        None => text.to_string(),
+    }
 }
 
 fn text(value: &Value) -> String {
@@ -255,7 +298,7 @@ impl Wamp {
                 }
             };
         }
-        let malformed = |what: &str| format!("malformed {what} message: {frame}");
+        let malformed = |what: &str| format!("malformed {what} message: {}", quote(frame));
         match kind {
             HELLO => {
                 self.abort("wamp.error.protocol_violation", "HELLO in an established session")
@@ -358,7 +401,7 @@ impl Wamp {
             }
         }
         self.state().welcomed = true;
-        let welcome = json!([WELCOME, next_id(), {
+        let welcome = json!([WELCOME, random_id(), {
             "realm": realm,
             "agent": concat!("wirecall/", env!("CARGO_PKG_VERSION")),
             "roles": {
@@ -421,48 +464,88 @@ impl Wamp {
             }
             _ => false,
         };
-        let taken = {
+        let token = {
             let mut state = self.state();
-            let taken = state.calls.contains_key(&request);
-            if !taken {
-                state.calls.insert(
-                    request,
-                    Call {
-                        method: procedure.into(),
-                        stream: stream.then_some(None),
-                    },
-                );
+            if state.calls.contains_key(&request) {
+                None
+            } else {
+                state.last_call += 1;
+                let token = state.last_call;
+                let call = Call {
+                    method: procedure.into(),
+                    stream: stream.then_some(None),
+                    token,
+                    timer: None,
+                };
+                state.calls.insert(request, call);
+                Some(token)
             }
-            taken
         };
-        if taken {
+        let Some(token) = token else {
             let m = format!("request id {request} is already in use");
             self.fail(CALL, request, "wamp.error.invalid_argument", m)
                 .await;
             return;
-        }
-        let id = format!("{}{request}", if stream { 'k' } else { 'c' });
+        };
+        // The token in the id: the answer of an earlier call that used the same request id
+        // (skipped by CANCEL, still running) is told apart from this one's.
+        let id = format!("{}{request}.{token}", if stream { 'k' } else { 'c' });
         let frame = json!({"jsonrpc": "2.0", "id": id, "method": procedure, "params": params});
         if let Some(ms) = options
             .get("timeout")
             .and_then(Value::as_u64)
             .filter(|ms| *ms > 0)
         {
-            let wamp = self.clone();
-            let session = session.clone();
-            let close = close.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                let pending = wamp.state().calls.remove(&request);
-                if let Some(call) = pending {
-                    wamp.stop(request, &call, &session, &close).await;
-                    let m = format!("no result within the call's timeout of {ms} ms");
-                    wamp.error(CALL, request, "wamp.error.canceled", json!([m]), json!({}))
-                        .await;
-                }
-            });
+            self.time_out(request, token, ms.min(MAX_CALL_TIMEOUT_MS), session, close);
         }
         feed(session, &frame, close).await;
+    }
+
+    /// End the call `request` (the one of `token`) after `ms` unless it is answered first:
+    /// the timer is kept with the call, which aborts it when it goes.
+    fn time_out(
+        self: &Arc<Self>,
+        request: u64,
+        token: u64,
+        ms: u64,
+        session: &Session,
+        close: &CancellationToken,
+    ) {
+        // (A weak reference: the timer does not keep the translator alive.)
+        let wamp = Arc::downgrade(self);
+        let session = session.clone();
+        let close = close.clone();
+        let timer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            let Some(wamp) = wamp.upgrade() else { return };
+            let pending = {
+                let mut state = wamp.state();
+                match state.calls.get(&request) {
+                    Some(call) if call.token == token => state.calls.remove(&request),
+                    _ => None,
+                }
+            };
+            if let Some(mut call) = pending {
+                // This task is the timer: dropping the call must not abort it.
+                call.timer = None;
+                wamp.stop(request, &call, &session, &close).await;
+                let m = format!("no result within the call's timeout of {ms} ms");
+                wamp.error(CALL, request, "wamp.error.canceled", json!([m]), json!({}))
+                    .await;
+            }
+        });
+        let mut state = self.state();
+        match state.calls.get_mut(&request) {
+            Some(call) if call.token == token => call.timer = Some(timer.abort_handle()),
+            // Answered already (or gone with the session).
+            _ => timer.abort(),
+        }
+    }
+
+    /// The session ended: drop what is left of its calls (and their timers).
+    pub(crate) fn end(&self) {
+        let calls = std::mem::take(&mut self.state().calls);
+        drop(calls);
     }
 
     /// Stop what a call started on the session: cancel the handler, or end the stream.
@@ -473,10 +556,10 @@ impl Wamp {
                 json!({"jsonrpc": "2.0", "method": format!("{}.unsubscribe", call.method), "params": [sub]})
             }
             Some(None) => {
-                json!({"jsonrpc": "2.0", "method": crate::CANCEL_METHOD, "params": {"id": format!("k{request}")}})
+                json!({"jsonrpc": "2.0", "method": crate::CANCEL_METHOD, "params": {"id": format!("k{request}.{}", call.token)}})
             }
             None => {
-                json!({"jsonrpc": "2.0", "method": crate::CANCEL_METHOD, "params": {"id": format!("c{request}")}})
+                json!({"jsonrpc": "2.0", "method": crate::CANCEL_METHOD, "params": {"id": format!("c{request}.{}", call.token)}})
             }
         };
         feed(session, &frame, close).await;
@@ -497,13 +580,7 @@ impl Wamp {
         match mode {
             // Stop the handler; its -32800 answer becomes the ERROR.
             "kill" => {
-                let call = {
-                    let state = self.state();
-                    state.calls.get(&request).map(|c| Call {
-                        method: c.method.clone(),
-                        stream: c.stream,
-                    })
-                };
+                let call = self.state().calls.get(&request).map(Call::target);
                 if let Some(call) = call {
                     if call.stream.is_some() {
                         // A stream ends without an answer: answer here.
@@ -728,7 +805,7 @@ impl Wamp {
         {
             Ok(_) => {
                 if acknowledge {
-                    self.send(json!([PUBLISHED, request, next_id()])).await;
+                    self.send(json!([PUBLISHED, request, random_id()])).await;
                 }
             }
             Err(e) => {
@@ -742,7 +819,11 @@ impl Wamp {
                         state.excluded.remove(i);
                     }
                 }
-                refuse("wirecall.error.hub_unavailable", e.to_string()).await;
+                let uri = match e {
+                    crate::hub::PublishError::LimitExceeded(_) => "wirecall.error.limit_exceeded",
+                    _ => "wirecall.error.hub_unavailable",
+                };
+                refuse(uri, e.to_string()).await;
             }
         }
     }
@@ -785,17 +866,32 @@ impl Wamp {
     }
 
     fn answer(&self, id: &str, frame: &Map<String, Value>) -> Vec<Value> {
-        let (tag, number) = id.split_at(id.len().min(1));
+        let (tag, rest) = id.split_at(id.len().min(1));
+        let (number, token) = match rest.split_once('.') {
+            Some((number, token)) => (number, token.parse::<u64>().ok()),
+            None => (rest, None),
+        };
         let Ok(request) = number.parse::<u64>() else {
             return Vec::new();
         };
         let result = frame.get("result");
         let error = frame.get("error");
         let mut state = self.state();
+        // A call's answer, if the call is still the one it answers (not canceled or timed
+        // out, its request id not reused since).
+        let current = |state: &State| {
+            state
+                .calls
+                .get(&request)
+                .is_some_and(|c| Some(c.token) == token)
+        };
         match tag {
             "c" => {
-                let Some(call) = state.calls.remove(&request) else {
+                if !current(&state) {
                     return Vec::new(); // canceled (skip, killnowait) or timed out
+                }
+                let Some(call) = state.calls.remove(&request) else {
+                    return Vec::new();
                 };
                 drop(state);
                 match (result, error) {
@@ -808,6 +904,7 @@ impl Wamp {
                     _ => Vec::new(),
                 }
             }
+            "k" if !current(&state) => Vec::new(), // canceled, or timed out
             "k" => match (result.and_then(Value::as_u64), error) {
                 (Some(sub), _) => match state.calls.get_mut(&request) {
                     Some(call) => {
@@ -873,7 +970,7 @@ impl Wamp {
                     state.excluded.remove(i);
                     return Vec::new();
                 }
-                vec![json!([EVENT, sub, next_id(), {}, [item]])]
+                vec![json!([EVENT, sub, random_id(), {}, [item]])]
             }
             Some(Sub::Progress { call }) => {
                 let call = *call;

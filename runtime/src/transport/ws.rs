@@ -35,6 +35,7 @@ use crate::session::peer::Peer;
 use crate::session::router::Router;
 use crate::session::{error_frame, CloseReason, Door, Origin, Session};
 use crate::telemetry;
+use crate::transport::deadline::{MessageWatch, TooSlow};
 use crate::transport::wamp::{Flow, Wamp};
 
 /// The subprotocol wirecall speaks (`Sec-WebSocket-Protocol`).
@@ -68,6 +69,9 @@ pub(crate) struct Setup {
     /// `Some` when the client chose WAMP (`wamp.2.json`): the realm it must use (any if
     /// `None`), and the hub of the topics.
     pub(crate) wamp: Option<(Option<Arc<str>>, crate::Hub)>,
+    /// A server's deadline for a message the peer has started to send (its stream counts
+    /// what it reads into the watch).
+    pub(crate) messages: Option<MessageWatch>,
 }
 
 /// The close code of a connection whose authentication expired.
@@ -97,6 +101,7 @@ where
             (json_tx, Door::Wamp)
         }
     };
+    let write_deadline = write_deadline(&setup.config);
     let session = Session::new(setup.config, setup.router, door, setup.origin, session_tx);
     let wamp = wamp.map(|(translator, json_rx)| {
         tokio::spawn(translator.clone().translate(json_rx));
@@ -110,6 +115,7 @@ where
     let hold = setup.hold;
     let server_side = hold.is_some();
     let expires = setup.expires;
+    let messages = setup.messages;
     let traced = !span.is_disabled();
     let connection = async move {
         tracing::debug!("connection open");
@@ -118,7 +124,7 @@ where
         let write = {
             let writer_done = writer_done.clone();
             async move {
-                write_loop(sink, rx).await;
+                write_loop(sink, rx, write_deadline).await;
                 writer_done.cancel();
             }
         };
@@ -128,11 +134,16 @@ where
             close: &close,
             writer_done: &writer_done,
             expires,
+            messages,
         };
         let reason = read_loop(&session, stream, ends, wamp.as_ref()).await;
         tracing::debug!(%reason, "connection closing");
         // (Only a server holds anything: it is the side that closes on expiry.)
         finish(&session, writer, &reason, server_side).await;
+        if let Some(wamp) = &wamp {
+            // Its calls' timers go with the session.
+            wamp.end();
+        }
         drop(hold);
         reason
     };
@@ -163,6 +174,8 @@ struct Ends<'a> {
     writer_done: &'a CancellationToken,
     /// The identity's time left: then close with 4401.
     expires: Option<Duration>,
+    /// A message in progress arriving too slowly: then drop the connection.
+    messages: Option<MessageWatch>,
 }
 
 async fn read_loop<S>(
@@ -179,11 +192,13 @@ where
         close,
         writer_done,
         expires,
+        mut messages,
     } = ends;
     let config = session.config();
+    let deadline = expires.map(|left| tokio::time::Instant::now() + left);
     let mut expired = pin!(async move {
-        match expires {
-            Some(left) => tokio::time::sleep(left).await,
+        match deadline {
+            Some(at) => tokio::time::sleep_until(at).await,
             None => std::future::pending().await,
         }
     });
@@ -199,34 +214,44 @@ where
     let mut writer_gone = pin!(writer_done.cancelled());
     let mut shutting_down = pin!(shutdown.cancelled());
     let mut since_yield = 0usize;
+    // A frame read while the previous one waited for room (see below).
+    let mut read_ahead = None;
     loop {
         // The stream first: while frames are ready, the other branches are not polled at
         // all (they are checked every READ_BURST frames below, and whenever the stream
         // has nothing to read).
-        let msg = tokio::select! {
-            biased;
-            msg = stream.next() => msg,
-            _ = &mut closed => return CloseReason::ClosedLocally,
-            _ = &mut writer_gone => return CloseReason::Error("the connection could not be written to".into()),
-            _ = &mut shutting_down => return drain(session, stream, close).await,
-            _ = &mut expired => {
-                tracing::debug!("closing: the authentication expired");
-                send_close(session, CloseCode::from(EXPIRED_CLOSE_CODE), "authentication expired").await;
-                return CloseReason::Expired;
-            }
-            _ = tick(&mut ping) => {
-                if missed >= config.max_missed_pongs {
-                    return CloseReason::PeerUnresponsive;
+        let msg = if let Some(msg) = read_ahead.take() {
+            msg
+        } else {
+            tokio::select! {
+                biased;
+                // An expired identity is not served another frame, however fast they come.
+                _ = &mut expired => return expire(session).await,
+                msg = stream.next() => msg,
+                why = std::future::poll_fn(|cx| match &mut messages {
+                    Some(watch) => watch.poll_expired(cx),
+                    None => std::task::Poll::Pending,
+                }) => return too_slow(why),
+                _ = &mut closed => return CloseReason::ClosedLocally,
+                _ = &mut writer_gone => return CloseReason::Error("the connection could not be written to".into()),
+                _ = &mut shutting_down => return drain(session, stream, close).await,
+                _ = tick(&mut ping) => {
+                    if missed >= config.max_missed_pongs {
+                        return CloseReason::PeerUnresponsive;
+                    }
+                    missed += 1;
+                    if !ping_peer(session) {
+                        return CloseReason::Error("the writer stopped".into());
+                    }
+                    continue;
                 }
-                missed += 1;
-                if session.peer().sender().send(Message::Ping(Default::default())).await.is_err() {
-                    return CloseReason::Error("the writer stopped".into());
-                }
-                continue;
             }
         };
         // Any frame shows the peer is alive.
         missed = 0;
+        if let Some(watch) = &mut messages {
+            watch.message();
+        }
         let text = match msg {
             None => return CloseReason::ClosedByPeer,
             Some(Err(WsError::Capacity(e))) => {
@@ -273,22 +298,61 @@ where
             Some(Ok(Message::Close(_))) => return CloseReason::ClosedByPeer,
             Some(Ok(_)) => continue, // ping (answered by tungstenite), pong, raw frame
         };
-        match wamp {
-            None => {
-                if session.handle_frame(&text, close).await.is_none() {
-                    return CloseReason::ClosedLocally;
-                }
+        let handled = async {
+            match wamp {
+                None => session.handle_frame(&text, close).await.is_some(),
+                Some(wamp) => !matches!(wamp.incoming(&text, session, close).await, Flow::Close),
             }
-            Some(wamp) => {
-                if let Flow::Close = wamp.incoming(&text, session, close).await {
-                    return CloseReason::ClosedLocally;
+        };
+        let mut handled = pin!(handled);
+        // Usually the frame is handled at once. If not, the session waits for room (calls
+        // in flight at the limit, or a full send queue): expiry, the writer's end (a peer
+        // that does not read, past the write deadline) and keep-alive pings go on meanwhile.
+        let go_on = match futures_util::poll!(handled.as_mut()) {
+            std::task::Poll::Ready(go_on) => go_on,
+            std::task::Poll::Pending => loop {
+                tokio::select! {
+                    biased;
+                    _ = &mut expired => return expire(session).await,
+                    _ = &mut closed => return CloseReason::ClosedLocally,
+                    _ = &mut writer_gone => return CloseReason::Error("the connection could not be written to".into()),
+                    go_on = handled.as_mut() => break go_on,
+                    // One frame ahead, no more (the wait is backpressure): a peer that has
+                    // closed, or that answers pings, is seen meanwhile.
+                    msg = stream.next(), if read_ahead.is_none() => match msg {
+                        None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
+                            return CloseReason::ClosedByPeer
+                        }
+                        Some(Ok(Message::Close(frame))) => {
+                            return match frame {
+                                Some(f) if u16::from(f.code) == EXPIRED_CLOSE_CODE => CloseReason::Expired,
+                                _ => CloseReason::ClosedByPeer,
+                            }
+                        }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => missed = 0,
+                        other => read_ahead = Some(other),
+                    },
+                    _ = tick(&mut ping) => {
+                        // The peer's pongs wait behind the frames not read yet: no pong is
+                        // missed while this side does not read. A peer that does not read
+                        // either is caught by the writer's deadline.
+                        if !ping_peer(session) {
+                            return CloseReason::Error("the writer stopped".into());
+                        }
+                    }
                 }
-            }
+            },
+        };
+        if !go_on {
+            return CloseReason::ClosedLocally;
         }
         since_yield += 1;
         if since_yield == READ_BURST {
             since_yield = 0;
             tokio::task::yield_now().await;
+            if deadline.is_some_and(|at| tokio::time::Instant::now() >= at) {
+                return expire(session).await;
+            }
             if close.is_cancelled() {
                 return CloseReason::ClosedLocally;
             }
@@ -327,6 +391,44 @@ where
             Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return CloseReason::ClosedByPeer,
             Some(Ok(_)) => {}
         }
+    }
+}
+
+/// A message in progress arrived too slowly: the connection is dropped (the peer is in the
+/// middle of a frame; no close handshake is waited for).
+#[cold]
+fn too_slow(why: TooSlow) -> CloseReason {
+    telemetry::read_cut(match why {
+        TooSlow::Rate => "message_rate",
+        TooSlow::Timeout => "message_timeout",
+    });
+    tracing::debug!("closing: a message is {why}");
+    CloseReason::Error(format!("a message from the peer was {why}"))
+}
+
+/// The identity expired: stop its handlers at once, then say why (code 4401).
+async fn expire(session: &Session) -> CloseReason {
+    tracing::debug!("closing: the authentication expired");
+    session.end(&CloseReason::Expired);
+    send_close(
+        session,
+        CloseCode::from(EXPIRED_CLOSE_CODE),
+        "authentication expired",
+    )
+    .await;
+    CloseReason::Expired
+}
+
+/// Queue a keep-alive ping, unless the queue is full (then the writer is busy, and its
+/// deadline watches the peer). `false` if the writer is gone.
+fn ping_peer(session: &Session) -> bool {
+    match session
+        .peer()
+        .sender()
+        .try_send(Message::Ping(Default::default()))
+    {
+        Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => true,
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
     }
 }
 
@@ -377,13 +479,32 @@ async fn finish(
     }
 }
 
-/// Drain the queue: feed every frame that is ready, then flush once.
+/// How long one write may wait for the peer to take our bytes: as long as a peer may stay
+/// silent before it counts as dead (ping interval × missed pongs, 60 s by default). A peer
+/// that stops reading is dropped then, instead of holding its slot and a full queue of
+/// answers for ever. No deadline when keep-alive is off.
+fn write_deadline(config: &ConnectionConfig) -> Option<Duration> {
+    config
+        .ping_interval
+        .map(|every| every.saturating_mul(config.max_missed_pongs.max(1)))
+}
+
+/// Drain the queue: feed every frame that is ready, then flush once. Ends when a write
+/// takes longer than `deadline`.
 async fn write_loop<S>(
     mut sink: SplitSink<WebSocketStream<S>, Message>,
     mut rx: mpsc::Receiver<Message>,
+    deadline: Option<Duration>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    // `fut`, unless it takes longer than the deadline (`None` then).
+    async fn within<T>(deadline: Option<Duration>, fut: impl Future<Output = T>) -> Option<T> {
+        match deadline {
+            Some(d) => tokio::time::timeout(d, fut).await.ok(),
+            None => Some(fut.await),
+        }
+    }
     // Grows with the largest burst; small to start, so idle connections stay cheap.
     let mut burst = Vec::with_capacity(4);
     let mut last_flush = std::time::Instant::now() - BURST_WINDOW;
@@ -412,19 +533,25 @@ async fn write_loop<S>(
             if let Message::Text(text) = &msg {
                 bytes += text.len();
             }
-            if let Err(e) = sink.feed(msg).await {
-                if !matches!(e, WsError::ConnectionClosed | WsError::AlreadyClosed) {
-                    tracing::debug!("write failed: {e}");
+            match within(deadline, sink.feed(msg)).await {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    if !matches!(e, WsError::ConnectionClosed | WsError::AlreadyClosed) {
+                        tracing::debug!("write failed: {e}");
+                    }
+                    return;
                 }
-                return;
+                None => return stalled(),
             }
             if closing {
                 break;
             }
         }
         telemetry::sent(telemetry::Via::WebSocket, bytes);
-        if sink.flush().await.is_err() {
-            return;
+        match within(deadline, sink.flush()).await {
+            Some(Ok(())) => {}
+            Some(Err(_)) => return,
+            None => return stalled(),
         }
         last_flush = std::time::Instant::now();
         if closing {
@@ -432,4 +559,9 @@ async fn write_loop<S>(
         }
     }
     let _ = sink.close().await;
+}
+
+#[cold]
+fn stalled() {
+    tracing::debug!("closing: the peer has not read what was sent within the write deadline");
 }

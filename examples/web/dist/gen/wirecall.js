@@ -101,6 +101,17 @@ export class GapError extends WirecallError {
     }
 }
 /**
+ * The wait before a reconnect attempt after `failures` failed ones in a row:
+ * `initialBackoffMs` doubled per failure, at most `maxBackoffMs`; with jitter (the
+ * default), a uniformly random time between zero and that.
+ */
+export function backoff(options, failures) {
+    const initial = options.initialBackoffMs ?? DEFAULTS.initialBackoffMs;
+    const maxDelay = options.maxBackoffMs ?? DEFAULTS.maxBackoffMs;
+    const ceiling = Math.min(initial * 2 ** Math.min(failures, 30), maxDelay);
+    return options.jitter === false ? ceiling : Math.random() * ceiling;
+}
+/**
  * The WebSocket subprotocol that carries `token`: `bearer.` and the token's UTF-8 bytes in
  * unpadded base64url. The server selects `jsonrpc-2.0` and never echoes it.
  */
@@ -137,6 +148,7 @@ const DEFAULTS = {
     subscriptionBuffer: 1024,
     initialBackoffMs: 100,
     maxBackoffMs: 30_000,
+    stableAfterMs: 5_000,
 };
 const OPEN = 1;
 const timers = globalThis;
@@ -160,6 +172,10 @@ export class Client {
     #webSocketOpened = false;
     #state = "connecting";
     #attempts = 0;
+    /** Failed attempts in a row, for the backoff: a connection that did not stay up counts. */
+    #failures = 0;
+    /** When the current connection opened (`Date.now()`), while it is open. */
+    #openedAt;
     #nextId = 1;
     #retryTimer;
     /** Calls sent on the current connection, by id. */
@@ -451,7 +467,8 @@ export class Client {
             this.#openWith(url, token);
             return;
         }
-        // A fresh token for every attempt.
+        // A fresh token for every attempt, within the handshake timeout (a fetch that hangs
+        // fails this attempt; the next one asks again).
         let fetched;
         try {
             fetched = Promise.resolve(token());
@@ -459,13 +476,18 @@ export class Client {
         catch (e) {
             fetched = Promise.reject(e);
         }
-        fetched.then((t) => {
+        const limitMs = this.#options.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs;
+        let settled = false;
+        const settle = (then) => {
+            if (settled)
+                return;
+            settled = true;
+            timers.clearTimeout(limit);
             if (this.#state !== "closed")
-                this.#openWith(url, t);
-        }, (e) => {
-            if (this.#state !== "closed")
-                this.#lost(new DisconnectedError(`cannot get a token: ${String(e)}`));
-        });
+                then();
+        };
+        const limit = timers.setTimeout(() => settle(() => this.#lost(new DisconnectedError(`cannot get a token within ${limitMs} ms`))), limitMs);
+        fetched.then((t) => settle(() => this.#openWith(url, t)), (e) => settle(() => this.#lost(new DisconnectedError(`cannot get a token: ${String(e)}`))));
     }
     #openWith(url, token) {
         const transport = /^https?:/i.test(url) ? "http" : this.#options.transport ?? "auto";
@@ -523,6 +545,7 @@ export class Client {
             this.#transport = socket instanceof HttpSocket ? "http" : "websocket";
             if (this.#transport === "websocket")
                 this.#webSocketOpened = true;
+            this.#openedAt = Date.now();
             this.#setState("connected");
             this.#flushWaiting();
         };
@@ -575,6 +598,14 @@ export class Client {
             sub.connectionLost();
         const reconnect = this.#options.reconnect;
         const max = reconnect === false ? 0 : reconnect?.maxAttempts ?? Infinity;
+        const options = reconnect === false ? {} : reconnect ?? {};
+        if (this.#openedAt !== undefined) {
+            // The backoff starts again only after a connection that stayed up.
+            const stable = options.stableAfterMs ?? DEFAULTS.stableAfterMs;
+            if (Date.now() - this.#openedAt >= stable)
+                this.#failures = 0;
+            this.#openedAt = undefined;
+        }
         if (this.#state === "closed")
             return;
         if (this.#attempts >= max) {
@@ -594,13 +625,9 @@ export class Client {
             }
         }
         this.#setState("reconnecting", error);
-        const options = reconnect === false ? {} : reconnect ?? {};
-        const initial = options.initialBackoffMs ?? DEFAULTS.initialBackoffMs;
-        const maxDelay = options.maxBackoffMs ?? DEFAULTS.maxBackoffMs;
-        let delay = Math.min(initial * 2 ** Math.min(this.#attempts, 30), maxDelay);
-        if (options.jitter !== false)
-            delay = delay / 2 + Math.random() * (delay / 2);
+        const delay = backoff(options, this.#failures);
         this.#attempts++;
+        this.#failures++;
         this.#retryTimer = timers.setTimeout(() => {
             this.#retryTimer = undefined;
             if (this.#state !== "closed")
@@ -751,6 +778,8 @@ class HttpSocket {
     #headers;
     /** The client's token function: a POST refused with 401 is sent once more with a fresh token. */
     #refresh;
+    /** The refresh under way: the POSTs refused meanwhile wait for it instead of each fetching one. */
+    #refreshing;
     /** POSTs awaiting their answer, by request id. */
     #calls = new Map();
     /** Open event streams, by subscription id. */
@@ -835,11 +864,24 @@ class HttpSocket {
                     return true; // Cancelled, or closed, meanwhile.
             }
             const post = () => this.#fetch(this.#url, { method: "POST", headers: this.#headers, body: frame, signal: controller.signal });
+            const sentWith = this.#headers["authorization"];
             let response = await post();
             if (response.status === 401 && this.#refresh !== undefined) {
-                // The token expired or was rotated: once more with a fresh one.
+                // The token expired or was rotated: once more with a fresh one, fetched once for
+                // all the POSTs refused together.
                 await response.text().catch(() => "");
-                this.#headers["authorization"] = `Bearer ${await this.#refresh()}`;
+                if (this.#headers["authorization"] === sentWith) {
+                    const refresh = this.#refresh;
+                    this.#refreshing ??= (async () => {
+                        try {
+                            this.#headers["authorization"] = `Bearer ${await refresh()}`;
+                        }
+                        finally {
+                            this.#refreshing = undefined;
+                        }
+                    })();
+                    await this.#refreshing;
+                }
                 response = await post();
             }
             const type = response.headers.get("content-type") ?? "";
@@ -875,37 +917,46 @@ class HttpSocket {
         this.#dropped.add(controller);
         controller.abort();
     }
-    /** Reads a stream's events; the first answers the subscribe call with its id. */
+    /**
+     * Reads a stream's events; the first answers the subscribe call with its id. A stream
+     * that ends before its end notification (or before answering) was cut: the connection
+     * counts as dropped, so that the client subscribes again (a topic with `$since`) and
+     * the call does not wait for its timeout.
+     */
     async #events(reader, controller) {
         const decoder = new web.TextDecoder();
-        let buffer = "";
+        const lines = new EventLines();
+        const events = [];
         let key;
+        let finished = false;
         try {
             for (;;) {
                 const { done, value } = await reader.read();
                 if (done)
                     break;
-                buffer += decoder.decode(value, { stream: true });
-                for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
-                    const block = buffer.slice(0, end);
-                    buffer = buffer.slice(end + 2);
-                    const data = block
-                        .split("\n")
-                        .filter((line) => line.startsWith("data:"))
-                        .map((line) => line.slice(line.startsWith("data: ") ? 6 : 5))
-                        .join("\n");
-                    if (data === "")
-                        continue;
-                    if (key === undefined) {
-                        try {
-                            const answer = JSON.parse(data);
-                            key = subscriptionKey(answer.result);
+                lines.push(decoder.decode(value, { stream: true }), events);
+                for (const data of events.splice(0)) {
+                    let message;
+                    try {
+                        message = JSON.parse(data);
+                    }
+                    catch {
+                        // Not JSON: delivered as it is, and ignored by the client.
+                    }
+                    if (key === undefined && message !== undefined && message !== null) {
+                        if ("result" in message) {
+                            key = subscriptionKey(message.result);
                             if (key !== undefined)
                                 this.#streams.set(key, controller);
                         }
-                        catch {
-                            // Not JSON: delivered as it is, and ignored by the client.
+                        else if ("error" in message) {
+                            finished = true; // the subscribe call failed: nothing more comes
                         }
+                    }
+                    else if (key !== undefined && typeof message?.params === "object" && message.params !== null) {
+                        const params = message.params;
+                        if ("error" in params && subscriptionKey(params.subscription) === key)
+                            finished = true;
                     }
                     this.#deliver(data);
                 }
@@ -915,6 +966,9 @@ class HttpSocket {
             if (key !== undefined && this.#streams.get(key) === controller)
                 this.#streams.delete(key);
             void reader.cancel().catch(() => undefined);
+        }
+        if (!finished && !this.#dropped.has(controller)) {
+            this.#fail(`the event stream from ${this.#url} ended ${key === undefined ? "before answering" : "before the stream's end"}`);
         }
     }
     #deliver(text) {
@@ -929,6 +983,51 @@ class HttpSocket {
         for (const controller of [...this.#all])
             this.#drop(controller);
         this.onclose?.({ code: opened ? 1006 : 1002, reason });
+    }
+}
+/**
+ * Splits an event stream's text into events (the `data` of each): lines end with CRLF, LF
+ * or CR, a blank line ends an event, `data:` lines join with "\n", other fields and
+ * comments are skipped. Each character is looked at once, however the text is chunked.
+ */
+class EventLines {
+    #line = "";
+    #data;
+    /** The last chunk ended with CR: a LF at the start of the next belongs to it. */
+    #afterCr = false;
+    push(text, events) {
+        let start = 0;
+        if (this.#afterCr) {
+            this.#afterCr = false;
+            if (text.startsWith("\n"))
+                start = 1;
+        }
+        for (let i = start; i < text.length; i++) {
+            const c = text.charCodeAt(i);
+            if (c !== 10 && c !== 13)
+                continue;
+            this.#endLine(this.#line + text.slice(start, i), events);
+            this.#line = "";
+            if (c === 13) {
+                if (i + 1 === text.length)
+                    this.#afterCr = true;
+                else if (text.charCodeAt(i + 1) === 10)
+                    i++;
+            }
+            start = i + 1;
+        }
+        this.#line += text.slice(start);
+    }
+    #endLine(line, events) {
+        if (line === "") {
+            if (this.#data !== undefined)
+                events.push(this.#data.join("\n"));
+            this.#data = undefined;
+        }
+        else if (line === "data" || line.startsWith("data:")) {
+            const value = line.slice(5);
+            (this.#data ??= []).push(value.startsWith(" ") ? value.slice(1) : value);
+        }
     }
 }
 function decodeArgs(handler, params) {
