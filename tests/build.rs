@@ -2,7 +2,9 @@
 //! every construct of the language (compiled under `no_implicit_prelude` and
 //! `deny(missing_docs, warnings)` in `src/lib.rs`) — and from the documentation: every
 //! Rust snippet of `README.md` and `docs/*.md`, which `tests/snippets.rs` compiles, so a
-//! snippet that drifts from the API fails the build.
+//! snippet that drifts from the API fails the build. Also from the torture corpus
+//! (`idl/tests/torture`: edge cases every file of which must be accepted), compiled with
+//! and without the prelude under `deny(missing_docs, warnings)`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,7 +16,59 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "compat/compat_v1.wire",
         "compat/compat_v2.wire",
     ])?;
+    torture()?;
     snippets()
+}
+
+/// The torture corpus (`idl/tests/torture`): every file there must be accepted, and its
+/// code compiles in `src/lib.rs` (module `torture`).
+fn torture() -> Result<(), Box<dyn std::error::Error>> {
+    // One module per torture file, in one crate: far cheaper to build than a crate each.
+    let dir = Path::new("../idl/tests/torture");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    files.retain(|p| p.extension().is_some_and(|e| e == "wire"));
+    files.sort();
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").ok_or("no OUT_DIR")?).join("torture");
+    std::fs::create_dir_all(&out)?;
+    wirecall_idl::configure().out_dir(&out).compile(&files)?;
+    // Each file twice: as users include it (the prelude in scope, so that a trait method
+    // of the prelude's can get in the way) and under `no_implicit_prelude` (generated code
+    // names everything by absolute path).
+    let mut modules = String::new();
+    let mut hygiene = String::new();
+    let mut names = Vec::new();
+    for file in &files {
+        let stem = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .ok_or("file name")?;
+        let include = format!(
+            "::core::include!(::core::concat!(::core::env!(\"OUT_DIR\"), \"/torture/{stem}.rs\"));"
+        );
+        writeln!(
+            modules,
+            "/// Generated from `idl/tests/torture/{stem}.wire`.\npub mod {stem} {{\n    {include}\n}}"
+        )?;
+        writeln!(
+            hygiene,
+            "    /// Generated from `idl/tests/torture/{stem}.wire`.\n    pub mod {stem} {{\n        #![no_implicit_prelude]\n        {include}\n    }}"
+        )?;
+        names.push(format!("{stem:?}"));
+    }
+    writeln!(
+        modules,
+        "/// The same, under `no_implicit_prelude`.\npub mod hygiene {{\n{hygiene}}}"
+    )?;
+    writeln!(
+        modules,
+        "/// The files compiled above.\npub const FILES: &[&str] = &[{}];",
+        names.join(", ")
+    )?;
+    std::fs::write(out.join("mod.rs"), modules)?;
+    Ok(())
 }
 
 /// How a snippet becomes compilable code, said in an HTML comment (invisible where the

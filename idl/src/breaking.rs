@@ -237,8 +237,19 @@ impl<'a> Checker<'a> {
     fn run(mut self) -> Vec<Change> {
         let old_methods = methods(self.old);
         let new_methods = methods(self.new);
+        // A wire name may name one method in each direction (`S.ping` served by the server
+        // and by its clients): an old method's counterpart is the new one of its wire name
+        // in its direction, else (a method that moved) one in a direction that had none.
+        let has = |methods: &[(String, &Service, &Method)], wire: &str, d: Direction| {
+            methods
+                .iter()
+                .any(|(w, _, m)| w == wire && m.direction == d)
+        };
         for (wire, old_service, old_m) in &old_methods {
-            let found = new_methods.iter().find(|(w, _, _)| w == wire);
+            let same_wire = || new_methods.iter().filter(|(w, _, _)| w == wire);
+            let found = same_wire()
+                .find(|(_, _, m)| m.direction == old_m.direction)
+                .or_else(|| same_wire().find(|(_, _, m)| !has(&old_methods, wire, m.direction)));
             match (found, old_m.direction) {
                 (Some((_, new_service, new_m)), _) => {
                     self.method(wire, old_service, old_m, new_service, new_m)
@@ -255,7 +266,10 @@ impl<'a> Checker<'a> {
             }
         }
         for (wire, _, new_m) in &new_methods {
-            let known = old_methods.iter().any(|(w, _, _)| w == wire);
+            let known = old_methods.iter().any(|(w, _, o)| {
+                w == wire
+                    && (o.direction == new_m.direction || !has(&new_methods, wire, o.direction))
+            });
             if !known && new_m.direction == Direction::ToClient {
                 self.report(
                     "CLIENT_METHOD_ADDED",

@@ -76,6 +76,12 @@ pub fn generate(schema: &Schema, options: &Options) -> TokenStream {
         &extern_schema
     };
     let traits = derive::analyze(schema);
+    let deprecated_types: Vec<&str> = schema
+        .types
+        .iter()
+        .filter(|t| t.attrs().deprecated().is_some())
+        .map(|t| t.name().name.as_str())
+        .collect();
     let mut out = TokenStream::new();
     if options.types {
         for t in &schema.types {
@@ -84,13 +90,41 @@ pub fn generate(schema: &Schema, options: &Options) -> TokenStream {
                 true => traits.get(name.as_str()).copied().unwrap_or_default(),
                 false => derive::Traits::default(),
             };
-            out.extend(type_def_with(t, derives, options));
+            let uses = uses_deprecated(t, &deprecated_types);
+            out.extend(type_def_with(t, derives, uses, options));
         }
     }
     for s in &schema.services {
         out.extend(service(s, options));
     }
     out
+}
+
+/// Does the declaration of `t` use something deprecated: itself (in its derives), a
+/// deprecated field or variant, or a field of a type in `deprecated`?
+fn uses_deprecated(t: &TypeDef, deprecated: &[&str]) -> bool {
+    fn mentions(ty: &Type, deprecated: &[&str]) -> bool {
+        match &ty.kind {
+            TypeKind::Named(n) => deprecated.contains(&n.as_str()),
+            TypeKind::List(t) | TypeKind::Optional(t) | TypeKind::Map(_, t) => {
+                mentions(t, deprecated)
+            }
+            _ => false,
+        }
+    }
+    let field = |f: &Field| f.attrs.deprecated().is_some() || mentions(&f.ty, deprecated);
+    t.attrs().deprecated().is_some()
+        || match t {
+            TypeDef::Struct(s) => s.fields.iter().any(field),
+            TypeDef::Enum(e) => e
+                .variants
+                .iter()
+                .any(|v| v.attrs.deprecated().is_some() || v.fields.iter().flatten().any(field)),
+            TypeDef::Error(e) => e
+                .variants
+                .iter()
+                .any(|v| v.attrs.deprecated().is_some() || v.fields.iter().flatten().any(field)),
+        }
 }
 
 /// `schema` with the types of `paths` taken out and every use of them naming the Rust path.
@@ -258,10 +292,14 @@ mod derive {
     }
 }
 
-/// A Rust identifier for an IDL name (raw when it is a keyword).
+/// A Rust identifier for an IDL name (raw when it is a keyword). Validation refuses names
+/// that cannot be identifiers at all; for a schema that skipped it, such a name gets a
+/// leading `_` rather than a panic.
 fn ident(name: &str) -> Ident {
     if naming::is_raw_keyword(name) {
         Ident::new_raw(name, Span::call_site())
+    } else if naming::rust_ident_problem(name).is_some() {
+        Ident::new(&format!("_{name}"), Span::call_site())
     } else {
         Ident::new(name, Span::call_site())
     }
@@ -475,7 +513,7 @@ pub fn type_def(t: &TypeDef) -> TokenStream {
         .get(t.name().name.as_str())
         .copied()
         .unwrap_or_default();
-    type_def_with(t, traits, &Options::default())
+    type_def_with(t, traits, uses_deprecated(t, &[]), &Options::default())
 }
 
 /// Does a field or variant of `t` lack docs?
@@ -494,13 +532,24 @@ fn undocumented(t: &TypeDef) -> bool {
     }
 }
 
-fn type_def_with(t: &TypeDef, traits: derive::Traits, options: &Options) -> TokenStream {
+fn type_def_with(
+    t: &TypeDef,
+    traits: derive::Traits,
+    uses_deprecated: bool,
+    options: &Options,
+) -> TokenStream {
     let type_name = &t.name().name;
     let name = type_ident(type_name);
     let doc = docs(t.docs(), || {
         format!(" The `{}` {} of the interface.", t.name().name, t.keyword())
     });
     let mut dep = deprecated(t.attrs());
+    // A field of a `@deprecated` type is a use of it, and so are the derives of a
+    // deprecated type or field: the interface's own uses are not the user's, so they do
+    // not warn under `deny(warnings)` (the user's uses still do).
+    if uses_deprecated {
+        dep.extend(quote!(#[allow(deprecated)]));
+    }
     // Fields and variants without docs get none (rather than one repeating the name), so
     // that the type still compiles under `deny(missing_docs)`.
     if undocumented(t) {
@@ -594,7 +643,7 @@ fn error_def(
         match &v.fields {
             None => {
                 let text = format!("{message} (code {code})");
-                display.push(quote!(Self::#variant => f.write_str(#text)));
+                display.push(quote!(Self::#variant => __f.write_str(#text)));
                 from.push(quote!(#code => ::core::option::Option::Some(Self::#variant)));
                 to.push(quote!(Self::#variant => ::wirecall::RpcError::new(#code, #message)));
             }
@@ -609,22 +658,24 @@ fn error_def(
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
-                display.push(quote!(Self::#variant { #(#names),* } => ::core::write!(f, #format, #(#names),*)));
+                // Generated names start with `__`, which IDL names cannot: a field `f` or a
+                // type `Data` of the user's hides none of them.
+                display.push(quote!(Self::#variant { #(#names),* } => ::core::write!(__f, #format, #(#names),*)));
                 from.push(quote! {
                     #code => {
                         #[derive(::wirecall::__private::serde::Deserialize)]
                         #[serde(crate = #SERDE_DERIVE)]
-                        struct Data { #(#attrs #names: #types),* }
-                        let data: Data = error.data()?;
-                        ::core::option::Option::Some(Self::#variant { #(#names: data.#names),* })
+                        struct __Data { #(#attrs #names: #types),* }
+                        let __data: __Data = __error.data()?;
+                        ::core::option::Option::Some(Self::#variant { #(#names: __data.#names),* })
                     }
                 });
                 to.push(quote! {
                     Self::#variant { #(#names),* } => {
                         #[derive(::wirecall::__private::serde::Serialize)]
                         #[serde(crate = #SERDE_DERIVE)]
-                        struct Data<'a> { #(#attrs #names: &'a #types),* }
-                        ::wirecall::RpcError::new(#code, #message).with_data(Data { #(#names),* })
+                        struct __Data<'__a> { #(#attrs #names: &'__a #types),* }
+                        ::wirecall::RpcError::new(#code, #message).with_data(__Data { #(#names),* })
                     }
                 });
             }
@@ -634,7 +685,7 @@ fn error_def(
         quote!(::core::option::Option::None)
     } else {
         quote! {
-            match error.code {
+            match __error.code {
                 #(#from,)*
                 _ => ::core::option::Option::None,
             }
@@ -648,16 +699,17 @@ fn error_def(
 
         #allow_dep
         impl ::core::fmt::Display for #name {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            fn fmt(&self, __f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 match self { #(#display,)* }
             }
         }
 
+        #allow_dep
         impl ::std::error::Error for #name {}
 
         #allow_dep
         impl ::wirecall::ApplicationError for #name {
-            fn from_rpc_error(error: &::wirecall::RpcError) -> ::core::option::Option<Self> {
+            fn from_rpc_error(__error: &::wirecall::RpcError) -> ::core::option::Option<Self> {
                 #from_body
             }
             fn to_rpc_error(&self) -> ::wirecall::RpcError {
@@ -746,6 +798,28 @@ pub fn service(s: &Service, options: &Options) -> TokenStream {
     out
 }
 
+/// Clippy lints a generated method may trip through no fault of the user's (who may write
+/// 16 parameters, or call a method `into_items`): allowed on that method. `receivers`
+/// counts the arguments before the params (`&self`, and `ctx` for handlers).
+fn clippy_allows(m: &Method, receivers: usize) -> TokenStream {
+    let mut lints = Vec::new();
+    if m.params.len() + receivers > 7 {
+        lints.push(quote!(clippy::too_many_arguments));
+    }
+    let name = naming::value_name(&m.name.name);
+    if name.starts_with("into_")
+        || name.starts_with("from_")
+        || (name.starts_with("to_") && name.ends_with("_mut"))
+    {
+        lints.push(quote!(clippy::wrong_self_convention));
+    }
+    if lints.is_empty() {
+        quote!()
+    } else {
+        quote!(#[allow(#(#lints),*)])
+    }
+}
+
 fn wire_name(s: &Service, m: &Method) -> Literal {
     Literal::string(&m.wire_name(s))
 }
@@ -799,8 +873,9 @@ fn handler_trait(
                 quote!(::core::result::Result<#items, #fault>)
             }
         };
+        let allows = clippy_allows(m, 2);
         sigs.push(quote! {
-            #doc #mdep
+            #doc #mdep #allows
             fn #method(&self, ctx: ::wirecall::Context, #(#params: #types),*)
                 -> impl ::core::future::Future<Output = #output> + ::core::marker::Send;
         });
@@ -817,13 +892,32 @@ fn handler_trait(
                 &[#(#names),*],
                 &service,
                 |__service: ::std::sync::Arc<Self>, __ctx: ::wirecall::Context, (#(#params,)*): (#(#types,)*)| async move {
-                    __service.#method(__ctx, #(#params),*).await
+                    // By path: a method named like one of `Arc`'s or a std trait's
+                    // (`clone`, `into`, `as_ref`) must still call this trait's.
+                    <Self as #name>::#method(&*__service, __ctx, #(#params),*).await
                 },
             );
         });
     }
     let into_router_doc =
         format!(" Mount this implementation's {side}-side methods on a new `wirecall::Router`.");
+    // Only what is used, so that a service without methods (or with topics only) compiles
+    // under `deny(warnings)` too.
+    let service_arc = if methods.iter().any(|m| m.kind != MethodKind::Topic) {
+        quote!(let service = ::std::sync::Arc::new(self);)
+    } else {
+        quote!(let _ = self;)
+    };
+    let body = if mounts.is_empty() {
+        quote!(::wirecall::Router::new())
+    } else {
+        quote! {
+            #service_arc
+            let mut router = ::wirecall::Router::new();
+            #(#mounts)*
+            router
+        }
+    };
     let example = methods
         .iter()
         .find(|m| m.kind != MethodKind::Topic)
@@ -852,15 +946,12 @@ fn handler_trait(
             #(#sigs)*
 
             #[doc = #into_router_doc]
-            #[allow(deprecated)]
+            #[allow(deprecated, clippy::type_complexity)]
             fn into_router(self) -> ::wirecall::Router
             where
                 Self: ::core::marker::Sized,
             {
-                let service = ::std::sync::Arc::new(self);
-                let mut router = ::wirecall::Router::new();
-                #(#mounts)*
-                router
+                #body
             }
         }
     }
@@ -880,11 +971,12 @@ fn topics_struct(s: &Service, name: &Ident, dep: &TokenStream, topics: &[&Method
         let types: Vec<TokenStream> = m.params.iter().map(|p| rust_type(&p.ty)).collect();
         let item = m.returns.as_ref().map_or(quote!(()), rust_type);
         let wire = wire_name(s, m);
+        let allows = clippy_allows(m, 1);
         quote! {
             #doc
             #[doc = ""]
             #[doc = #publish]
-            #mdep
+            #mdep #allows
             pub fn #method(&self, #(#params: impl ::core::convert::Into<#types>),*) -> ::wirecall::Topic<#item> {
                 ::wirecall::__private::topic(&self.hub, #wire, &(#(::core::convert::Into::<#types>::into(#params),)*))
             }
@@ -933,6 +1025,8 @@ fn client_struct(
         let names: Vec<&str> = m.params.iter().map(|p| p.name.name.as_str()).collect();
         let wire = wire_name(s, m);
         let args = quote!(&::wirecall::__private::NamedParams(&[#(#names),*], (#(&#params,)*)));
+        let allows = clippy_allows(m, 1);
+        let mdep = quote!(#mdep #allows);
         match m.kind {
             MethodKind::Notify => quote! {
                 #doc #mdep
@@ -974,6 +1068,12 @@ fn client_struct(
             }
         }
     });
+    // Notifications take no timeout: a client of notifications only never reads it.
+    let timeout_attr = if methods.iter().all(|m| m.kind == MethodKind::Notify) {
+        quote!(#[allow(dead_code)])
+    } else {
+        quote!()
+    };
     let doc_caller = format!(
         " The caller's default is `{}`.",
         default_caller.to_string().replace(' ', "")
@@ -986,6 +1086,7 @@ fn client_struct(
         #[derive(::core::clone::Clone, ::core::fmt::Debug)]
         pub struct #name<C = #default_caller> {
             caller: C,
+            #timeout_attr
             timeout: ::core::option::Option<::core::time::Duration>,
         }
 

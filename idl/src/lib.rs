@@ -39,6 +39,9 @@ pub mod codegen;
 pub mod diagnostic;
 #[cfg(feature = "files")]
 pub mod fmt;
+#[cfg(all(feature = "files", any(test, feature = "fuzzing")))]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "files")]
 pub mod load;
 pub mod model;

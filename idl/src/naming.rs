@@ -4,12 +4,15 @@
 //! - Types and variants become `UpperCamelCase`; fields, params and methods `snake_case`.
 //!   Where that changes a field's or variant's name, the JSON name stays the IDL name.
 //! - A name that is a Rust keyword becomes a raw identifier (`type` → `r#type`), except the
-//!   few that cannot be raw (`self`, `Self`, `super`, `crate`, `_`), which are rejected.
+//!   few that cannot be raw (`self`, `Self`, `super`, `crate`, `_`), which are rejected —
+//!   also when the case conversion makes them (`SELF` → `Self`, `self_` → `self`), and so
+//!   is a name that the conversion leaves starting with a digit (`_1` → `1`).
+//! - TypeScript: methods and parameters become `lowerCamelCase` ([`ts_value_name`]).
 //! - Each service `S` also defines `SClient` (the client stub), `SCallbacks` (the trait a
 //!   client implements for `client { … }` methods), `SCallbacksClient` (the server's
 //!   handle to call them) and `STopics` (the publishers of its topics).
 
-use heck::{ToSnakeCase, ToUpperCamelCase};
+use heck::{ToLowerCamelCase, ToSnakeCase, ToUpperCamelCase};
 
 /// Rust keywords that can be written as raw identifiers (`r#type`).
 const RAW_KEYWORDS: &[&str] = &[
@@ -60,6 +63,36 @@ pub fn value_name(name: &str) -> String {
         converted
     }
 }
+
+/// Why `rust`, the Rust name an IDL name converts to, cannot be a Rust identifier (even a
+/// raw one); `None` if it can.
+pub fn rust_ident_problem(rust: &str) -> Option<&'static str> {
+    if FORBIDDEN.contains(&rust) {
+        Some("a keyword Rust does not allow as a name")
+    } else if rust.starts_with(|c: char| c.is_ascii_digit()) {
+        Some("which is not an identifier (it starts with a digit)")
+    } else {
+        None
+    }
+}
+
+/// The TypeScript name of a method or parameter: `lowerCamelCase`.
+pub fn ts_value_name(name: &str) -> String {
+    let converted = name.to_lower_camel_case();
+    if converted.is_empty() {
+        name.to_string()
+    } else {
+        converted
+    }
+}
+
+/// Method names a generated TypeScript client class cannot have: `constructor` is the
+/// class's own, and a `then` method would make the client "thenable" (`await client`
+/// would call it).
+pub const TS_RESERVED_METHODS: &[&str] = &["constructor", "then"];
+
+/// Global names the generated TypeScript refers to, which a type of the same name would hide.
+pub const TS_GLOBALS: &[&str] = &["Promise"];
 
 /// The Rust items a service generates besides the trait named after it.
 pub fn service_items(service: &str) -> [String; 4] {

@@ -573,6 +573,13 @@ fn syntax_error(file: FileId, text: &str, err: pest::error::Error<Rule>) -> Diag
             }
         }
     }
+    if text[pos..].starts_with('?') && text[..pos].trim_end().ends_with('?') {
+        return Diagnostic::error(
+            Span::file(file, pos, pos + 1),
+            "a type can be optional only once: `T??` is not supported",
+        )
+        .with_help("`T?` already means that the value may be absent or `null`; write one `?`");
+    }
     let found = found_token(text, pos);
     let message = match expected.len() {
         0 => format!("unexpected {found}"),

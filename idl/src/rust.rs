@@ -572,6 +572,9 @@ pub fn expand_error(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     let (def, front_errors) = error_from_enum(&item);
+    // Variants the front end refused are missing from the model: do not report it as an
+    // error without variants as well.
+    let partial = front_errors.is_some() && def.variants.is_empty();
     if let Some(e) = front_errors {
         errors.push(e);
     }
@@ -579,8 +582,11 @@ pub fn expand_error(args: TokenStream, item: TokenStream) -> TokenStream {
         types: vec![TypeDef::Error(def)],
         services: Vec::new(),
     };
-    if let Some(e) = to_syn_error(&validate::validate_with(&schema, &validate::Rules::rust())) {
-        errors.push(e);
+    if !partial {
+        let diags = validate::validate_with(&schema, &validate::Rules::rust());
+        if let Some(e) = to_syn_error(&diags) {
+            errors.push(e);
+        }
     }
     match errors.0 {
         None => adopt(

@@ -26,8 +26,6 @@
 
 use std::fmt::Write as _;
 
-use heck::ToLowerCamelCase;
-
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::load::Loaded;
 use crate::model::*;
@@ -91,9 +89,6 @@ const RESERVED: &[&str] = &[
     "yield",
 ];
 
-/// Global names the generated code refers to, which a type of the same name would hide.
-const GLOBALS: &[&str] = &["Promise"];
-
 /// The TypeScript module for a loaded interface. `source` names the `.wire` file in the
 /// header. Fails with diagnostics for names TypeScript cannot take. The module imports the
 /// runtime from `./wirecall.js` (the copy written next to it).
@@ -118,44 +113,20 @@ pub fn generate_importing(
     Ok(module(&loaded.schema, source, runtime))
 }
 
-/// The names the generated TypeScript cannot take (everything else was validated already).
+/// The names the generated TypeScript cannot take. `check` (validation of `.wire` files)
+/// already reports them; this is for schemas loaded otherwise.
 fn check(schema: &Schema) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    for t in &schema.types {
-        let name = naming::type_name(&t.name().name);
-        if GLOBALS.contains(&name.as_str()) {
-            out.push(
-                Diagnostic::error(
-                    t.name().span,
-                    format!("a type named `{name}` would hide TypeScript's global `{name}`"),
-                )
-                .with_help("rename the type"),
-            );
-        }
-    }
-    for s in &schema.services {
-        for m in &s.methods {
-            if method_name(&m.name.name) == "constructor" {
-                out.push(
-                    Diagnostic::error(
-                        m.name.span,
-                        "a method named `constructor` cannot be a method of a TypeScript class",
-                    )
-                    .with_help("rename the method (its wire name can stay, with @name(\"…\"))"),
-                );
-            }
-        }
-    }
-    out
+    crate::validate::typescript(schema)
 }
 
 fn module(schema: &Schema, source: &str, runtime: &str) -> String {
     let mut body = String::new();
+    let mut aliases = Vec::new();
     for t in &schema.types {
         match t {
             TypeDef::Struct(s) => struct_def(&mut body, s),
-            TypeDef::Enum(e) => enum_def(&mut body, e),
-            TypeDef::Error(e) => error_def(&mut body, e),
+            TypeDef::Enum(e) => enum_def(&mut body, schema, &mut aliases, e),
+            TypeDef::Error(e) => error_def(&mut body, schema, &mut aliases, e),
         }
     }
     for s in &schema.services {
@@ -213,6 +184,13 @@ fn string_lit(s: &str) -> String {
 
 /// The TypeScript type of `ty` where absence is a `null` (lists, maps, results).
 fn ts_type(ty: &Type) -> String {
+    ts_type_in(ty, &[])
+}
+
+/// [`ts_type`] inside a namespace whose own members `shadowed` hide module-level types of
+/// the same names: those are named through their `$Name` aliases (see [`shadow_aliases`]).
+fn ts_type_in(ty: &Type, shadowed: &[String]) -> String {
+    let ts_type = |t: &Type| ts_type_in(t, shadowed);
     match &ty.kind {
         TypeKind::Bool => "boolean".into(),
         TypeKind::I8
@@ -242,26 +220,91 @@ fn ts_type(ty: &Type) -> String {
         }
         TypeKind::Map(_, v) => format!("{{ [key: string]: {} }}", ts_type(v)),
         TypeKind::Optional(t) => format!("{} | null", ts_type(t)),
-        TypeKind::Named(n) => naming::type_name(n),
+        TypeKind::Named(n) => {
+            let name = naming::type_name(n);
+            if shadowed.contains(&name) {
+                format!("${name}")
+            } else {
+                name
+            }
+        }
         TypeKind::Rust(_) => "unknown".into(),
     }
 }
 
+/// Inside `namespace Shape { export interface Circle { … } }`, the name `Circle` is the
+/// variant, not a module-level type `Circle` a field may refer to. For each variant name
+/// (`names`) that hides a type the variants' `fields` use, write a module-level alias
+/// (`type $Circle = Circle;`; IDL names cannot contain `$`) unless `aliases` (those the
+/// module has) holds it, and return the hidden names.
+fn shadow_aliases<'a>(
+    out: &mut String,
+    schema: &Schema,
+    aliases: &mut Vec<String>,
+    names: impl Iterator<Item = &'a Ident>,
+    fields: impl Iterator<Item = &'a Field>,
+) -> Vec<String> {
+    fn named(ty: &Type, used: &mut Vec<String>) {
+        match &ty.kind {
+            TypeKind::Named(n) => used.push(naming::type_name(n)),
+            TypeKind::List(t) | TypeKind::Optional(t) | TypeKind::Map(_, t) => named(t, used),
+            _ => {}
+        }
+    }
+    let mut used = Vec::new();
+    for f in fields {
+        named(&f.ty, &mut used);
+    }
+    let shadowed: Vec<String> = names
+        .map(|n| naming::type_name(&n.name))
+        .filter(|n| {
+            used.contains(n)
+                && schema
+                    .types
+                    .iter()
+                    .any(|t| naming::type_name(&t.name().name) == *n)
+        })
+        .collect();
+    for name in &shadowed {
+        if !aliases.contains(name) {
+            let _ = writeln!(out, "type ${name} = {name};");
+            aliases.push(name.clone());
+        }
+    }
+    shadowed
+}
+
 /// An interface member for a field: optional fields are `name?: T`.
-fn field_member(out: &mut String, indent: &str, f: &Field) {
+fn field_member(out: &mut String, indent: &str, f: &Field, shadowed: &[String]) {
     jsdoc(out, indent, &f.docs, &f.attrs, &[]);
     match &f.ty.kind {
         TypeKind::Optional(t) => {
-            let _ = writeln!(out, "{indent}{}?: {};", f.name.name, ts_type(t));
+            let _ = writeln!(
+                out,
+                "{indent}{}?: {};",
+                f.name.name,
+                ts_type_in(t, shadowed)
+            );
         }
         _ => {
-            let _ = writeln!(out, "{indent}{}: {};", f.name.name, ts_type(&f.ty));
+            let _ = writeln!(
+                out,
+                "{indent}{}: {};",
+                f.name.name,
+                ts_type_in(&f.ty, shadowed)
+            );
         }
     }
 }
 
 /// An object type of fields, on one line when empty.
-fn object_type(out: &mut String, indent: &str, lead: &[String], fields: &[Field]) {
+fn object_type(
+    out: &mut String,
+    indent: &str,
+    lead: &[String],
+    fields: &[Field],
+    shadowed: &[String],
+) {
     if lead.is_empty() && fields.is_empty() {
         out.push_str("{ [key: string]: never }");
         return;
@@ -272,7 +315,7 @@ fn object_type(out: &mut String, indent: &str, lead: &[String], fields: &[Field]
         let _ = writeln!(out, "{inner}{l}");
     }
     for f in fields {
-        field_member(out, &inner, f);
+        field_member(out, &inner, f, shadowed);
     }
     let _ = write!(out, "{indent}}}");
 }
@@ -286,11 +329,11 @@ fn struct_def(out: &mut String, s: &Struct) {
         out.push_str("{}\n");
         return;
     }
-    object_type(out, "", &[], &s.fields);
+    object_type(out, "", &[], &s.fields, &[]);
     out.push('\n');
 }
 
-fn enum_def(out: &mut String, e: &Enum) {
+fn enum_def(out: &mut String, schema: &Schema, aliases: &mut Vec<String>, e: &Enum) {
     let name = naming::type_name(&e.name.name);
     out.push('\n');
     jsdoc(out, "", &e.docs, &e.attrs, &[]);
@@ -326,6 +369,13 @@ fn enum_def(out: &mut String, e: &Enum) {
         .map(|v| format!("{name}.{}", naming::type_name(&v.name.name)))
         .collect();
     let _ = writeln!(out, "export type {name} = {};", members.join(" | "));
+    let shadowed = shadow_aliases(
+        out,
+        schema,
+        aliases,
+        e.variants.iter().map(|v| &v.name),
+        e.variants.iter().flat_map(|v| v.fields.iter().flatten()),
+    );
     let _ = writeln!(
         out,
         "/** The variants of `{name}`, tagged by `{}`. */",
@@ -340,13 +390,19 @@ fn enum_def(out: &mut String, e: &Enum) {
             naming::type_name(&v.name.name)
         );
         let tag = format!("{}: {};", naming::ENUM_TAG, string_lit(&v.name.name));
-        object_type(out, "  ", &[tag], v.fields.as_deref().unwrap_or(&[]));
+        object_type(
+            out,
+            "  ",
+            &[tag],
+            v.fields.as_deref().unwrap_or(&[]),
+            &shadowed,
+        );
         out.push('\n');
     }
     let _ = writeln!(out, "}}");
 }
 
-fn error_def(out: &mut String, e: &ErrorDef) {
+fn error_def(out: &mut String, schema: &Schema, aliases: &mut Vec<String>, e: &ErrorDef) {
     let name = naming::type_name(&e.name.name);
     let variants: Vec<String> = e
         .variants
@@ -406,6 +462,13 @@ fn error_def(out: &mut String, e: &ErrorDef) {
     let _ = writeln!(out, "    }}");
     let _ = writeln!(out, "  }}");
     let _ = writeln!(out, "}}");
+    let shadowed = shadow_aliases(
+        out,
+        schema,
+        aliases,
+        e.variants.iter().map(|v| &v.name),
+        e.variants.iter().flat_map(|v| v.fields.iter().flatten()),
+    );
     let _ = writeln!(
         out,
         "/** The variants of `{name}`; fields travel in the error's `data`. */"
@@ -419,14 +482,14 @@ fn error_def(out: &mut String, e: &ErrorDef) {
         let mut lead = vec![format!("kind: {};", string_lit(&v.name.name))];
         match &v.fields {
             None => {
-                object_type(out, "  ", &lead, &[]);
+                object_type(out, "  ", &lead, &[], &[]);
             }
             Some(fields) => {
                 let mut data = String::from("data: ");
-                object_type(&mut data, "    ", &[], fields);
+                object_type(&mut data, "    ", &[], fields, &shadowed);
                 data.push(';');
                 lead.push(data);
-                object_type(out, "  ", &lead, &[]);
+                object_type(out, "  ", &lead, &[], &[]);
             }
         }
         out.push('\n');
@@ -436,12 +499,7 @@ fn error_def(out: &mut String, e: &ErrorDef) {
 
 /// The TypeScript name of a method.
 fn method_name(name: &str) -> String {
-    let converted = name.to_lower_camel_case();
-    if converted.is_empty() {
-        name.to_string()
-    } else {
-        converted
-    }
+    naming::ts_value_name(name)
 }
 
 /// TypeScript parameter names of a method: `lowerCamelCase`, never a reserved word and
@@ -523,15 +581,24 @@ fn service(out: &mut String, s: &Service) {
     ));
     jsdoc(out, "", &docs, &s.attrs, &[]);
     let _ = writeln!(out, "export class {client} {{");
-    let _ = writeln!(out, "  readonly #caller: wc.Caller;");
-    out.push('\n');
+    // A service without server methods has nothing to call: no `#caller` (it would be
+    // unused, which `noUnusedLocals` refuses).
+    let calls = s.server_methods().next().is_some();
+    if calls {
+        let _ = writeln!(out, "  readonly #caller: wc.Caller;");
+        out.push('\n');
+    }
     let _ = writeln!(
         out,
         "  /** Calls `{name}` through `caller` (a `wc.Client` from `wc.connect`). */"
     );
-    let _ = writeln!(out, "  constructor(caller: wc.Caller) {{");
-    let _ = writeln!(out, "    this.#caller = caller;");
-    let _ = writeln!(out, "  }}");
+    if calls {
+        let _ = writeln!(out, "  constructor(caller: wc.Caller) {{");
+        let _ = writeln!(out, "    this.#caller = caller;");
+        let _ = writeln!(out, "  }}");
+    } else {
+        let _ = writeln!(out, "  constructor(_caller: wc.Caller) {{}}");
+    }
     for m in s.server_methods() {
         out.push('\n');
         client_method(out, s, m);

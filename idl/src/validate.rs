@@ -4,7 +4,10 @@
 //! the same rules. Checks:
 //! unknown type (with a "did you mean"), duplicate name, duplicate error code, reserved or
 //! out-of-range code, unknown or misplaced attribute, a name that collides in generated
-//! Rust code, `throws` that names no `error`, `notify` with a result or `throws`, `stream`
+//! Rust or TypeScript code or that the case conversion turns into something Rust cannot
+//! take (`SELF` → `Self`, `_1` → `1`), a wire name used twice (also across services: one
+//! router may serve them all), an `error` without variants, a field named like the `kind`
+//! tag, `throws` that names no `error`, `notify` with a result or `throws`, `stream`
 //! without an item type, `map` keys other than `string` or a unit-only enum, and types of infinite size.
 
 use std::collections::{HashMap, HashSet};
@@ -22,6 +25,8 @@ pub struct Rules {
     /// Messages show attributes in Rust syntax (`#[wirecall(name = "…")]`) instead of
     /// IDL syntax (`@name("…")`).
     pub rust_syntax: bool,
+    /// Only Rust is generated (the macro front ends): names need not work in TypeScript.
+    pub rust_only: bool,
 }
 
 impl Rules {
@@ -30,6 +35,7 @@ impl Rules {
         Rules {
             external_types: true,
             rust_syntax: true,
+            rust_only: true,
         }
     }
 }
@@ -56,6 +62,10 @@ pub fn validate_with(schema: &Schema, rules: &Rules) -> Vec<Diagnostic> {
     }
     for s in &schema.services {
         v.service(s);
+    }
+    v.wire_names();
+    if !rules.rust_only {
+        v.diags.extend(typescript(schema));
     }
     v.recursion();
     v.diags
@@ -144,7 +154,10 @@ impl<'a> Validator<'a> {
             declared.push((&s.name, "service"));
         }
         for (ident, keyword) in declared {
-            self.check_ident(ident, keyword);
+            let rust = naming::type_name(&ident.name);
+            if self.check_ident(ident, &rust, keyword) {
+                continue;
+            }
             if TypeKind::primitive(&ident.name).is_some()
                 || RESERVED_TYPE_NAMES.contains(&ident.name.as_str())
             {
@@ -158,7 +171,6 @@ impl<'a> Validator<'a> {
                 continue;
             }
             let first_exact = exact.insert(ident.name.as_str());
-            let rust = naming::type_name(&ident.name);
             if let Some(d) = seen.insert(rust.clone(), ident, |first| {
                 if !first_exact || first.name == ident.name {
                     format!("duplicate name `{}`", ident.name)
@@ -193,8 +205,10 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// A name that Rust cannot express at all, or one reserved for generated code.
-    fn check_ident(&mut self, ident: &Ident, what: &str) {
+    /// A name that Rust cannot express at all, or one reserved for generated code, also
+    /// once converted to `rust` (its Rust spelling). Returns `true` if it reported one.
+    fn check_ident(&mut self, ident: &Ident, rust: &str, what: &str) -> bool {
+        let before = self.diags.len();
         if naming::FORBIDDEN.contains(&ident.name.as_str()) {
             self.error(Diagnostic::error(
                 ident.span,
@@ -211,7 +225,19 @@ impl<'a> Validator<'a> {
                     ident.name
                 ),
             ));
+        } else if let Some(why) = naming::rust_ident_problem(rust) {
+            self.error(
+                Diagnostic::error(
+                    ident.span,
+                    format!(
+                        "the {what} name `{}` becomes `{rust}` in generated Rust code, {why}",
+                        ident.name
+                    ),
+                )
+                .with_help(format!("rename the {what}")),
+            );
         }
+        self.diags.len() > before
     }
 
     fn type_def(&mut self, t: &'a TypeDef) {
@@ -246,18 +272,34 @@ impl<'a> Validator<'a> {
                     self.variant_name(&mut seen, &v.name);
                     self.attributes(&v.attrs, Place::Variant);
                     if let Some(fields) = &v.fields {
-                        self.fields(fields, "field", Some(naming::ENUM_TAG));
+                        self.fields(fields, "field", Some("enum"));
                     }
                 }
             }
             TypeDef::Error(e) => {
+                if e.variants.is_empty() {
+                    let example = if self.rules.rust_syntax {
+                        "a variant `#[wirecall(code = 1001)] Failed`".to_string()
+                    } else {
+                        format!("`error {} {{ Failed = 1001 }}`", e.name.name)
+                    };
+                    self.error(
+                        Diagnostic::error(
+                            e.name.span,
+                            format!("error `{}` has no variants", e.name.name),
+                        )
+                        .with_help(format!(
+                            "an error declares the failures a method may answer with, each with its code: {example}"
+                        )),
+                    );
+                }
                 let mut seen = Seen::new("variant");
                 let mut codes: HashMap<i64, &ErrorVariant> = HashMap::new();
                 for v in &e.variants {
                     self.variant_name(&mut seen, &v.name);
                     self.attributes(&v.attrs, Place::Variant);
                     if let Some(fields) = &v.fields {
-                        self.fields(fields, "field", None);
+                        self.fields(fields, "field", Some("error"));
                     }
                     self.error_code(v, &mut codes);
                 }
@@ -266,8 +308,10 @@ impl<'a> Validator<'a> {
     }
 
     fn variant_name(&mut self, seen: &mut Seen<'a>, name: &'a Ident) {
-        self.check_ident(name, "variant");
         let rust = naming::type_name(&name.name);
+        if self.check_ident(name, &rust, "variant") {
+            return;
+        }
         if let Some(d) = seen.insert(rust.clone(), name, |first| {
             collision("variant", first, name, &rust)
         }) {
@@ -310,20 +354,32 @@ impl<'a> Validator<'a> {
     }
 
     /// Fields of a struct or variant: unique names (also after Rust renaming), known types.
-    fn fields(&mut self, fields: &'a [Field], what: &'static str, tag: Option<&str>) {
+    /// `tagged` names the owner (`enum` or `error`) of a variant's fields: they live next to
+    /// its `kind` tag.
+    fn fields(&mut self, fields: &'a [Field], what: &'static str, tagged: Option<&str>) {
         let mut seen = Seen::new(what);
         for f in fields {
             self.value_ident(&mut seen, &f.name, what);
-            if tag == Some(f.name.name.as_str()) {
+            if let Some(owner) = tagged.filter(|_| f.name.name == naming::ENUM_TAG) {
+                let help = match owner {
+                    "enum" => format!(
+                        "enum variants with fields are tagged `{{\"{}\": \"Variant\", …}}` in JSON; rename the field",
+                        naming::ENUM_TAG
+                    ),
+                    _ => format!(
+                        "the generated error type serializes (with serde) as `{{\"{}\": \"Variant\", …fields}}`; rename the field",
+                        naming::ENUM_TAG
+                    ),
+                };
                 self.error(
                     Diagnostic::error(
                         f.name.span,
-                        format!("a field named `{}` collides with the enum's tag", f.name.name),
+                        format!(
+                            "a field named `{}` collides with the {owner}'s tag",
+                            f.name.name
+                        ),
                     )
-                    .with_help(format!(
-                        "enum variants with fields are tagged `{{\"{}\": \"Variant\", …}}` in JSON; rename the field",
-                        naming::ENUM_TAG
-                    )),
+                    .with_help(help),
                 );
             }
             self.attributes(&f.attrs, Place::Field);
@@ -333,8 +389,10 @@ impl<'a> Validator<'a> {
 
     /// A field, param or method name: unique, also once converted to `snake_case`.
     fn value_ident(&mut self, seen: &mut Seen<'a>, ident: &'a Ident, what: &'static str) {
-        self.check_ident(ident, what);
         let rust = naming::value_name(&ident.name);
+        if self.check_ident(ident, &rust, what) {
+            return;
+        }
         if let Some(d) = seen.insert(rust.clone(), ident, |first| {
             collision(what, first, ident, &rust)
         }) {
@@ -344,39 +402,62 @@ impl<'a> Validator<'a> {
 
     fn service(&mut self, s: &'a Service) {
         self.attributes(&s.attrs, Place::Service);
-        // Rust names are unique per direction (server trait / callbacks trait), and so are
-        // wire names (each side routes its own methods).
+        // Rust names are unique per direction (server trait / callbacks trait).
         for direction in [Direction::ToServer, Direction::ToClient] {
             let mut names = Seen::new("method");
-            let mut wire: HashMap<String, &Method> = HashMap::new();
             for m in s.methods.iter().filter(|m| m.direction == direction) {
                 self.value_ident(&mut names, &m.name, "method");
-                let mut wire_names = vec![m.wire_name(s)];
-                if m.kind.is_subscription() {
-                    wire_names.push(format!("{}.unsubscribe", wire_names[0]));
-                }
-                for w in wire_names {
-                    match wire.get(&w) {
-                        Some(first) if first.name.name != m.name.name => {
-                            let d = Diagnostic::error(
-                                m.name.span,
-                                format!(
-                                    "method `{}` has the wire name `{w}`, which method `{}` already uses",
-                                    m.name.name, first.name.name
-                                ),
-                            )
-                            .with_related(first.name.span, "the other method is here");
-                            self.error(d);
-                        }
-                        _ => {
-                            wire.insert(w, m);
-                        }
-                    }
-                }
             }
         }
         for m in &s.methods {
             self.method(m);
+        }
+    }
+
+    /// Wire names are unique per direction across all services: one router may serve
+    /// every service of the file (`Router::merge`), and each side routes its own methods.
+    fn wire_names(&mut self) {
+        let schema = self.schema;
+        for direction in [Direction::ToServer, Direction::ToClient] {
+            let mut wire: HashMap<String, (&Service, &Method)> = HashMap::new();
+            for s in &schema.services {
+                for m in s.methods.iter().filter(|m| m.direction == direction) {
+                    let mut wire_names = vec![m.wire_name(s)];
+                    if m.kind.is_subscription() {
+                        wire_names.push(format!("{}.unsubscribe", wire_names[0]));
+                    }
+                    for w in wire_names {
+                        match wire.get(&w) {
+                            // The same method twice is a duplicate name, reported as such.
+                            Some((fs, first))
+                                if fs.name.name == s.name.name
+                                    && first.name.name == m.name.name => {}
+                            Some((fs, first)) => {
+                                let message = if fs.name.name == s.name.name {
+                                    format!(
+                                        "method `{}` has the wire name `{w}`, which method `{}` already uses",
+                                        m.name.name, first.name.name
+                                    )
+                                } else {
+                                    format!(
+                                        "method `{}` of service `{}` has the wire name `{w}`, which method `{}` of service `{}` already uses",
+                                        m.name.name, s.name.name, first.name.name, fs.name.name
+                                    )
+                                };
+                                let mut d = Diagnostic::error(m.name.span, message)
+                                    .with_related(first.name.span, "the other method is here");
+                                if fs.name.name != s.name.name {
+                                    d = d.with_note("wire names must be unique across services: one router may serve them all (`Router::merge` refuses a name twice)");
+                                }
+                                self.error(d);
+                            }
+                            None => {
+                                wire.insert(w, (s, m));
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -431,12 +512,18 @@ impl<'a> Validator<'a> {
         let mut seen = Seen::new("parameter");
         for p in &m.params {
             self.value_ident(&mut seen, &p.name, "parameter");
-            if naming::RESERVED_PARAMS.contains(&p.name.name.as_str()) {
-                self.error(
-                    Diagnostic::error(
-                        p.name.span,
-                        format!("the parameter name `{}` is reserved", p.name.name),
+            let rust = naming::value_name(&p.name.name);
+            if naming::RESERVED_PARAMS.contains(&rust.as_str()) {
+                let message = if rust == p.name.name {
+                    format!("the parameter name `{}` is reserved", p.name.name)
+                } else {
+                    format!(
+                        "the parameter name `{}` becomes `{rust}` in generated Rust code, which is reserved",
+                        p.name.name
                     )
+                };
+                self.error(
+                    Diagnostic::error(p.name.span, message)
                     .with_help("generated handlers take the call context under this name; rename the parameter"),
                 );
             }
@@ -819,6 +906,72 @@ impl<'a> Validator<'a> {
             }
         }
     }
+}
+
+/// The names generated TypeScript cannot take, where Rust can: a type that hides a global
+/// the generated code uses, a method named `constructor` or `then`, and methods whose
+/// `lowerCamelCase` names collide (`get_v2`, `get_v_2` → `getV2`). Parameters need no
+/// check: the generator renames them where they would collide.
+pub fn typescript(schema: &Schema) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for t in &schema.types {
+        let name = naming::type_name(&t.name().name);
+        if naming::TS_GLOBALS.contains(&name.as_str()) {
+            out.push(
+                Diagnostic::error(
+                    t.name().span,
+                    format!("a type named `{name}` would hide TypeScript's global `{name}`"),
+                )
+                .with_help("rename the type"),
+            );
+        }
+    }
+    for s in &schema.services {
+        for direction in [Direction::ToServer, Direction::ToClient] {
+            let mut seen: HashMap<String, &Method> = HashMap::new();
+            for m in s.methods.iter().filter(|m| m.direction == direction) {
+                let ts = naming::ts_value_name(&m.name.name);
+                if naming::TS_RESERVED_METHODS.contains(&ts.as_str()) {
+                    let why = if ts == "then" {
+                        "a `then` method would make the generated TypeScript client \"thenable\": `await client` would call it"
+                    } else {
+                        "it would be the generated TypeScript class's constructor"
+                    };
+                    out.push(
+                        Diagnostic::error(
+                            m.name.span,
+                            format!("a method cannot be named `{ts}` in TypeScript: {why}"),
+                        )
+                        .with_help(
+                            "rename the method; its wire name can stay, with `@name(\"…\")`",
+                        ),
+                    );
+                    continue;
+                }
+                match seen.get(&ts) {
+                    // The same Rust name is a duplicate, reported as such.
+                    Some(first)
+                        if naming::value_name(&first.name.name)
+                            == naming::value_name(&m.name.name) => {}
+                    Some(first) => out.push(
+                        Diagnostic::error(
+                            m.name.span,
+                            format!(
+                                "methods `{}` and `{}` both become `{ts}` in generated TypeScript code",
+                                first.name.name, m.name.name
+                            ),
+                        )
+                        .with_related(first.name.span, "the first method is here")
+                        .with_help("rename one of them; a wire name can stay, with `@name(\"…\")`"),
+                    ),
+                    None => {
+                        seen.insert(ts, m);
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The fields stored inline in a type's value (all variants' fields for enums and errors).

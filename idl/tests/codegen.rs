@@ -296,9 +296,11 @@ fn typescript_parameter_names_are_escaped_and_optional_ones_placed() {
 }
 
 #[test]
-fn typescript_rejects_names_it_cannot_take() {
-    let err =
-        typescript("struct Promise { x: u8 }\nservice S { rpc constructor(); }\n").unwrap_err();
+fn check_refuses_names_typescript_cannot_take() {
+    let err = typescript(
+        "struct Promise { x: u8 }\nservice S { rpc constructor(); rpc then(); rpc get_v2(); rpc get_v_2(); }\n",
+    )
+    .unwrap_err();
     assert!(
         err.contains(
             "api.wire:1:8: error: a type named `Promise` would hide TypeScript's global `Promise`"
@@ -306,10 +308,55 @@ fn typescript_rejects_names_it_cannot_take() {
         "{err}"
     );
     assert!(
-        err.contains("api.wire:2:17: error: a method named `constructor` cannot be a method of a TypeScript class"),
+        err.contains("api.wire:2:17: error: a method cannot be named `constructor` in TypeScript"),
         "{err}"
     );
-    assert!(err.contains("aborting due to 2 previous errors"), "{err}");
+    assert!(
+        err.contains("api.wire:2:36: error: a method cannot be named `then` in TypeScript"),
+        "{err}"
+    );
+    assert!(
+        err.contains("api.wire:2:62: error: methods `get_v2` and `get_v_2` both become `getV2` in generated TypeScript code"),
+        "{err}"
+    );
+    assert!(err.contains("aborting due to 4 previous errors"), "{err}");
+}
+
+/// The macro front ends generate Rust only: TypeScript's rules do not apply to them.
+#[test]
+fn typescript_rules_do_not_apply_to_the_macro() {
+    let item: syn::ItemTrait = syn::parse_str(
+        "trait S { async fn then(); async fn get_v2(); async fn get_v_2(); async fn constructor(); }",
+    )
+    .unwrap();
+    let (service, errors) = wirecall_idl::rust::service_from_trait(&item);
+    assert!(errors.is_none());
+    let schema = wirecall_idl::Schema {
+        types: Vec::new(),
+        services: vec![service],
+    };
+    let rules = wirecall_idl::validate::Rules::rust();
+    assert!(wirecall_idl::validate::validate_with(&schema, &rules).is_empty());
+}
+
+/// In `namespace Event { export interface Message { … } }`, `Message` is the variant: a
+/// field of the module-level type `Message` names it through an alias.
+#[test]
+fn typescript_variants_do_not_hide_the_types_their_fields_use() {
+    let code = typescript(
+        "struct Message { text: string }\n\
+         struct Data { x: u8 }\n\
+         enum Event { Message { message: Message, all: list<Message?> }, Quiet }\n\
+         error Failure { Data { data: Data } = 1, Message = 2 }\n",
+    )
+    .unwrap();
+    assert!(code.contains("type $Message = Message;\n"), "{code}");
+    assert!(code.contains("    message: $Message;\n"), "{code}");
+    assert!(code.contains("    all: ($Message | null)[];\n"), "{code}");
+    assert!(code.contains("type $Data = Data;\n"), "{code}");
+    assert!(code.contains("      data: $Data;\n"), "{code}");
+    // Only where a variant hides a type: no alias for `Failure.Message` (no field uses it).
+    assert_eq!(code.matches("type $").count(), 2, "{code}");
 }
 
 #[test]

@@ -69,10 +69,11 @@ impl RpcError {
         }
     }
 
-    /// Attach `data`, serialized to JSON. If it cannot be serialized, the data is a string
-    /// saying why.
+    /// Attach `data`, serialized to JSON. If it cannot be serialized (a NaN or infinite
+    /// float included: JSON has none), the data is a string saying why.
     pub fn with_data(mut self, data: impl Serialize) -> Self {
-        self.data = Some(match serde_json::value::to_raw_value(&data) {
+        let raw = crate::codec::json::to_string(&data).and_then(RawValue::from_string);
+        self.data = Some(match raw {
             Ok(raw) => raw,
             Err(e) => raw_string(&format!("unserializable error data: {e}")),
         });

@@ -228,7 +228,7 @@ pub use transport::ws::{EXPIRED_CLOSE_CODE, SUBPROTOCOL};
 
 // Untyped handlers (below generated code, usable on their own).
 pub use codec::params::{ParamDecoder, Params};
-pub use session::router::Router;
+pub use session::router::{MergeError, Router};
 
 /// The type-erased layer under generated code: handlers as trait objects, results and
 /// stream items as JSON text. Use it to register handlers by hand with

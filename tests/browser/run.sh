@@ -3,9 +3,11 @@
 # and Debian's `chromium` (/usr/bin/chromium, or set CHROMIUM). `.ci/run` installs them.
 #
 #   1. `tsc --strict` (the strictest options, no DOM) over the TypeScript generated from
-#      every fixture, type-level tests (types/mapping.ts) and values serialized by the Rust
-#      side (ts_samples): the TypeScript types match the JSON mapping. Then every TypeScript
-#      snippet of README.md, docs/*.md and the package's README (snippets.mjs).
+#      every fixture and every file of the torture corpus (idl/tests/torture: edge cases
+#      `wirecall check` accepts), type-level tests (types/mapping.ts) and values serialized
+#      by the Rust side (ts_samples): the TypeScript types match the JSON mapping. Then
+#      every TypeScript snippet of README.md, docs/*.md and the package's README
+#      (snippets.mjs).
 #   2. The example page (examples/web) builds, and its committed build is current.
 #   3. The runtime under faults in Node.js, against the Rust calculator server and fake
 #      HTTP servers; without a
@@ -42,7 +44,7 @@ trap 'rm -rf "$work"' EXIT
 
 step "tsc --strict: generated code, type tests, Rust-serialized samples"
 mkdir -p "$work/strict"
-for wire in examples/idl/calculator.wire examples/idl/chat.wire idl/tests/golden/everything.wire; do
+for wire in examples/idl/calculator.wire examples/idl/chat.wire idl/tests/golden/everything.wire idl/tests/torture/*.wire; do
   "$wirecall" gen ts "$wire" --out "$work/strict"
 done
 cp "$here/types/mapping.ts" "$work/strict/"

@@ -29,6 +29,13 @@ pub mod compat_v2 {
     ::wirecall::include_idl!("compat_v2");
 }
 
+/// Code generated from each file of the torture corpus (`idl/tests/torture/*.wire`): edge
+/// cases of names and types that `wirecall check` accepts, so the generated code must
+/// compile, here under `deny(missing_docs, warnings)`, with the prelude and without it.
+pub mod torture {
+    include!(concat!(env!("OUT_DIR"), "/torture/mod.rs"));
+}
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};

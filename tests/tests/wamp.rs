@@ -45,8 +45,8 @@ fn clients(test: &str) -> Option<(PathBuf, PathBuf)> {
 
 async fn server() -> ServerHandle {
     let mut router = Router::new();
-    router.merge(CalcServer::default().into_router());
-    router.merge(ChatServer::default().into_router());
+    router.merge(CalcServer::default().into_router()).unwrap();
+    router.merge(ChatServer::default().into_router()).unwrap();
     Server::bind("127.0.0.1:0", router).await.unwrap()
 }
 
@@ -275,7 +275,7 @@ async fn cancel_modes_unsubscribe_refusals_and_goodbye_on_shutdown() {
 #[tokio::test]
 async fn a_configured_realm_is_enforced() {
     let mut router = Router::new();
-    router.merge(CalcServer::default().into_router());
+    router.merge(CalcServer::default().into_router()).unwrap();
     let server = Server::builder()
         .wamp_realm("calc")
         .bind("127.0.0.1:0", router)
@@ -300,7 +300,7 @@ async fn a_configured_realm_is_enforced() {
 #[tokio::test]
 async fn authentication_and_origin_apply_to_wamp() {
     let mut router = Router::new();
-    router.merge(CalcServer::default().into_router());
+    router.merge(CalcServer::default().into_router()).unwrap();
     let server = Server::builder()
         .allow_origin("https://app.test")
         .authenticate(|handshake| async move {

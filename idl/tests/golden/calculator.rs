@@ -18,19 +18,20 @@ pub enum CalcError {
 
 #[allow(deprecated)]
 impl ::core::fmt::Display for CalcError {
-    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    fn fmt(&self, __f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
         match self {
-            Self::DivideByZero => f.write_str("DivideByZero (code 1001)"),
+            Self::DivideByZero => __f.write_str("DivideByZero (code 1001)"),
         }
     }
 }
 
+#[allow(deprecated)]
 impl ::std::error::Error for CalcError {}
 
 #[allow(deprecated)]
 impl ::wirecall::ApplicationError for CalcError {
-    fn from_rpc_error(error: &::wirecall::RpcError) -> ::core::option::Option<Self> {
-        match error.code {
+    fn from_rpc_error(__error: &::wirecall::RpcError) -> ::core::option::Option<Self> {
+        match __error.code {
             1001 => ::core::option::Option::Some(Self::DivideByZero),
             _ => ::core::option::Option::None,
         }
@@ -152,7 +153,7 @@ pub trait Calculator: ::core::marker::Send + ::core::marker::Sync + 'static {
         Output = ::core::result::Result<::wirecall::Items<u64>, ::wirecall::Fault>,
     > + ::core::marker::Send;
     /// Mount this implementation's server-side methods on a new `wirecall::Router`.
-    #[allow(deprecated)]
+    #[allow(deprecated, clippy::type_complexity)]
     fn into_router(self) -> ::wirecall::Router
     where
         Self: ::core::marker::Sized,
@@ -168,7 +169,7 @@ pub trait Calculator: ::core::marker::Send + ::core::marker::Sync + 'static {
                 __service: ::std::sync::Arc<Self>,
                 __ctx: ::wirecall::Context,
                 (a, b): (i64, i64)|
-            async move { __service.add(__ctx, a, b).await },
+            async move { <Self as Calculator>::add(&*__service, __ctx, a, b).await },
         );
         ::wirecall::__private::register_rpc(
             &mut router,
@@ -179,7 +180,10 @@ pub trait Calculator: ::core::marker::Send + ::core::marker::Sync + 'static {
                 __service: ::std::sync::Arc<Self>,
                 __ctx: ::wirecall::Context,
                 (minuend, subtrahend): (i64, i64)|
-            async move { __service.subtract(__ctx, minuend, subtrahend).await },
+            async move {
+                <Self as Calculator>::subtract(&*__service, __ctx, minuend, subtrahend)
+                    .await
+            },
         );
         ::wirecall::__private::register_rpc(
             &mut router,
@@ -190,7 +194,7 @@ pub trait Calculator: ::core::marker::Send + ::core::marker::Sync + 'static {
                 __service: ::std::sync::Arc<Self>,
                 __ctx: ::wirecall::Context,
                 (a, b): (f64, f64)|
-            async move { __service.divide(__ctx, a, b).await },
+            async move { <Self as Calculator>::divide(&*__service, __ctx, a, b).await },
         );
         ::wirecall::__private::register_rpc(
             &mut router,
@@ -201,7 +205,7 @@ pub trait Calculator: ::core::marker::Send + ::core::marker::Sync + 'static {
                 __service: ::std::sync::Arc<Self>,
                 __ctx: ::wirecall::Context,
                 (text,): (::std::string::String,)|
-            async move { __service.echo(__ctx, text).await },
+            async move { <Self as Calculator>::echo(&*__service, __ctx, text).await },
         );
         ::wirecall::__private::register_rpc(
             &mut router,
@@ -212,7 +216,7 @@ pub trait Calculator: ::core::marker::Send + ::core::marker::Sync + 'static {
                 __service: ::std::sync::Arc<Self>,
                 __ctx: ::wirecall::Context,
                 (ms,): (u64,)|
-            async move { __service.sleep(__ctx, ms).await },
+            async move { <Self as Calculator>::sleep(&*__service, __ctx, ms).await },
         );
         ::wirecall::__private::register_rpc(
             &mut router,
@@ -223,7 +227,7 @@ pub trait Calculator: ::core::marker::Send + ::core::marker::Sync + 'static {
                 __service: ::std::sync::Arc<Self>,
                 __ctx: ::wirecall::Context,
                 (question,): (::std::string::String,)|
-            async move { __service.ask(__ctx, question).await },
+            async move { <Self as Calculator>::ask(&*__service, __ctx, question).await },
         );
         ::wirecall::__private::register_rpc(
             &mut router,
@@ -231,7 +235,7 @@ pub trait Calculator: ::core::marker::Send + ::core::marker::Sync + 'static {
             &[],
             &service,
             |__service: ::std::sync::Arc<Self>, __ctx: ::wirecall::Context, (): ()| async move {
-                __service.stats(__ctx).await
+                <Self as Calculator>::stats(&*__service, __ctx).await
             },
         );
         ::wirecall::__private::register_notify(
@@ -243,7 +247,7 @@ pub trait Calculator: ::core::marker::Send + ::core::marker::Sync + 'static {
                 __service: ::std::sync::Arc<Self>,
                 __ctx: ::wirecall::Context,
                 (message,): (::std::string::String,)|
-            async move { __service.log(__ctx, message).await },
+            async move { <Self as Calculator>::log(&*__service, __ctx, message).await },
         );
         ::wirecall::__private::register_stream(
             &mut router,
@@ -254,7 +258,9 @@ pub trait Calculator: ::core::marker::Send + ::core::marker::Sync + 'static {
                 __service: ::std::sync::Arc<Self>,
                 __ctx: ::wirecall::Context,
                 (count, every_ms): (u32, u32)|
-            async move { __service.ticks(__ctx, count, every_ms).await },
+            async move {
+                <Self as Calculator>::ticks(&*__service, __ctx, count, every_ms).await
+            },
         );
         router
     }
@@ -455,7 +461,7 @@ pub trait CalculatorCallbacks: ::core::marker::Send + ::core::marker::Sync + 'st
         Output = ::core::result::Result<bool, ::wirecall::Fault>,
     > + ::core::marker::Send;
     /// Mount this implementation's client-side methods on a new `wirecall::Router`.
-    #[allow(deprecated)]
+    #[allow(deprecated, clippy::type_complexity)]
     fn into_router(self) -> ::wirecall::Router
     where
         Self: ::core::marker::Sized,
@@ -471,7 +477,10 @@ pub trait CalculatorCallbacks: ::core::marker::Send + ::core::marker::Sync + 'st
                 __service: ::std::sync::Arc<Self>,
                 __ctx: ::wirecall::Context,
                 (question,): (::std::string::String,)|
-            async move { __service.confirm(__ctx, question).await },
+            async move {
+                <Self as CalculatorCallbacks>::confirm(&*__service, __ctx, question)
+                    .await
+            },
         );
         router
     }

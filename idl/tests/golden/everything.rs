@@ -51,6 +51,7 @@ pub enum Mode {
 )]
 #[serde(crate = "::wirecall::__private::serde")]
 #[deprecated(note = "use Bag2")]
+#[allow(deprecated)]
 #[allow(missing_docs)]
 pub struct Bag {
     pub items: ::std::collections::BTreeMap<
@@ -101,29 +102,30 @@ pub enum Oops {
 
 #[allow(deprecated)]
 impl ::core::fmt::Display for Oops {
-    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    fn fmt(&self, __f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
         match self {
-            Self::Bad => f.write_str("Bad (code 1)"),
+            Self::Bad => __f.write_str("Bad (code 1)"),
             Self::Worse { why, code_hint } => {
                 ::core::write!(
-                    f, "Worse (code -2): why = {:?}, code_hint = {:?}", why, code_hint
+                    __f, "Worse (code -2): why = {:?}, code_hint = {:?}", why, code_hint
                 )
             }
         }
     }
 }
 
+#[allow(deprecated)]
 impl ::std::error::Error for Oops {}
 
 #[allow(deprecated)]
 impl ::wirecall::ApplicationError for Oops {
-    fn from_rpc_error(error: &::wirecall::RpcError) -> ::core::option::Option<Self> {
-        match error.code {
+    fn from_rpc_error(__error: &::wirecall::RpcError) -> ::core::option::Option<Self> {
+        match __error.code {
             1 => ::core::option::Option::Some(Self::Bad),
             -2 => {
                 #[derive(::wirecall::__private::serde::Deserialize)]
                 #[serde(crate = "::wirecall::__private::serde")]
-                struct Data {
+                struct __Data {
                     why: ::std::string::String,
                     #[serde(
                         default,
@@ -131,10 +133,10 @@ impl ::wirecall::ApplicationError for Oops {
                     )]
                     code_hint: ::core::option::Option<i32>,
                 }
-                let data: Data = error.data()?;
+                let __data: __Data = __error.data()?;
                 ::core::option::Option::Some(Self::Worse {
-                    why: data.why,
-                    code_hint: data.code_hint,
+                    why: __data.why,
+                    code_hint: __data.code_hint,
                 })
             }
             _ => ::core::option::Option::None,
@@ -146,15 +148,16 @@ impl ::wirecall::ApplicationError for Oops {
             Self::Worse { why, code_hint } => {
                 #[derive(::wirecall::__private::serde::Serialize)]
                 #[serde(crate = "::wirecall::__private::serde")]
-                struct Data<'a> {
-                    why: &'a ::std::string::String,
+                struct __Data<'__a> {
+                    why: &'__a ::std::string::String,
                     #[serde(
                         default,
                         skip_serializing_if = "::core::option::Option::is_none"
                     )]
-                    code_hint: &'a ::core::option::Option<i32>,
+                    code_hint: &'__a ::core::option::Option<i32>,
                 }
-                ::wirecall::RpcError::new(-2, "Worse").with_data(Data { why, code_hint })
+                ::wirecall::RpcError::new(-2, "Worse")
+                    .with_data(__Data { why, code_hint })
             }
         }
     }
@@ -216,7 +219,7 @@ pub trait Kitchen: ::core::marker::Send + ::core::marker::Sync + 'static {
         >,
     > + ::core::marker::Send;
     /// Mount this implementation's server-side methods on a new `wirecall::Router`.
-    #[allow(deprecated)]
+    #[allow(deprecated, clippy::type_complexity)]
     fn into_router(self) -> ::wirecall::Router
     where
         Self: ::core::marker::Sized,
@@ -232,7 +235,7 @@ pub trait Kitchen: ::core::marker::Send + ::core::marker::Sync + 'static {
                 __service: ::std::sync::Arc<Self>,
                 __ctx: ::wirecall::Context,
                 (mode, shape): (Mode, ::core::option::Option<Shape>)|
-            async move { __service.cook(__ctx, mode, shape).await },
+            async move { <Self as Kitchen>::cook(&*__service, __ctx, mode, shape).await },
         );
         ::wirecall::__private::register_rpc(
             &mut router,
@@ -240,7 +243,7 @@ pub trait Kitchen: ::core::marker::Send + ::core::marker::Sync + 'static {
             &[],
             &service,
             |__service: ::std::sync::Arc<Self>, __ctx: ::wirecall::Context, (): ()| async move {
-                __service.nothing(__ctx).await
+                <Self as Kitchen>::nothing(&*__service, __ctx).await
             },
         );
         ::wirecall::__private::register_rpc(
@@ -252,7 +255,7 @@ pub trait Kitchen: ::core::marker::Send + ::core::marker::Sync + 'static {
                 __service: ::std::sync::Arc<Self>,
                 __ctx: ::wirecall::Context,
                 (x,): (u64,)|
-            async move { __service.old(__ctx, x).await },
+            async move { <Self as Kitchen>::old(&*__service, __ctx, x).await },
         );
         ::wirecall::__private::register_notify(
             &mut router,
@@ -263,7 +266,7 @@ pub trait Kitchen: ::core::marker::Send + ::core::marker::Sync + 'static {
                 __service: ::std::sync::Arc<Self>,
                 __ctx: ::wirecall::Context,
                 (at,): (u64,)|
-            async move { __service.ping(__ctx, at).await },
+            async move { <Self as Kitchen>::ping(&*__service, __ctx, at).await },
         );
         ::wirecall::__private::register_stream(
             &mut router,
@@ -274,7 +277,7 @@ pub trait Kitchen: ::core::marker::Send + ::core::marker::Sync + 'static {
                 __service: ::std::sync::Arc<Self>,
                 __ctx: ::wirecall::Context,
                 (id,): (u64,)|
-            async move { __service.watch(__ctx, id).await },
+            async move { <Self as Kitchen>::watch(&*__service, __ctx, id).await },
         );
         ::wirecall::__private::register_topic::<
             (Mode, u32),
@@ -457,7 +460,7 @@ pub trait KitchenCallbacks: ::core::marker::Send + ::core::marker::Sync + 'stati
         percent: u8,
     ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send;
     /// Mount this implementation's client-side methods on a new `wirecall::Router`.
-    #[allow(deprecated)]
+    #[allow(deprecated, clippy::type_complexity)]
     fn into_router(self) -> ::wirecall::Router
     where
         Self: ::core::marker::Sized,
@@ -473,7 +476,9 @@ pub trait KitchenCallbacks: ::core::marker::Send + ::core::marker::Sync + 'stati
                 __service: ::std::sync::Arc<Self>,
                 __ctx: ::wirecall::Context,
                 (bag,): (Bag,)|
-            async move { __service.approve(__ctx, bag).await },
+            async move {
+                <Self as KitchenCallbacks>::approve(&*__service, __ctx, bag).await
+            },
         );
         ::wirecall::__private::register_notify(
             &mut router,
@@ -484,7 +489,9 @@ pub trait KitchenCallbacks: ::core::marker::Send + ::core::marker::Sync + 'stati
                 __service: ::std::sync::Arc<Self>,
                 __ctx: ::wirecall::Context,
                 (percent,): (u8,)|
-            async move { __service.progress(__ctx, percent).await },
+            async move {
+                <Self as KitchenCallbacks>::progress(&*__service, __ctx, percent).await
+            },
         );
         router
     }

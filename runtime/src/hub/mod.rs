@@ -426,7 +426,7 @@ impl<T: Serialize + ?Sized> Topic<T> {
     /// the hub has it. An error means no subscriber gets it, except
     /// [`PublishError::OutcomeUnknown`]: it may have been delivered.
     pub async fn publish(&self, item: &T) -> Result<Position, PublishError> {
-        let json: Arc<str> = serde_json::to_string(item)?.into();
+        let json: Arc<str> = crate::codec::json::to_string(item)?.into();
         self.hub.publish_json(self.key.clone(), json).await
     }
 

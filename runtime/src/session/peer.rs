@@ -114,7 +114,7 @@ impl fmt::Debug for Peer {
 pub(crate) fn encode_params<P: Serialize + ?Sized>(
     params: &P,
 ) -> Result<Option<String>, serde_json::Error> {
-    let json = serde_json::to_string(params)?;
+    let json = crate::codec::json::to_string(params)?;
     match json.as_bytes().first() {
         Some(b'{') | Some(b'[') => Ok(Some(json)),
         _ if json == "null" => Ok(None),

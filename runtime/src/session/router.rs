@@ -127,7 +127,7 @@ impl Serialize for RawJson {
 /// Serialize a handler's result; a result that cannot be serialized is an internal error.
 pub(crate) fn serialize_result<T: Serialize>(result: Result<T, RpcError>) -> MethodResult {
     let value = result?;
-    serde_json::to_string(&value).map_err(serialize_failure)
+    crate::codec::json::to_string(&value).map_err(serialize_failure)
 }
 
 #[cold]
@@ -297,13 +297,36 @@ impl Router {
         self
     }
 
-    /// Add every method of `other` (its registrations win on conflict).
-    pub fn merge(&mut self, other: Router) -> &mut Self {
+    /// Add every method of `other`, e.g. of a second service. A name registered in both
+    /// is an error, and nothing is added: the two could not both be served. (`wirecall
+    /// check` refuses one wire name in two services of a `.wire` file.)
+    ///
+    /// ```
+    /// use wirecall::{Router, RpcError};
+    ///
+    /// let mut first = Router::new();
+    /// first.method("shared.ping", |_ctx, _params| async { Ok::<_, RpcError>(1) });
+    /// let mut second = Router::new();
+    /// second.method("shared.ping", |_ctx, _params| async { Ok::<_, RpcError>(2) });
+    /// let err = first.merge(second).unwrap_err();
+    /// assert_eq!(err.names(), ["shared.ping"]);
+    /// ```
+    pub fn merge(&mut self, other: Router) -> Result<&mut Self, MergeError> {
+        let mut names: Vec<String> = other
+            .methods
+            .keys()
+            .filter(|name| self.methods.contains_key(*name))
+            .map(|name| name.to_string())
+            .collect();
+        if !names.is_empty() {
+            names.sort_unstable();
+            return Err(MergeError { names });
+        }
         let errors = Arc::try_unwrap(other.errors).unwrap_or_else(|shared| (*shared).clone());
         Arc::make_mut(&mut self.errors).extend(errors);
         let other = Arc::try_unwrap(other.methods).unwrap_or_else(|shared| (*shared).clone());
         Arc::make_mut(&mut self.methods).extend(other);
-        self
+        Ok(self)
     }
 
     /// `true` if a handler is registered under `name`.
@@ -326,10 +349,71 @@ impl Router {
     }
 }
 
+/// [`Router::merge`] found names that both routers serve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot merge routers: both serve {}", .names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))]
+pub struct MergeError {
+    names: Vec<String>,
+}
+
+impl MergeError {
+    /// The names registered in both routers, sorted.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+}
+
 impl fmt::Debug for Router {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut names: Vec<&str> = self.names().collect();
         names.sort_unstable();
         f.debug_struct("Router").field("methods", &names).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router(rpc: &str, stream: &str) -> Router {
+        let mut r = Router::new();
+        r.method(rpc, |_ctx, _params| async { Ok::<_, RpcError>(()) });
+        r.subscription(stream, |_ctx, _params| async {
+            Ok::<_, RpcError>(futures_util::stream::empty::<Result<u8, RpcError>>())
+        });
+        r
+    }
+
+    #[test]
+    fn merge_adds_distinct_names() {
+        let mut a = router("A.x", "A.s");
+        a.merge(router("B.x", "B.s")).unwrap();
+        let mut names: Vec<&str> = a.names().collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "A.s",
+                "A.s.unsubscribe",
+                "A.x",
+                "B.s",
+                "B.s.unsubscribe",
+                "B.x"
+            ]
+        );
+    }
+
+    #[test]
+    fn merge_refuses_a_name_twice_and_adds_nothing() {
+        let mut a = router("shared.ping", "A.s");
+        let err = a.merge(router("B.x", "A.s")).unwrap_err();
+        assert_eq!(err.names(), ["A.s", "A.s.unsubscribe"]);
+        assert_eq!(
+            err.to_string(),
+            "cannot merge routers: both serve `A.s`, `A.s.unsubscribe`"
+        );
+        assert!(!a.contains("B.x"), "nothing is added on a conflict");
+        let err = a.merge(router("shared.ping", "B.s")).unwrap_err();
+        assert_eq!(err.names(), ["shared.ping"]);
     }
 }

@@ -1,0 +1,4 @@
+#[wirecall::error]
+pub enum Nothing {}
+
+fn main() {}
