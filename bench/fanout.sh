@@ -10,6 +10,8 @@
 #
 #   bench/fanout.sh [SECONDS] [REPEAT] [SUBSCRIBERS]
 #   WINDOW=1 bench/fanout.sh …   # latency: one message in flight at a time (default 16)
+#   BASE=05ef5ef bench/fanout.sh 5 6   # A/B: adds `wirecall-base`, the chat server built
+#                                      # from BASE, alternated with today's in every round
 #
 # Servers (and redis-server) are pinned to core 0, the load generator to core 1. Prints a
 # markdown table with deliveries/s and latency, and ratios against `minimal`; raw JSON
@@ -28,6 +30,17 @@ RESULTS="$OUT/fanout.jsonl"
 
 cargo build --release -q -p wirecall-bench --bin fanout
 cargo build --release -q -p wirecall-examples --bin chat
+if [ -n "${BASE:-}" ]; then
+  # The base build lives where bench/ab.sh keeps it (a worktree at BASE under target/ab/).
+  want=$(git rev-parse "$BASE^{commit}")
+  if [ "$(git -C target/ab/base-src rev-parse HEAD 2>/dev/null)" != "$want" ]; then
+    git worktree remove --force target/ab/base-src 2>/dev/null || rm -rf target/ab/base-src
+    git worktree prune
+    mkdir -p target/ab
+    git worktree add -q --detach target/ab/base-src "$want"
+  fi
+  (cd target/ab/base-src && CARGO_TARGET_DIR="$PWD/../base-target" cargo build --release -q -p wirecall-examples --bin chat)
+fi
 [ -d bench/socketio/node_modules ] || npm ci --prefix bench/socketio --no-audit --no-fund --silent
 BIN=target/release
 ulimit -n 65536 2>/dev/null || true
@@ -66,8 +79,17 @@ for round in $(seq 1 "$REPEAT"); do
   start "$OUT/fanout-minimal.log" "$BIN/fanout" minimal-server 127.0.0.1:0
   gen minimal minimal "$URL"; stop_all
 
-  start "$OUT/fanout-wirecall.log" "$BIN/chat" serve "127.0.0.1:$(free_port)"
-  gen wirecall wirecall "$URL"; stop_all
+  wirecall_now() {
+    start "$OUT/fanout-wirecall.log" "$BIN/chat" serve "127.0.0.1:$(free_port)"
+    gen wirecall wirecall "$URL"; stop_all
+  }
+  wirecall_base() {
+    start "$OUT/fanout-wirecall-base.log" target/ab/base-target/release/chat serve "127.0.0.1:$(free_port)"
+    gen wirecall-base wirecall "$URL"; stop_all
+  }
+  if [ -z "${BASE:-}" ]; then wirecall_now
+  elif [ $((round % 2)) -eq 1 ]; then wirecall_base; wirecall_now
+  else wirecall_now; wirecall_base; fi
 
   start "$OUT/fanout-socketio.log" node bench/socketio/server.mjs 0
   gen socketio socketio "$URL"; stop_all
@@ -99,8 +121,13 @@ import os
 print(f"\n1 publisher → {sys.argv[2]} subscribers, window {os.environ.get('WINDOW', '16')} (median of {len(rows['minimal'])} run(s))\n")
 print("| server | deliveries/s | × minimal | p50 | p99 |")
 print("|---|---:|---:|---:|---:|")
-for label in ["minimal", "wirecall", "socketio", "wirecall-redis"]:
+for label in ["minimal", "wirecall", "wirecall-base", "socketio", "wirecall-redis"]:
     if label not in rows: continue
     d = med(label, "deliveries_per_s")
     print(f"| {label} | {d:,.0f} | {d/base:.2f} | {med(label,'p50_us')/1000:.1f} ms | {med(label,'p99_us')/1000:.1f} ms |")
+if "wirecall-base" in rows:
+    print(f"\nA/B wirecall / wirecall-base ({os.environ.get('BASE')}): deliveries/s "
+          f"{med('wirecall','deliveries_per_s') / med('wirecall-base','deliveries_per_s'):.2f}, "
+          f"p50 {med('wirecall','p50_us') / med('wirecall-base','p50_us'):.2f}, "
+          f"p99 {med('wirecall','p99_us') / med('wirecall-base','p99_us'):.2f} (p: lower is better)")
 PY

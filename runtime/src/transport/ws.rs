@@ -498,13 +498,7 @@ async fn write_loop<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    // `fut`, unless it takes longer than the deadline (`None` then).
-    async fn within<T>(deadline: Option<Duration>, fut: impl Future<Output = T>) -> Option<T> {
-        match deadline {
-            Some(d) => tokio::time::timeout(d, fut).await.ok(),
-            None => Some(fut.await),
-        }
-    }
+    let mut stall = Stall::new(deadline);
     // Grows with the largest burst; small to start, so idle connections stay cheap.
     let mut burst = Vec::with_capacity(4);
     let mut last_flush = std::time::Instant::now() - BURST_WINDOW;
@@ -533,7 +527,7 @@ async fn write_loop<S>(
             if let Message::Text(text) = &msg {
                 bytes += text.len();
             }
-            match within(deadline, sink.feed(msg)).await {
+            match stall.within(sink.feed(msg)).await {
                 Some(Ok(())) => {}
                 Some(Err(e)) => {
                     if !matches!(e, WsError::ConnectionClosed | WsError::AlreadyClosed) {
@@ -548,7 +542,7 @@ async fn write_loop<S>(
             }
         }
         telemetry::sent(telemetry::Via::WebSocket, bytes);
-        match within(deadline, sink.flush()).await {
+        match stall.within(sink.flush()).await {
             Some(Ok(())) => {}
             Some(Err(_)) => return,
             None => return stalled(),
@@ -559,6 +553,53 @@ async fn write_loop<S>(
         }
     }
     let _ = sink.close().await;
+}
+
+/// The writer's deadline: how long the peer may keep it waiting, counted from the moment a
+/// write first has to wait and ended by any write that completes. Writes that complete at
+/// once (nearly all) cost nothing — no clock read, no timer; a wait arms one timer, kept
+/// for the connection and only moved afterwards.
+struct Stall {
+    deadline: Option<Duration>,
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    armed: bool,
+}
+
+impl Stall {
+    fn new(deadline: Option<Duration>) -> Self {
+        Stall {
+            deadline,
+            timer: None,
+            armed: false,
+        }
+    }
+
+    /// `fut`'s output, or `None` if the peer kept the writer waiting past the deadline.
+    async fn within<T>(&mut self, fut: impl Future<Output = T>) -> Option<T> {
+        let mut fut = pin!(fut);
+        std::future::poll_fn(|cx| {
+            if let std::task::Poll::Ready(out) = fut.as_mut().poll(cx) {
+                self.armed = false;
+                return std::task::Poll::Ready(Some(out));
+            }
+            let Some(deadline) = self.deadline else {
+                return std::task::Poll::Pending;
+            };
+            if !self.armed {
+                self.armed = true;
+                let at = tokio::time::Instant::now() + deadline;
+                match &mut self.timer {
+                    Some(timer) => timer.as_mut().reset(at),
+                    None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
+                }
+            }
+            match self.timer.as_mut().map(|timer| timer.as_mut().poll(cx)) {
+                Some(std::task::Poll::Ready(())) => std::task::Poll::Ready(None),
+                _ => std::task::Poll::Pending,
+            }
+        })
+        .await
+    }
 }
 
 #[cold]
