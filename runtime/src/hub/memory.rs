@@ -31,7 +31,7 @@ pub(crate) const LIVE_BUFFER: usize = 1024;
 /// The same for a subscriber of the memory hub: the ring exists while the key has
 /// subscribers (about 32 bytes a slot). Further behind, a subscriber reads what it missed
 /// from the key's history (one lock), or is told of a gap where history does not have it.
-pub(crate) const KEY_LIVE_BUFFER: usize = 32;
+pub(crate) const KEY_LIVE_BUFFER: usize = 16;
 
 /// Publications between two sweeps of history past its age.
 const SWEEP_EVERY: u64 = 4096;

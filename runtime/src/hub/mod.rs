@@ -470,6 +470,8 @@ impl Drop for Feed {
 impl Feed {
     /// The next event; `None` when the hub is gone.
     pub(crate) async fn next(&mut self) -> Option<Event> {
+        // The catch-up (history reads, retries) is boxed: it is rare, and inline it would
+        // make every subscription's waiting task that much larger.
         loop {
             if let Some(event) = self.pending.pop_front() {
                 return Some(event);
@@ -479,7 +481,7 @@ impl Feed {
                     if entry.offset == 0 {
                         // The backend may have missed publications (its link to the
                         // other nodes was down): check history.
-                        self.catch_up_retrying().await;
+                        Box::pin(self.catch_up_retrying()).await;
                         continue;
                     }
                     if *entry.epoch == *self.position.epoch {
@@ -495,10 +497,12 @@ impl Feed {
                     }
                     // Publications are missing before this one (or it is of another
                     // epoch): fill in from history, then take this one if still new.
-                    self.catch_up_retrying().await;
+                    Box::pin(self.catch_up_retrying()).await;
                     self.accept(entry);
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => self.catch_up_retrying().await,
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    Box::pin(self.catch_up_retrying()).await
+                }
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }

@@ -364,14 +364,15 @@ pub(crate) const WAMP_PEER: &str =
 pub(crate) const HTTP_PEER: &str =
     "server→client calls need a WebSocket connection; this call came over HTTP";
 
-/// Queue a frame. Usually the queue has room: no need to set up a wait. If the transport
-/// is gone, its reader notices the connection closing.
+/// Queue a frame. Usually the queue has room: no need to set up a wait (the wait is boxed,
+/// so that every task that sends — one per subscription — is not the larger for it). If
+/// the transport is gone, its reader notices the connection closing.
 async fn send(shared: &Shared, frame: String) {
     match &shared.outgoing {
         Outgoing::Queue(tx) => match tx.try_send(Message::Text(frame.into())) {
             Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
             Err(mpsc::error::TrySendError::Full(msg)) => {
-                let _ = tx.send(msg).await;
+                let _ = Box::pin(tx.send(msg)).await;
             }
         },
         Outgoing::Answer(slot) => {

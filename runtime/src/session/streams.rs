@@ -8,6 +8,7 @@ use futures_util::future::{AbortHandle, Abortable};
 use futures_util::StreamExt;
 use serde_json::value::RawValue;
 use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
 
 use super::dispatch::{deliver, Reply};
 use super::guard::{CatchPanic, Setup};
@@ -75,22 +76,28 @@ pub(super) async fn subscribe(
     deliver(&shared, &reply, &call_id, Ok(sub_id.to_string())).await;
     drop(permit);
     tracing::debug!(sub_id, "subscription started");
-    let _counted = Open::subscription();
-    let produced = match items {
-        Produce::Items(items) => {
-            Abortable::new(produce(&shared, &method, sub_id, items), registration).await
+    // The items are forwarded by a task of their own: this one, sized for the setup and
+    // the answer, ends here, and what a subscription holds while it waits for items is
+    // only what forwarding needs (a server may hold many thousands of them).
+    let forward = async move {
+        let _counted = Open::subscription();
+        let produced = match items {
+            Produce::Items(items) => {
+                Abortable::new(produce(&shared, &method, sub_id, items), registration).await
+            }
+            Produce::Topic(feed) => {
+                Abortable::new(relay(&shared, &method, sub_id, feed), registration).await
+            }
+        };
+        shared.streams().active.remove(&sub_id);
+        if let Some(ended) = &shared.stream_ended {
+            ended.cancel();
         }
-        Produce::Topic(feed) => {
-            Abortable::new(relay(&shared, &method, sub_id, feed), registration).await
+        if produced.is_err() {
+            tracing::debug!(sub_id, "subscription stopped by unsubscribe or disconnect");
         }
     };
-    shared.streams().active.remove(&sub_id);
-    if let Some(ended) = &shared.stream_ended {
-        ended.cancel();
-    }
-    if produced.is_err() {
-        tracing::debug!(sub_id, "subscription stopped by unsubscribe or disconnect");
-    }
+    tokio::spawn(forward.in_current_span());
 }
 
 /// Forward items as notifications; then announce the end (`"error": null`) or the failure.
