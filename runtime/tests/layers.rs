@@ -119,8 +119,7 @@ fn check(files: &[(String, String)]) -> Result<Stats, Vec<String>> {
             };
             let mut key = import.scope.clone();
             key.push(name.clone());
-            let top_level =
-                import.scope.is_empty() && modules.contains_key(&import.written[..1].to_vec());
+            let top_level = import.scope.is_empty() && modules.contains_key(&import.written[..1]);
             let target = if top_level {
                 Some(import.written.clone())
             } else {
