@@ -20,6 +20,8 @@ use base64::Engine;
 use http::header::{self, HeaderMap};
 use http::{Method, StatusCode, Uri};
 
+use crate::session::error::ConnectError;
+
 /// The subprotocol prefix that carries a token over a browser's WebSocket.
 pub(crate) const BEARER_PREFIX: &str = "bearer.";
 
@@ -287,12 +289,12 @@ impl TokenSource {
     }
 
     /// `Authorization: Bearer TOKEN`'s value for the next handshake or request.
-    pub(crate) async fn bearer(&self) -> Result<http::HeaderValue, crate::ConnectError> {
-        let token = self.get().await.map_err(|e| crate::ConnectError::Token {
+    pub(crate) async fn bearer(&self) -> Result<http::HeaderValue, ConnectError> {
+        let token = self.get().await.map_err(|e| ConnectError::Token {
             reason: e.to_string(),
         })?;
         let mut value = http::HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
-            crate::ConnectError::Token {
+            ConnectError::Token {
                 reason: "the token is not a valid header value".into(),
             }
         })?;

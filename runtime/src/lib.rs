@@ -182,9 +182,20 @@
 //!
 //! [JSON-RPC 2.0]: https://www.jsonrpc.org/specification
 
-// Layers, each importing only from those above it in this list:
-// codec (messages, params; no I/O) → hub (topics' positions, history, fan-out) → session (dispatch, pending calls, subscriptions,
-// router, context; no sockets) → transport (the doors) → server, client → typed.
+// Layers. A file imports only from its own layer and those before it in this list;
+// `runtime/tests/layers.rs` checks it (a `crate::X` re-exported below counts as X's module):
+// 1. codec: codec/ (messages, params, JSON; no I/O), error.rs (`RpcError`, its codes,
+//    `ApplicationError`), config.rs (limits and defaults), telemetry.rs (metrics);
+// 2. hub: hub/ (topics' positions, history, fan-out);
+// 3. session: session/ (dispatch, pending calls, subscriptions, router, context, and what a
+//    call or a connect fails with: `Error`, `ConnectError`, `CloseReason`; no sockets),
+//    auth.rs (handshakes, identities, tokens);
+// 4. doors: transport/ (WebSocket, HTTP POST, server-sent events, WAMP), tls.rs;
+// 5. ends: server.rs, client/;
+// 6. typed: typed.rs (the typed API generated code calls);
+// 7. fuzzing: fuzzing.rs (support for fuzz/ and tests; may use every layer).
+// This file only declares modules and re-exports: internal code names the module an item
+// lives in (`crate::hub::Hub`), not these re-exports.
 mod auth;
 mod client;
 mod codec;
@@ -205,19 +216,20 @@ pub mod fuzzing;
 // The typed API: what a service's code touches.
 pub use wirecall_macros::{error, service};
 
-pub use error::{ApplicationError, Error, RpcError};
+pub use error::{ApplicationError, RpcError};
 pub use hub::{Gap, Hub, Position, PublishError, Topic};
 pub use typed::{items, items_ok, Bytes, CallOptions, Caller, Fault, Items};
 
 // Connections: serving, calling, and what a handler knows.
 pub use auth::{bearer_subprotocol, Handshake, Identity, Refusal, TokenError};
 pub use client::{Client, ClientBuilder, ConnectionState, Reconnect};
-pub use error::{code, ConnectError, NoAppError};
+pub use error::{code, NoAppError};
 /// The TLS library, for building a [`rustls::ServerConfig`] or [`rustls::ClientConfig`] by
 /// hand ([`ServerBuilder::tls`], [`ClientBuilder::tls_config`]).
 pub use rustls;
 pub use server::{RpcService, Server, ServerBuilder, ServerHandle};
 pub use session::context::{ConnectionId, Context};
+pub use session::error::{ConnectError, Error};
 pub use session::peer::{Peer, CANCEL_METHOD};
 pub use session::subscription::Subscription;
 pub use session::CloseReason;

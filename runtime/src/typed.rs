@@ -17,8 +17,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::client::Client;
 use crate::codec::params::Params;
-use crate::error::{ApplicationError, Error, NoAppError, RpcError};
+use crate::error::{ApplicationError, NoAppError, RpcError};
 use crate::session::context::Context;
+use crate::session::error::Error;
 pub use crate::session::peer::CallOptions;
 use crate::session::peer::{decode_result, encode_params, Peer};
 use crate::session::router::Router;

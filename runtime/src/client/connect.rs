@@ -8,7 +8,7 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::ClientBuilder;
 use crate::auth::TokenSource;
-use crate::error::ConnectError;
+use crate::session::error::ConnectError;
 use crate::tls;
 use crate::transport::http_client::{self, HttpTarget};
 use crate::transport::ws::SUBPROTOCOL;

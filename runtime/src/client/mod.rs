@@ -32,7 +32,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{TokenError, TokenSource};
 use crate::config::{self, ConnectionConfig};
-use crate::error::{ApplicationError, ConnectError, Error};
+use crate::error::ApplicationError;
+use crate::session::error::{ConnectError, Error};
 use crate::session::peer::{
     decode_result, encode_params, failure_to_error, CallFailure, CallOptions, Peer, RawResult,
 };

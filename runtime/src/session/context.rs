@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use tokio_tungstenite::tungstenite::http::{Extensions, HeaderMap};
 
+use crate::auth::Identity;
+use crate::hub::Hub;
 use crate::session::peer::Peer;
 
 /// Identifies a connection for the lifetime of the process.
@@ -83,7 +85,7 @@ impl Context {
         &self.inner.extensions
     }
 
-    /// Who the connection authenticated as: the value of the [`crate::Identity`] the
+    /// Who the connection authenticated as: the value of the [`Identity`] the
     /// server's [`authenticate`](crate::ServerBuilder::authenticate) hook returned, if it
     /// is a `T`. `None` without the hook, or for another type.
     ///
@@ -97,23 +99,23 @@ impl Context {
     /// # }
     /// ```
     pub fn identity<T: std::any::Any>(&self) -> Option<&T> {
-        self.inner.extensions.get::<crate::Identity>()?.get()
+        self.inner.extensions.get::<Identity>()?.get()
     }
 
-    /// The connection's whole [`crate::Identity`] (its expiry too), if authenticated.
-    pub fn identity_info(&self) -> Option<&crate::Identity> {
-        self.inner.extensions.get::<crate::Identity>()
+    /// The connection's whole [`Identity`] (its expiry too), if authenticated.
+    pub fn identity_info(&self) -> Option<&Identity> {
+        self.inner.extensions.get::<Identity>()
     }
 
     /// The hub this connection's topics go through: the server's
     /// ([`crate::ServerBuilder::hub`], or the memory hub each server has by default). Publish
     /// from a handler with the generated `…Topics::new(ctx.hub())`. On a client's
     /// connection, a memory hub of the process.
-    pub fn hub(&self) -> &crate::Hub {
-        static PROCESS: std::sync::OnceLock<crate::Hub> = std::sync::OnceLock::new();
-        match self.inner.extensions.get::<crate::Hub>() {
+    pub fn hub(&self) -> &Hub {
+        static PROCESS: std::sync::OnceLock<Hub> = std::sync::OnceLock::new();
+        match self.inner.extensions.get::<Hub>() {
             Some(hub) => hub,
-            None => PROCESS.get_or_init(crate::Hub::memory),
+            None => PROCESS.get_or_init(Hub::memory),
         }
     }
 

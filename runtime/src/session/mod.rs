@@ -15,6 +15,7 @@
 
 pub(crate) mod context;
 mod dispatch;
+pub(crate) mod error;
 mod guard;
 pub(crate) mod peer;
 pub(crate) mod router;

@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::codec::message;
 use crate::config::ConnectionConfig;
-use crate::error::{code, ApplicationError, Error, NoAppError, RpcError};
+use crate::error::{code, ApplicationError, NoAppError, RpcError};
+use crate::session::error::Error;
 use crate::session::subscription::{
     unsubscribe_frame, PendingSub, RawSub, SubEntry, SubState, SubTable, Subscription,
 };

@@ -29,8 +29,9 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use futures_util::future::BoxFuture;
 
 use crate::codec::message;
-use crate::error::{code, ApplicationError, Error, NoAppError, RpcError};
+use crate::error::{code, ApplicationError, NoAppError, RpcError};
 use crate::hub::{Gap, Position, SINCE_PARAM};
+use crate::session::error::Error;
 use crate::session::peer::{CallFailure, Peer, RawResult};
 use crate::session::CloseReason;
 

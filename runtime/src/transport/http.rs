@@ -48,6 +48,7 @@ use crate::auth::{Authenticate, Handshake};
 use crate::codec::message::{self, Incoming};
 use crate::config::ConnectionConfig;
 use crate::error::RpcError;
+use crate::hub::Hub;
 use crate::session::router::{Route, Router};
 use crate::session::{error_frame, CloseReason, Door, Origin, Session};
 use crate::telemetry::{self, Open, Via};
@@ -62,7 +63,7 @@ pub(crate) struct Endpoint {
     pub(crate) config: Arc<ConnectionConfig>,
     pub(crate) router: Router,
     /// The hub of the routes' topics, in every session's extensions.
-    pub(crate) hub: crate::Hub,
+    pub(crate) hub: Hub,
     /// The only realm WAMP clients may join (`None`: any).
     pub(crate) wamp_realm: Option<Arc<str>>,
     /// Allowed origins and hosts.

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use super::ws::Started;
 use crate::codec::message::{classify_text, Incoming};
 use crate::config::ConnectionConfig;
-use crate::error::{ConnectError, Error};
+use crate::session::error::{ConnectError, Error};
 use crate::session::peer::{CallFailure, CANCEL_METHOD};
 use crate::session::router::Router;
 use crate::session::subscription::End;

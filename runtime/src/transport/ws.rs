@@ -31,6 +31,7 @@ use tracing::Instrument;
 
 use crate::config::ConnectionConfig;
 use crate::error::RpcError;
+use crate::hub::Hub;
 use crate::session::peer::Peer;
 use crate::session::router::Router;
 use crate::session::{error_frame, CloseReason, Door, Origin, Session};
@@ -68,7 +69,7 @@ pub(crate) struct Setup {
     pub(crate) expires: Option<Duration>,
     /// `Some` when the client chose WAMP (`wamp.2.json`): the realm it must use (any if
     /// `None`), and the hub of the topics.
-    pub(crate) wamp: Option<(Option<Arc<str>>, crate::Hub)>,
+    pub(crate) wamp: Option<(Option<Arc<str>>, Hub)>,
     /// A server's deadline for a message the peer has started to send (its stream counts
     /// what it reads into the watch).
     pub(crate) messages: Option<MessageWatch>,
