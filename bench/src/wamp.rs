@@ -75,9 +75,9 @@ impl Serializer {
             Serializer::Json => {
                 Message::text(serde_json::to_string(value).expect("a WAMP message serializes"))
             }
-            Serializer::Msgpack => Message::binary(
-                rmp_serde::to_vec(value).expect("a WAMP message serializes"),
-            ),
+            Serializer::Msgpack => {
+                Message::binary(rmp_serde::to_vec(value).expect("a WAMP message serializes"))
+            }
         }
     }
 
@@ -192,10 +192,21 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 #[derive(Debug)]
 enum Incoming {
     Welcome,
-    Abort { reason: String, details: String },
-    Goodbye { reason: String },
-    Result { id: u64, value: Option<serde_json::Value> },
-    Error { id: u64, uri: String },
+    Abort {
+        reason: String,
+        details: String,
+    },
+    Goodbye {
+        reason: String,
+    },
+    Result {
+        id: u64,
+        value: Option<serde_json::Value>,
+    },
+    Error {
+        id: u64,
+        uri: String,
+    },
     Other(u64),
 }
 
@@ -312,7 +323,11 @@ async fn join(url: &str, serializer: Serializer, realm: &str) -> Result<Ws, Wamp
         let (mut ws, _) = tokio_tungstenite::connect_async(req)
             .await
             .map_err(|e| refused(subprotocol, e))?;
-        let hello = (HELLO, realm, BTreeMap::from([("roles", BTreeMap::from([("caller", empty())]))]));
+        let hello = (
+            HELLO,
+            realm,
+            BTreeMap::from([("roles", BTreeMap::from([("caller", empty())]))]),
+        );
         ws.send(serializer.encode(&hello))
             .await
             .map_err(|e| WampError::Join(format!("sending HELLO: {e}")))?;
@@ -410,7 +425,10 @@ async fn connection(opts: &Options, start: Instant, end: Instant) -> Result<Stat
     let mut next_id = 1u64;
     let mut outstanding = 0u64;
     for _ in 0..k {
-        if send(&mut ws, serializer, &mut sent, &mut next_id).await.is_err() {
+        if send(&mut ws, serializer, &mut sent, &mut next_id)
+            .await
+            .is_err()
+        {
             stats.error(k as u64, || "the connection failed while sending".into());
             return Ok(stats);
         }

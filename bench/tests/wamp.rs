@@ -74,10 +74,7 @@ async fn msgpack_is_refused_clearly_or_answered() {
                 "{e}"
             );
             let probe = bounded(wamp::probe(&url, Serializer::Msgpack, "realm1")).await;
-            assert!(
-                matches!(probe, Err(WampError::Refused { .. })),
-                "{probe:?}"
-            );
+            assert!(matches!(probe, Err(WampError::Refused { .. })), "{probe:?}");
         }
         Err(e) => panic!("neither refused nor served: {e}"),
         Ok(report) => {
