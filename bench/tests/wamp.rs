@@ -109,6 +109,8 @@ async fn an_unreachable_server_is_a_clear_error() {
 /// and a well-formed `CALL` of `Calculator.add` with `[a + b]` (anything else: `ERROR`).
 /// It checks the generator's msgpack side (subprotocol, binary frames, `{}` as a map)
 /// whether or not wirecall's server speaks msgpack yet.
+// tungstenite's handshake callback returns its own `Result<Response, ErrorResponse>`.
+#[allow(clippy::result_large_err)]
 async fn msgpack_router() -> String {
     use futures_util::{SinkExt, StreamExt};
     use serde_json::{json, Value};
