@@ -9,8 +9,9 @@
 #
 # Builds in release, pins each server to core 0 and the load generator to core 1
 # (taskset), runs every scenario against every server, and prints one markdown table with
-# ratios against the minimal responder (the practical limit). Raw JSON lines go to
-# target/bench/results.jsonl. Needs 2 cores and `taskset` (util-linux).
+# ratios against the minimal responder (the practical limit). WAMP (`wampgen`) runs against
+# wirecall only, for each serializer the server speaks, in a table of its own. Raw JSON
+# lines go to target/bench/results.jsonl. Needs 2 cores and `taskset` (util-linux).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,6 +54,30 @@ gen() { # LABEL ARGS...
   taskset -c "$GEN_CORE" "$BIN/loadgen" --url "$URL" --seconds "$SECONDS_PER_RUN" --label "$label" "$@" | tee -a "$RESULTS"
 }
 
+# WAMP on wirecall's port (wampgen, a raw WAMP caller): pipelined and fan-in for each
+# serializer the server speaks. JSON must be served; msgpack is skipped, with a note,
+# while the server refuses wamp.2.msgpack.
+wamp() {
+  local ser err="$OUT/wamp-probe.err"
+  for ser in json msgpack; do
+    if ! taskset -c "$GEN_CORE" "$BIN/wampgen" --url "$URL" --serializer "$ser" --probe 2> "$err"; then
+      if [ "$ser" = json ]; then
+        echo "error: WAMP json does not work on bench-server wirecall: $(cat "$err")" >&2
+        stop_server
+        exit 1
+      fi
+      [ "$round" = 1 ] && echo "note: WAMP $ser skipped: $(cat "$err")" >&2
+      continue
+    fi
+    for scen in "pipelined --conns 1 --inflight 64" "fan-in --conns 32 --inflight 16"; do
+      set -- $scen
+      local label=$1; shift
+      taskset -c "$GEN_CORE" "$BIN/wampgen" --url "$URL" --serializer "$ser" --seconds "$SECONDS_PER_RUN" \
+        --label "wirecall/wamp-$ser/$label" "$@" | tee -a "$RESULTS"
+    done
+  done
+}
+
 for round in $(seq 1 "$REPEAT"); do
 for impl in minimal wirecall jsonrpsee; do
   start_server "$impl"
@@ -65,6 +90,9 @@ for impl in minimal wirecall jsonrpsee; do
   if [ "$impl" != minimal ]; then
     # JSON-RPC over HTTP POST on the same port: 32 keep-alive connections.
     URL="${URL/ws:/http:}" gen "$impl/http" --conns 32 --inflight 1
+  fi
+  if [ "$impl" = wirecall ]; then
+    wamp
   fi
   stop_server
 done
@@ -128,6 +156,22 @@ for scen, metric, key in [
     r1 = f"{w / m:.2f}" if m and w is not None else "–"
     r2 = f"{w / j:.2f}" if j and w is not None else "–"
     print(f"| {scen} | {metric} | " + " | ".join(cells) + f" | {r1} | {r2} |")
+# WAMP: wirecall only, next to the same load over JSON-RPC (WebSocket).
+wamp_rows = []
+for scen, name in [("pipelined (1×64)", "pipelined"), ("fan-in (32×16)", "fan-in")]:
+    j = by.get(f"wirecall/{name}", {})
+    for ser in ["json", "msgpack"]:
+        r = by.get(f"wirecall/wamp-{ser}/{name}")
+        if r is None:
+            wamp_rows.append(f"| {scen} | {ser} | not served | – | – | – |")
+            continue
+        ratio = f"{r['rps'] / j['rps']:.2f}" if j.get("rps") else "–"
+        wamp_rows.append(f"| {scen} | {ser} | {fmt(r['rps'])} | {fmt(r['p99_us'])} | {r['errors']:,.0f} | {ratio} |")
+if any("wirecall/wamp-" in k for k in by):
+    print("\nWAMP (wirecall's port, `Calculator.add` by CALL/RESULT; ratio to the same load over JSON-RPC):\n")
+    print("| scenario | serializer | calls/s | p99 µs | errors | WAMP / JSON-RPC |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(wamp_rows))
 gens = [r.get("generator_cpu") for r in rows if "generator_cpu" in r]
 if gens:
     print(f"\nLoad generator CPU use: max {max(gens):.2f} of its core (1.00 = saturated; then it, not the server, limits the run).")

@@ -1,7 +1,8 @@
 //! Benchmarks: three servers for the calculator's `add` and `echo` (wirecall's generated
 //! server, jsonrpsee, and a minimal hand-written responder on tokio-tungstenite — the
-//! practical limit), a neutral load generator, and a client comparison. `bench/run.sh`
-//! runs them all and prints one table; see `bench/README.md`.
+//! practical limit), a neutral load generator, a raw WAMP load generator ([`wamp`], the
+//! `wampgen` binary), and a client comparison. `bench/run.sh` runs them all and prints
+//! one table; see the README's "Benchmarks".
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -12,6 +13,8 @@ use serde_json::value::RawValue;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
+
+pub mod wamp;
 
 /// The servers under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
