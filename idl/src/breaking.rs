@@ -1,3 +1,7 @@
+// One file, though over ~500 lines: every rule is a method of one `Checker` that walks the
+// old and new schema in step and shares its state (the pairs already compared, the flow of
+// each value, the changes collected); the rules are listed in docs/EVOLUTION.md and each
+// `Change` names its rule id, which finds the method here.
 //! Is a new version of an interface compatible with the old one? The checker behind
 //! `wirecall breaking` and [`crate::Builder::breaking_against`].
 //!

@@ -1,3 +1,6 @@
+// One file, though over ~500 lines: the formatter is one tokenizer and one `Formatter` that
+// writes the canonical layout in a single pass (and its unit tests at the end); the layout
+// rules are listed in the module doc and each is a method of `Formatter`.
 //! `wirecall fmt`: one canonical layout for `.wire` files.
 //!
 //! - 4-space indentation, one member per line (fields, variants, methods), a trailing

@@ -1,3 +1,6 @@
+// One file, though over ~500 lines: the model is data only (the types of the IR and their
+// small accessors), kept together so the whole IR reads in one place, as pest_meta's
+// `ast.rs` does.
 //! The model (IR) of a wirecall interface.
 //!
 //! Both front ends produce it: the `.wire` parser ([`crate::parse`]) and the

@@ -1,3 +1,6 @@
+// One file, though over ~500 lines: pest pairs → model in one `Builder` (one method per
+// grammar rule), then the syntax-error rendering that names pest's rules in words; both
+// follow `wire.pest` rule by rule, so they read best beside each other.
 //! Parsing one `.wire` file with the pest grammar (`wire.pest`) into the model.
 //!
 //! Imports are resolved by [`crate::load()`]; this module only sees one file's text.

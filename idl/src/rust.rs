@@ -1,3 +1,6 @@
+// One file, though over ~500 lines: the macro front end is one pipeline (a Rust trait or
+// enum → the model → the same validation and generator as `.wire` files); the two entry
+// points `expand_service` and `expand_error` share the attribute and type readers above them.
 //! The second front end: a Rust trait (`#[wirecall::service]`) or enum
 //! (`#[wirecall::error]`) → the model. The `wirecall-macros` crate is a thin shim over
 //! this module, which keeps the logic testable with `proc_macro2`.

@@ -1,3 +1,7 @@
+// One file, though over ~500 lines: the TypeScript generator writes one module top to bottom
+// into one `String` (types, errors, then a client class per service), and its helpers for
+// naming and JSDoc are shared by all of them. If it grows, split it like `codegen/`
+// (types, errors, client).
 //! The TypeScript generator behind `wirecall gen ts`: types that match the JSON mapping
 //! exactly, a client class per service, an interface for `client { … }` methods, and error
 //! classes. The generated module imports the runtime ([`RUNTIME`], written beside it as

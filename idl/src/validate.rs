@@ -1,3 +1,9 @@
+// One file, though over ~500 lines: the checks are methods of one `Validator` that walks the
+// schema once and shares its state (the type table, the `Seen` namespaces, the collected
+// diagnostics); the module doc below lists every check, and each check is one method, so a
+// reader finds a rule by its name here. Split it by concern (names, types, methods,
+// attributes) when a new group of checks arrives; the TypeScript-only checks at the end
+// are the first candidate.
 //! Validation of a [`Schema`]: every check of the language reference, all errors collected.
 //!
 //! Both front ends run it, so a `.wire` file and a `#[wirecall::service]` trait are held to
