@@ -26,6 +26,7 @@ use crate::telemetry;
 
 /// Publications a subscriber of the Redis hub may fall behind its node's live fan-out
 /// before it reads the rest from history instead.
+#[cfg(any(feature = "redis", test))]
 pub(crate) const LIVE_BUFFER: usize = 1024;
 
 /// The same for a subscriber of the memory hub: the ring exists while the key has

@@ -630,6 +630,7 @@ pub(crate) fn resume(
 }
 
 /// A fresh epoch: 16 random hex digits.
+#[cfg(feature = "redis")]
 pub(crate) fn new_epoch() -> String {
     format!("{:016x}", fastrand::u64(..))
 }
