@@ -8,19 +8,20 @@
 //! hands responses to this side's own pending calls ([`peer`]).
 //!
 //! Its output is structured: answers, errors, stream items and ends, topic publications,
-//! gaps and positions go as [`Event`](outbound::Event)s to the
-//! [`Encoder`](outbound::Encoder) the door supplied, and the encoded message goes to the
-//! door's writer queue as a [`Frame`](outbound::Frame) (or, for a POST, as its one answer).
-//! What a door allows — calls to the peer, streams, one stream then the end — is
-//! [`DoorCaps`](outbound::DoorCaps), data the door passes in: the session names no door and
-//! imports no transport type. Each door — the WebSocket reader/writer, an HTTP POST, an SSE
-//! response, the HTTP client, WAMP — is an adapter that feeds it messages and writes out
-//! what it queues.
+//! gaps and positions go as [`Event`]s to the [`Encoder`] the door supplied, and the
+//! encoded message goes to the door's writer queue as a [`Frame`] (or, for a POST, as its
+//! one answer). What a door allows — calls to the peer, streams, one stream then the end,
+//! how subscription ids are numbered, its metrics label — is [`DoorCaps`], data the door
+//! passes in: the session names no door and imports no transport type. Each door — the
+//! WebSocket reader/writer, an HTTP POST, an SSE response, the HTTP client, WAMP — is an
+//! adapter that feeds it messages and writes out what it queues. (Requests this side
+//! sends through its [`Peer`] are JSON-RPC: only doors whose caps allow peer calls carry
+//! them, and those speak JSON-RPC.)
 //!
 //! ```text
-//!  door ──frame──► decode ─► Session::handle_message ─► request?  → handler (router) ─┐
-//!                                                     ─► response? → Peer (pending)    │
-//!  door ◄──frame── queue ◄── door's Encoder ◄── Event (answer, batch, item, end, gap) ◄┘
+//!  door ──frame──► Session::handle_frame ─► decode ─► request?  → handler (router) ─┐
+//!                                                   ─► response? → Peer (pending)    │
+//!  door ◄──Frame── queue ◄── door's Encoder ◄── Event (answer, batch, item, end, gap) ◄┘
 //! ```
 
 pub(crate) mod context;

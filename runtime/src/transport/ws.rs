@@ -9,6 +9,11 @@
 //!  socket ◄── writer task ◄── bounded queue ◄── responses, requests, pings
 //! ```
 //!
+//! The session's answers and stream frames are written by the JSON-RPC encoder
+//! ([`json_rpc`]) and queued as [`Frame`]s; the writer turns each into a tungstenite
+//! message (a text frame's `String` becomes its bytes without a copy). What this door
+//! allows the session is [`WEBSOCKET_DOOR`].
+//!
 //! The number of calls served at once is bounded (`max_in_flight`); at the bound the
 //! reader stops reading until a call finishes, so a flood slows the peer down instead of
 //! growing memory.
