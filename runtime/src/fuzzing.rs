@@ -9,15 +9,17 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::message::{self, classify, parse_frame, Frame, Incoming};
 use crate::codec::params::Params;
+use crate::codec::text::Text;
 use crate::config::ConnectionConfig;
 use crate::error::RpcError;
+use crate::session::outbound::{self, Frame as Outbound};
 use crate::session::router::Router;
-use crate::session::{CloseReason, Door, Origin, Session};
+use crate::session::{CloseReason, Origin, Session};
+use crate::transport::ws::WEBSOCKET_DOOR;
 use crate::typed::ParamTuple;
 
 /// Classify `text` as a frame; re-encode every accepted message and check that it parses
@@ -254,9 +256,10 @@ async fn run_session(ops: Vec<SessionOp>) {
     let session = Session::new(
         Arc::new(config),
         router(),
-        Door::WebSocket,
+        WEBSOCKET_DOOR,
         Origin::default(),
         tx,
+        outbound::json_rpc(),
     );
     let close = CancellationToken::new();
     // Answers owed, by id (as JSON text: ids are echoed byte for byte).
@@ -299,7 +302,7 @@ async fn run_session(ops: Vec<SessionOp>) {
             *asked.entry(id).or_default() += 1;
         }
         arrays_owed += usize::from(array);
-        let frame = Utf8Bytes::from(text);
+        let frame = Text::from(text);
         let handled = tokio::time::timeout(
             Duration::from_secs(60),
             session.handle_frame(&frame, &close),
@@ -314,7 +317,7 @@ async fn run_session(ops: Vec<SessionOp>) {
     let mut answered: HashMap<String, usize> = HashMap::new();
     let mut arrays = 0usize;
     while let Ok(msg) = rx.try_recv() {
-        let Message::Text(text) = msg else { continue };
+        let Outbound::Text(text) = msg else { continue };
         let items = match parse_frame(&text).expect("every frame sent is JSON") {
             Frame::Single(raw) => vec![raw],
             Frame::Batch(items) => {

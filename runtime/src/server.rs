@@ -26,11 +26,12 @@ use crate::auth::{Authenticate, Handshake, Identity, Refusal};
 use crate::config::{self, ConnectionConfig};
 use crate::session::peer::Peer;
 use crate::session::router::Router;
-use crate::session::HTTP_PEER;
 use crate::telemetry;
 use crate::transport::deadline::ReadRules;
 use crate::transport::gate::{Gate, Pass, Turned};
-use crate::transport::http::{Accepted, Endpoint, HandshakeHook, OriginRule, ResponseBody, Source};
+use crate::transport::http::{
+    Accepted, Endpoint, HandshakeHook, OriginRule, ResponseBody, Source, HTTP_PEER,
+};
 
 /// Configures and starts a server. Every setting has the default of `docs/PROTOCOL.md`.
 ///

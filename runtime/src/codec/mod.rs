@@ -4,3 +4,4 @@
 pub(crate) mod json;
 pub(crate) mod message;
 pub(crate) mod params;
+pub(crate) mod text;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio_tungstenite::tungstenite::http::{Extensions, HeaderMap};
+use http::{Extensions, HeaderMap};
 
 use crate::auth::Identity;
 use crate::hub::Hub;

@@ -8,15 +8,16 @@ use std::sync::{Arc, Mutex};
 use futures_util::future::{AbortHandle, Abortable};
 use serde_json::value::RawValue;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::guard::{poll_once, start_call, start_subscribe, start_topic, CatchPanic};
+use super::outbound::Event;
 use super::streams::{subscribe, unsubscribe};
-use super::{send, Door, Session, Shared};
+use super::{send, Session, Shared};
 use crate::codec::message::{self, classify, parse_frame, Frame, FrameError, Incoming};
 use crate::codec::params::Params;
+use crate::codec::text::Text;
 use crate::error::RpcError;
 use crate::session::peer::CANCEL_METHOD;
 use crate::session::router::{MethodFuture, MethodResult, Route};
@@ -61,15 +62,16 @@ impl Dispatched {
 }
 
 impl Session {
-    /// Handle one incoming frame. `None` if `close` was cancelled while waiting for room
-    /// to run another call (backpressure).
+    /// Handle one incoming JSON-RPC frame: decoded (in one pass for a single message),
+    /// then dispatched. `None` if `close` was cancelled while waiting for room to run
+    /// another call (backpressure).
     pub(crate) async fn handle_frame(
         &self,
-        text: &Utf8Bytes,
+        text: &Text,
         close: &CancellationToken,
     ) -> Option<Dispatched> {
         let shared = &self.shared;
-        telemetry::received(shared.door.via(), text.len());
+        telemetry::received(shared.door.via, text.len());
         // The common case, one object: parsed in a single pass.
         let single = if text.trim_start().starts_with('{') {
             message::classify_text(text)
@@ -96,7 +98,7 @@ impl Session {
 
     /// While draining for shutdown: answer new requests with an error, still accept
     /// responses (handlers finishing may be waiting for answers from the peer).
-    pub(crate) async fn reject_while_draining(&self, text: &Utf8Bytes) {
+    pub(crate) async fn reject_while_draining(&self, text: &Text) {
         let shared = &self.shared;
         let shutting_down = || {
             RpcError::new(
@@ -110,14 +112,15 @@ impl Session {
                     shared.peer.complete(id, outcome, text);
                     None
                 }
-                Incoming::Request { id: Some(id), .. } => {
-                    Some(response_json(id.get(), Err(shutting_down())))
-                }
+                Incoming::Request { id: Some(id), .. } => Some(shared.encode(Event::Answer {
+                    id: id.get(),
+                    out: Err(shutting_down()),
+                })),
                 Incoming::Request { id: None, .. } => None,
-                Incoming::Invalid { id } => Some(response_json(
-                    id.map_or("null", |i| i.get()),
-                    Err(RpcError::invalid_request()),
-                )),
+                Incoming::Invalid { id } => Some(shared.encode(Event::Answer {
+                    id: id.map_or("null", |i| i.get()),
+                    out: Err(RpcError::invalid_request()),
+                })),
             }
         };
         let out = match parse_frame(text) {
@@ -127,9 +130,9 @@ impl Session {
                     .into_iter()
                     .filter_map(|i| answer(classify(i)))
                     .collect();
-                (!parts.is_empty()).then(|| format!("[{}]", parts.join(",")))
+                (!parts.is_empty()).then(|| shared.encoder.batch(parts))
             }
-            Err(_) => Some(error_frame(&RpcError::parse_error(), "null")),
+            Err(_) => Some(null_error(shared, RpcError::parse_error())),
         };
         if let Some(out) = out {
             send(shared, out).await;
@@ -141,24 +144,32 @@ impl Session {
 async fn answer_frame_error(shared: &Shared, e: FrameError) -> Dispatched {
     match e {
         FrameError::Parse => {
-            send(shared, error_frame(&RpcError::parse_error(), "null")).await;
+            send(shared, null_error(shared, RpcError::parse_error())).await;
             Dispatched::PARSE_ERROR
         }
         FrameError::NotAnObject => {
-            send(shared, error_frame(&RpcError::invalid_request(), "null")).await;
+            send(shared, null_error(shared, RpcError::invalid_request())).await;
             Dispatched::ANSWERED
         }
     }
 }
 
+/// An error answering a message whose id is unknown (`null`).
+fn null_error(shared: &Shared, error: RpcError) -> String {
+    shared.encode(Event::Answer {
+        id: "null",
+        out: Err(error),
+    })
+}
+
 async fn handle_batch(
     shared: &Arc<Shared>,
     items: Vec<&RawValue>,
-    text: &Utf8Bytes,
+    text: &Text,
     close: &CancellationToken,
 ) -> Option<Dispatched> {
     if items.is_empty() {
-        send(shared, error_frame(&RpcError::invalid_request(), "null")).await;
+        send(shared, null_error(shared, RpcError::invalid_request())).await;
         return Some(Dispatched::ANSWERED);
     }
     let limit = shared.config.max_batch_len;
@@ -167,7 +178,7 @@ async fn handle_batch(
             "a batch of {} messages exceeds the limit of {limit}",
             items.len()
         ));
-        send(shared, error_frame(&err, "null")).await;
+        send(shared, null_error(shared, err)).await;
         return Some(Dispatched::ANSWERED);
     }
     let messages: Vec<Incoming<'_>> = items.into_iter().map(classify).collect();
@@ -200,7 +211,7 @@ fn expects_answer(m: &Incoming<'_>) -> bool {
 async fn handle_message(
     shared: &Arc<Shared>,
     msg: Incoming<'_>,
-    frame: &Utf8Bytes,
+    frame: &Text,
     reply: &Reply,
     close: &CancellationToken,
 ) -> bool {
@@ -251,7 +262,7 @@ async fn handle_message(
                     // A subscription needs an id to answer with; as a notification it is
                     // ignored.
                     let Some(id) = id else { return true };
-                    if shared.door == Door::HttpPost {
+                    if !shared.door.streams {
                         deliver(shared, reply, id.get(), Err(stream_needs_events(&method))).await;
                         return true;
                     }
@@ -321,7 +332,7 @@ async fn acquire(shared: &Arc<Shared>, close: &CancellationToken) -> Option<Owne
 }
 
 /// A notification for one of this side's subscriptions: hand it to the subscription.
-fn route_to_subscription(shared: &Shared, params: &RawValue, frame: &Utf8Bytes) -> bool {
+fn route_to_subscription(shared: &Shared, params: &RawValue, frame: &Text) -> bool {
     let subs = shared.peer.subscriptions();
     if subs.is_empty() || !params.get().starts_with('{') {
         return false;
@@ -433,28 +444,9 @@ async fn cancel(shared: &Arc<Shared>, params: Option<&RawValue>) {
     }
 }
 
-fn response_json(id: &str, out: MethodResult) -> String {
-    match out {
-        // The result's own buffer becomes the frame: serialization left it room (serde_json
-        // starts at 128 bytes and doubles), so a small result needs no allocation and a
-        // large one no second copy.
-        Ok(result) => message::wrap_result(result, id),
-        Err(e) => {
-            let mut s = String::new();
-            message::write_error(&mut s, &e, id);
-            s
-        }
-    }
-}
-
-/// A response frame carrying `e`.
-pub(crate) fn error_frame(e: &RpcError, id: &str) -> String {
-    response_json(id, Err(e.clone()))
-}
-
 /// Send a call's answer, or add it to its batch.
 pub(super) async fn deliver(shared: &Shared, reply: &Reply, id: &str, out: MethodResult) {
-    let mut json = response_json(id, out);
+    let mut json = shared.encode(Event::Answer { id, out });
     let limit = shared.config.max_message_size;
     if json.len() > limit {
         let err = RpcError::internal(format!(
@@ -462,7 +454,7 @@ pub(super) async fn deliver(shared: &Shared, reply: &Reply, id: &str, out: Metho
             json.len()
         ));
         tracing::warn!(id, "{}", err);
-        json = error_frame(&err, id);
+        json = shared.encode(Event::Answer { id, out: Err(err) });
     }
     match reply {
         Reply::Direct => send(shared, json).await,
@@ -475,16 +467,10 @@ pub(super) async fn deliver(shared: &Shared, reply: &Reply, id: &str, out: Metho
             if done {
                 let parts =
                     std::mem::take(&mut *batch.parts.lock().unwrap_or_else(|e| e.into_inner()));
-                let mut frame =
-                    String::with_capacity(parts.iter().map(|p| p.len() + 1).sum::<usize>() + 2);
-                frame.push('[');
-                frame.push_str(&parts.join(","));
-                frame.push(']');
+                let mut frame = shared.encoder.batch(parts);
                 if frame.len() > limit {
-                    frame = error_frame(
-                        &RpcError::internal("the batch response exceeds the size limit"),
-                        "null",
-                    );
+                    let err = RpcError::internal("the batch response exceeds the size limit");
+                    frame = null_error(shared, err);
                 }
                 send(shared, frame).await;
             }

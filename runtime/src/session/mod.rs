@@ -1,43 +1,58 @@
 //! The session layer: everything one conversation with a peer needs that is not a socket.
 //!
-//! A [`Session`] takes incoming frames (text) and produces outgoing frames into a queue:
-//! it dispatches requests to the [`Router`](router::Router)'s handlers (inline when they
-//! finish at once, else as tasks that `$/cancelRequest` can abort), collects the answers of
-//! batches, serves streams, and hands responses to this side's own pending calls
-//! ([`peer`]). Each door — the WebSocket reader/writer, an HTTP POST, an SSE response —
-//! is a thin adapter that feeds it frames and writes out what it queues.
+//! The seam between the doors and everything behind them. A [`Session`] takes messages
+//! in ([`Session::handle_frame`] decodes a JSON-RPC frame with the codec, in one pass, into
+//! the codec's `Incoming` messages that the session dispatches), dispatches requests to the
+//! [`Router`](router::Router)'s handlers (inline when they finish at once, else as tasks
+//! that `$/cancelRequest` can abort), collects the answers of batches, serves streams, and
+//! hands responses to this side's own pending calls ([`peer`]).
+//!
+//! Its output is structured: answers, errors, stream items and ends, topic publications,
+//! gaps and positions go as [`Event`]s to the [`Encoder`] the door supplied, and the
+//! encoded message goes to the door's writer queue as a [`Frame`] (or, for a POST, as its
+//! one answer). What a door allows — calls to the peer, streams, one stream then the end,
+//! how subscription ids are numbered, its metrics label — is [`DoorCaps`], data the door
+//! passes in: the session names no door and imports no transport type. Each door — the
+//! WebSocket reader/writer, an HTTP POST, an SSE response, the HTTP client, WAMP — is an
+//! adapter that feeds it messages and writes out what it queues. (Requests this side
+//! sends through its [`Peer`] are JSON-RPC: only doors whose caps allow peer calls carry
+//! them, and those speak JSON-RPC.)
 //!
 //! ```text
-//!  transport ──frame──► Session::handle_frame ─► request?  → handler (router) ─┐
-//!                                              ─► response? → Peer (pending)    │
-//!  transport ◄──frame── outgoing queue ◄── answers, batch arrays, stream items ◄┘
+//!  door ──frame──► Session::handle_frame ─► decode ─► request?  → handler (router) ─┐
+//!                                                   ─► response? → Peer (pending)    │
+//!  door ◄──Frame── queue ◄── door's Encoder ◄── Event (answer, batch, item, end, gap) ◄┘
 //! ```
 
 pub(crate) mod context;
 mod dispatch;
 pub(crate) mod error;
 mod guard;
+pub(crate) mod outbound;
 pub(crate) mod peer;
 pub(crate) mod router;
 mod streams;
 pub(crate) mod subscription;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures_util::future::AbortHandle;
+use http::{Extensions, HeaderMap};
 use tokio::sync::{mpsc, oneshot, Semaphore};
-use tokio_tungstenite::tungstenite::http::{Extensions, HeaderMap};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ConnectionConfig;
+use crate::error::RpcError;
 use context::{ConnectionId, Context};
+use outbound::{DoorCaps, Encoder, Event, Frame};
 use peer::Peer;
 use router::Router;
 
-pub(crate) use dispatch::error_frame;
+pub(crate) use outbound::error_frame;
 
 /// Why a connection ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,34 +100,6 @@ pub(crate) struct Origin {
     pub(crate) headers: HeaderMap,
     /// What the handshake hook stored for the handlers.
     pub(crate) extensions: Extensions,
-}
-
-/// What a door allows in a session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Door {
-    /// A WebSocket: everything, in both directions.
-    WebSocket,
-    /// One HTTP POST answered with JSON: no streams, no server→client calls.
-    HttpPost,
-    /// One HTTP POST answered with server-sent events: one stream, no server→client calls.
-    HttpEvents,
-    /// A client calling over HTTP: its calls go out as POSTs; nothing calls it.
-    HttpClient,
-    /// A WebSocket speaking WAMP: calls, streams and topics; no server→client calls.
-    Wamp,
-}
-
-impl Door {
-    /// The door's label in the metrics.
-    pub(crate) fn via(self) -> crate::telemetry::Via {
-        use crate::telemetry::Via;
-        match self {
-            Door::WebSocket | Door::Wamp => Via::WebSocket,
-            Door::HttpPost => Via::Http,
-            Door::HttpEvents => Via::Events,
-            Door::HttpClient => Via::HttpClient,
-        }
-    }
 }
 
 /// Handler tasks that can still be cancelled, by request id (as JSON text); and those of
@@ -181,7 +168,7 @@ struct Streams {
 /// Where a session's outgoing frames go.
 enum Outgoing {
     /// A queue the transport drains (WebSocket writer, event stream, HTTP client).
-    Queue(mpsc::Sender<Message>),
+    Queue(mpsc::Sender<Frame>),
     /// The one answer of a POST (a response or a batch array).
     Answer(Mutex<Option<oneshot::Sender<String>>>),
 }
@@ -190,15 +177,19 @@ enum Outgoing {
 struct Shared {
     config: Arc<ConnectionConfig>,
     router: Router,
-    door: Door,
+    door: DoorCaps,
+    /// The door's wire format.
+    encoder: Arc<dyn Encoder>,
     ctx: Context,
     peer: Peer,
+    /// The session's own peer (closed when it ends), or one it only borrows (a POST's).
+    owns_peer: bool,
     outgoing: Outgoing,
     in_flight: Arc<Semaphore>,
     running: Mutex<Running>,
     streams: Mutex<Streams>,
-    /// Cancelled when the first stream this side serves has ended (its last frame queued):
-    /// the end of an SSE response, which carries one stream. Only there.
+    /// Cancelled when the first stream this side serves has ended (its last frame queued),
+    /// if the door ends with its stream (an SSE response carries one).
     stream_ended: Option<CancellationToken>,
 }
 
@@ -221,57 +212,68 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// A session whose outgoing frames go to `tx`: a WebSocket, an event stream, or a
-    /// client's HTTP requests.
+    /// A session whose outgoing frames, encoded by `encoder`, go to `tx`: a WebSocket, an
+    /// event stream, or a client's HTTP requests.
     pub(crate) fn new(
         config: Arc<ConnectionConfig>,
         router: Router,
-        door: Door,
+        door: DoorCaps,
         origin: Origin,
-        tx: mpsc::Sender<Message>,
+        tx: mpsc::Sender<Frame>,
+        encoder: Arc<dyn Encoder>,
     ) -> Session {
         let peer = Peer::new(tx.clone(), &config);
-        if door == Door::HttpEvents {
-            peer.close(&CloseReason::NoConnection(HTTP_PEER.into()));
+        if let Some(why) = door.no_peer_calls {
+            peer.close(&CloseReason::NoConnection(why.into()));
         }
-        if door == Door::Wamp {
-            peer.close(&CloseReason::NoConnection(WAMP_PEER.into()));
-        }
-        let stream_ended = (door == Door::HttpEvents).then(CancellationToken::new);
-        Self::with(
-            config,
-            router,
+        let stream_ended = door.ends_with_stream.then(CancellationToken::new);
+        let parts = Parts {
             door,
-            origin,
+            encoder,
             peer,
-            Outgoing::Queue(tx),
+            owns_peer: true,
+            outgoing: Outgoing::Queue(tx),
             stream_ended,
-        )
+        };
+        Self::with(config, router, origin, parts)
     }
 
-    /// A session for one POST: its one answer comes out of the receiver. `peer` is the
-    /// endpoint's [`Peer::detached`] one: nothing can be called back over HTTP.
+    /// A session whose one answer (a response or a batch array) comes out of the
+    /// receiver: an HTTP POST's. `peer` is borrowed (the endpoint's [`Peer::detached`]
+    /// one: nothing can be called back over HTTP).
     pub(crate) fn answering(
         config: Arc<ConnectionConfig>,
         router: Router,
+        door: DoorCaps,
         origin: Origin,
         peer: Peer,
     ) -> (Session, oneshot::Receiver<String>) {
         let (tx, rx) = oneshot::channel();
-        let outgoing = Outgoing::Answer(Mutex::new(Some(tx)));
-        let session = Self::with(config, router, Door::HttpPost, origin, peer, outgoing, None);
-        (session, rx)
+        let parts = Parts {
+            door,
+            encoder: outbound::json_rpc(),
+            peer,
+            owns_peer: false,
+            outgoing: Outgoing::Answer(Mutex::new(Some(tx))),
+            stream_ended: None,
+        };
+        (Self::with(config, router, origin, parts), rx)
     }
 
     fn with(
         config: Arc<ConnectionConfig>,
         router: Router,
-        door: Door,
         origin: Origin,
-        peer: Peer,
-        outgoing: Outgoing,
-        stream_ended: Option<CancellationToken>,
+        parts: Parts,
     ) -> Session {
+        let Parts {
+            door,
+            encoder,
+            peer,
+            owns_peer,
+            outgoing,
+            stream_ended,
+        } = parts;
         let ctx = Context::new(
             ConnectionId::next(),
             origin.remote_addr,
@@ -285,8 +287,10 @@ impl Session {
                 config,
                 router,
                 door,
+                encoder,
                 ctx,
                 peer,
+                owns_peer,
                 outgoing,
                 running: Mutex::new(Running::default()),
                 streams: Mutex::new(Streams::default()),
@@ -323,8 +327,8 @@ impl Session {
     /// requests and of notifications alike) and streams. Their answers are not sent.
     pub(crate) fn end(&self, reason: &CloseReason) {
         let shared = &*self.shared;
-        if shared.door != Door::HttpPost {
-            // (A POST's peer is the endpoint's, closed from the start.)
+        if shared.owns_peer {
+            // (A borrowed peer, a POST's, is the endpoint's, closed from the start.)
             shared.peer.close(reason);
         }
         let running: Vec<_> = {
@@ -351,26 +355,40 @@ impl Session {
         )
     }
 
-    /// Queue a frame.
-    pub(crate) async fn send(&self, frame: String) {
+    /// Answer a message that could not be read at all (`id` null) with `error`, in the
+    /// door's format.
+    pub(crate) async fn refuse(&self, error: RpcError) {
+        let frame = self.shared.encode(Event::Answer {
+            id: "null",
+            out: Err(error),
+        });
         send(&self.shared, frame).await
     }
 }
 
-/// Why a WAMP session cannot call its client.
-pub(crate) const WAMP_PEER: &str =
-    "server→client calls are not part of WAMP's model for a single peer; this call came over WAMP";
+/// What a session is built from, besides its config, router and origin.
+struct Parts {
+    door: DoorCaps,
+    encoder: Arc<dyn Encoder>,
+    peer: Peer,
+    owns_peer: bool,
+    outgoing: Outgoing,
+    stream_ended: Option<CancellationToken>,
+}
 
-/// Why a session over HTTP cannot call its client.
-pub(crate) const HTTP_PEER: &str =
-    "server→client calls need a WebSocket connection; this call came over HTTP";
+impl Shared {
+    /// An event in the door's format.
+    fn encode(&self, event: Event<'_>) -> String {
+        self.encoder.encode(event)
+    }
+}
 
 /// Queue a frame. Usually the queue has room: no need to set up a wait (the wait is boxed,
 /// so that every task that sends — one per subscription — is not the larger for it). If
 /// the transport is gone, its reader notices the connection closing.
 async fn send(shared: &Shared, frame: String) {
     match &shared.outgoing {
-        Outgoing::Queue(tx) => match tx.try_send(Message::Text(frame.into())) {
+        Outgoing::Queue(tx) => match tx.try_send(Frame::Text(frame)) {
             Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
             Err(mpsc::error::TrySendError::Full(msg)) => {
                 let _ = Box::pin(tx.send(msg)).await;

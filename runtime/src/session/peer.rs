@@ -12,13 +12,14 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::message;
+use crate::codec::text::Text;
 use crate::config::ConnectionConfig;
 use crate::error::{code, ApplicationError, NoAppError, RpcError};
 use crate::session::error::Error;
+use crate::session::outbound::Frame;
 use crate::session::subscription::{
     unsubscribe_frame, PendingSub, RawSub, SubEntry, SubState, SubTable, Subscription,
 };
@@ -31,14 +32,14 @@ pub const CANCEL_METHOD: &str = "$/cancelRequest";
 /// task, from the frame, without copying the result first.
 #[derive(Debug)]
 pub(crate) struct RawResult {
-    frame: Utf8Bytes,
+    frame: Text,
     range: Range<usize>,
 }
 
 impl RawResult {
     /// The result `raw`, which normally borrows from `frame`: then only the frame's
     /// reference count changes. (If it does not, it is copied.)
-    pub(crate) fn new(frame: &Utf8Bytes, raw: &RawValue) -> Self {
+    pub(crate) fn new(frame: &Text, raw: &RawValue) -> Self {
         let text = frame.as_str();
         let json = raw.get();
         let start = (json.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
@@ -48,7 +49,7 @@ impl RawResult {
                 range: start..start + json.len(),
             },
             _ => RawResult {
-                frame: Utf8Bytes::from(json.to_string()),
+                frame: Text::from(json.to_string()),
                 range: 0..json.len(),
             },
         }
@@ -81,7 +82,7 @@ struct Pending {
 }
 
 pub(crate) struct PeerShared {
-    tx: mpsc::Sender<Message>,
+    tx: mpsc::Sender<Frame>,
     pending: Mutex<Pending>,
     next_id: AtomicU64,
     call_timeout: Duration,
@@ -126,7 +127,7 @@ pub(crate) fn encode_params<P: Serialize + ?Sized>(
 }
 
 impl Peer {
-    pub(crate) fn new(tx: mpsc::Sender<Message>, config: &ConnectionConfig) -> Self {
+    pub(crate) fn new(tx: mpsc::Sender<Frame>, config: &ConnectionConfig) -> Self {
         Peer {
             shared: Arc::new(PeerShared {
                 tx,
@@ -246,7 +247,7 @@ impl Peer {
             armed: true,
         };
         let call = async {
-            if shared.tx.send(Message::Text(frame.into())).await.is_err() {
+            if shared.tx.send(Frame::Text(frame)).await.is_err() {
                 // The writer is gone: the request never left.
                 shared.lock().calls.remove(&id);
                 return Err(CallFailure::NotSent(shared.close_reason()));
@@ -335,7 +336,7 @@ impl Peer {
         }
         shared
             .tx
-            .send(Message::Text(frame.into()))
+            .send(Frame::Text(frame))
             .await
             .map_err(|_| Error::Disconnected(shared.close_reason()))
     }
@@ -366,7 +367,7 @@ impl Peer {
         &self,
         id: &RawValue,
         outcome: Result<&RawValue, RpcError>,
-        frame: &Utf8Bytes,
+        frame: &Text,
     ) -> bool {
         let Ok(id) = id.get().parse::<u64>() else {
             return false;
@@ -433,7 +434,7 @@ impl Peer {
         self.shared.closed.cancel();
     }
 
-    pub(crate) fn sender(&self) -> &mpsc::Sender<Message> {
+    pub(crate) fn sender(&self) -> &mpsc::Sender<Frame> {
         &self.shared.tx
     }
 
@@ -444,7 +445,7 @@ impl Peer {
     /// Queue a frame without waiting (from `Drop` or the reader): at once if there is
     /// room, else from a task of its own.
     pub(crate) fn send_detached(&self, frame: String) {
-        send_detached(&self.shared.tx, Message::Text(frame.into()));
+        send_detached(&self.shared.tx, Frame::Text(frame));
     }
 
     /// Subscribe to a stream: `method` with encoded params. See [`Subscription`].
@@ -573,12 +574,12 @@ impl Drop for CallGuard<'_> {
         let mut frame = String::with_capacity(64);
         let params = format!(r#"{{"id":{}}}"#, self.id);
         message::write_request(&mut frame, CANCEL_METHOD, Some(&params), None);
-        send_detached(&self.shared.tx, Message::Text(frame.into()));
+        send_detached(&self.shared.tx, Frame::Text(frame));
     }
 }
 
 /// Queue a message without waiting: at once if there is room, else from a task.
-fn send_detached(tx: &mpsc::Sender<Message>, msg: Message) {
+fn send_detached(tx: &mpsc::Sender<Frame>, msg: Frame) {
     match tx.try_send(msg) {
         Ok(()) => {}
         Err(mpsc::error::TrySendError::Full(msg)) => {
@@ -600,7 +601,7 @@ mod tests {
 
     #[test]
     fn raw_result_borrows_from_its_frame_or_copies() {
-        let frame = Utf8Bytes::from(r#"{"result":{"x":1},"id":1}"#.to_string());
+        let frame = Text::from(r#"{"result":{"x":1},"id":1}"#.to_string());
         let members: std::collections::HashMap<&str, &RawValue> =
             serde_json::from_str(frame.as_str()).unwrap();
         let inside = RawResult::new(&frame, members["result"]);

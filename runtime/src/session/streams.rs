@@ -12,10 +12,10 @@ use tracing::Instrument;
 
 use super::dispatch::{deliver, Reply};
 use super::guard::{CatchPanic, Setup};
-use super::{send, Door, Shared};
-use crate::codec::message;
+use super::outbound::{Event, Note, StreamRef};
+use super::{send, Shared};
 use crate::error::RpcError;
-use crate::hub::{Event, Feed};
+use crate::hub::{Event as HubEvent, Feed};
 use crate::session::router::{ItemStream, Produce};
 use crate::telemetry::Open;
 
@@ -52,9 +52,9 @@ pub(super) async fn subscribe(
         if streams.active.len() >= limit {
             None
         } else {
-            let sub_id = if shared.door == Door::HttpEvents {
-                // Each SSE response is a session of its own, and a client may hold several
-                // at once: their ids are unique in the process.
+            let sub_id = if shared.door.process_unique_sub_ids {
+                // E.g. each SSE response is a session of its own, and a client may hold
+                // several at once: their ids are unique in the process.
                 static NEXT: AtomicU64 = AtomicU64::new(1);
                 NEXT.fetch_add(1, Ordering::Relaxed)
             } else {
@@ -103,21 +103,44 @@ pub(super) async fn subscribe(
 /// Forward items as notifications; then announce the end (`"error": null`) or the failure.
 async fn produce(shared: &Shared, method: &str, sub_id: u64, mut items: ItemStream) {
     let limit = shared.config.max_message_size;
+    let stream = StreamRef {
+        method,
+        sub: sub_id,
+        header: "",
+    };
     loop {
-        let (result, error) = match items.next().await {
-            Some(Ok(item)) => (Some(item), None),
-            Some(Err(e)) => (None, Some(e)),
-            None => (None, None),
+        let (frame, end) = match items.next().await {
+            Some(Ok(item)) => (
+                shared.encode(Event::Item {
+                    stream,
+                    item: &item,
+                }),
+                false,
+            ),
+            Some(Err(e)) => (
+                shared.encode(Event::End {
+                    stream,
+                    error: Some(&e),
+                }),
+                true,
+            ),
+            None => (
+                shared.encode(Event::End {
+                    stream,
+                    error: None,
+                }),
+                true,
+            ),
         };
-        let end = result.is_none();
-        let mut frame =
-            message::subscription_frame(method, sub_id, result.as_deref(), error.as_ref());
         if frame.len() > limit {
             let err = RpcError::internal(format!(
                 "a stream item of {} bytes exceeds the limit of {limit} bytes",
                 frame.len()
             ));
-            frame = message::subscription_frame(method, sub_id, None, Some(&err));
+            let frame = shared.encode(Event::End {
+                stream,
+                error: Some(&err),
+            });
             send(shared, frame).await;
             return;
         }
@@ -131,14 +154,28 @@ async fn produce(shared: &Shared, method: &str, sub_id: u64, mut items: ItemStre
 /// Forward a topic key's publications, with their positions, and any gap.
 async fn relay(shared: &Shared, method: &str, sub_id: u64, mut feed: Feed) {
     let limit = shared.config.max_message_size;
-    let prefix = message::subscription_prefix(method, sub_id);
+    // What every frame of this stream shares, made once.
+    let header = shared.encoder.stream_header(method, sub_id);
+    let stream = StreamRef {
+        method,
+        sub: sub_id,
+        header: &header,
+    };
+    let note = |note, epoch: &str, offset| {
+        shared.encode(Event::Note {
+            stream,
+            note,
+            epoch,
+            offset,
+        })
+    };
     while let Some(event) = feed.next().await {
         let frame = match event {
-            Event::Item(entry) => {
-                let suffix = entry.notification_suffix();
-                let mut frame = String::with_capacity(prefix.len() + suffix.len());
-                frame.push_str(&prefix);
-                frame.push_str(suffix);
+            HubEvent::Item(entry) => {
+                let frame = shared.encode(Event::Publication {
+                    stream,
+                    entry: &entry,
+                });
                 if frame.len() > limit {
                     // Skipping it silently would break the sequence: the subscriber is
                     // told it lost this one.
@@ -148,21 +185,20 @@ async fn relay(shared: &Shared, method: &str, sub_id: u64, mut feed: Feed) {
                         limit,
                         "a publication over the message size limit was not sent"
                     );
-                    message::topic_note_frame(method, sub_id, "gap", &entry.epoch, entry.offset)
+                    note(Note::Gap, &entry.epoch, entry.offset)
                 } else {
                     frame
                 }
             }
-            Event::Gap(to) => {
-                message::topic_note_frame(method, sub_id, "gap", &to.epoch, to.offset)
-            }
-            Event::Start(at) => {
-                message::topic_note_frame(method, sub_id, "position", &at.epoch, at.offset)
-            }
+            HubEvent::Gap(to) => note(Note::Gap, &to.epoch, to.offset),
+            HubEvent::Start(at) => note(Note::Position, &at.epoch, at.offset),
         };
         send(shared, frame).await;
     }
-    let end = message::subscription_frame(method, sub_id, None, None);
+    let end = shared.encode(Event::End {
+        stream,
+        error: None,
+    });
     send(shared, end).await;
 }
 

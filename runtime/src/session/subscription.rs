@@ -24,11 +24,11 @@ use futures_util::Stream;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use futures_util::future::BoxFuture;
 
 use crate::codec::message;
+use crate::codec::text::Text;
 use crate::error::{code, ApplicationError, NoAppError, RpcError};
 use crate::hub::{Gap, Position, SINCE_PARAM};
 use crate::session::error::Error;
@@ -160,7 +160,7 @@ impl SubTable {
     pub(crate) fn route(
         &self,
         params: &RawValue,
-        frame: &Utf8Bytes,
+        frame: &Text,
         unsubscribe: &mut Vec<(Arc<str>, Box<str>)>,
     ) -> Routed {
         let Ok(members) = crate::codec::params::object_members(params.get()) else {

@@ -46,12 +46,38 @@ use super::ws::{self, Setup, SUBPROTOCOL};
 use crate::auth::Refusal;
 use crate::auth::{Authenticate, Handshake};
 use crate::codec::message::{self, Incoming};
+use crate::codec::text::Text;
 use crate::config::ConnectionConfig;
 use crate::error::RpcError;
 use crate::hub::Hub;
+use crate::session::outbound::{json_rpc, DoorCaps};
 use crate::session::router::{Route, Router};
-use crate::session::{error_frame, CloseReason, Door, Origin, Session};
+use crate::session::{error_frame, CloseReason, Origin, Session};
 use crate::telemetry::{self, Open, Via};
+
+/// Why a session over HTTP cannot call its client.
+pub(crate) const HTTP_PEER: &str =
+    "server→client calls need a WebSocket connection; this call came over HTTP";
+
+/// One HTTP POST answered with JSON: no streams, no server→client calls.
+pub(crate) const HTTP_POST_DOOR: DoorCaps = DoorCaps {
+    no_peer_calls: Some(HTTP_PEER),
+    streams: false,
+    ends_with_stream: false,
+    process_unique_sub_ids: false,
+    via: Via::Http,
+};
+
+/// One HTTP POST answered with server-sent events: one stream, then the end; no
+/// server→client calls. Each response is a session of its own and a client may hold
+/// several: their subscription ids are unique in the process.
+pub(crate) const HTTP_EVENTS_DOOR: DoorCaps = DoorCaps {
+    no_peer_calls: Some(HTTP_PEER),
+    streams: true,
+    ends_with_stream: true,
+    process_unique_sub_ids: true,
+    via: Via::Events,
+};
 
 /// The handshake hook: sees the request (its body left out) and may store values for the
 /// handlers, or refuse.
@@ -572,7 +598,7 @@ impl Endpoint {
                 return too_many_connections();
             }
         }
-        let Ok(body) = tokio_tungstenite::tungstenite::Utf8Bytes::try_from(body) else {
+        let Ok(body) = Text::try_from(body) else {
             return json(
                 StatusCode::BAD_REQUEST,
                 error_frame(&RpcError::parse_error(), "null"),
@@ -590,6 +616,7 @@ impl Endpoint {
         let (session, answer) = Session::answering(
             self.config.clone(),
             self.router.clone(),
+            HTTP_POST_DOOR,
             origin,
             self.http_peer.clone(),
         );
@@ -650,18 +677,15 @@ impl Endpoint {
 
     /// A stream subscription answered with server-sent events: the answer, each item, then
     /// the end, each as one event whose data is the JSON-RPC message.
-    async fn events(
-        self: &Arc<Self>,
-        body: tokio_tungstenite::tungstenite::Utf8Bytes,
-        origin: Origin,
-    ) -> Resp {
+    async fn events(self: &Arc<Self>, body: Text, origin: Origin) -> Resp {
         let (tx, rx) = mpsc::channel(self.config.send_queue);
         let session = Session::new(
             self.config.clone(),
             self.router.clone(),
-            Door::HttpEvents,
+            HTTP_EVENTS_DOOR,
             origin,
             tx,
+            json_rpc(),
         );
         if session.handle_frame(&body, &self.close).await.is_none() {
             return text(StatusCode::SERVICE_UNAVAILABLE, "server closing");

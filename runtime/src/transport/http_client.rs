@@ -26,18 +26,28 @@ use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use super::ws::Started;
 use crate::codec::message::{classify_text, Incoming};
+use crate::codec::text::Text;
 use crate::config::ConnectionConfig;
 use crate::session::error::{ConnectError, Error};
+use crate::session::outbound::{json_rpc, DoorCaps, Frame};
 use crate::session::peer::{CallFailure, CANCEL_METHOD};
 use crate::session::router::Router;
 use crate::session::subscription::End;
-use crate::session::{CloseReason, Door, Origin, Session};
+use crate::session::{CloseReason, Origin, Session};
 use crate::transport::event_reader::EventReader;
+
+/// A client calling over HTTP: its calls go out as POSTs; nothing calls it.
+const HTTP_CLIENT_DOOR: DoorCaps = DoorCaps {
+    no_peer_calls: None,
+    streams: true,
+    ends_with_stream: false,
+    process_unique_sub_ids: false,
+    via: crate::telemetry::Via::HttpClient,
+};
 
 /// Where an HTTP client sends its requests.
 #[derive(Clone, Debug)]
@@ -160,9 +170,10 @@ pub(crate) fn spawn(
     let session = Session::new(
         config,
         Router::new(),
-        Door::HttpClient,
+        HTTP_CLIENT_DOOR,
         Origin::default(),
         tx,
+        json_rpc(),
     );
     let peer = session.peer().clone();
     let pool = HttpClient::builder(TokioExecutor::new()).build(connector(target.tls.clone()));
@@ -189,7 +200,7 @@ pub(crate) fn spawn(
                 msg = rx.recv() => msg,
             };
             match msg {
-                Some(Message::Text(frame)) => dispatch(&shared, frame),
+                Some(Frame::Text(frame)) => dispatch(&shared, frame),
                 Some(_) => {}
                 None => break CloseReason::ClosedLocally,
             }
@@ -210,7 +221,7 @@ pub(crate) fn spawn(
 
 /// One outgoing frame: a request or notification to POST, or a cancellation or
 /// unsubscription to carry out here.
-fn dispatch(shared: &Arc<Shared>, frame: Utf8Bytes) {
+fn dispatch(shared: &Arc<Shared>, frame: String) {
     let (ids, local) = match classify_text(&frame) {
         Ok(Incoming::Request { method, params, id }) => {
             if method == CANCEL_METHOD {
@@ -304,7 +315,7 @@ fn unsubscribe(shared: &Shared, params: &RawValue) -> bool {
 
 /// Hand a frame from the server to the session (answers go to their pending calls,
 /// stream items to their subscriptions), in the order they came.
-async fn feed(session: &Session, frame: Utf8Bytes) {
+async fn feed(session: &Session, frame: Text) {
     // A client's HTTP session runs no handlers, so nothing here waits for room.
     let _ = session
         .handle_frame(&frame, &CancellationToken::new())
@@ -414,7 +425,7 @@ async fn refresh_token(
 
 async fn post(
     shared: &Shared,
-    frame: Utf8Bytes,
+    frame: String,
     abort: AbortHandle,
     id: Option<u64>,
 ) -> Result<(), CallFailure> {
@@ -456,7 +467,7 @@ async fn post(
         .to_bytes();
     // 200, and 400/413 with a JSON-RPC error: the answer goes to its call.
     if json {
-        if let Ok(text) = Utf8Bytes::try_from(body.clone()) {
+        if let Ok(text) = Text::try_from(body.clone()) {
             if text.trim_start().starts_with(['{', '[']) {
                 feed(&shared.session, text).await;
                 return Ok(());
@@ -504,7 +515,7 @@ async fn read_events(
             break e.to_string();
         }
         for data in events.drain(..) {
-            let Ok(frame) = Utf8Bytes::try_from(data) else {
+            let Ok(frame) = Text::try_from(data) else {
                 tracing::debug!("an event that is not UTF-8, ignored");
                 continue;
             };

@@ -12,17 +12,17 @@ use std::task::{Context as TaskContext, Poll};
 use bytes::Bytes;
 use http_body::Frame;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::codec::message::{classify_text, Incoming};
+use crate::session::outbound::Frame as Outbound;
 use crate::session::{CloseReason, Session};
 use crate::telemetry;
 
 /// The events of one SSE response.
 pub(crate) struct EventBody {
     session: Session,
-    rx: mpsc::Receiver<Message>,
+    rx: mpsc::Receiver<Outbound>,
     stream_ended: Pin<Box<WaitForCancellationFutureOwned>>,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     keepalive: Option<tokio::time::Interval>,
@@ -39,7 +39,7 @@ pub(crate) struct EventBody {
 impl EventBody {
     pub(crate) fn new(
         session: Session,
-        rx: mpsc::Receiver<Message>,
+        rx: mpsc::Receiver<Outbound>,
         shutdown: CancellationToken,
         hold: Box<dyn Send + Sync>,
     ) -> Self {
@@ -74,7 +74,7 @@ impl EventBody {
             }
             match this.rx.poll_recv(cx) {
                 Poll::Ready(Some(msg)) => {
-                    let Ok(text) = msg.to_text() else { continue };
+                    let Outbound::Text(text) = &msg else { continue };
                     if !this.answered {
                         this.answered = true;
                         // A failed subscribe call is the whole story.

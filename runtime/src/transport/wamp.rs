@@ -19,14 +19,28 @@ use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::params::Params;
+use crate::codec::text::Text;
 use crate::error::code;
 use crate::hub::topic_key;
+use crate::session::outbound::{DoorCaps, Frame};
 use crate::session::router::{Route, Router, TopicRoute};
 use crate::session::Session;
+
+/// Why a WAMP session cannot call its client.
+pub(crate) const WAMP_PEER: &str =
+    "server→client calls are not part of WAMP's model for a single peer; this call came over WAMP";
+
+/// A WebSocket speaking WAMP: calls, streams and topics; no server→client calls.
+pub(crate) const WAMP_DOOR: DoorCaps = DoorCaps {
+    no_peer_calls: Some(WAMP_PEER),
+    streams: true,
+    ends_with_stream: false,
+    process_unique_sub_ids: false,
+    via: crate::telemetry::Via::WebSocket,
+};
 
 /// The WAMP subprotocol wirecall speaks.
 pub const WAMP_SUBPROTOCOL: &str = "wamp.2.json";
@@ -71,7 +85,7 @@ pub(crate) struct Wamp {
     realm: Option<Arc<str>>,
     hub: crate::Hub,
     /// To the socket's writer.
-    out: mpsc::Sender<Message>,
+    out: mpsc::Sender<Frame>,
     state: Mutex<State>,
 }
 
@@ -169,7 +183,7 @@ fn text(value: &Value) -> String {
 
 /// Hand the session a JSON-RPC frame made from a WAMP message.
 async fn feed(session: &Session, frame: &Value, close: &CancellationToken) {
-    let frame = Utf8Bytes::from(text(frame));
+    let frame = Text::from(text(frame));
     let _ = session.handle_frame(&frame, close).await;
 }
 
@@ -222,7 +236,7 @@ impl Wamp {
         router: Router,
         realm: Option<Arc<str>>,
         hub: crate::Hub,
-        out: mpsc::Sender<Message>,
+        out: mpsc::Sender<Frame>,
     ) -> Arc<Wamp> {
         Arc::new(Wamp {
             router,
@@ -238,7 +252,7 @@ impl Wamp {
     }
 
     async fn send(&self, message: Value) {
-        let _ = self.out.send(Message::text(text(&message))).await;
+        let _ = self.out.send(Frame::Text(text(&message))).await;
     }
 
     async fn abort(&self, reason: &str, message: impl Into<String>) -> Flow {
@@ -829,14 +843,14 @@ impl Wamp {
     }
 
     /// Turn the session's frames into WAMP messages until the session ends.
-    pub(crate) async fn translate(self: Arc<Self>, mut from_session: mpsc::Receiver<Message>) {
+    pub(crate) async fn translate(self: Arc<Self>, mut from_session: mpsc::Receiver<Frame>) {
         while let Some(message) = from_session.recv().await {
-            let Message::Text(frame) = message else {
+            let Frame::Text(frame) = message else {
                 // A graceful shutdown says goodbye the WAMP way first.
-                if let Message::Close(Some(close)) = &message {
-                    if close.code == CloseCode::Away {
+                if let Frame::Close(Some((code, _))) = &message {
+                    if CloseCode::from(*code) == CloseCode::Away {
                         let goodbye = json!([GOODBYE, {}, "wamp.close.system_shutdown"]);
-                        let _ = self.out.send(Message::text(text(&goodbye))).await;
+                        let _ = self.out.send(Frame::Text(text(&goodbye))).await;
                     }
                 }
                 // Pings and the close frame go out as they are.
@@ -846,7 +860,7 @@ impl Wamp {
                 continue;
             };
             for wamp in self.outgoing(&frame) {
-                if self.out.send(Message::text(text(&wamp))).await.is_err() {
+                if self.out.send(Frame::Text(text(&wamp))).await.is_err() {
                     return;
                 }
             }

@@ -9,6 +9,11 @@
 //!  socket ◄── writer task ◄── bounded queue ◄── responses, requests, pings
 //! ```
 //!
+//! The session's answers and stream frames are written by the JSON-RPC encoder
+//! ([`json_rpc`]) and queued as [`Frame`]s; the writer turns each into a tungstenite
+//! message (a text frame's `String` becomes its bytes without a copy). What this door
+//! allows the session is [`WEBSOCKET_DOOR`].
+//!
 //! The number of calls served at once is bounded (`max_in_flight`); at the bound the
 //! reader stops reading until a call finishes, so a flood slows the peer down instead of
 //! growing memory.
@@ -24,20 +29,31 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::codec::text::Text;
 use crate::config::ConnectionConfig;
 use crate::error::RpcError;
 use crate::hub::Hub;
+use crate::session::outbound::{json_rpc, DoorCaps, Frame};
 use crate::session::peer::Peer;
 use crate::session::router::Router;
-use crate::session::{error_frame, CloseReason, Door, Origin, Session};
+use crate::session::{CloseReason, Origin, Session};
 use crate::telemetry;
 use crate::transport::deadline::{MessageWatch, TooSlow};
-use crate::transport::wamp::{Flow, Wamp};
+use crate::transport::wamp::{Flow, Wamp, WAMP_DOOR};
+
+/// A WebSocket speaking JSON-RPC: everything, in both directions.
+pub(crate) const WEBSOCKET_DOOR: DoorCaps = DoorCaps {
+    no_peer_calls: None,
+    streams: true,
+    ends_with_stream: false,
+    process_unique_sub_ids: false,
+    via: telemetry::Via::WebSocket,
+};
 
 /// The subprotocol wirecall speaks (`Sec-WebSocket-Protocol`).
 pub const SUBPROTOCOL: &str = "jsonrpc-2.0";
@@ -94,16 +110,23 @@ where
     // WAMP: the session's frames go through a translator on their way to the writer.
     let mut wamp = None;
     let (session_tx, door) = match setup.wamp {
-        None => (tx, Door::WebSocket),
+        None => (tx, WEBSOCKET_DOOR),
         Some((realm, hub)) => {
             let (json_tx, json_rx) = mpsc::channel(setup.config.send_queue);
             let translator = Wamp::new(setup.router.clone(), realm, hub, tx);
             wamp = Some((translator, json_rx));
-            (json_tx, Door::Wamp)
+            (json_tx, WAMP_DOOR)
         }
     };
     let write_deadline = write_deadline(&setup.config);
-    let session = Session::new(setup.config, setup.router, door, setup.origin, session_tx);
+    let session = Session::new(
+        setup.config,
+        setup.router,
+        door,
+        setup.origin,
+        session_tx,
+        json_rpc(),
+    );
     let wamp = wamp.map(|(translator, json_rx)| {
         tokio::spawn(translator.clone().translate(json_rx));
         translator
@@ -280,14 +303,12 @@ where
                 return CloseReason::ClosedByPeer
             }
             Some(Err(e)) => return CloseReason::Error(e.to_string()),
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Binary(bytes))) => match Utf8Bytes::try_from(bytes) {
+            Some(Ok(Message::Text(text))) => Text::from(text),
+            Some(Ok(Message::Binary(bytes))) => match Text::try_from(bytes) {
                 // Lenient: a binary frame holding UTF-8 JSON is read like a text frame.
                 Ok(text) => text,
                 Err(_) => {
-                    session
-                        .send(error_frame(&RpcError::parse_error(), "null"))
-                        .await;
+                    session.refuse(RpcError::parse_error()).await;
                     continue;
                 }
             },
@@ -388,7 +409,7 @@ where
             msg = stream.next() => msg,
         };
         match msg {
-            Some(Ok(Message::Text(text))) => session.reject_while_draining(&text).await,
+            Some(Ok(Message::Text(text))) => session.reject_while_draining(&text.into()).await,
             Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return CloseReason::ClosedByPeer,
             Some(Ok(_)) => {}
         }
@@ -423,11 +444,7 @@ async fn expire(session: &Session) -> CloseReason {
 /// Queue a keep-alive ping, unless the queue is full (then the writer is busy, and its
 /// deadline watches the peer). `false` if the writer is gone.
 fn ping_peer(session: &Session) -> bool {
-    match session
-        .peer()
-        .sender()
-        .try_send(Message::Ping(Default::default()))
-    {
+    match session.peer().sender().try_send(Frame::Ping) {
         Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => true,
         Err(mpsc::error::TrySendError::Closed(_)) => false,
     }
@@ -443,15 +460,22 @@ async fn tick(ping: &mut Option<tokio::time::Interval>) {
 }
 
 async fn send_close(session: &Session, code: CloseCode, reason: &str) {
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
-    };
-    let _ = tokio::time::timeout(
-        CLOSE_GRACE,
-        session.peer().sender().send(Message::Close(Some(frame))),
-    )
-    .await;
+    let frame = Frame::Close(Some((code.into(), reason.into())));
+    let _ = tokio::time::timeout(CLOSE_GRACE, session.peer().sender().send(frame)).await;
+}
+
+/// A frame as tungstenite writes it. (A text frame's `String` becomes its bytes without a
+/// copy.)
+pub(crate) fn to_message(frame: Frame) -> Message {
+    match frame {
+        Frame::Text(text) => Message::Text(text.into()),
+        Frame::Ping => Message::Ping(Default::default()),
+        Frame::Close(None) => Message::Close(None),
+        Frame::Close(Some((code, reason))) => Message::Close(Some(CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.into(),
+        })),
+    }
 }
 
 /// After the reader: end the session (fail pending calls, abort handlers), say goodbye,
@@ -494,7 +518,7 @@ fn write_deadline(config: &ConnectionConfig) -> Option<Duration> {
 /// takes longer than `deadline`.
 async fn write_loop<S>(
     mut sink: SplitSink<WebSocketStream<S>, Message>,
-    mut rx: mpsc::Receiver<Message>,
+    mut rx: mpsc::Receiver<Frame>,
     deadline: Option<Duration>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -523,12 +547,12 @@ async fn write_loop<S>(
         }
         let mut closing = false;
         let mut bytes = 0;
-        for msg in burst.drain(..) {
-            closing = matches!(msg, Message::Close(_));
-            if let Message::Text(text) = &msg {
+        for frame in burst.drain(..) {
+            closing = matches!(frame, Frame::Close(_));
+            if let Frame::Text(text) = &frame {
                 bytes += text.len();
             }
-            match stall.within(sink.feed(msg)).await {
+            match stall.within(sink.feed(to_message(frame))).await {
                 Some(Ok(())) => {}
                 Some(Err(e)) => {
                     if !matches!(e, WsError::ConnectionClosed | WsError::AlreadyClosed) {
