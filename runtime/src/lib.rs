@@ -230,7 +230,7 @@ pub use rustls;
 pub use server::{RpcService, Server, ServerBuilder, ServerHandle};
 pub use session::context::{ConnectionId, Context};
 pub use session::error::{ConnectError, Error};
-pub use session::peer::{Peer, CANCEL_METHOD};
+pub use session::peer::{Peer, RawResult, CANCEL_METHOD};
 pub use session::subscription::Subscription;
 pub use session::CloseReason;
 pub use tls::TlsError;

@@ -15,13 +15,11 @@ use serde::de::DeserializeOwned;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::client::Client;
 use crate::codec::params::Params;
 use crate::error::{ApplicationError, NoAppError, RpcError};
+pub use crate::session::caller::{CallOptions, Caller};
 use crate::session::context::Context;
 use crate::session::error::Error;
-pub use crate::session::peer::CallOptions;
-use crate::session::peer::{decode_result, encode_params, Peer};
 use crate::session::router::Router;
 use crate::session::subscription::Subscription;
 
@@ -125,105 +123,6 @@ where
     E: 'static,
 {
     Box::pin(futures_util::StreamExt::map(stream, Ok))
-}
-
-/// Something that sends requests and notifications: a [`Client`] (client side, with
-/// reconnects) or a [`Peer`] (one connection, either side — e.g. a server calling back a
-/// client). Generated client stubs are generic over it.
-pub trait Caller: Clone + Send + Sync + 'static {
-    /// Send a request with params already encoded as a JSON object or array.
-    fn request<R, E>(
-        &self,
-        method: &str,
-        params: Option<String>,
-        options: CallOptions,
-    ) -> impl Future<Output = Result<R, Error<E>>> + Send
-    where
-        R: DeserializeOwned,
-        E: ApplicationError;
-
-    /// Subscribe to a stream with params already encoded.
-    fn subscribe<T, E>(
-        &self,
-        method: &str,
-        params: Option<String>,
-        options: CallOptions,
-    ) -> impl Future<Output = Result<Subscription<T, E>, Error<E>>> + Send
-    where
-        E: ApplicationError;
-
-    /// Send a notification with params already encoded.
-    fn notify(
-        &self,
-        method: &str,
-        params: Option<String>,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
-}
-
-impl Caller for Peer {
-    async fn request<R, E>(
-        &self,
-        method: &str,
-        params: Option<String>,
-        options: CallOptions,
-    ) -> Result<R, Error<E>>
-    where
-        R: DeserializeOwned,
-        E: ApplicationError,
-    {
-        decode_result(
-            self.request_raw(method, params.as_deref(), options.timeout)
-                .await,
-        )
-    }
-
-    async fn subscribe<T, E>(
-        &self,
-        method: &str,
-        params: Option<String>,
-        options: CallOptions,
-    ) -> Result<Subscription<T, E>, Error<E>>
-    where
-        E: ApplicationError,
-    {
-        self.subscribe_encoded(method, params.as_deref(), options.timeout)
-            .await
-    }
-
-    async fn notify(&self, method: &str, params: Option<String>) -> Result<(), Error> {
-        self.notify_raw(method, params.as_deref()).await
-    }
-}
-
-impl Caller for Client {
-    async fn request<R, E>(
-        &self,
-        method: &str,
-        params: Option<String>,
-        options: CallOptions,
-    ) -> Result<R, Error<E>>
-    where
-        R: DeserializeOwned,
-        E: ApplicationError,
-    {
-        self.request_encoded(method, params, options).await
-    }
-
-    async fn subscribe<T, E>(
-        &self,
-        method: &str,
-        params: Option<String>,
-        options: CallOptions,
-    ) -> Result<Subscription<T, E>, Error<E>>
-    where
-        E: ApplicationError,
-    {
-        self.subscribe_encoded(method, params, options).await
-    }
-
-    async fn notify(&self, method: &str, params: Option<String>) -> Result<(), Error> {
-        self.notify_raw(method, params.as_deref()).await
-    }
 }
 
 /// The IDL's `bytes`: a byte string that travels as a base64 string (standard alphabet,
@@ -449,7 +348,7 @@ pub fn register_notify<S, A, F, Fut>(
     });
 }
 
-/// Make a typed call through a [`Caller`].
+/// Make a typed call through a [`Caller`] (generated `rpc` methods).
 pub async fn call<C, P, R, E>(
     caller: &C,
     method: &str,
@@ -462,11 +361,11 @@ where
     R: DeserializeOwned,
     E: ApplicationError,
 {
-    let params = encode_params(params).map_err(Error::Encode)?;
     caller.request(method, params, options).await
 }
 
-/// Subscribe to a typed stream through a [`Caller`].
+/// Subscribe to a typed stream through a [`Caller`] (generated `stream` and `topic`
+/// methods).
 pub async fn subscribe<C, P, T, E>(
     caller: &C,
     method: &'static str,
@@ -478,9 +377,8 @@ where
     P: Serialize + ?Sized,
     E: ApplicationError,
 {
-    let params = encode_params(params).map_err(Error::Encode)?;
     caller
-        .subscribe(method, params, CallOptions::new(timeout, false))
+        .subscribe_with(method, params, CallOptions::new(timeout, false))
         .await
 }
 
@@ -563,12 +461,11 @@ where
     }
 }
 
-/// Send a typed notification through a [`Caller`].
+/// Send a typed notification through a [`Caller`] (generated `notify` methods).
 pub async fn notify<C, P>(caller: &C, method: &str, params: &P) -> Result<(), Error>
 where
     C: Caller,
     P: Serialize + ?Sized,
 {
-    let params = encode_params(params).map_err(Error::Encode)?;
     caller.notify(method, params).await
 }

@@ -357,19 +357,14 @@ async fn timeouts_single_and_stream_setup() {
     let s = setup().await;
     let client = Client::connect(&s.server.url()).await.unwrap();
     let quick = CallOptions::new(Some(Duration::from_millis(100)), false);
-    let err =
-        Caller::request::<u64, NoAppError>(&client, "sleep", Some(r#"{"ms":10000}"#.into()), quick)
-            .await
-            .unwrap_err();
+    let sleep = json!({"ms": 10_000});
+    let err = Caller::request::<u64, NoAppError>(&client, "sleep", &sleep, quick)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Timeout(_)), "{err}");
-    let err = Caller::subscribe::<u64, NoAppError>(
-        &client,
-        "s.sleep",
-        Some(r#"{"ms":10000}"#.into()),
-        quick,
-    )
-    .await
-    .unwrap_err();
+    let err = Caller::subscribe_with::<u64, NoAppError>(&client, "s.sleep", &sleep, quick)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Timeout(_)), "{err}");
     wait_for("both handlers dropped", || {
         s.probe.dropped.load(Ordering::SeqCst) == 2

@@ -24,19 +24,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::{BoxFuture, FutureExt, Shared};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{TokenError, TokenSource};
 use crate::config::{self, ConnectionConfig};
-use crate::error::ApplicationError;
+use crate::session::caller::{CallOptions, Caller};
 use crate::session::error::{ConnectError, Error};
-use crate::session::peer::{
-    decode_result, encode_params, failure_to_error, CallFailure, CallOptions, Peer, RawResult,
-};
+use crate::session::peer::{CallFailure, Peer, RawResult};
 use crate::session::router::Router;
 use crate::session::subscription::{RawSub, Resubscribe, Subscription};
 use crate::session::{CloseReason, Origin};
@@ -492,62 +488,9 @@ impl Client {
         ClientBuilder::default()
     }
 
-    /// Call `method` with `params` (serializing to a JSON object or array, or `()` for
-    /// none) and decode the result as `R`. Dropping the future cancels the call.
-    pub async fn call<R: DeserializeOwned>(
-        &self,
-        method: &str,
-        params: impl Serialize,
-    ) -> Result<R, Error> {
-        self.request(method, &params, CallOptions::default()).await
-    }
-
-    /// [`Client::call`] with a timeout for this call only.
-    pub async fn call_with_timeout<R: DeserializeOwned>(
-        &self,
-        method: &str,
-        params: impl Serialize,
-        timeout: Duration,
-    ) -> Result<R, Error> {
-        self.request(method, &params, CallOptions::new(Some(timeout), false))
-            .await
-    }
-
-    /// The general form of a call, used by generated clients: typed application errors
-    /// `E` come back as [`Error::App`]; `options` set the timeout and whether the call is
-    /// idempotent (sent again if the connection drops before the answer).
-    pub async fn request<R, E>(
-        &self,
-        method: &str,
-        params: &(impl Serialize + ?Sized),
-        options: CallOptions,
-    ) -> Result<R, Error<E>>
-    where
-        R: DeserializeOwned,
-        E: ApplicationError,
-    {
-        let params = encode_params(params).map_err(Error::Encode)?;
-        self.request_encoded(method, params, options).await
-    }
-
-    /// Subscribe to the stream `method`; see [`Subscription`]. The subscription survives
-    /// reconnects: it subscribes again on each new connection.
-    pub async fn subscribe<T: DeserializeOwned>(
-        &self,
-        method: &str,
-        params: impl Serialize,
-    ) -> Result<Subscription<T>, Error> {
-        let params = encode_params(&params).map_err(Error::Encode)?;
-        self.subscribe_encoded(method, params, CallOptions::default())
-            .await
-    }
-
-    /// Send a notification (never answered). While disconnected, it waits for the
-    /// connection up to the call timeout.
-    pub async fn notify(&self, method: &str, params: impl Serialize) -> Result<(), Error> {
-        let params = encode_params(&params).map_err(Error::Encode)?;
-        self.notify_raw(method, params.as_deref()).await
-    }
+    // call, call_with_timeout, request, subscribe, subscribe_with, notify: the provided
+    // methods of `Caller`, over the primitives of `impl Caller for Client` below.
+    crate::session::caller::inherent_calls!();
 
     /// The live connection, if connected now.
     pub fn peer(&self) -> Option<Peer> {
@@ -637,42 +580,6 @@ impl Client {
         }
     }
 
-    /// [`Client::request`] with params already encoded.
-    pub(crate) async fn request_encoded<R, E>(
-        &self,
-        method: &str,
-        params: Option<String>,
-        options: CallOptions,
-    ) -> Result<R, Error<E>>
-    where
-        R: DeserializeOwned,
-        E: ApplicationError,
-    {
-        decode_result(self.request_raw(method, params.as_deref(), options).await)
-    }
-
-    /// Subscribe with params already encoded; the subscription resubscribes after each
-    /// reconnect.
-    pub(crate) async fn subscribe_encoded<T, E>(
-        &self,
-        method: &str,
-        params: Option<String>,
-        options: CallOptions,
-    ) -> Result<Subscription<T, E>, Error<E>>
-    where
-        E: ApplicationError,
-    {
-        let first = self
-            .subscribe_once(method, params.as_deref(), options)
-            .await
-            .map_err(failure_to_error)?;
-        Ok(if self.reconnects() {
-            Subscription::resubscribing(self.clone(), first, params)
-        } else {
-            Subscription::direct(first)
-        })
-    }
-
     /// A call that waits for the connection and survives reconnects as far as is safe.
     pub(crate) async fn request_raw(
         &self,
@@ -756,16 +663,47 @@ impl Client {
         let timeout = self.inner.builder.config.call_timeout;
         let deadline = Instant::now() + timeout;
         loop {
-            let peer = self
-                .wait_peer(deadline, timeout)
-                .await
-                .map_err(failure_to_error)?;
+            let peer = self.wait_peer(deadline, timeout).await?;
             match peer.notify_raw(method, params).await {
                 // Not sent: the connection closed meanwhile; wait for the next one.
                 Err(Error::Disconnected(_)) => wait_closed(&peer, deadline).await,
                 other => return other,
             }
         }
+    }
+}
+
+/// A client's primitives: on the live connection (waiting for one), sent again after a
+/// reconnect as far as is safe (see the module's documentation).
+impl Caller for Client {
+    async fn send_request(
+        &self,
+        method: &str,
+        params: Option<&str>,
+        options: CallOptions,
+    ) -> Result<RawResult, Error> {
+        Ok(self.request_raw(method, params, options).await?)
+    }
+
+    async fn send_notification(&self, method: &str, params: Option<&str>) -> Result<(), Error> {
+        self.notify_raw(method, params).await
+    }
+
+    /// The subscription resubscribes after each reconnect.
+    async fn open_subscription<T, E>(
+        &self,
+        method: &str,
+        params: Option<String>,
+        options: CallOptions,
+    ) -> Result<Subscription<T, E>, Error> {
+        let first = self
+            .subscribe_once(method, params.as_deref(), options)
+            .await?;
+        Ok(if self.reconnects() {
+            Subscription::resubscribing(self.clone(), first, params)
+        } else {
+            Subscription::direct(first)
+        })
     }
 }
 

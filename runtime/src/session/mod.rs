@@ -24,6 +24,7 @@
 //!  door ◄──Frame── queue ◄── door's Encoder ◄── Event (answer, batch, item, end, gap) ◄┘
 //! ```
 
+pub(crate) mod caller;
 pub(crate) mod context;
 mod dispatch;
 pub(crate) mod error;

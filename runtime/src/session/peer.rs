@@ -8,8 +8,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -17,21 +15,23 @@ use tokio_util::sync::CancellationToken;
 use crate::codec::message;
 use crate::codec::text::Text;
 use crate::config::ConnectionConfig;
-use crate::error::{code, ApplicationError, NoAppError, RpcError};
+use crate::error::RpcError;
 use crate::session::error::Error;
 use crate::session::outbound::Frame;
 use crate::session::subscription::{
-    unsubscribe_frame, PendingSub, RawSub, SubEntry, SubState, SubTable, Subscription,
+    unsubscribe_frame, PendingSub, RawSub, SubEntry, SubState, SubTable,
 };
 use crate::session::CloseReason;
 
 /// The method name of cancellation notifications.
 pub const CANCEL_METHOD: &str = "$/cancelRequest";
 
-/// A result as it arrived: the frame it is in and where. Decoding happens in the caller's
-/// task, from the frame, without copying the result first.
+/// The result of an answered call as JSON text ([`crate::Caller::send_request`]).
+///
+/// As it arrived: the frame it is in and where. Decoding happens in the caller's task,
+/// from the frame, without copying the result first.
 #[derive(Debug)]
-pub(crate) struct RawResult {
+pub struct RawResult {
     frame: Text,
     range: Range<usize>,
 }
@@ -55,7 +55,19 @@ impl RawResult {
         }
     }
 
-    pub(crate) fn json(&self) -> &str {
+    /// A result given as JSON text (e.g. by a test double of [`crate::Caller`]); it is
+    /// checked when decoded.
+    pub fn from_json(json: impl Into<String>) -> Self {
+        let json = json.into();
+        let range = 0..json.len();
+        RawResult {
+            frame: Text::from(json),
+            range,
+        }
+    }
+
+    /// The result, as JSON text.
+    pub fn json(&self) -> &str {
         &self.frame.as_str()[self.range.clone()]
     }
 }
@@ -112,20 +124,6 @@ impl fmt::Debug for Peer {
     }
 }
 
-/// Serialize params: an object or array, or nothing for `()` / `null`.
-pub(crate) fn encode_params<P: Serialize + ?Sized>(
-    params: &P,
-) -> Result<Option<String>, serde_json::Error> {
-    let json = crate::codec::json::to_string(params)?;
-    match json.as_bytes().first() {
-        Some(b'{') | Some(b'[') => Ok(Some(json)),
-        _ if json == "null" => Ok(None),
-        _ => Err(serde::ser::Error::custom(format!(
-            "params must serialize to a JSON object or array, not `{json}`"
-        ))),
-    }
-}
-
 impl Peer {
     pub(crate) fn new(tx: mpsc::Sender<Frame>, config: &ConnectionConfig) -> Self {
         Peer {
@@ -158,51 +156,9 @@ impl Peer {
         peer
     }
 
-    /// Call `method` with `params` (a struct, map, tuple or `serde_json::Value` that
-    /// serializes to a JSON object or array; `()` for none) and decode the result as `R`.
-    /// Uses the connection's default timeout.
-    pub async fn call<R: DeserializeOwned>(
-        &self,
-        method: &str,
-        params: impl Serialize,
-    ) -> Result<R, Error> {
-        self.request::<R, NoAppError>(method, &params, CallOptions::default())
-            .await
-    }
-
-    /// [`Peer::call`] with a timeout for this call only.
-    pub async fn call_with_timeout<R: DeserializeOwned>(
-        &self,
-        method: &str,
-        params: impl Serialize,
-        timeout: Duration,
-    ) -> Result<R, Error> {
-        self.request::<R, NoAppError>(method, &params, CallOptions::new(Some(timeout), false))
-            .await
-    }
-
-    /// The general form of a call, as on [`crate::Client::request`]: typed application
-    /// errors `E` come back as [`Error::App`]; `options` set the timeout (`idempotent`
-    /// changes nothing here: a peer's connection is not re-opened).
-    ///
-    /// Dropping the returned future before it completes cancels the call: the peer is
-    /// sent `$/cancelRequest`.
-    pub async fn request<R, E>(
-        &self,
-        method: &str,
-        params: &(impl Serialize + ?Sized),
-        options: CallOptions,
-    ) -> Result<R, Error<E>>
-    where
-        R: DeserializeOwned,
-        E: ApplicationError,
-    {
-        let params = encode_params(params).map_err(Error::Encode)?;
-        decode_result(
-            self.request_raw(method, params.as_deref(), options.timeout)
-                .await,
-        )
-    }
+    // call, call_with_timeout, request, subscribe, subscribe_with, notify: the provided
+    // methods of `Caller` (session/caller.rs), over the primitives below.
+    crate::session::caller::inherent_calls!();
 
     /// Send a request with params already encoded; returns the raw result.
     pub(crate) async fn request_raw(
@@ -270,57 +226,7 @@ impl Peer {
         result
     }
 
-    /// Subscribe to the stream `method` with `params`: the server answers a subscription
-    /// id, then pushes items. See [`Subscription`].
-    pub async fn subscribe<T: DeserializeOwned>(
-        &self,
-        method: &str,
-        params: impl Serialize,
-    ) -> Result<Subscription<T>, Error> {
-        self.subscribe_with::<T, NoAppError>(method, &params, None)
-            .await
-    }
-
-    /// The general form of [`Peer::subscribe`], used by generated clients: typed
-    /// application errors `E` (of the setup, and of the stream's failure), and a timeout for
-    /// the subscribe call.
-    pub async fn subscribe_with<T, E>(
-        &self,
-        method: &str,
-        params: &(impl Serialize + ?Sized),
-        timeout: Option<Duration>,
-    ) -> Result<Subscription<T, E>, Error<E>>
-    where
-        E: ApplicationError,
-    {
-        let params = encode_params(params).map_err(Error::Encode)?;
-        self.subscribe_encoded(method, params.as_deref(), timeout)
-            .await
-    }
-
-    /// [`Peer::subscribe_with`] with params already encoded.
-    pub(crate) async fn subscribe_encoded<T, E>(
-        &self,
-        method: &str,
-        params: Option<&str>,
-        timeout: Option<Duration>,
-    ) -> Result<Subscription<T, E>, Error<E>>
-    where
-        E: ApplicationError,
-    {
-        let raw = self
-            .subscribe_raw(method, params, timeout)
-            .await
-            .map_err(failure_to_error)?;
-        Ok(Subscription::direct(raw))
-    }
-
-    /// Send a notification: `method` with `params`, never answered.
-    pub async fn notify(&self, method: &str, params: impl Serialize) -> Result<(), Error> {
-        let params = encode_params(&params).map_err(Error::Encode)?;
-        self.notify_raw(method, params.as_deref()).await
-    }
-
+    /// Send a notification with params already encoded.
     pub(crate) async fn notify_raw(&self, method: &str, params: Option<&str>) -> Result<(), Error> {
         let shared = &*self.shared;
         let mut frame = String::with_capacity(40 + method.len() + params.map_or(0, str::len));
@@ -448,7 +354,7 @@ impl Peer {
         send_detached(&self.shared.tx, Frame::Text(frame));
     }
 
-    /// Subscribe to a stream: `method` with encoded params. See [`Subscription`].
+    /// Subscribe to a stream: `method` with encoded params. See [`crate::Subscription`].
     pub(crate) async fn subscribe_raw(
         &self,
         method: &str,
@@ -492,44 +398,15 @@ impl PeerShared {
     }
 }
 
-/// Options of one call.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CallOptions {
-    /// This call's timeout; `None` uses the caller's default.
-    pub timeout: Option<Duration>,
-    /// The method is idempotent (IDL `@idempotent`): a reconnecting client sends it again
-    /// if the connection drops before the answer.
-    pub idempotent: bool,
-}
-
-impl CallOptions {
-    /// Options with a timeout and an idempotency flag.
-    pub const fn new(timeout: Option<Duration>, idempotent: bool) -> Self {
-        CallOptions {
-            timeout,
-            idempotent,
+impl From<CallFailure> for Error {
+    /// A failed call as the caller sees it; an error answer stays [`Error::Rpc`] (the
+    /// calling API recognizes typed errors and cancellation in it).
+    fn from(failure: CallFailure) -> Self {
+        match failure {
+            CallFailure::Rpc(err) => Error::Rpc(err),
+            CallFailure::NotSent(reason) => Error::Disconnected(reason),
+            CallFailure::Other(e) => e,
         }
-    }
-}
-
-/// A call's outcome as the caller sees it: the result decoded, or the error.
-pub(crate) fn decode_result<R: DeserializeOwned, E: ApplicationError>(
-    outcome: Result<RawResult, CallFailure>,
-) -> Result<R, Error<E>> {
-    let raw = outcome.map_err(failure_to_error)?;
-    serde_json::from_str(raw.json()).map_err(Error::Decode)
-}
-
-/// A failed call as the caller sees it: typed application errors recognized.
-pub(crate) fn failure_to_error<E: ApplicationError>(failure: CallFailure) -> Error<E> {
-    match failure {
-        CallFailure::Rpc(err) if err.code == code::REQUEST_CANCELLED => Error::Cancelled,
-        CallFailure::Rpc(err) => match E::from_rpc_error(&err) {
-            Some(app) => Error::App(app),
-            None => Error::Rpc(err),
-        },
-        CallFailure::NotSent(reason) => Error::Disconnected(reason),
-        CallFailure::Other(e) => e.widen(),
     }
 }
 
