@@ -42,7 +42,7 @@ impl CallOptions {
 /// [`send_request`](Caller::send_request), [`send_notification`](Caller::send_notification)
 /// and [`open_subscription`](Caller::open_subscription). Everything a caller uses is
 /// provided on top of them, once for every implementation: encoding the params, decoding
-/// the result, recognizing typed application errors and cancellation. [`Client`] and
+/// the result, recognizing typed application errors and cancellation. [`Client`](crate::Client) and
 /// [`Peer`] also have these methods as inherent methods, so `client.call(…)` needs no
 /// `use wirecall::Caller`.
 ///
