@@ -24,14 +24,8 @@ RESULTS="$OUT/results.jsonl"
 : > "$RESULTS"
 
 cargo build --release -q -p wirecall-bench
-# The base's worktree is kept between runs (so its build is too) while it is at BASE.
-want=$(git rev-parse "$BASE^{commit}")
-if [ "$(git -C "$OUT/base-src" rev-parse HEAD 2>/dev/null)" != "$want" ]; then
-  git worktree remove --force "$OUT/base-src" 2>/dev/null || rm -rf "$OUT/base-src"
-  git worktree prune
-  git worktree add -q --detach "$OUT/base-src" "$want"
-fi
-(cd "$OUT/base-src" && CARGO_TARGET_DIR="$PWD/../base-target" cargo build --release -q -p wirecall-bench)
+. bench/base.sh
+build_base "$BASE" -p wirecall-bench
 NEW_BIN=target/release
 BASE_BIN="$OUT/base-target/release"
 ulimit -n 65536 2>/dev/null || true

@@ -31,15 +31,8 @@ RESULTS="$OUT/fanout.jsonl"
 cargo build --release -q -p wirecall-bench --bin fanout
 cargo build --release -q -p wirecall-examples --bin chat
 if [ -n "${BASE:-}" ]; then
-  # The base build lives where bench/ab.sh keeps it (a worktree at BASE under target/ab/).
-  want=$(git rev-parse "$BASE^{commit}")
-  if [ "$(git -C target/ab/base-src rev-parse HEAD 2>/dev/null)" != "$want" ]; then
-    git worktree remove --force target/ab/base-src 2>/dev/null || rm -rf target/ab/base-src
-    git worktree prune
-    mkdir -p target/ab
-    git worktree add -q --detach target/ab/base-src "$want"
-  fi
-  (cd target/ab/base-src && CARGO_TARGET_DIR="$PWD/../base-target" cargo build --release -q -p wirecall-examples --bin chat)
+  . bench/base.sh
+  build_base "$BASE" -p wirecall-examples --bin chat
 fi
 [ -d bench/socketio/node_modules ] || npm ci --prefix bench/socketio --no-audit --no-fund --silent
 BIN=target/release
