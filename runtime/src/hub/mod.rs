@@ -474,6 +474,11 @@ impl Feed {
         // make every subscription's waiting task that much larger.
         loop {
             if let Some(event) = self.pending.pop_front() {
+                if self.pending.is_empty() {
+                    // A waiting subscription keeps no buffer for the catch-ups it had
+                    // (every subscription has one: its start position).
+                    self.pending = VecDeque::new();
+                }
                 return Some(event);
             }
             match self.live.recv().await {

@@ -57,7 +57,7 @@ pub(super) fn start_topic(
         let hub = ctx.hub().clone();
         Box::pin(async move {
             let (key, since) = decoded?;
-            Ok(Produce::Topic(hub.feed(key.into(), since).await?))
+            Ok(Produce::Topic(Box::new(hub.feed(key.into(), since).await?)))
         })
     })
 }

@@ -59,7 +59,9 @@ where
 /// key's feed from the hub.
 pub(crate) enum Produce {
     Items(ItemStream),
-    Topic(crate::hub::Feed),
+    // Boxed: a subscription waits for items with this in its task, and a `Feed` moved
+    // by value is stored more than once in the futures that carry it.
+    Topic(Box<crate::hub::Feed>),
 }
 
 /// A topic route: turns a subscribe's params (without `$since`) into the key's values as

@@ -152,7 +152,7 @@ async fn produce(shared: &Shared, method: &str, sub_id: u64, mut items: ItemStre
 }
 
 /// Forward a topic key's publications, with their positions, and any gap.
-async fn relay(shared: &Shared, method: &str, sub_id: u64, mut feed: Feed) {
+async fn relay(shared: &Shared, method: &str, sub_id: u64, mut feed: Box<Feed>) {
     let limit = shared.config.max_message_size;
     // What every frame of this stream shares, made once.
     let header = shared.encoder.stream_header(method, sub_id);
