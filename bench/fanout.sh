@@ -44,7 +44,7 @@ start() { # LOG CMD... -> sets URL (waits for "listening on")
   local log=$1; shift
   taskset -c 0 "$@" > "$log" 2>&1 &
   PIDS+=($!)
-  for _ in $(seq 1 200); do
+  for _ in $(seq 1 600); do
     if grep -q "listening on" "$log"; then break; fi
     sleep 0.05
   done
