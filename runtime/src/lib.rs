@@ -191,7 +191,7 @@
 //    call or a connect fails with: `Error`, `ConnectError`, `CloseReason`; no sockets),
 //    auth.rs (handshakes, identities, tokens);
 // 4. doors: transport/ (WebSocket, HTTP POST, server-sent events, WAMP), tls.rs;
-// 5. ends: server.rs, client/;
+// 5. ends: server/, client/;
 // 6. typed: typed.rs (the typed API generated code calls);
 // 7. fuzzing: fuzzing.rs (support for fuzz/ and tests; may use every layer).
 // This file only declares modules and re-exports: internal code names the module an item

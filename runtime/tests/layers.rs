@@ -30,7 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("session", &["session/", "auth.rs"]),
     // The doors: WebSocket, HTTP POST, server-sent events, WAMP; TLS settings.
     ("doors", &["transport/", "tls.rs"]),
-    ("server/client", &["server.rs", "client/"]),
+    ("server/client", &["server/", "client/"]),
     // The typed API that generated code calls.
     ("typed", &["typed.rs"]),
     // Support for fuzz/ and tests.

@@ -4,7 +4,7 @@
 //!
 //! | request | door |
 //! |---|---|
-//! | `GET` with `Upgrade: websocket` | a WebSocket session ([`super::ws`]) |
+//! | `GET` with `Upgrade: websocket` | a WebSocket session (`super::ws_upgrade`, then [`super::ws`]) |
 //! | `POST` (`Content-Type: application/json`) | one session for this request; its answer is the response |
 //! | `POST` of one stream subscription with `Accept: text/event-stream` | server-sent events ([`super::sse`]) |
 //! | `OPTIONS` | CORS preflight |
@@ -12,6 +12,10 @@
 //! | anything else | `405 Method Not Allowed` |
 //!
 //! Every door applies the same Origin rule, handshake hook and limits.
+//!
+//! (Over ~500 lines: the endpoint's routing and its POST and server-sent-event doors share
+//! the endpoint's state, admission and response helpers; the WebSocket upgrade is in
+//! `ws_upgrade.rs`.)
 
 use std::convert::Infallible;
 use std::fmt;
@@ -27,22 +31,16 @@ use http::header::{self, HeaderValue};
 use http::{Extensions, Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
-use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::body::{self, BodyError};
-use super::deadline::{CountingIo, MessageWatch, ReadRules, TooSlow};
+use super::deadline::{ReadRules, TooSlow};
 use super::gate::{Pass, PendingBody};
 pub(crate) use super::headers::OriginRule;
 use super::headers::{accepts_events, is_json, is_upgrade, preflight, Refused};
 use super::sse::EventBody;
-use super::wamp::{is_other_wamp, WAMP_SUBPROTOCOL};
-use super::ws::{self, Setup, SUBPROTOCOL};
 use crate::auth::Refusal;
 use crate::auth::{Authenticate, Handshake};
 use crate::codec::message::{self, Incoming};
@@ -162,7 +160,7 @@ impl Accepted {
 
     /// The connection has a whole request: its slot in the connection count (taken now if
     /// it holds none), with whether it was within the limit.
-    fn slot(&self, endpoint: &Arc<Endpoint>) -> (Arc<Slot>, bool) {
+    pub(super) fn slot(&self, endpoint: &Arc<Endpoint>) -> (Arc<Slot>, bool) {
         let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
         slot.get_or_insert_with(|| {
             let (slot, within) = Slot::take(endpoint);
@@ -263,9 +261,9 @@ impl Body for ResponseBody {
     }
 }
 
-type Resp = Response<ResponseBody>;
+pub(super) type Resp = Response<ResponseBody>;
 
-fn text(status: StatusCode, body: impl Into<String>) -> Resp {
+pub(super) fn text(status: StatusCode, body: impl Into<String>) -> Resp {
     let mut resp = Response::new(ResponseBody::full(body.into()));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
@@ -347,7 +345,11 @@ impl Endpoint {
     /// Run the handshake hooks on the request's head, before any message is read: the
     /// extensions they stored (the identity among them) and the time the identity has
     /// left, or the refusal as a response.
-    async fn admit(&self, head: Option<Request<()>>, remote: Option<SocketAddr>) -> Admitted {
+    pub(super) async fn admit(
+        &self,
+        head: Option<Request<()>>,
+        remote: Option<SocketAddr>,
+    ) -> Admitted {
         let mut extensions = Extensions::new();
         extensions.insert(self.hub.clone());
         let Some(head) = head else {
@@ -378,7 +380,7 @@ impl Endpoint {
     }
 
     /// The request's head (its headers copied), for the hooks; `None` without hooks.
-    fn head<B>(&self, req: &Request<B>) -> Option<Request<()>> {
+    pub(super) fn head<B>(&self, req: &Request<B>) -> Option<Request<()>> {
         if self.hook.is_none() && self.authenticate.is_none() {
             return None;
         }
@@ -388,147 +390,6 @@ impl Endpoint {
         *head.version_mut() = req.version();
         *head.headers_mut() = owned(req.headers());
         Some(head)
-    }
-
-    /// `GET` with `Upgrade: websocket`: answer 101 and run the WebSocket session once hyper
-    /// hands over the connection.
-    async fn upgrade<B>(self: &Arc<Self>, mut req: Request<B>, from: Source) -> Resp {
-        let headers = req.headers();
-        let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
-            return text(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
-        };
-        if headers
-            .get(header::SEC_WEBSOCKET_VERSION)
-            .is_none_or(|v| v.as_bytes() != b"13")
-        {
-            let mut resp = text(StatusCode::UPGRADE_REQUIRED, "WebSocket version 13 only");
-            resp.headers_mut().insert(
-                header::SEC_WEBSOCKET_VERSION,
-                HeaderValue::from_static("13"),
-            );
-            return resp;
-        }
-        let accept = derive_accept_key(key.as_bytes());
-        let remote = remote_addr(&req, &from);
-        // The connection count: the TCP connection's (own listener), or a slot of its own.
-        let slot = match &from.accepted {
-            Some(accepted) => {
-                let (slot, within) = accepted.slot(self);
-                if !within {
-                    return too_many_connections();
-                }
-                slot
-            }
-            None => {
-                let (slot, within) = Slot::take(self);
-                if !within {
-                    return too_many_connections();
-                }
-                Arc::new(slot)
-            }
-        };
-        let mut subprotocol = None;
-        let mut wamp = false;
-        if let Some(offered) = headers.get(header::SEC_WEBSOCKET_PROTOCOL) {
-            let offered: Vec<&str> = offered
-                .to_str()
-                .unwrap_or("")
-                .split(',')
-                .map(str::trim)
-                .collect();
-            if offered.contains(&SUBPROTOCOL) {
-                subprotocol = Some(HeaderValue::from_static(SUBPROTOCOL));
-            } else if offered.contains(&WAMP_SUBPROTOCOL) {
-                subprotocol = Some(HeaderValue::from_static(WAMP_SUBPROTOCOL));
-                wamp = true;
-            } else if offered.iter().any(|p| is_other_wamp(p)) {
-                return text(
-                    StatusCode::BAD_REQUEST,
-                    "unsupported WAMP serializer: this server speaks wamp.2.json (and jsonrpc-2.0)",
-                );
-            } else {
-                return text(
-                    StatusCode::BAD_REQUEST,
-                    "unsupported subprotocol: this server speaks jsonrpc-2.0 (and wamp.2.json)",
-                );
-            }
-        }
-        let head = self.head(&req);
-        let (extensions, expires) = match self.admit(head, remote).await {
-            Ok(admitted) => admitted,
-            Err(refused) => return *refused,
-        };
-        let origin = Origin {
-            remote_addr: remote,
-            headers: owned(req.headers()),
-            extensions,
-        };
-        let on_upgrade = hyper::upgrade::on(&mut req);
-        let endpoint = self.clone();
-        let token = self.tracker.token();
-        tokio::spawn(async move {
-            let upgraded = tokio::select! {
-                _ = endpoint.close.cancelled() => return,
-                upgraded = on_upgrade => match upgraded {
-                    Ok(upgraded) => upgraded,
-                    Err(e) => {
-                        tracing::debug!("upgrade failed: {e}");
-                        return;
-                    }
-                },
-            };
-            let (messages, read) = MessageWatch::new(endpoint.reads);
-            let setup = Setup {
-                config: endpoint.config.clone(),
-                router: endpoint.router.clone(),
-                origin,
-                shutdown: endpoint.shutdown.clone(),
-                close: endpoint.close.clone(),
-                hold: Some(Box::new((
-                    slot,
-                    token,
-                    from.accepted.map(|a| a.pass.clone()),
-                    Open::session(Via::WebSocket),
-                ))),
-                expires,
-                wamp: wamp.then(|| (endpoint.wamp_realm.clone(), endpoint.hub.clone())),
-                messages: Some(messages),
-            };
-            // The server's own listener: the TCP (or TLS) stream itself, without hyper's
-            // wrapper in between.
-            type Tls = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-            // (Counting what is read, for the deadline of a message in progress.)
-            let upgraded = match upgraded.downcast::<TokioIo<tokio::net::TcpStream>>() {
-                Ok(parts) => {
-                    let io = CountingIo::new(parts.io.into_inner(), read);
-                    return run_ws(io, &parts.read_buf, setup).await;
-                }
-                Err(upgraded) => upgraded,
-            };
-            match upgraded.downcast::<TokioIo<Tls>>() {
-                Ok(parts) => {
-                    let io = CountingIo::new(parts.io.into_inner(), read);
-                    run_ws(io, &parts.read_buf, setup).await
-                }
-                // Any other connection (e.g. an application's server): through hyper's type.
-                Err(upgraded) => {
-                    let io = CountingIo::new(TokioIo::new(upgraded), read);
-                    run_ws(io, &[], setup).await
-                }
-            }
-        });
-        let mut resp = Response::new(ResponseBody::empty());
-        *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        let h = resp.headers_mut();
-        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        if let Ok(accept) = HeaderValue::from_str(&accept) {
-            h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-        }
-        if let Some(p) = subprotocol {
-            h.insert(header::SEC_WEBSOCKET_PROTOCOL, p);
-        }
-        resp
     }
 
     /// `POST`: one request, notification or batch; or one stream subscription answered
@@ -707,17 +568,6 @@ impl Endpoint {
     }
 }
 
-/// Run a WebSocket session on an upgraded connection; `read` is what hyper had read past
-/// the request.
-async fn run_ws<S>(io: S, read: &[u8], setup: Setup)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let config = Some(setup.config.websocket());
-    let ws = WebSocketStream::from_partially_read(io, read.to_vec(), Role::Server, config).await;
-    ws::spawn(ws, setup);
-}
-
 /// What the handshake hooks made of a request: extensions and the identity's time left,
 /// or the response that refuses it.
 type Admitted = Result<(Extensions, Option<Duration>), Box<Resp>>;
@@ -756,7 +606,7 @@ fn body_cut(accepted: Option<&Accepted>, why: &str) -> Resp {
 }
 
 #[cold]
-fn too_many_connections() -> Resp {
+pub(super) fn too_many_connections() -> Resp {
     telemetry::handshake_refused("too_many_connections");
     text(StatusCode::SERVICE_UNAVAILABLE, "too many connections")
 }
@@ -764,7 +614,7 @@ fn too_many_connections() -> Resp {
 /// A copy of `headers` that owns its bytes. hyper's header values share the connection's
 /// read buffer (8 KiB and more); a session keeps its request's headers for its whole life,
 /// and must not keep that buffer with them.
-fn owned(headers: &http::HeaderMap) -> http::HeaderMap {
+pub(super) fn owned(headers: &http::HeaderMap) -> http::HeaderMap {
     let mut out = http::HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
         let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
@@ -783,7 +633,7 @@ impl Drop for EndOnDrop {
     }
 }
 
-fn remote_addr<B>(req: &Request<B>, from: &Source) -> Option<SocketAddr> {
+pub(super) fn remote_addr<B>(req: &Request<B>, from: &Source) -> Option<SocketAddr> {
     from.remote_addr
         .or_else(|| req.extensions().get::<RemoteAddr>().map(|r| r.0))
 }

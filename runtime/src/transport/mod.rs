@@ -2,7 +2,8 @@
 //! travel.
 //!
 //! - [`ws`]: a WebSocket connection, either side (reader and writer tasks);
-//! - [`http`]: the server's HTTP endpoint: upgrades, JSON-RPC over POST, CORS;
+//! - [`http`]: the server's HTTP endpoint: routing, JSON-RPC over POST, CORS;
+//! - `ws_upgrade`: the endpoint's WebSocket upgrade (subprotocol, admission, 101), then [`ws`];
 //! - [`http_client`]: a client's requests as POSTs (streams as server-sent events);
 //! - [`event_reader`]: splits a server-sent event stream's bytes into events;
 //! - [`sse`]: the body of a POST answered with server-sent events (one stream);
@@ -22,3 +23,4 @@ pub(crate) mod http_client;
 pub(crate) mod sse;
 pub(crate) mod wamp;
 pub(crate) mod ws;
+mod ws_upgrade;

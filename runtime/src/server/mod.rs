@@ -1,0 +1,15 @@
+//! The server: one port, several doors. A hyper HTTP/1.1 listener whose every request goes
+//! to one endpoint ([`crate::transport::http`]): WebSocket upgrades, JSON-RPC over HTTP
+//! POST, and server-sent events for streams. [`ServerBuilder::into_service`] gives the same
+//! endpoint as a `tower::Service`, to mount in an application (axum, hyper, tonic…).
+//!
+//! The same shape as `client/`: `builder.rs` (every setting), `listen.rs` (bind, accept,
+//! one connection, the running server's handle), `service.rs` (the tower service).
+
+mod builder;
+mod listen;
+mod service;
+
+pub use builder::ServerBuilder;
+pub use listen::{Server, ServerHandle};
+pub use service::RpcService;
