@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::Value;
-use wirecall::{Client, Error, Reconnect, RpcError};
+use wirecall::{client::Reconnect, Client, Error, RpcError};
 
 use crate::args;
 use crate::describe::{Description, MethodDesc};
@@ -112,7 +112,7 @@ async fn describe(client: &Client, typing: &Typing) -> Result<Option<Description
     }
     match client.call::<Value>("rpc.discover", ()).await {
         Ok(doc) => Description::new(doc).map(Some),
-        Err(Error::Rpc(e)) if e.code == wirecall::code::METHOD_NOT_FOUND => {
+        Err(Error::Rpc(e)) if e.code == wirecall::protocol::code::METHOD_NOT_FOUND => {
             eprintln!("warning: {NOT_DESCRIBED}; the arguments are sent untyped (`1` as a number, `x` as a string): pass --idl FILE.wire to type them");
             Ok(None)
         }
@@ -251,7 +251,7 @@ pub(crate) async fn discover(conn: Connection, json: bool) -> ExitCode {
     client.close().await;
     let doc = match doc {
         Ok(doc) => doc,
-        Err(Error::Rpc(e)) if e.code == wirecall::code::METHOD_NOT_FOUND => {
+        Err(Error::Rpc(e)) if e.code == wirecall::protocol::code::METHOD_NOT_FOUND => {
             return usage(format!(
                 "{}: {NOT_DESCRIBED}; `wirecall check FILE.wire` or `wirecall gen openrpc FILE.wire` show an interface from its file",
                 conn.url

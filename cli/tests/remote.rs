@@ -3,12 +3,16 @@
 
 use std::time::Duration;
 
-use wirecall::{Identity, Refusal, Server, ServerHandle};
+use wirecall::{
+    auth::{Identity, Refusal},
+    server::ServerHandle,
+    Server,
+};
 use wirecall_examples::calculator::{Calculator, OPENRPC_DOCUMENT};
 use wirecall_examples::CalcServer;
 
 /// The calculator with `rpc.discover`, as `calculator serve` runs it.
-async fn calculator(builder: wirecall::ServerBuilder) -> (ServerHandle, CalcServer) {
+async fn calculator(builder: wirecall::server::ServerBuilder) -> (ServerHandle, CalcServer) {
     let calc = CalcServer::default();
     let mut router = calc.clone().into_router();
     router.discover(OPENRPC_DOCUMENT).unwrap();

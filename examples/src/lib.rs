@@ -200,7 +200,7 @@ pub mod chat {
 
     use futures_util::StreamExt;
     use tokio::sync::broadcast;
-    use wirecall::{ConnectionId, Context, Fault, Items, RpcError};
+    use wirecall::{server::ConnectionId, Context, Fault, Items, RpcError};
 
     /// Messages buffered per room; a subscriber further behind is closed as lagging.
     pub const ROOM_BUFFER: usize = 1024;

@@ -7,7 +7,7 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
-use wirecall::{RpcService, Server};
+use wirecall::{server::RpcService, Server};
 
 use crate::calculator::Calculator;
 use crate::CalcServer;

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use wirecall::{Client, Error, Reconnect};
+use wirecall::{client::Reconnect, Client, Error};
 use wirecall_examples::chat::ChatClient;
 use wirecall_tests::services::{free_port, require, wait_listening, Nginx, Process, Redis};
 
@@ -61,7 +61,7 @@ impl Node {
 #[derive(Debug, Default)]
 struct Seen {
     items: Vec<(String, u64)>,
-    gaps: Vec<(usize, wirecall::Gap)>,
+    gaps: Vec<(usize, wirecall::hub::Gap)>,
 }
 
 fn reconnect() -> Reconnect {
@@ -195,7 +195,7 @@ async fn a_redis_restarted_empty_is_one_gap_and_nothing_after_it_is_lost() {
                 i += 1;
             }
             Err(Error::Rpc(e)) => {
-                assert_eq!(e.code, wirecall::code::PUBLISH_FAILED, "{e}");
+                assert_eq!(e.code, wirecall::protocol::code::PUBLISH_FAILED, "{e}");
                 let data = e.data::<serde_json::Value>().unwrap_or_default();
                 match data["reason"].as_str() {
                     // Nobody received it: saying it again is safe. Bring Redis back after a

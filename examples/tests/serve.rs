@@ -4,7 +4,10 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use wirecall::{Client, ConnectError, Reconnect};
+use wirecall::{
+    client::{ConnectError, Reconnect},
+    Client,
+};
 use wirecall_examples::calculator::CalculatorClient;
 use wirecall_tests::http::{get, prometheus_sample};
 use wirecall_tests::tls::Certs;

@@ -1,8 +1,8 @@
 //! Authentication: one asynchronous hook on the server
-//! ([`crate::ServerBuilder::authenticate`]), run for every door before any message is read,
+//! ([`crate::server::ServerBuilder::authenticate`]), run for every door before any message is read,
 //! that turns a [`Handshake`] into an [`Identity`] or a [`Refusal`]; and the client's side,
 //! a token or a function that fetches a fresh one on every (re)connect
-//! ([`crate::ClientBuilder::token`], [`crate::ClientBuilder::token_fn`]).
+//! ([`crate::client::ClientBuilder::token`], [`crate::client::ClientBuilder::token_fn`]).
 //!
 //! A token arrives as `Authorization: Bearer TOKEN`, or — browsers cannot set headers on a
 //! WebSocket — as an offered subprotocol `bearer.BASE64URL(TOKEN)` next to `jsonrpc-2.0`.
@@ -156,7 +156,7 @@ pub fn bearer_subprotocol(token: &str) -> String {
 /// Who a connection or request authenticated as: any value the handlers can read back with
 /// [`crate::Context::identity`], and optionally when it expires. When a WebSocket's identity
 /// expires the server closes it with code 4401; a client with
-/// [`crate::ClientBuilder::token_fn`] reconnects with a fresh token.
+/// [`crate::client::ClientBuilder::token_fn`] reconnects with a fresh token.
 #[derive(Clone)]
 pub struct Identity {
     value: Arc<dyn Any + Send + Sync>,

@@ -1,7 +1,7 @@
 //! JSON-RPC error objects ([`RpcError`]), their codes ([`code`]) and how typed application
 //! errors travel as them ([`ApplicationError`]). Codec level: every layer names these, so
 //! this file names nothing above the codec. What a call or a connect can fail with
-//! ([`Error`](crate::Error), [`ConnectError`](crate::ConnectError)) names the session's
+//! ([`Error`](crate::Error), [`ConnectError`](crate::client::ConnectError)) names the session's
 //! close reasons and the hub's gaps, and lives in the session layer (`session/error.rs`).
 
 use std::borrow::Cow;

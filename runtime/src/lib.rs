@@ -70,7 +70,7 @@
 //! ## A server
 //!
 //! ```no_run
-//! use wirecall::{Router, RpcError, Server};
+//! use wirecall::{raw::Router, RpcError, Server};
 //!
 //! # async fn demo() -> std::io::Result<()> {
 //! let mut router = Router::new();
@@ -108,11 +108,11 @@
 //! A [`Server`] answers, on the same port and path, WebSocket upgrades, JSON-RPC over HTTP
 //! POST (one request, notification or batch per POST, answered with exactly what the
 //! WebSocket would answer) and, for a POST of a stream subscription with
-//! `Accept: text/event-stream`, server-sent events. [`ServerBuilder::into_service`] gives
+//! `Accept: text/event-stream`, server-sent events. [`ServerBuilder::into_service`](server::ServerBuilder::into_service) gives
 //! the same endpoint as a `tower::Service` to mount in an application:
 //!
 //! ```no_run
-//! # async fn demo(router: wirecall::Router) -> std::io::Result<()> {
+//! # async fn demo(router: wirecall::raw::Router) -> std::io::Result<()> {
 //! let app: axum::Router = axum::Router::new()
 //!     .route("/health", axum::routing::get(|| async { "ok" }))
 //!     .route_service("/rpc", wirecall::Server::builder().into_service(router));
@@ -127,8 +127,8 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use wirecall::{Identity, Refusal, Server};
-//! # async fn demo(router: wirecall::Router) -> Result<(), Box<dyn std::error::Error>> {
+//! use wirecall::{auth::Identity, auth::Refusal, Server};
+//! # async fn demo(router: wirecall::raw::Router) -> Result<(), Box<dyn std::error::Error>> {
 //! let server = Server::builder()
 //!     .tls_pem("cert.pem", "key.pem")?                 // wss:// and https://
 //!     .authenticate(|handshake| async move {            // before any message, every door
@@ -146,7 +146,7 @@
 //! ```
 //!
 //! Handlers read the identity with [`Context::identity`]; when it expires the WebSocket is
-//! closed with code 4401 and clients with a [token function](ClientBuilder::token_fn)
+//! closed with code 4401 and clients with a [token function](client::ClientBuilder::token_fn)
 //! reconnect with a fresh token. Metrics go through the `metrics` facade to whatever
 //! recorder the application installs ([`telemetry`] lists them).
 //!
@@ -155,14 +155,14 @@
 //! A `topic` of a service is a stream fed by publications ([`hub`]): server code publishes
 //! through the generated `…Topics` struct (`ChatTopics::new(ctx.hub()).room("lobby")
 //! .publish(&message).await?`), clients subscribe as to a stream and get every
-//! publication of the key with its [`Position`]. [`Hub::memory`] is every server's
+//! publication of the key with its [`Position`](hub::Position). [`Hub::memory`](hub::Hub::memory) is every server's
 //! default; `Hub::redis(url)` (feature `redis`) carries publications between the nodes of a
 //! deployment, and a client that reconnects — to any node — resumes after its last position
-//! (or is told of the [`Gap`]).
+//! (or is told of the [`Gap`](hub::Gap)).
 //!
 //! ## WAMP
 //!
-//! A client that offers the subprotocol `wamp.2.json` ([`WAMP_SUBPROTOCOL`]) speaks WAMP v2
+//! A client that offers the subprotocol `wamp.2.json` ([`WAMP_SUBPROTOCOL`](protocol::WAMP_SUBPROTOCOL)) speaks WAMP v2
 //! to the same services: Autobahn and other WAMP clients call methods, cancel them, read
 //! streams as progressive results and subscribe to topics (`docs/PROTOCOL.md`, "WAMP").
 //!
@@ -196,16 +196,16 @@
 // 7. fuzzing: fuzzing.rs (support for fuzz/ and tests; may use every layer).
 // This file only declares modules and re-exports: internal code names the module an item
 // lives in (`crate::hub::Hub`), not these re-exports.
-mod auth;
-mod client;
+pub mod auth;
+pub mod client;
 mod codec;
 pub mod config;
 mod error;
 pub mod hub;
-mod server;
+pub mod server;
 mod session;
 pub mod telemetry;
-mod tls;
+pub mod tls;
 mod transport;
 mod typed;
 
@@ -213,47 +213,44 @@ mod typed;
 #[doc(hidden)]
 pub mod fuzzing;
 
-// The typed API: what a service's code touches.
+// The crate root: what a service's author touches (see "Where things are" above).
 pub use wirecall_macros::{error, service};
 
-pub use error::{ApplicationError, RpcError};
-pub use hub::{Gap, Hub, Position, PublishError, Topic};
-pub use typed::{items, items_ok, Bytes, CallOptions, Caller, Fault, Items};
-
-// Connections: serving, calling, and what a handler knows.
-pub use auth::{bearer_subprotocol, Handshake, Identity, Refusal, TokenError};
-pub use client::{Client, ClientBuilder, ConnectionState, Reconnect};
-pub use error::{code, NoAppError};
-/// The TLS library, for building a [`rustls::ServerConfig`] or [`rustls::ClientConfig`] by
-/// hand ([`ServerBuilder::tls`], [`ClientBuilder::tls_config`]).
-pub use rustls;
-pub use server::{RpcService, Server, ServerBuilder, ServerHandle};
-pub use session::context::{ConnectionId, Context};
-pub use session::error::{ConnectError, Error};
-pub use session::peer::{Peer, RawResult, CANCEL_METHOD};
+pub use client::handle::Client;
+pub use error::{ApplicationError, NoAppError, RpcError};
+pub use server::listen::Server;
+pub use session::context::Context;
+pub use session::error::Error;
+pub use session::peer::Peer;
 pub use session::subscription::Subscription;
-pub use session::CloseReason;
-pub use tls::TlsError;
-pub use transport::http::{RemoteAddr, ResponseBody};
-pub use transport::wamp::WAMP_SUBPROTOCOL;
-pub use transport::ws::{EXPIRED_CLOSE_CODE, SUBPROTOCOL};
-
-// Untyped handlers (below generated code, usable on their own).
-pub use codec::params::{ParamDecoder, Params};
-pub use session::router::{MergeError, Router};
-
-/// The type-erased layer under generated code: handlers as trait objects, results and
-/// stream items as JSON text. Use it to register handlers by hand with
-/// [`Router::method_boxed`] and [`Router::subscription_boxed`].
-pub mod erased {
-    pub use crate::session::router::{
-        ItemResult, ItemStream, Method, MethodFuture, MethodResult, SubscribeFuture,
-        SubscribeMethod,
-    };
-}
+pub use typed::{items, items_ok, Bytes, CallOptions, Caller, Fault, Items};
 
 /// The IDL's `json` type: any JSON value.
 pub use serde_json::Value;
+
+/// What the wire reserves: subprotocol names, close codes, reserved method names and the
+/// JSON-RPC error codes. For code that talks to wirecall without its client (a proxy, a
+/// test, another language's client), and for handlers that answer with a standard code.
+pub mod protocol {
+    pub use crate::error::code;
+    pub use crate::session::peer::CANCEL_METHOD;
+    pub use crate::transport::wamp::WAMP_SUBPROTOCOL;
+    pub use crate::transport::ws::{EXPIRED_CLOSE_CODE, SUBPROTOCOL};
+}
+
+/// The untyped layer under generated code, usable on its own: a [`Router`](raw::Router) of
+/// handlers registered by method name, their [`Params`](raw::Params), answers as JSON text
+/// ([`RawResult`](raw::RawResult), from [`Caller::request`]), and the type-erased handlers
+/// of [`Router::method_boxed`](raw::Router::method_boxed) and
+/// [`Router::subscription_boxed`](raw::Router::subscription_boxed).
+pub mod raw {
+    pub use crate::codec::params::{ParamDecoder, Params};
+    pub use crate::session::peer::RawResult;
+    pub use crate::session::router::{
+        ItemResult, ItemStream, MergeError, Method, MethodFuture, MethodResult, Router,
+        SubscribeFuture, SubscribeMethod,
+    };
+}
 
 /// Include the code that `wirecall_idl::configure()…compile(…)` generated in `build.rs`:
 /// `wirecall::include_idl!("calculator")` for `idl/calculator.wire`.
@@ -264,10 +261,8 @@ macro_rules! include_idl {
     };
 }
 
-/// HTTP types used in handshakes and by [`RpcService`] (the `http` crate).
-pub use http;
-
 /// Support for generated code. Not part of the public API: it may change in any release.
+/// Generated code names public types by their public paths, and everything else here.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::typed::{

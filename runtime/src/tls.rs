@@ -2,6 +2,10 @@
 //! files or a whole [`rustls::ServerConfig`]; `wss://` and `https://` clients that trust the
 //! webpki roots by default, or the roots / [`rustls::ClientConfig`] they are given.
 
+/// The TLS library, for building a [`rustls::ServerConfig`] or [`rustls::ClientConfig`] by
+/// hand ([`crate::server::ServerBuilder::tls`], [`crate::client::ClientBuilder::tls_config`]).
+pub use rustls;
+
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};

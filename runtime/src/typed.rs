@@ -449,7 +449,7 @@ pub fn register_topic<A, T>(
 }
 
 /// The typed publisher of one topic key, for generated `…Topics` structs.
-pub fn topic<T, K>(hub: &crate::Hub, name: &'static str, key: &K) -> crate::Topic<T>
+pub fn topic<T, K>(hub: &crate::hub::Hub, name: &'static str, key: &K) -> crate::hub::Topic<T>
 where
     T: Serialize + ?Sized,
     K: Serialize,

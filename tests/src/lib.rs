@@ -46,7 +46,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use wirecall::{Router, RpcError, Server, ServerHandle};
+use wirecall::{raw::Router, server::ServerHandle, RpcError, Server};
 
 /// How long a test waits for a frame before failing.
 pub const RECV_TIMEOUT: Duration = Duration::from_secs(10);

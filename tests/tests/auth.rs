@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wirecall::{
-    bearer_subprotocol, Client, ConnectError, ConnectionState, Identity, Reconnect, Refusal,
-    RpcError, Server, ServerHandle,
+    auth::bearer_subprotocol, auth::Identity, auth::Refusal, client::ConnectError,
+    client::ConnectionState, client::Reconnect, server::ServerHandle, Client, RpcError, Server,
 };
 use wirecall_examples::calculator::{Calculator, CalculatorClient};
 use wirecall_examples::CalcServer;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use wirecall::{Client, Reconnect, Server};
+use wirecall::{client::Reconnect, Client, Server};
 use wirecall_examples::calculator::{Calculator, CalculatorClient};
 use wirecall_examples::CalcServer;
 use wirecall_tests::http::HttpConn;

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use wirecall::{CallOptions, Caller, Client, Error, RawResult, RpcError, Server, Subscription};
+use wirecall::{
+    raw::RawResult, CallOptions, Caller, Client, Error, RpcError, Server, Subscription,
+};
 use wirecall_examples::calculator::{CalcError, Calculator, CalculatorClient};
 use wirecall_examples::CalcServer;
 

@@ -17,8 +17,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use wirecall::hub::Hub;
 use wirecall::{
-    Client, CloseReason, ConnectionState, Context, Error, Fault, Identity, Reconnect, Refusal,
-    Server,
+    auth::Identity, auth::Refusal, client::CloseReason, client::ConnectionState, client::Reconnect,
+    Client, Context, Error, Fault, Server,
 };
 use wirecall_examples::calculator::{Calculator, CalculatorClient};
 use wirecall_examples::chat::{Chat, ChatClient, ChatServer, ChatTopics, Message as ChatMessage};
@@ -599,7 +599,7 @@ async fn a_hanging_token_fetch_does_not_stall_reconnecting() {
     assert_eq!(calc.add(2, 2).await.unwrap(), 4);
 }
 
-async fn fresh_only_server() -> wirecall::ServerHandle {
+async fn fresh_only_server() -> wirecall::server::ServerHandle {
     Server::builder()
         .authenticate(|h| async move {
             match h.bearer_token() {

@@ -5,7 +5,7 @@
 //! the old server, over WebSocket and HTTP: what the rules call safe works with the right
 //! values, and what they call breaking fails the way they predict.
 
-use wirecall::{Client, Server, ServerHandle};
+use wirecall::{server::ServerHandle, Client, Server};
 use wirecall_idl::breaking::{check, Breaks, Options};
 use wirecall_tests::compat::{V1, V2};
 use wirecall_tests::{compat_v1 as v1, compat_v2 as v2};

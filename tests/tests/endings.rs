@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use wirecall::{
-    CallOptions, Caller, Client, Error, NoAppError, Router, RpcError, Server, ServerHandle,
+    raw::Router, server::ServerHandle, CallOptions, Caller, Client, Error, NoAppError, RpcError,
+    Server,
 };
 use wirecall_tests::{wait_for, Ended, RawWs};
 
@@ -56,7 +57,7 @@ fn typed() -> RpcError {
     RpcError::new(4001, "Typed").with_data(json!({"why": "typed"}))
 }
 
-fn ms(params: wirecall::Params<'_>) -> Result<u64, RpcError> {
+fn ms(params: wirecall::raw::Params<'_>) -> Result<u64, RpcError> {
     params
         .decoder(&["ms"])
         .and_then(|mut p| p.next_param::<u64>())
@@ -502,7 +503,7 @@ async fn server_to_client_endings() {
     // Shutdown: the server's call to the client is still answered while draining.
     let client = Client::builder()
         .router(client_router(client_probe.clone()))
-        .reconnect(wirecall::Reconnect::disabled())
+        .reconnect(wirecall::client::Reconnect::disabled())
         .connect(&s.server.url())
         .await
         .unwrap();

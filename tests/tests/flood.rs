@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use wirecall::{Client, Reconnect, Server, ServerHandle};
+use wirecall::{client::Reconnect, server::ServerHandle, Client, Server};
 use wirecall_examples::calculator::{Calculator, CalculatorClient};
 use wirecall_examples::CalcServer;
 use wirecall_tests::http::HttpConn;
@@ -20,7 +20,7 @@ use wirecall_tests::http::HttpConn;
 const IDLE: usize = 11_000;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 
-async fn calculator(builder: wirecall::ServerBuilder) -> ServerHandle {
+async fn calculator(builder: wirecall::server::ServerBuilder) -> ServerHandle {
     builder
         .bind("127.0.0.1:0", CalcServer::default().into_router())
         .await

@@ -11,7 +11,9 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use wirecall::{Identity, Router, RpcError, Server, ServerBuilder, ServerHandle};
+use wirecall::{
+    auth::Identity, raw::Router, server::ServerBuilder, server::ServerHandle, RpcError, Server,
+};
 use wirecall_examples::calculator::Calculator;
 use wirecall_examples::CalcServer;
 use wirecall_tests::http::HttpConn;
@@ -540,7 +542,7 @@ async fn every_request_of_a_keep_alive_connection_is_authenticated_and_tokens_co
                     async move {
                         match token.as_deref() {
                             Some("good") => Ok(Identity::new(())),
-                            _ => Err(wirecall::Refusal::unauthorized("no token")),
+                            _ => Err(wirecall::auth::Refusal::unauthorized("no token")),
                         }
                     }
                 }),

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use wirecall::http::StatusCode;
-use wirecall::{Refusal, Server, ServerHandle};
+use wirecall::server::http::StatusCode;
+use wirecall::{auth::Refusal, server::ServerHandle, Server};
 use wirecall_examples::calculator::Calculator;
 use wirecall_examples::CalcServer;
 use wirecall_tests::http::{post, Events, HttpConn};
@@ -452,7 +452,7 @@ async fn curl_calls_over_http() {
 
 mod rust_client_over_http {
     use super::*;
-    use wirecall::{Client, ConnectError, Error};
+    use wirecall::{client::ConnectError, Client, Error};
     use wirecall_examples::calculator::{CalcError, CalculatorClient};
 
     async fn client() -> (CalculatorClient, CalcServer, ServerHandle) {
@@ -530,7 +530,7 @@ mod rust_client_over_http {
         let err = calc.ask("ok?".into()).await.unwrap_err();
         assert!(err.to_string().contains("need a WebSocket"), "{err}");
         // A client that serves methods cannot use http://.
-        let mut router = wirecall::Router::new();
+        let mut router = wirecall::raw::Router::new();
         router.method("x", |_ctx, _p| async { Ok::<_, wirecall::RpcError>(()) });
         let refused = Client::builder()
             .router(router)
@@ -559,7 +559,7 @@ mod rust_client_over_http {
             .await
             .unwrap();
         let client = Client::builder()
-            .reconnect(wirecall::Reconnect::disabled())
+            .reconnect(wirecall::client::Reconnect::disabled())
             .connect(&gone.http_url())
             .await
             .unwrap();

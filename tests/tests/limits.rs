@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 use wirecall::{
-    http::StatusCode, Client, ConnectError, Refusal, RpcError, Server, ServerBuilder, ServerHandle,
+    auth::Refusal, client::ConnectError, server::http::StatusCode, server::ServerBuilder,
+    server::ServerHandle, Client, RpcError, Server,
 };
 use wirecall_tests::{spec_router, Ended, RawWs};
 
@@ -368,7 +369,7 @@ async fn client_detects_an_unresponsive_server() {
     });
     let client = Client::builder()
         .offer_subprotocol(false)
-        .reconnect(wirecall::Reconnect::disabled())
+        .reconnect(wirecall::client::Reconnect::disabled())
         .ping(Some(Duration::from_millis(100)), 2)
         .connect(&url)
         .await
@@ -376,7 +377,7 @@ async fn client_detects_an_unresponsive_server() {
     let reason = tokio::time::timeout(Duration::from_secs(3), client.closed())
         .await
         .unwrap();
-    assert_eq!(reason, wirecall::CloseReason::PeerUnresponsive);
+    assert_eq!(reason, wirecall::client::CloseReason::PeerUnresponsive);
     assert!(client
         .call::<()>("x", ())
         .await

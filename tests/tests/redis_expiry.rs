@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use wirecall::hub::Hub;
 use wirecall::hub::{HistoryLimits, RedisOptions};
-use wirecall::Hub;
 use wirecall_tests::services::{require, Redis};
 
 const KEYS: usize = 20_000;

@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wirecall::{Client, ConnectionState, Context, Error, Fault, Reconnect, Server, ServerHandle};
+use wirecall::{
+    client::ConnectionState, client::Reconnect, server::ServerHandle, Client, Context, Error,
+    Fault, Server,
+};
 use wirecall_examples::calculator::{Calculator, CalculatorCallbacks, CalculatorClient};
 use wirecall_examples::CalcServer;
 use wirecall_tests::proxy::Proxy;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::mpsc;
-use wirecall::{Client, Error, Router, RpcError, Server};
+use wirecall::{raw::Router, Client, Error, RpcError, Server};
 use wirecall_tests::{serve, spec_router, wait_for, RawWs};
 
 /// Observes a handler: how many started, finished, and were dropped unfinished.
@@ -355,7 +355,7 @@ async fn disconnect_mid_call_fails_pending_calls_at_once() {
     });
     let client = Client::builder()
         .offer_subprotocol(false)
-        .reconnect(wirecall::Reconnect::disabled())
+        .reconnect(wirecall::client::Reconnect::disabled())
         .connect(&url)
         .await
         .unwrap();

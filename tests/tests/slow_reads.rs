@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use wirecall::{Client, Reconnect, Server, ServerBuilder, ServerHandle};
+use wirecall::{
+    client::Reconnect,
+    server::{ServerBuilder, ServerHandle},
+    Client, Server,
+};
 use wirecall_examples::calculator::{Calculator, CalculatorClient};
 use wirecall_examples::CalcServer;
 use wirecall_tests::http::HttpConn;

@@ -4,7 +4,7 @@
 
 use wirecall_tests::{compact, serve, spec_router, RawWs};
 
-async fn client() -> (RawWs, wirecall::ServerHandle) {
+async fn client() -> (RawWs, wirecall::server::ServerHandle) {
     let server = serve(spec_router()).await;
     (RawWs::connect(&server.url()).await, server)
 }

@@ -10,7 +10,7 @@ use wirecall_examples::chat::{Chat, ChatClient, ChatError, ChatServer};
 use wirecall_examples::CalcServer;
 use wirecall_tests::{wait_for, RawWs};
 
-async fn calculator() -> (CalcServer, wirecall::ServerHandle) {
+async fn calculator() -> (CalcServer, wirecall::server::ServerHandle) {
     let state = CalcServer::default();
     let server = Server::bind("127.0.0.1:0", state.clone().into_router())
         .await

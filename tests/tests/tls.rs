@@ -5,7 +5,11 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use wirecall::{Client, ConnectError, Reconnect, Server, ServerHandle};
+use wirecall::{
+    client::{ConnectError, Reconnect},
+    server::ServerHandle,
+    Client, Server,
+};
 use wirecall_examples::calculator::{Calculator, CalculatorClient};
 use wirecall_examples::CalcServer;
 use wirecall_tests::tls::Certs;

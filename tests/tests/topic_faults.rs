@@ -16,7 +16,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use wirecall::hub::{HistoryLimits, RedisOptions};
-use wirecall::{Client, Error, Gap, Hub, Position, PublishError, Reconnect, Server, ServerHandle};
+use wirecall::{
+    client::Reconnect, hub::Gap, hub::Hub, hub::Position, hub::PublishError, server::ServerHandle,
+    Client, Error, Server,
+};
 use wirecall_examples::chat::{Chat, ChatClient, ChatServer, ChatTopics, Message};
 use wirecall_tests::proxy::Proxy;
 use wirecall_tests::services::{require, Redis};

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use wirecall::hub::HistoryLimits;
-use wirecall::{Client, Error, Hub, Position, Reconnect, Server, ServerHandle};
+use wirecall::{
+    client::Reconnect, hub::Hub, hub::Position, server::ServerHandle, Client, Error, Server,
+};
 use wirecall_examples::chat::{Chat, ChatClient, ChatServer, ChatTopics, Message};
 use wirecall_tests::proxy::Proxy;
 use wirecall_tests::RawWs;

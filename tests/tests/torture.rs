@@ -72,7 +72,7 @@ impl Floats for Divider {
 
 /// The server's error for a result that holds a non-finite float.
 fn is_not_a_json_number(e: &Error) -> bool {
-    matches!(e, Error::Rpc(rpc) if rpc.code == wirecall::code::INTERNAL_ERROR
+    matches!(e, Error::Rpc(rpc) if rpc.code == wirecall::protocol::code::INTERNAL_ERROR
         && rpc.data.as_ref().is_some_and(|d| d.get().contains("is not a JSON number")))
 }
 

@@ -17,7 +17,7 @@ impl CalculatorCallbacks for Confirmer {
     }
 }
 
-async fn calculator() -> (CalculatorClient, CalcServer, wirecall::ServerHandle) {
+async fn calculator() -> (CalculatorClient, CalcServer, wirecall::server::ServerHandle) {
     let state = CalcServer::default();
     let server = Server::bind("127.0.0.1:0", state.clone().into_router())
         .await
@@ -105,7 +105,11 @@ async fn ask_without_callbacks_fails_cleanly() {
     // answers the caller with a code and a reason that say so.
     let err = calc.ask("?".into()).await.unwrap_err();
     let rpc = err.rpc().expect("an error answer");
-    assert_eq!(rpc.code, wirecall::code::PEER_CALL_FAILED, "{err}");
+    assert_eq!(
+        rpc.code,
+        wirecall::protocol::code::PEER_CALL_FAILED,
+        "{err}"
+    );
     assert_eq!(rpc.message, "Call to the peer failed");
     let data: serde_json::Value = rpc.data().unwrap();
     assert_eq!(data["reason"], "method_not_found", "{data}");
@@ -378,5 +382,5 @@ async fn rpc_discover_answers_the_openrpc_document() {
         serde_json::from_str(wirecall_examples::calculator::OPENRPC_DOCUMENT).unwrap();
     assert_eq!(doc, expected);
     assert_eq!(doc["methods"][0]["name"], "Calculator.add");
-    assert!(wirecall::Router::new().discover("not json").is_err());
+    assert!(wirecall::raw::Router::new().discover("not json").is_err());
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use wirecall::{Client, Router, Server, ServerHandle};
+use wirecall::{raw::Router, server::ServerHandle, Client, Server};
 use wirecall_examples::calculator::{Calculator, CalculatorClient};
 use wirecall_examples::chat::{Chat, ChatClient, ChatServer};
 use wirecall_examples::CalcServer;
@@ -305,8 +305,8 @@ async fn authentication_and_origin_apply_to_wamp() {
         .allow_origin("https://app.test")
         .authenticate(|handshake| async move {
             match handshake.bearer_token() {
-                Some("s3cret") => Ok(wirecall::Identity::new("wamp-user".to_string())),
-                _ => Err(wirecall::Refusal::unauthorized(
+                Some("s3cret") => Ok(wirecall::auth::Identity::new("wamp-user".to_string())),
+                _ => Err(wirecall::auth::Refusal::unauthorized(
                     "a bearer token is required",
                 )),
             }
@@ -319,7 +319,7 @@ async fn authentication_and_origin_apply_to_wamp() {
         Err(e) => panic!("{e}"),
         Ok(_) => 101,
     };
-    let token = wirecall::bearer_subprotocol("s3cret");
+    let token = wirecall::auth::bearer_subprotocol("s3cret");
     let with_token = format!("wamp.2.json, {token}");
     let url = server.url();
     let origin = ("origin", "https://app.test");

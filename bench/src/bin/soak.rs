@@ -30,7 +30,7 @@ use clap::{Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::Message;
-use wirecall::{Client, Reconnect, RpcError, Server, ServerHandle};
+use wirecall::{client::Reconnect, server::ServerHandle, Client, RpcError, Server};
 use wirecall_examples::calculator::{Calculator, CalculatorClient};
 use wirecall_examples::CalcServer;
 

@@ -25,7 +25,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use wirecall::{Client, Context, Fault, Identity, Refusal, Server};
+use wirecall::{
+    auth::{Identity, Refusal},
+    Client, Context, Fault, Server,
+};
 use wirecall_examples::calculator::{CalcError, Calculator, CalculatorCallbacks, CalculatorClient};
 use wirecall_examples::CalcServer;
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use wirecall::hub::{HistoryLimits, MemoryOptions};
-use wirecall::{Client, Hub, Server};
+use wirecall::{hub::Hub, Client, Server};
 use wirecall_examples::chat::{Chat, ChatClient, ChatError, ChatServer};
 
 /// The chat example: a demo with several clients, or a server.

@@ -11,7 +11,7 @@
 //!   the call's `wirecall::Context` and the typed params, returning
 //!   `Result<T, wirecall::Fault<E>>` (`E` from `throws`; streams return
 //!   `wirecall::Items<T, E>`); `S::into_router` mounts an implementation on a
-//!   `wirecall::Router`;
+//!   `wirecall::raw::Router`;
 //! - `struct SClient<C = wirecall::Client>`: the typed client, one async method per
 //!   method, returning `Result<T, wirecall::Error<E>>` (streams a
 //!   `wirecall::Subscription<T, E>`);

@@ -84,8 +84,9 @@ pub(super) fn handler_trait(
             );
         });
     }
-    let into_router_doc =
-        format!(" Mount this implementation's {side}-side methods on a new `wirecall::Router`.");
+    let into_router_doc = format!(
+        " Mount this implementation's {side}-side methods on a new `wirecall::raw::Router`."
+    );
     // Only what is used, so that a service without methods (or with topics only) compiles
     // under `deny(warnings)` too.
     let service_arc = if methods.iter().any(|m| m.kind != MethodKind::Topic) {
@@ -94,11 +95,11 @@ pub(super) fn handler_trait(
         quote!(let _ = self;)
     };
     let body = if mounts.is_empty() {
-        quote!(::wirecall::Router::new())
+        quote!(::wirecall::raw::Router::new())
     } else {
         quote! {
             #service_arc
-            let mut router = ::wirecall::Router::new();
+            let mut router = ::wirecall::raw::Router::new();
             #(#mounts)*
             router
         }
@@ -132,7 +133,7 @@ pub(super) fn handler_trait(
 
             #[doc = #into_router_doc]
             #[allow(deprecated, clippy::type_complexity)]
-            fn into_router(self) -> ::wirecall::Router
+            fn into_router(self) -> ::wirecall::raw::Router
             where
                 Self: ::core::marker::Sized,
             {

@@ -1,4 +1,4 @@
-//! The topic publishers: `STopics`, one typed `wirecall::Topic` per `topic` of a service.
+//! The topic publishers: `STopics`, one typed `wirecall::hub::Topic` per `topic` of a service.
 
 use proc_macro2::{Ident, TokenStream};
 use quote::quote;
@@ -6,7 +6,7 @@ use quote::quote;
 use super::{clippy_allows, deprecated, docs, rust_type, value_ident, wire_name};
 use crate::model::{Method, Service};
 
-/// The publishers of a service's topics, over a `wirecall::Hub`.
+/// The publishers of a service's topics, over a `wirecall::hub::Hub`.
 pub(super) fn topics_struct(
     s: &Service,
     name: &Ident,
@@ -31,7 +31,7 @@ pub(super) fn topics_struct(
             #[doc = ""]
             #[doc = #publish]
             #mdep #allows
-            pub fn #method(&self, #(#params: impl ::core::convert::Into<#types>),*) -> ::wirecall::Topic<#item> {
+            pub fn #method(&self, #(#params: impl ::core::convert::Into<#types>),*) -> ::wirecall::hub::Topic<#item> {
                 ::wirecall::__private::topic(&self.hub, #wire, &(#(::core::convert::Into::<#types>::into(#params),)*))
             }
         }
@@ -45,13 +45,13 @@ pub(super) fn topics_struct(
         #dep
         #[derive(::core::clone::Clone, ::core::fmt::Debug)]
         pub struct #name {
-            hub: ::wirecall::Hub,
+            hub: ::wirecall::hub::Hub,
         }
 
         #[allow(deprecated)]
         impl #name {
             /// The publishers of this service's topics, through `hub`.
-            pub fn new(hub: &::wirecall::Hub) -> Self {
+            pub fn new(hub: &::wirecall::hub::Hub) -> Self {
                 Self { hub: ::core::clone::Clone::clone(hub) }
             }
 

@@ -152,14 +152,14 @@ pub trait Calculator: ::core::marker::Send + ::core::marker::Sync + 'static {
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<::wirecall::Items<u64>, ::wirecall::Fault>,
     > + ::core::marker::Send;
-    /// Mount this implementation's server-side methods on a new `wirecall::Router`.
+    /// Mount this implementation's server-side methods on a new `wirecall::raw::Router`.
     #[allow(deprecated, clippy::type_complexity)]
-    fn into_router(self) -> ::wirecall::Router
+    fn into_router(self) -> ::wirecall::raw::Router
     where
         Self: ::core::marker::Sized,
     {
         let service = ::std::sync::Arc::new(self);
-        let mut router = ::wirecall::Router::new();
+        let mut router = ::wirecall::raw::Router::new();
         ::wirecall::__private::register_rpc(
             &mut router,
             "Calculator.add",
@@ -460,14 +460,14 @@ pub trait CalculatorCallbacks: ::core::marker::Send + ::core::marker::Sync + 'st
     ) -> impl ::core::future::Future<
         Output = ::core::result::Result<bool, ::wirecall::Fault>,
     > + ::core::marker::Send;
-    /// Mount this implementation's client-side methods on a new `wirecall::Router`.
+    /// Mount this implementation's client-side methods on a new `wirecall::raw::Router`.
     #[allow(deprecated, clippy::type_complexity)]
-    fn into_router(self) -> ::wirecall::Router
+    fn into_router(self) -> ::wirecall::raw::Router
     where
         Self: ::core::marker::Sized,
     {
         let service = ::std::sync::Arc::new(self);
-        let mut router = ::wirecall::Router::new();
+        let mut router = ::wirecall::raw::Router::new();
         ::wirecall::__private::register_rpc(
             &mut router,
             "Calculator.confirm",

@@ -218,14 +218,14 @@ pub trait Kitchen: ::core::marker::Send + ::core::marker::Sync + 'static {
             ::wirecall::Fault<Oops>,
         >,
     > + ::core::marker::Send;
-    /// Mount this implementation's server-side methods on a new `wirecall::Router`.
+    /// Mount this implementation's server-side methods on a new `wirecall::raw::Router`.
     #[allow(deprecated, clippy::type_complexity)]
-    fn into_router(self) -> ::wirecall::Router
+    fn into_router(self) -> ::wirecall::raw::Router
     where
         Self: ::core::marker::Sized,
     {
         let service = ::std::sync::Arc::new(self);
-        let mut router = ::wirecall::Router::new();
+        let mut router = ::wirecall::raw::Router::new();
         ::wirecall::__private::register_rpc(
             &mut router,
             "kitchen.cook",
@@ -404,13 +404,13 @@ impl<C: ::wirecall::Caller> KitchenClient<C> {
 /// Publishers of the `Kitchen` service's topics: `KitchenTopics::new(ctx.hub())` in a handler, or with the hub given to the server.
 #[derive(::core::clone::Clone, ::core::fmt::Debug)]
 pub struct KitchenTopics {
-    hub: ::wirecall::Hub,
+    hub: ::wirecall::hub::Hub,
 }
 
 #[allow(deprecated)]
 impl KitchenTopics {
     /// The publishers of this service's topics, through `hub`.
-    pub fn new(hub: &::wirecall::Hub) -> Self {
+    pub fn new(hub: &::wirecall::hub::Hub) -> Self {
         Self {
             hub: ::core::clone::Clone::clone(hub),
         }
@@ -422,7 +422,7 @@ impl KitchenTopics {
         &self,
         mode: impl ::core::convert::Into<Mode>,
         shelf: impl ::core::convert::Into<u32>,
-    ) -> ::wirecall::Topic<Bag> {
+    ) -> ::wirecall::hub::Topic<Bag> {
         ::wirecall::__private::topic(
             &self.hub,
             "Kitchen.shelf",
@@ -459,14 +459,14 @@ pub trait KitchenCallbacks: ::core::marker::Send + ::core::marker::Sync + 'stati
         ctx: ::wirecall::Context,
         percent: u8,
     ) -> impl ::core::future::Future<Output = ()> + ::core::marker::Send;
-    /// Mount this implementation's client-side methods on a new `wirecall::Router`.
+    /// Mount this implementation's client-side methods on a new `wirecall::raw::Router`.
     #[allow(deprecated, clippy::type_complexity)]
-    fn into_router(self) -> ::wirecall::Router
+    fn into_router(self) -> ::wirecall::raw::Router
     where
         Self: ::core::marker::Sized,
     {
         let service = ::std::sync::Arc::new(self);
-        let mut router = ::wirecall::Router::new();
+        let mut router = ::wirecall::raw::Router::new();
         ::wirecall::__private::register_rpc(
             &mut router,
             "Kitchen.approve",

@@ -10,14 +10,14 @@ use std::time::Duration;
 /// - calls in flight when the connection drops fail with [`crate::Error::Disconnected`],
 ///   except idempotent ones (IDL `@idempotent`), which are sent again on the new
 ///   connection; a call that had not been sent yet is always sent on the new connection;
-/// - a client with a [token function](crate::ClientBuilder::token_fn) fetches a fresh token
+/// - a client with a [token function](crate::client::ClientBuilder::token_fn) fetches a fresh token
 ///   for every attempt (after the server closed with 4401 because the last one expired, too);
 /// - an attempt the server refuses (401, 403) or whose certificate does not verify ends the
 ///   client, unless `retry_refused` is set;
 /// - subscriptions resubscribe by themselves and carry on (items produced while
 ///   disconnected are lost: each resubscription is a fresh stream);
-/// - the methods registered with [`crate::ClientBuilder::router`] stay registered;
-/// - with several URLs ([`crate::ClientBuilder::connect_any`]), each attempt tries the next;
+/// - the methods registered with [`crate::client::ClientBuilder::router`] stay registered;
+/// - with several URLs ([`crate::client::ClientBuilder::connect_any`]), each attempt tries the next;
 ///   a refusal stops the client only once every URL has refused in a row;
 /// - the backoff starts again from `initial_backoff` only after a connection has stayed up
 ///   for `stable_after`: a server that accepts and then drops each connection at once is
@@ -44,7 +44,7 @@ pub struct Reconnect {
     pub max_attempts: Option<u32>,
     /// Keep trying after an attempt fails in a way waiting will not fix (default `false`):
     /// the server refused the handshake (401, 403, other 4xx), or its certificate does
-    /// not verify. See [`crate::ConnectError::is_retryable`].
+    /// not verify. See [`crate::client::ConnectError::is_retryable`].
     pub retry_refused: bool,
 }
 

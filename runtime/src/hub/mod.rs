@@ -279,8 +279,8 @@ pub(crate) struct Opened {
 /// of a deployment (`Hub::redis`, feature `redis`). Cheap to clone; clones are the same
 /// hub.
 ///
-/// A server uses the hub given to [`crate::ServerBuilder::hub`], or a memory hub of its
-/// own ([`crate::ServerHandle::hub`]); handlers reach it with [`crate::Context::hub`].
+/// A server uses the hub given to [`crate::server::ServerBuilder::hub`], or a memory hub of its
+/// own ([`crate::server::ServerHandle::hub`]); handlers reach it with [`crate::Context::hub`].
 #[derive(Clone)]
 pub struct Hub {
     backend: Arc<dyn Backend>,

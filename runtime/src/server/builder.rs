@@ -25,7 +25,7 @@ use crate::transport::http::{Endpoint, HandshakeHook, OriginRule, HTTP_PEER};
 /// Configures and starts a server. Every setting has the default of `docs/PROTOCOL.md`.
 ///
 /// ```no_run
-/// # async fn demo(router: wirecall::Router) -> std::io::Result<()> {
+/// # async fn demo(router: wirecall::raw::Router) -> std::io::Result<()> {
 /// let server = wirecall::Server::builder()
 ///     .max_connections(1_000)
 ///     .allow_origin("https://app.example.com")
@@ -48,7 +48,7 @@ pub struct ServerBuilder {
     door: DoorLimits,
     reads: ReadRules,
     tls: Option<Arc<rustls::ServerConfig>>,
-    hub: Option<crate::Hub>,
+    hub: Option<crate::hub::Hub>,
     wamp_realm: Option<String>,
 }
 
@@ -209,7 +209,7 @@ impl ServerBuilder {
     /// of these PEM files.
     ///
     /// ```no_run
-    /// # async fn demo(router: wirecall::Router) -> Result<(), Box<dyn std::error::Error>> {
+    /// # async fn demo(router: wirecall::raw::Router) -> Result<(), Box<dyn std::error::Error>> {
     /// let server = wirecall::Server::builder()
     ///     .tls_pem("cert.pem", "key.pem")?
     ///     .bind("0.0.0.0:443", router)
@@ -221,7 +221,7 @@ impl ServerBuilder {
         self,
         cert: impl AsRef<std::path::Path>,
         key: impl AsRef<std::path::Path>,
-    ) -> Result<Self, crate::TlsError> {
+    ) -> Result<Self, crate::tls::TlsError> {
         let config = crate::tls::server_config_pem(cert.as_ref(), key.as_ref())?;
         Ok(self.tls(Arc::new(config)))
     }
@@ -320,9 +320,9 @@ impl ServerBuilder {
     /// back with [`crate::Context::identity`], or a [`Refusal`] (401, 403…).
     ///
     /// ```no_run
-    /// use wirecall::{Identity, Refusal};
+    /// use wirecall::auth::{Identity, Refusal};
     /// # async fn lookup(token: &str) -> Option<String> { None }
-    /// # async fn demo(router: wirecall::Router) -> std::io::Result<()> {
+    /// # async fn demo(router: wirecall::raw::Router) -> std::io::Result<()> {
     /// let server = wirecall::Server::builder()
     ///     .authenticate(|handshake| async move {
     ///         let token = handshake.bearer_token().ok_or_else(|| Refusal::unauthorized("no token"))?;
@@ -357,10 +357,10 @@ impl ServerBuilder {
     }
 
     /// The hub that carries the publications of the router's topics (default: a
-    /// [`Hub::memory`](crate::Hub::memory) of this server's own). Give every node of a
+    /// [`Hub::memory`](crate::hub::Hub::memory) of this server's own). Give every node of a
     /// deployment the same `Hub::redis(…)` (feature `redis`), and keep a clone to publish
     /// from outside handlers.
-    pub fn hub(mut self, hub: crate::Hub) -> Self {
+    pub fn hub(mut self, hub: crate::hub::Hub) -> Self {
         self.hub = Some(hub);
         self
     }
@@ -424,7 +424,7 @@ impl ServerBuilder {
     /// HTTP server: WebSocket upgrades, POST and server-sent events on one route. With axum:
     ///
     /// ```no_run
-    /// # async fn demo(router: wirecall::Router) -> std::io::Result<()> {
+    /// # async fn demo(router: wirecall::raw::Router) -> std::io::Result<()> {
     /// let app: axum::Router = axum::Router::new()
     ///     .route("/health", axum::routing::get(|| async { "ok" }))
     ///     .route_service("/rpc", wirecall::Server::builder().into_service(router));

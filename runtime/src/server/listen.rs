@@ -94,7 +94,7 @@ impl ServerHandle {
     }
 
     /// The hub of this server's topics: publish through it from outside handlers.
-    pub fn hub(&self) -> &crate::Hub {
+    pub fn hub(&self) -> &crate::hub::Hub {
         &self.endpoint.hub
     }
 

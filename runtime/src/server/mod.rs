@@ -1,5 +1,5 @@
 //! The server: one port, several doors. A hyper HTTP/1.1 listener whose every request goes
-//! to one endpoint ([`crate::transport::http`]): WebSocket upgrades, JSON-RPC over HTTP
+//! to one endpoint (`transport/http.rs`): WebSocket upgrades, JSON-RPC over HTTP
 //! POST, and server-sent events for streams. [`ServerBuilder::into_service`] gives the same
 //! endpoint as a `tower::Service`, to mount in an application (axum, hyper, tonic…).
 //!
@@ -7,9 +7,16 @@
 //! one connection, the running server's handle), `service.rs` (the tower service).
 
 mod builder;
-mod listen;
+pub(crate) mod listen;
 mod service;
 
 pub use builder::ServerBuilder;
-pub use listen::{Server, ServerHandle};
+pub use listen::ServerHandle;
 pub use service::RpcService;
+
+pub use crate::session::context::ConnectionId;
+pub use crate::transport::http::{RemoteAddr, ResponseBody};
+
+/// HTTP types (the `http` crate) of handshakes ([`crate::auth::Handshake`]) and of
+/// [`RpcService`]'s requests and responses.
+pub use http;

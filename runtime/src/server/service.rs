@@ -17,7 +17,7 @@ use super::listen::shutdown;
 
 /// A wirecall server as a `tower::Service` over HTTP requests: WebSocket upgrade, JSON-RPC
 /// POST and server-sent events, all on the route it is mounted at. Made by
-/// [`ServerBuilder::into_service`]; cheap to clone.
+/// [`ServerBuilder::into_service`](super::ServerBuilder::into_service); cheap to clone.
 #[derive(Clone)]
 pub struct RpcService {
     pub(super) endpoint: Arc<Endpoint>,

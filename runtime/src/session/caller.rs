@@ -53,7 +53,7 @@ impl CallOptions {
 /// included:
 ///
 /// ```
-/// use wirecall::{CallOptions, Caller, Error, RawResult, RpcError, Subscription};
+/// use wirecall::{CallOptions, Caller, Error, RpcError, Subscription, raw::RawResult};
 ///
 /// /// Adds `a` and `b` of every call; serves no streams.
 /// #[derive(Clone)]

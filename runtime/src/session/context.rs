@@ -80,13 +80,13 @@ impl Context {
     }
 
     /// Values the server's handshake hook stored for this connection (e.g. the
-    /// authenticated user); see [`crate::ServerBuilder::on_handshake`].
+    /// authenticated user); see [`crate::server::ServerBuilder::on_handshake`].
     pub fn extensions(&self) -> &Extensions {
         &self.inner.extensions
     }
 
     /// Who the connection authenticated as: the value of the [`Identity`] the
-    /// server's [`authenticate`](crate::ServerBuilder::authenticate) hook returned, if it
+    /// server's [`authenticate`](crate::server::ServerBuilder::authenticate) hook returned, if it
     /// is a `T`. `None` without the hook, or for another type.
     ///
     /// ```
@@ -108,7 +108,7 @@ impl Context {
     }
 
     /// The hub this connection's topics go through: the server's
-    /// ([`crate::ServerBuilder::hub`], or the memory hub each server has by default). Publish
+    /// ([`crate::server::ServerBuilder::hub`], or the memory hub each server has by default). Publish
     /// from a handler with the generated `…Topics::new(ctx.hub())`. On a client's
     /// connection, a memory hub of the process.
     pub fn hub(&self) -> &Hub {

@@ -77,7 +77,7 @@ pub enum Error<E = NoAppError> {
         limit: usize,
     },
     /// A topic subscription lost publications (they left the hub's history, or the hub
-    /// lost it): the subscription goes on after [`Gap::to`](crate::Gap::to). Not an end:
+    /// lost it): the subscription goes on after [`Gap::to`](crate::hub::Gap::to). Not an end:
     /// the next items follow.
     #[error("{0}")]
     Gap(Gap),
@@ -136,7 +136,7 @@ impl ConnectError {
     /// is unavailable (HTTP 5xx, 408, 429) or a token function that failed. A refusal
     /// (401, 403 and other 4xx), a certificate that does not verify or a bad URL will not
     /// change by waiting: a reconnecting client stops on them unless
-    /// [`crate::Reconnect::retry_refused`] says otherwise.
+    /// [`crate::client::Reconnect::retry_refused`] says otherwise.
     pub fn is_retryable(&self) -> bool {
         match self {
             ConnectError::Timeout { .. }
@@ -211,7 +211,7 @@ pub enum ConnectError {
         /// Why.
         reason: String,
     },
-    /// The client's token function ([`crate::ClientBuilder::token_fn`]) failed.
+    /// The client's token function ([`crate::client::ClientBuilder::token_fn`]) failed.
     #[error("could not get a token: {reason}")]
     Token {
         /// Its error.

@@ -141,7 +141,7 @@ fn serialize_failure(e: serde_json::Error) -> RpcError {
 /// the table (every connection of a server holds one) until one of them registers more.
 ///
 /// ```
-/// use wirecall::{Router, RpcError};
+/// use wirecall::{RpcError, raw::Router};
 ///
 /// let mut router = Router::new();
 /// router.method("subtract", |_ctx, params| {
@@ -185,7 +185,7 @@ impl Router {
     /// stream is sent as a notification, and an `Err` item ends the stream with that error.
     ///
     /// ```
-    /// use wirecall::{Router, RpcError};
+    /// use wirecall::{RpcError, raw::Router};
     ///
     /// let mut router = Router::new();
     /// router.subscription("count", |_ctx, params| {
@@ -221,13 +221,13 @@ impl Router {
     }
 
     /// Register a topic under its wire name (and `{name}.unsubscribe`): a subscription
-    /// whose items are the publications of a [`crate::Hub`] (the server's, see
+    /// whose items are the publications of a [`crate::hub::Hub`] (the server's, see
     /// [`crate::Context::hub`]). `key` decodes the subscribe's params into the topic key's
-    /// values as a JSON array, the same array a publisher's [`crate::Hub::topic`] gets;
+    /// values as a JSON array, the same array a publisher's [`crate::hub::Hub::topic`] gets;
     /// the `"$since"` member of by-name params is taken off before it runs.
     ///
     /// ```
-    /// use wirecall::Router;
+    /// use wirecall::raw::Router;
     ///
     /// let mut router = Router::new();
     /// router.topic("Chat.room", |params| {
@@ -304,7 +304,7 @@ impl Router {
     /// check` refuses one wire name in two services of a `.wire` file.)
     ///
     /// ```
-    /// use wirecall::{Router, RpcError};
+    /// use wirecall::{RpcError, raw::Router};
     ///
     /// let mut first = Router::new();
     /// first.method("shared.ping", |_ctx, _params| async { Ok::<_, RpcError>(1) });

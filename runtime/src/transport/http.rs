@@ -195,7 +195,7 @@ impl Source {
     }
 }
 
-/// The address of the client, for a [`crate::RpcService`] mounted in an application: put it
+/// The address of the client, for a [`crate::server::RpcService`] mounted in an application: put it
 /// in the request's extensions (a middleware can copy it from the framework's own type,
 /// e.g. axum's `ConnectInfo`) and handlers see it in [`crate::Context::remote_addr`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

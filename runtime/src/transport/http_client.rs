@@ -6,7 +6,7 @@
 //!
 //! When the client reconnects (the default), a POST that cannot reach the server ends this
 //! "connection": the client then reconnects with backoff, to the next URL of
-//! [`crate::ClientBuilder::connect_any`], and the calls go on as over a WebSocket (a call
+//! [`crate::client::ClientBuilder::connect_any`], and the calls go on as over a WebSocket (a call
 //! that never left is sent again, an idempotent one that went out is re-sent). An event
 //! stream that ends without the stream's end ends its subscription as a disconnection, so
 //! it subscribes again (a topic with `$since`).

@@ -83,7 +83,7 @@ const QUOTED: usize = 120;
 pub(crate) struct Wamp {
     router: Router,
     realm: Option<Arc<str>>,
-    hub: crate::Hub,
+    hub: crate::hub::Hub,
     /// To the socket's writer.
     out: mpsc::Sender<Frame>,
     state: Mutex<State>,
@@ -235,7 +235,7 @@ impl Wamp {
     pub(crate) fn new(
         router: Router,
         realm: Option<Arc<str>>,
-        hub: crate::Hub,
+        hub: crate::hub::Hub,
         out: mpsc::Sender<Frame>,
     ) -> Arc<Wamp> {
         Arc::new(Wamp {
@@ -570,10 +570,10 @@ impl Wamp {
                 json!({"jsonrpc": "2.0", "method": format!("{}.unsubscribe", call.method), "params": [sub]})
             }
             Some(None) => {
-                json!({"jsonrpc": "2.0", "method": crate::CANCEL_METHOD, "params": {"id": format!("k{request}.{}", call.token)}})
+                json!({"jsonrpc": "2.0", "method": crate::session::peer::CANCEL_METHOD, "params": {"id": format!("k{request}.{}", call.token)}})
             }
             None => {
-                json!({"jsonrpc": "2.0", "method": crate::CANCEL_METHOD, "params": {"id": format!("c{request}.{}", call.token)}})
+                json!({"jsonrpc": "2.0", "method": crate::session::peer::CANCEL_METHOD, "params": {"id": format!("c{request}.{}", call.token)}})
             }
         };
         feed(session, &frame, close).await;

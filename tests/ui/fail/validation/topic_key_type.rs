@@ -13,6 +13,6 @@ pub trait Maps {
 
 fn main() {
     // The rest of the trait still expands: its publisher exists.
-    let hub = wirecall::Hub::memory();
+    let hub = wirecall::hub::Hub::memory();
     let _ = MapsTopics::new(&hub).plain("x");
 }
