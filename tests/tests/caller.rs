@@ -336,3 +336,59 @@ async fn a_wrapper_over_a_real_client_serves_a_generated_stub() {
     );
     server.shutdown().await;
 }
+
+/// A test double that serves streams too: its `open_subscription` makes the subscription
+/// from a stream of its own with `Subscription::from_items` (the public way for a `Caller`
+/// that is not a connection; before it there was none, and this did not compile).
+#[derive(Clone)]
+struct Streamer;
+
+impl Caller for Streamer {
+    async fn send_request(
+        &self,
+        _method: &str,
+        _params: Option<&str>,
+        _options: CallOptions,
+    ) -> Result<RawResult, Error> {
+        Err(Error::Rpc(RpcError::method_not_found()))
+    }
+
+    async fn send_notification(&self, _method: &str, _params: Option<&str>) -> Result<(), Error> {
+        Ok(())
+    }
+
+    async fn open_subscription<T, E>(
+        &self,
+        method: &str,
+        params: Option<String>,
+        _options: CallOptions,
+    ) -> Result<Subscription<T, E>, Error> {
+        assert_eq!(method, "Calculator.ticks");
+        let params: Value = serde_json::from_str(params.as_deref().unwrap()).unwrap();
+        let count = params["count"].as_u64().unwrap();
+        // `count` items, then one that does not decode as u64, then a failure.
+        let items = (0..count)
+            .map(|n| Ok(n.to_string()))
+            .chain([Ok("\"x\"".to_string()), Err(RpcError::new(-32603, "gone"))]);
+        Ok(Subscription::from_items(
+            "\"mock-1\"",
+            futures_util::stream::iter(items),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_mock_makes_subscriptions_for_a_generated_stub() {
+    let calc = CalculatorClient::new(Streamer);
+    let mut ticks = calc.ticks(3, 1).await.unwrap();
+    assert_eq!(ticks.id(), "\"mock-1\"");
+    for n in 0..3 {
+        assert_eq!(ticks.next().await.unwrap().unwrap(), n);
+    }
+    assert!(matches!(ticks.next().await, Some(Err(Error::Decode(_)))));
+    assert!(matches!(ticks.next().await, Some(Err(Error::Rpc(e))) if e.code == -32603));
+    // The failure ends it, exactly once.
+    assert!(ticks.next().await.is_none());
+    assert!(ticks.next().await.is_none());
+    assert!(ticks.position().is_none());
+}

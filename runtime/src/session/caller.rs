@@ -116,6 +116,8 @@ pub trait Caller: Clone + Send + Sync + 'static {
 
     /// Primitive: subscribe to the stream `method` (`params` already encoded); an error
     /// answer comes back as [`Error::Rpc`], as for [`Caller::send_request`].
+    /// An implementation that is not a connection makes its subscription with
+    /// [`Subscription::from_items`].
     fn open_subscription<T, E>(
         &self,
         method: &str,

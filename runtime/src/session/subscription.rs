@@ -1,3 +1,6 @@
+// Over ~500 lines: both ends of a stream on the calling side — the connection's table that
+// routes items, and the `Subscription` handed to the application with its resubscribing
+// forwarder — which share the item, charge and end types.
 //! Streams (subscriptions): the server pushes items until the stream ends.
 //!
 //! On the wire (see `docs/PROTOCOL.md`): calling `Service.m` answers a subscription id;
@@ -351,7 +354,17 @@ enum Source {
         id: Box<str>,
         task: tokio::task::AbortHandle,
     },
+    /// From a stream of the application's own ([`Subscription::from_items`]); in a
+    /// `Mutex` only so that the subscription stays `Sync` (it is never locked: polling
+    /// has `&mut`).
+    Local {
+        id: Box<str>,
+        items: Mutex<LocalItems>,
+    },
 }
+
+/// The items of a [`Subscription::from_items`]: JSON text, or the error that ends it.
+type LocalItems = futures_util::stream::BoxStream<'static, Result<String, RpcError>>;
 
 impl Drop for Source {
     fn drop(&mut self) {
@@ -423,11 +436,51 @@ impl<T, E> Subscription<T, E> {
         }
     }
 
+    /// A subscription fed by `items` rather than by a connection: what a
+    /// [`Caller`](crate::Caller) of your own (a test double, a transport of your own)
+    /// returns from [`open_subscription`](crate::Caller::open_subscription).
+    ///
+    /// Each `Ok` of `items` is one item as JSON text, decoded as `T` when it is read (a
+    /// text that does not decode yields [`Error::Decode`]); an `Err` ends the subscription
+    /// with that error ([`Error::App`] when it is one of `E`'s codes, else [`Error::Rpc`]);
+    /// the end of `items` ends it. `id` is what [`Subscription::id`] returns. Dropping the
+    /// subscription drops `items`.
+    ///
+    /// ```
+    /// use futures_util::stream;
+    /// use wirecall::{RpcError, Subscription};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let items = stream::iter(vec![Ok("1".to_string()), Ok("2".into()), Err(RpcError::internal("gone"))]);
+    /// let mut sub: Subscription<u64> = Subscription::from_items("\"s1\"", items);
+    /// assert_eq!(sub.id(), "\"s1\"");
+    /// assert_eq!(sub.next().await.unwrap().unwrap(), 1);
+    /// assert_eq!(sub.next().await.unwrap().unwrap(), 2);
+    /// assert!(matches!(sub.next().await, Some(Err(wirecall::Error::Rpc(e))) if e.code == -32603));
+    /// assert!(sub.next().await.is_none());
+    /// # }
+    /// ```
+    pub fn from_items<S>(id: impl Into<String>, items: S) -> Self
+    where
+        S: Stream<Item = Result<String, RpcError>> + Send + 'static,
+    {
+        Subscription {
+            source: Source::Local {
+                id: id.into().into_boxed_str(),
+                items: Mutex::new(Box::pin(items)),
+            },
+            finished: false,
+            position: None,
+            _item: PhantomData,
+        }
+    }
+
     /// The subscription id the server gave first (as JSON text).
     pub fn id(&self) -> &str {
         match &self.source {
             Source::Direct(raw) => &raw.id,
-            Source::Forwarded { id, .. } => id,
+            Source::Forwarded { id, .. } | Source::Local { id, .. } => id,
         }
     }
 
@@ -603,6 +656,24 @@ impl<T: DeserializeOwned, E: ApplicationError> Stream for Subscription<T, E> {
         let (rx, state) = match &mut this.source {
             Source::Direct(raw) => (&mut raw.rx, &raw.state),
             Source::Forwarded { rx, state, .. } => (rx, &*state),
+            Source::Local { items, .. } => {
+                let items = items.get_mut().unwrap_or_else(|e| e.into_inner());
+                let next = match items.as_mut().poll_next(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(next) => next,
+                };
+                return Poll::Ready(match next {
+                    Some(Ok(json)) => Some(serde_json::from_str(&json).map_err(Error::Decode)),
+                    Some(Err(e)) => {
+                        this.finished = true;
+                        Some(Err(app_or_rpc(e)))
+                    }
+                    None => {
+                        this.finished = true;
+                        None
+                    }
+                });
+            }
         };
         loop {
             let item = match rx.poll_recv(cx) {
