@@ -1,3 +1,5 @@
+// Over ~500 lines with its unit tests (the code is ~540): one backend whose keys, history,
+// live ring and fan-out share one lock; its bounds are already apart in memory/bounds.rs.
 //! The hub of one process: positions, history and fan-out in memory, within bounds.
 //!
 //! A key costs what it holds. A key holds its position (epoch and offset), its history,

@@ -1,3 +1,7 @@
+// Over ~500 lines with its unit tests (the code is ~680): the hub's public types (Hub, Topic,
+// Position, Gap, limits, PublishError), the backend seam, the feed of one subscription and
+// `$since` resumption, which all read the same position rules. The next cut, when the hub
+// changes: the feed and resumption into a file of their own.
 //! Topics: typed publish/subscribe through a hub.
 //!
 //! A `topic` of a service (`topic room(room: string) -> Message;` in a `.wire` file) is a

@@ -1,3 +1,6 @@
+// Over ~500 lines: one backend — the publish script, the subscriber connection and its
+// reconnects, history reads, key expiry — around one connection state. The next cut, when
+// it changes: the script and the history reads apart.
 //! The hub of a deployment: Redis gives every publication its position (one Lua script:
 //! epoch, counter, `XADD` to the key's history stream, `PUBLISH`), keeps the history, and
 //! carries publications to every node; each node fans them out to its own subscribers.

@@ -1,3 +1,5 @@
+// Over ~500 lines: one door — the POST connection pool, server-sent event streams and
+// fail-over between URLs — that shares one session and its connection state.
 //! The client's HTTP door: a client made with an `http://` URL sends each request as one
 //! POST (keep-alive connections, pooled) and feeds the answer back into its session, so
 //! [`crate::Client`] and the generated clients work unchanged. A stream subscription's POST

@@ -1,3 +1,6 @@
+// Over ~500 lines: the two tasks of one WebSocket connection (reader and writer), pings and
+// the write deadline, which share the connection's state; the server's upgrade is apart in
+// ws_upgrade.rs.
 //! The WebSocket door: a reader task that feeds frames to the [`Session`] and a writer
 //! task that drains its outgoing queue and flushes once per burst.
 //!
