@@ -3,8 +3,9 @@
 //! The layers, lowest first, are [`LAYERS`] (the same list is in `src/lib.rs`'s comment).
 //! Each file of `src/` belongs to one by its path. Every `crate::…`, `super::…` and
 //! `self::…` path in it — in `use` items, in code, in macro bodies — is resolved to the
-//! file of the module it names, through the crate root's re-exports (`crate::Hub` is
-//! `pub use hub::Hub` in lib.rs, so it names `hub`), and that file's layer must be the
+//! file of the module it names, through the crate root's re-exports and its inline modules
+//! (`crate::Client` is `pub use client::handle::Client` in lib.rs, so it names
+//! `client::handle`; `crate::raw::Router` names `session::router`), and that file's layer must be the
 //! file's own or a lower one. Test-only code (`#[cfg(test)]` items, and the files of
 //! `#[cfg(test)] mod x;`) may use any layer; lib.rs only declares and re-exports.
 //!
