@@ -39,6 +39,13 @@ pub mod code {
     /// A publication to a topic failed (the hub is unavailable, the item could not be
     /// encoded, or the outcome is unknown). `data` says why: `{"reason": …, "message": …}`.
     pub const PUBLISH_FAILED: i32 = -32008;
+    /// Refused by policy: a layer (or an authorization hook) does not allow this call or
+    /// subscription. The message says what was refused. Over WAMP:
+    /// `wamp.error.not_authorized`.
+    pub const FORBIDDEN: i32 = -32003;
+    /// The call's deadline (its `"$timeout"`) passed before it was answered: the server
+    /// stopped the handler.
+    pub const DEADLINE_EXCEEDED: i32 = -32004;
 
     /// `true` for the range JSON-RPC 2.0 reserves for implementation-defined errors.
     pub fn is_reserved(code: i32) -> bool {
@@ -111,6 +118,18 @@ impl RpcError {
     /// `-32800 Request cancelled`.
     pub fn cancelled() -> Self {
         Self::new(code::REQUEST_CANCELLED, "Request cancelled")
+    }
+
+    /// `-32003 Forbidden`: refused by policy; `what` says what was refused (not why,
+    /// internally), as the message.
+    pub fn forbidden(what: impl fmt::Display) -> Self {
+        Self::new(code::FORBIDDEN, format!("Forbidden: {what}"))
+    }
+
+    /// `-32004 Deadline exceeded`: the call's `"$timeout"` passed.
+    pub fn deadline_exceeded(ms: u64) -> Self {
+        Self::new(code::DEADLINE_EXCEEDED, "Deadline exceeded")
+            .with_data(format!("no answer within the call's $timeout of {ms} ms"))
     }
 
     /// A limit was exceeded; `detail` says which.

@@ -33,7 +33,9 @@ pub fn codec(text: &str) {
     for raw in items {
         let original = raw.get();
         match classify(raw) {
-            Incoming::Request { method, params, id } => {
+            Incoming::Request {
+                method, params, id, ..
+            } => {
                 let mut out = String::new();
                 out.push_str(r#"{"jsonrpc":"2.0","method":"#);
                 message::write_json_string(&mut out, &method);

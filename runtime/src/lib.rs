@@ -20,6 +20,15 @@ mod codec;
 pub mod config;
 mod error;
 pub mod hub;
+pub mod policy {
+    //! Policy layers: middleware every call passes exactly once, whatever its door.
+    //!
+    //! See [`crate::ServerBuilder::layer`] and the module `session::policy`'s notes below.
+    #[doc(inline)]
+    pub use crate::session::policy::{
+        from_fn, json, CallKind, Door, FromFn, FromFnLayer, Next, RpcRequest,
+    };
+}
 pub mod server;
 mod session;
 pub mod telemetry;

@@ -143,6 +143,13 @@ pub(crate) struct CallTimer {
     started: Option<Instant>,
 }
 
+impl CallTimer {
+    /// A timer of a call that records no method metrics.
+    pub(crate) fn off() -> Self {
+        CallTimer { started: None }
+    }
+}
+
 struct Globals {
     in_flight: Gauge,
     subscriptions: Gauge,

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{TokenError, TokenSource};
 use crate::config::{self, ConnectionConfig};
+use crate::session::policy::{self, LayerFn, Next, RpcRequest};
 use crate::session::router::Router;
 use crate::session::Origin;
 use crate::transport::http_client;
@@ -71,6 +72,8 @@ pub struct ClientBuilder {
     /// The TLS settings of `wss://` and `https://` (default: the webpki roots).
     tls: Option<Arc<rustls::ClientConfig>>,
     token: Option<TokenSource>,
+    /// Policy layers around the router, the first outermost.
+    layers: Vec<LayerFn>,
 }
 
 impl Default for ClientBuilder {
@@ -84,6 +87,7 @@ impl Default for ClientBuilder {
             reconnect: Reconnect::default(),
             tls: None,
             token: None,
+            layers: Vec::new(),
         }
     }
 }
@@ -145,6 +149,24 @@ impl ClientBuilder {
     /// registered across reconnects.
     pub fn router(mut self, router: Router) -> Self {
         self.router = router;
+        self.router.set_policy(policy::compose(&self.layers));
+        self
+    }
+
+    /// Wrap the calls the server makes to this client (served by the
+    /// [`router`](Self::router)) in a [`tower::Layer`], as
+    /// [`ServerBuilder::layer`](crate::ServerBuilder::layer) does on a server: each call
+    /// and notification passes it exactly once, alone or inside a batch. Layers stack, the
+    /// first added outermost.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<Next> + Send + Sync + 'static,
+        L::Service: tower::Service<RpcRequest, Response = String> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<RpcRequest>>::Error: Into<tower::BoxError>,
+        <L::Service as tower::Service<RpcRequest>>::Future: Send + 'static,
+    {
+        self.layers.push(policy::layer_fn(layer));
+        self.router.set_policy(policy::compose(&self.layers));
         self
     }
 

@@ -19,6 +19,9 @@ pub(crate) enum Incoming<'a> {
         method: std::borrow::Cow<'a, str>,
         params: Option<&'a RawValue>,
         id: Option<&'a RawValue>,
+        /// The top-level `"$timeout"`: how many milliseconds the caller waits for the
+        /// answer.
+        timeout: Option<u64>,
     },
     /// A response to one of our requests.
     Response {
@@ -39,6 +42,7 @@ struct Members<'a> {
     id: Option<&'a RawValue>,
     result: Option<&'a RawValue>,
     error: Option<&'a RawValue>,
+    timeout: Option<&'a RawValue>,
     duplicate: bool,
 }
 
@@ -60,6 +64,7 @@ impl<'de> serde::Deserialize<'de> for Members<'de> {
                         Key::Id => &mut m.id,
                         Key::Result => &mut m.result,
                         Key::Error => &mut m.error,
+                        Key::Timeout => &mut m.timeout,
                         Key::Other => {
                             map.next_value::<de::IgnoredAny>()?;
                             continue;
@@ -86,6 +91,7 @@ enum Key {
     Id,
     Result,
     Error,
+    Timeout,
     Other,
 }
 
@@ -105,6 +111,7 @@ impl<'de> serde::Deserialize<'de> for Key {
                     "id" => Key::Id,
                     "result" => Key::Result,
                     "error" => Key::Error,
+                    TIMEOUT_MEMBER => Key::Timeout,
                     _ => Key::Other,
                 })
             }
@@ -112,6 +119,9 @@ impl<'de> serde::Deserialize<'de> for Key {
         d.deserialize_identifier(V)
     }
 }
+
+/// The top-level member of a request that carries its deadline: milliseconds, relative.
+pub(crate) const TIMEOUT_MEMBER: &str = "$timeout";
 
 /// The first non-whitespace byte of a raw JSON value.
 fn first_byte(raw: &RawValue) -> u8 {
@@ -196,10 +206,19 @@ fn classify_members(m: Members<'_>) -> Incoming<'_> {
         if !params_ok || m.result.is_some() || m.error.is_some() {
             return Incoming::Invalid { id };
         }
+        // A deadline is a non-negative integer of milliseconds.
+        let timeout = match m.timeout {
+            None => None,
+            Some(ms) => match ms.get().parse::<u64>() {
+                Ok(ms) => Some(ms),
+                Err(_) => return Incoming::Invalid { id },
+            },
+        };
         return Incoming::Request {
             method,
             params: m.params,
             id,
+            timeout,
         };
     }
     match (id, m.result, m.error) {
@@ -349,7 +368,9 @@ mod tests {
             Err(e) => format!("{e:?}"),
             Ok(Frame::Batch(items)) => format!("batch of {}", items.len()),
             Ok(Frame::Single(raw)) => match classify(raw) {
-                Incoming::Request { method, params, id } => format!(
+                Incoming::Request {
+                    method, params, id, ..
+                } => format!(
                     "request {method} params={} id={}",
                     params.map_or("-", |p| p.get()),
                     id.map_or("-", |i| i.get())

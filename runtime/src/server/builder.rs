@@ -17,6 +17,7 @@ use super::service::RpcService;
 use crate::auth::{Authenticate, Handshake, Identity, Refusal};
 use crate::config::{self, ConnectionConfig};
 use crate::session::peer::Peer;
+use crate::session::policy::{self, LayerFn, Next, RpcRequest};
 use crate::session::router::Router;
 use crate::transport::deadline::ReadRules;
 use crate::transport::gate::Gate;
@@ -50,6 +51,8 @@ pub struct ServerBuilder {
     tls: Option<Arc<rustls::ServerConfig>>,
     hub: Option<crate::hub::Hub>,
     wamp_realm: Option<String>,
+    /// Policy layers around the router, the first outermost.
+    layers: Vec<LayerFn>,
 }
 
 /// What the server's own listener allows before a whole request has arrived.
@@ -77,6 +80,7 @@ impl fmt::Debug for ServerBuilder {
             .field("door", &self.door)
             .field("reads", &self.reads)
             .field("tls", &self.tls.is_some())
+            .field("layers", &self.layers.len())
             .finish()
     }
 }
@@ -104,6 +108,7 @@ impl Default for ServerBuilder {
             tls: None,
             hub: None,
             wamp_realm: None,
+            layers: Vec::new(),
         }
     }
 }
@@ -373,6 +378,40 @@ impl ServerBuilder {
         self
     }
 
+    /// Wrap every call in a [`tower::Layer`]: its service sees each call, notification,
+    /// stream or topic subscription and unsubscribe exactly once, from every door
+    /// (WebSocket, HTTP POST, server-sent events, WAMP) and inside batches, as a
+    /// [`RpcRequest`](crate::policy::RpcRequest), and may answer it, refuse it, time it,
+    /// log it, or pass it on. Several layers stack: the first added sees a call first. See
+    /// [`crate::policy`].
+    ///
+    /// ```
+    /// use wirecall::policy::from_fn;
+    /// use wirecall::RpcError;
+    ///
+    /// # async fn demo(router: wirecall::Router) -> std::io::Result<()> {
+    /// let server = wirecall::Server::builder()
+    ///     .layer(from_fn(|req, next| async move {
+    ///         if req.method().starts_with("Admin.") && req.identity::<String>().is_none() {
+    ///             return Err(RpcError::forbidden(format!("calling `{}`", req.method())));
+    ///         }
+    ///         next.run(req).await
+    ///     }))
+    ///     .bind("127.0.0.1:0", router)
+    ///     .await?;
+    /// # drop(server); Ok(()) }
+    /// ```
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<Next> + Send + Sync + 'static,
+        L::Service: tower::Service<RpcRequest, Response = String> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<RpcRequest>>::Error: Into<tower::BoxError>,
+        <L::Service as tower::Service<RpcRequest>>::Future: Send + 'static,
+    {
+        self.layers.push(policy::layer_fn(layer));
+        self
+    }
+
     /// Bind `addr` and serve `router` on every connection.
     pub async fn bind(self, addr: impl ToSocketAddrs, router: Router) -> io::Result<ServerHandle> {
         let mut last = None;
@@ -446,10 +485,11 @@ impl ServerBuilder {
     /// loopback), or of a mounted service (`None`, `false`).
     fn endpoint(
         self,
-        router: Router,
+        mut router: Router,
         scheme: Option<&'static str>,
         loopback: bool,
     ) -> Arc<Endpoint> {
+        router.set_policy(policy::compose(&self.layers));
         Arc::new(Endpoint {
             config: Arc::new(self.config),
             router,

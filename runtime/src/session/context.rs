@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use http::{Extensions, HeaderMap};
 
@@ -33,6 +34,8 @@ impl fmt::Display for ConnectionId {
 #[derive(Clone)]
 pub struct Context {
     inner: Arc<ContextInner>,
+    /// The call's deadline (its `"$timeout"`), in a handler's context.
+    deadline: Option<Instant>,
 }
 
 struct ContextInner {
@@ -59,7 +62,25 @@ impl Context {
                 extensions,
                 peer,
             }),
+            deadline: None,
         }
+    }
+
+    /// The same connection's context for a call that must end by `deadline`.
+    pub(crate) fn with_deadline(&self, deadline: Instant) -> Self {
+        Context {
+            inner: self.inner.clone(),
+            deadline: Some(deadline),
+        }
+    }
+
+    /// When the caller stops waiting for this call's answer, if it said: the request's
+    /// `"$timeout"` (the `Wirecall-Timeout` header of a POST, the `timeout` option of a
+    /// WAMP call), counted from its arrival. The server ends the call with
+    /// `-32004 Deadline exceeded` then; calls the handler makes meanwhile through a
+    /// wirecall client or [`Peer`] inherit what is left of it.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
     }
 
     /// The connection's id (also in tracing spans).
@@ -130,6 +151,7 @@ impl fmt::Debug for Context {
         f.debug_struct("Context")
             .field("connection_id", &self.inner.connection_id)
             .field("remote_addr", &self.inner.remote_addr)
+            .field("deadline", &self.deadline)
             .finish_non_exhaustive()
     }
 }

@@ -13,7 +13,8 @@ use tracing::Instrument;
 
 use super::guard::{poll_once, start_call, start_subscribe, start_topic, CatchPanic};
 use super::outbound::Event;
-use super::streams::{subscribe, unsubscribe};
+use super::policy::{self, CallKind, Next, Opened, RpcRequest, Run};
+use super::streams::{subscribe, subscribe_layered, unsubscribe};
 use super::{send, Session, Shared};
 use crate::codec::message::{self, classify, parse_frame, Frame, FrameError, Incoming};
 use crate::codec::params::Params;
@@ -228,7 +229,12 @@ async fn handle_message(
             let id = id.map_or("null", |i| i.get());
             deliver(shared, reply, id, Err(RpcError::invalid_request())).await;
         }
-        Incoming::Request { method, params, id } => {
+        Incoming::Request {
+            method,
+            params,
+            id,
+            timeout,
+        } => {
             if method == CANCEL_METHOD {
                 cancel(shared, params).await;
                 if let Some(id) = id {
@@ -242,6 +248,15 @@ async fn handle_message(
                         return true;
                     }
                 }
+            }
+            let request = Request {
+                method: &method,
+                params,
+                id,
+                timeout,
+            };
+            if let Some(policy) = shared.router.policy() {
+                return through_policy(shared, policy, request, reply, close).await;
             }
             let Some(route) = shared.router.get(&method) else {
                 if let Some(id) = id {
@@ -299,13 +314,104 @@ async fn handle_message(
             let call = Call {
                 id: id.map(|i| i.get()),
                 permit,
-                metrics,
+                metrics: Some(metrics),
                 timer,
                 span,
             };
             run(shared, fut, call, reply).await;
         }
     }
+    true
+}
+
+/// A request as dispatch reads it.
+struct Request<'a> {
+    method: &'a str,
+    params: Option<&'a RawValue>,
+    id: Option<&'a RawValue>,
+    timeout: Option<u64>,
+}
+
+/// Dispatch a request through the policy layers: every call, notification, subscription
+/// and unsubscribe passes them once (even one the router does not know, which the
+/// innermost service answers `-32601`).
+async fn through_policy(
+    shared: &Arc<Shared>,
+    policy: &Next,
+    request: Request<'_>,
+    reply: &Reply,
+    close: &CancellationToken,
+) -> bool {
+    let Request {
+        method,
+        params,
+        id,
+        timeout: _,
+    } = request;
+    let call_kind = match id {
+        Some(_) => CallKind::Call,
+        None => CallKind::Notification,
+    };
+    let door = shared.door.door;
+    let ctx = shared.ctx.clone();
+    let (kind, run_it, metrics) = match shared.router.get(method) {
+        None => (call_kind, Run::Answer(Err(RpcError::method_not_found())), None),
+        Some(Route::Call(handler, metrics)) => (call_kind, Run::Call(handler.clone()), Some(metrics)),
+        Some(Route::Unsubscribe) => (CallKind::Unsubscribe, Run::Unsubscribe(shared.clone()), None),
+        Some(route @ (Route::Subscribe(_) | Route::Topic(_))) => {
+            // As without layers: a subscription needs an id to answer with.
+            let Some(call_id) = id else { return true };
+            let kind = match route {
+                Route::Topic(_) => CallKind::Topic,
+                _ => CallKind::Stream,
+            };
+            if !shared.door.streams {
+                (kind, Run::Answer(Err(stream_needs_events(method))), None)
+            } else {
+                let Some(permit) = acquire(shared, close).await else {
+                    return false;
+                };
+                let opened = Arc::new(Opened::default());
+                let run_it = Run::Subscribe {
+                    shared: shared.clone(),
+                    route: route.clone(),
+                    opened: opened.clone(),
+                };
+                let span = tracing::debug_span!("subscribe", method, id = call_id.get());
+                let req = RpcRequest::new(method, kind, params, door, ctx, run_it);
+                let answer = span.in_scope(|| policy::call(policy, req));
+                let task = subscribe_layered(
+                    shared.clone(),
+                    answer,
+                    opened,
+                    method.into(),
+                    call_id.get().into(),
+                    reply.clone(),
+                    permit,
+                );
+                tokio::spawn(task.instrument(span));
+                return true;
+            }
+        }
+    };
+    let Some(permit) = acquire(shared, close).await else {
+        return false;
+    };
+    let span = tracing::debug_span!("call", method, id = id.map(|i| i.get()));
+    let timer = match metrics {
+        Some(metrics) => metrics.start(),
+        None => CallTimer::off(),
+    };
+    let req = RpcRequest::new(method, kind, params, door, ctx, run_it);
+    let fut = span.in_scope(|| policy::call(policy, req));
+    let call = Call {
+        id: id.map(|i| i.get()),
+        permit,
+        metrics,
+        timer,
+        span,
+    };
+    run(shared, fut, call, reply).await;
     true
 }
 
@@ -351,8 +457,9 @@ struct Call<'a> {
     id: Option<&'a str>,
     /// Its place among the calls served at once.
     permit: OwnedSemaphorePermit,
-    /// Its method's metrics, and when it started: recorded when it ends.
-    metrics: &'a Arc<MethodMetrics>,
+    /// Its method's metrics (if it has a handler), and when it started: recorded when it
+    /// ends.
+    metrics: Option<&'a Arc<MethodMetrics>>,
     timer: CallTimer,
     span: tracing::Span,
 }
@@ -371,7 +478,9 @@ async fn run(shared: &Arc<Shared>, fut: MethodFuture, call: Call<'_>, reply: &Re
     let mut fut = CatchPanic(fut);
     let first = span.in_scope(|| poll_once(&mut fut));
     if let Some(out) = first.await {
-        metrics.finish(timer, Outcome::of(&out));
+        if let Some(metrics) = metrics {
+            metrics.finish(timer, Outcome::of(&out));
+        }
         if let Some(id) = id {
             deliver(shared, reply, id, out).await;
         }
@@ -379,7 +488,12 @@ async fn run(shared: &Arc<Shared>, fut: MethodFuture, call: Call<'_>, reply: &Re
         return;
     }
     let id: Option<Box<str>> = id.map(Into::into);
-    let metrics = metrics.clone();
+    let metrics = metrics.cloned();
+    let finish = move |outcome| {
+        if let Some(metrics) = metrics {
+            metrics.finish(timer, outcome);
+        }
+    };
     let Some(id) = id else {
         // A notification: nobody waits for its answer, but it holds its place among the
         // connection's calls (the permit) and stops when the session ends.
@@ -389,8 +503,8 @@ async fn run(shared: &Arc<Shared>, fut: MethodFuture, call: Call<'_>, reply: &Re
         tokio::spawn(
             async move {
                 match Abortable::new(fut, registration).await {
-                    Ok(out) => metrics.finish(timer, Outcome::of(&out)),
-                    Err(_) => metrics.finish(timer, Outcome::Cancelled),
+                    Ok(out) => finish(Outcome::of(&out)),
+                    Err(_) => finish(Outcome::Cancelled),
                 }
                 shared.running().notifications.remove(&token);
                 drop(permit);
@@ -407,14 +521,14 @@ async fn run(shared: &Arc<Shared>, fut: MethodFuture, call: Call<'_>, reply: &Re
         async move {
             match Abortable::new(fut, registration).await {
                 Ok(out) => {
-                    metrics.finish(timer, Outcome::of(&out));
+                    finish(Outcome::of(&out));
                     // Whoever removes the entry answers: this task, or a cancellation.
                     if shared.running().finish(&id, token) {
                         deliver(&shared, &reply, &id, out).await;
                     }
                 }
                 // Cancelled by the caller, or its connection ended.
-                Err(_) => metrics.finish(timer, Outcome::Cancelled),
+                Err(_) => finish(Outcome::Cancelled),
             }
             drop(permit);
         }

@@ -31,6 +31,7 @@ pub(crate) mod error;
 mod guard;
 pub(crate) mod outbound;
 pub(crate) mod peer;
+pub(crate) mod policy;
 pub(crate) mod router;
 mod streams;
 pub(crate) mod subscription;

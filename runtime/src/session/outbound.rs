@@ -32,6 +32,8 @@ pub(crate) struct DoorCaps {
     pub(crate) process_unique_sub_ids: bool,
     /// The door's label in the metrics.
     pub(crate) via: Via,
+    /// Which door, as policy layers see it.
+    pub(crate) door: crate::session::policy::Door,
 }
 
 /// What goes to a door's writer.

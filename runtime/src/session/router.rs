@@ -160,6 +160,8 @@ fn serialize_failure(e: serde_json::Error) -> RpcError {
 pub struct Router {
     methods: Arc<HashMap<Box<str>, Route>>,
     errors: Arc<HashMap<Box<str>, &'static str>>,
+    /// The policy layers every call passes (a server's or client's builder sets them).
+    policy: Option<crate::session::policy::Next>,
 }
 
 impl Router {
@@ -348,6 +350,17 @@ impl Router {
 
     pub(crate) fn get(&self, name: &str) -> Option<&Route> {
         self.methods.get(name)
+    }
+
+    /// Wrap the handlers in policy layers (replacing any set before).
+    pub(crate) fn set_policy(&mut self, policy: Option<crate::session::policy::Next>) {
+        self.policy = policy;
+    }
+
+    /// The policy layers every call passes, if any.
+    #[inline]
+    pub(crate) fn policy(&self) -> Option<&crate::session::policy::Next> {
+        self.policy.as_ref()
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use futures_util::future::{AbortHandle, Abortable};
+use futures_util::future::{AbortHandle, AbortRegistration, Abortable};
 use futures_util::StreamExt;
 use serde_json::value::RawValue;
 use tokio::sync::OwnedSemaphorePermit;
@@ -13,10 +13,11 @@ use tracing::Instrument;
 use super::dispatch::{deliver, Reply};
 use super::guard::{CatchPanic, Setup};
 use super::outbound::{Event, Note, StreamRef};
+use super::policy::{OpenStream, Opened};
 use super::{send, Shared};
 use crate::error::RpcError;
 use crate::hub::{Event as HubEvent, Feed};
-use crate::session::router::{ItemStream, Produce};
+use crate::session::router::{ItemStream, MethodFuture, Produce};
 use crate::telemetry::Open;
 
 /// Set up a stream: run the handler's setup, answer the subscription id, then forward
@@ -45,40 +46,102 @@ pub(super) async fn subscribe(
             return;
         }
     };
-    let limit = shared.config.max_subscriptions;
-    let (abort, registration) = AbortHandle::new_pair();
-    let sub_id = {
-        let mut streams = shared.streams();
-        if streams.active.len() >= limit {
-            None
-        } else {
-            let sub_id = if shared.door.process_unique_sub_ids {
-                // E.g. each SSE response is a session of its own, and a client may hold
-                // several at once: their ids are unique in the process.
-                static NEXT: AtomicU64 = AtomicU64::new(1);
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            } else {
-                streams.next_id += 1;
-                streams.next_id
-            };
-            streams.active.insert(sub_id, abort);
-            Some(sub_id)
+    let (sub_id, registration) = match open_stream(&shared) {
+        Ok(opened) => opened,
+        Err(err) => {
+            deliver(&shared, &reply, &call_id, Err(err)).await;
+            return;
         }
-    };
-    let Some(sub_id) = sub_id else {
-        let err = RpcError::limit_exceeded(format!(
-            "too many subscriptions on this connection (the limit is {limit})"
-        ));
-        deliver(&shared, &reply, &call_id, Err(err)).await;
-        return;
     };
     // The answer goes out before the first item.
     deliver(&shared, &reply, &call_id, Ok(sub_id.to_string())).await;
     drop(permit);
+    forward(shared, method, sub_id, items, registration);
+}
+
+/// A stream set up through policy layers (`answer` is their answer, which runs the setup
+/// and [`open_stream`] when passed on): the answer goes out, then, if it is `Ok` and the
+/// stream was opened, its items.
+pub(super) async fn subscribe_layered(
+    shared: Arc<Shared>,
+    answer: MethodFuture,
+    opened: Arc<Opened>,
+    method: Arc<str>,
+    call_id: Box<str>,
+    reply: Reply,
+    permit: OwnedSemaphorePermit,
+) {
+    let (abort, registration) = AbortHandle::new_pair();
+    let token = shared.running().register(&call_id, abort, &reply);
+    let answered = Abortable::new(CatchPanic(answer), registration).await;
+    let stream = opened.take();
+    let close = |stream: Option<OpenStream>| {
+        if let Some(stream) = stream {
+            shared.streams().active.remove(&stream.sub_id);
+        }
+    };
+    let Ok(out) = answered else {
+        return close(stream); // cancelled: the cancellation answered
+    };
+    if !shared.running().finish(&call_id, token) {
+        return close(stream);
+    }
+    match (out, stream) {
+        (Ok(answer), Some(stream)) => {
+            deliver(&shared, &reply, &call_id, Ok(answer)).await;
+            drop(permit);
+            let OpenStream {
+                sub_id,
+                items,
+                registration,
+            } = stream;
+            forward(shared, method, sub_id, items, registration);
+        }
+        (out, stream) => {
+            // Refused (before or after the setup), or answered by a layer itself.
+            close(stream);
+            deliver(&shared, &reply, &call_id, out).await;
+        }
+    }
+}
+
+/// Take a subscription id for a stream about to start (and what stops it), or the error
+/// if the connection holds as many as it may.
+pub(super) fn open_stream(shared: &Shared) -> Result<(u64, AbortRegistration), RpcError> {
+    let limit = shared.config.max_subscriptions;
+    let (abort, registration) = AbortHandle::new_pair();
+    let mut streams = shared.streams();
+    if streams.active.len() >= limit {
+        return Err(RpcError::limit_exceeded(format!(
+            "too many subscriptions on this connection (the limit is {limit})"
+        )));
+    }
+    let sub_id = if shared.door.process_unique_sub_ids {
+        // E.g. each SSE response is a session of its own, and a client may hold
+        // several at once: their ids are unique in the process.
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    } else {
+        streams.next_id += 1;
+        streams.next_id
+    };
+    streams.active.insert(sub_id, abort);
+    Ok((sub_id, registration))
+}
+
+/// Forward a started stream's items (its answer went out).
+fn forward(
+    shared: Arc<Shared>,
+    method: Arc<str>,
+    sub_id: u64,
+    items: Produce,
+    registration: AbortRegistration,
+) {
     tracing::debug!(sub_id, "subscription started");
-    // The items are forwarded by a task of their own: this one, sized for the setup and
-    // the answer, ends here, and what a subscription holds while it waits for items is
-    // only what forwarding needs (a server may hold many thousands of them).
+    // The items are forwarded by a task of their own: the one that set the stream up,
+    // sized for the setup and the answer, ends, and what a subscription holds while it
+    // waits for items is only what forwarding needs (a server may hold many thousands of
+    // them).
     let forward = async move {
         let _counted = Open::subscription();
         let produced = match items {

@@ -21,6 +21,7 @@ const ALL: DoorCaps = DoorCaps {
     ends_with_stream: false,
     process_unique_sub_ids: false,
     via: Via::WebSocket,
+    door: crate::session::policy::Door::WebSocket,
 };
 
 fn router() -> Router {

@@ -64,6 +64,7 @@ pub(crate) const HTTP_POST_DOOR: DoorCaps = DoorCaps {
     ends_with_stream: false,
     process_unique_sub_ids: false,
     via: Via::Http,
+    door: crate::session::policy::Door::Http,
 };
 
 /// One HTTP POST answered with server-sent events: one stream, then the end; no
@@ -75,6 +76,7 @@ pub(crate) const HTTP_EVENTS_DOOR: DoorCaps = DoorCaps {
     ends_with_stream: true,
     process_unique_sub_ids: true,
     via: Via::Events,
+    door: crate::session::policy::Door::Events,
 };
 
 /// The handshake hook: sees the request (its body left out) and may store values for the

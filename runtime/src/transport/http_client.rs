@@ -49,6 +49,7 @@ const HTTP_CLIENT_DOOR: DoorCaps = DoorCaps {
     ends_with_stream: false,
     process_unique_sub_ids: false,
     via: crate::telemetry::Via::HttpClient,
+    door: crate::session::policy::Door::Http,
 };
 
 /// Where an HTTP client sends its requests.
@@ -225,7 +226,9 @@ pub(crate) fn spawn(
 /// unsubscription to carry out here.
 fn dispatch(shared: &Arc<Shared>, frame: String) {
     let (ids, local) = match classify_text(&frame) {
-        Ok(Incoming::Request { method, params, id }) => {
+        Ok(Incoming::Request {
+                method, params, id, ..
+            }) => {
             if method == CANCEL_METHOD {
                 cancel(shared, params);
                 return;

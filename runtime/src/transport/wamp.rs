@@ -40,6 +40,7 @@ pub(crate) const WAMP_DOOR: DoorCaps = DoorCaps {
     ends_with_stream: false,
     process_unique_sub_ids: false,
     via: crate::telemetry::Via::WebSocket,
+    door: crate::session::policy::Door::Wamp,
 };
 
 /// The WAMP subprotocol wirecall speaks.

@@ -56,6 +56,7 @@ pub(crate) const WEBSOCKET_DOOR: DoorCaps = DoorCaps {
     ends_with_stream: false,
     process_unique_sub_ids: false,
     via: telemetry::Via::WebSocket,
+    door: crate::session::policy::Door::WebSocket,
 };
 
 /// The subprotocol wirecall speaks (`Sec-WebSocket-Protocol`).
