@@ -206,7 +206,8 @@ fn wamp_error(router: &Router, method: &str, error: &Value) -> (String, Value, V
     match i32::try_from(code).unwrap_or(0) {
         code::METHOD_NOT_FOUND => protocol("wamp.error.no_such_procedure"),
         code::INVALID_PARAMS => protocol("wamp.error.invalid_argument"),
-        code::REQUEST_CANCELLED => protocol("wamp.error.canceled"),
+        code::REQUEST_CANCELLED | code::DEADLINE_EXCEEDED => protocol("wamp.error.canceled"),
+        code::FORBIDDEN => protocol("wamp.error.not_authorized"),
         code::INTERNAL_ERROR => protocol("wirecall.error.internal"),
         code::SERVER_SHUTTING_DOWN => protocol("wirecall.error.shutting_down"),
         code::LIMIT_EXCEEDED => protocol("wirecall.error.limit_exceeded"),
