@@ -28,6 +28,7 @@ pub mod policy {
     pub use crate::session::policy::{
         from_fn, json, CallKind, Door, FromFn, FromFnLayer, Next, RpcRequest,
     };
+    pub use crate::transport::http::TIMEOUT_HEADER;
 }
 pub mod server;
 mod session;

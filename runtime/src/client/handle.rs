@@ -315,6 +315,8 @@ impl Client {
         let timeout = options
             .timeout
             .unwrap_or(self.inner.builder.config.call_timeout);
+        // Inside a handler whose call has a deadline: no longer than what is left of it.
+        let timeout = crate::session::peer::inherit_deadline(timeout);
         let deadline = Instant::now() + timeout;
         loop {
             let peer = self.wait_peer(deadline, timeout).await?;

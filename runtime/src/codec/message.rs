@@ -270,6 +270,24 @@ fn write_error_object(out: &mut String, error: &RpcError) {
 
 /// Write a request or notification. `params` must already be JSON (an object or array).
 pub(crate) fn write_request(out: &mut String, method: &str, params: Option<&str>, id: Option<u64>) {
+    write_request_members(out, method, params, id);
+    out.push('}');
+}
+
+/// Write a request that tells the peer how long the caller waits for its answer
+/// (`"$timeout"`, in milliseconds).
+pub(crate) fn write_timed_request(
+    out: &mut String,
+    method: &str,
+    params: Option<&str>,
+    id: u64,
+    timeout_ms: u64,
+) {
+    write_request_members(out, method, params, Some(id));
+    let _ = write!(out, r#","{TIMEOUT_MEMBER}":{timeout_ms}}}"#);
+}
+
+fn write_request_members(out: &mut String, method: &str, params: Option<&str>, id: Option<u64>) {
     out.push_str(r#"{"jsonrpc":"2.0","method":"#);
     write_json_string(out, method);
     if let Some(p) = params {
@@ -279,7 +297,6 @@ pub(crate) fn write_request(out: &mut String, method: &str, params: Option<&str>
     if let Some(id) = id {
         let _ = write!(out, r#","id":{id}"#);
     }
-    out.push('}');
 }
 
 /// A stream notification: an item (`"result"`), or the end (`"error": null`), or the

@@ -11,7 +11,9 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::guard::{poll_once, start_call, start_subscribe, start_topic, CatchPanic};
+use super::guard::{
+    poll_once, start_call, start_subscribe, start_topic, Bounded, CatchPanic, Deadline,
+};
 use super::outbound::Event;
 use super::policy::{self, CallKind, Next, Opened, RpcRequest, Run};
 use super::streams::{subscribe, subscribe_layered, unsubscribe};
@@ -20,6 +22,7 @@ use crate::codec::message::{self, classify, parse_frame, Frame, FrameError, Inco
 use crate::codec::params::Params;
 use crate::codec::text::Text;
 use crate::error::RpcError;
+use crate::session::context::Context;
 use crate::session::peer::CANCEL_METHOD;
 use crate::session::router::{MethodFuture, MethodResult, Route};
 use crate::session::subscription::{unsubscribe_frame, Routed};
@@ -258,6 +261,7 @@ async fn handle_message(
             if let Some(policy) = shared.router.policy() {
                 return through_policy(shared, policy, request, reply, close).await;
             }
+            let deadline = request.deadline(shared);
             let Some(route) = shared.router.get(&method) else {
                 if let Some(id) = id {
                     deliver(shared, reply, id.get(), Err(RpcError::method_not_found())).await;
@@ -286,15 +290,19 @@ async fn handle_message(
                     };
                     let span = tracing::debug_span!("subscribe", method = &*method, id = id.get());
                     let setup = span.in_scope(|| match route {
-                        Route::Topic(route) => start_topic(route, &shared.ctx, &method, params),
-                        Route::Subscribe(handler) => {
-                            start_subscribe(&**handler, shared.ctx.clone(), Params::new(params))
+                        Route::Topic(route) => {
+                            start_topic(route, &call_context(shared, deadline), &method, params)
                         }
+                        Route::Subscribe(handler) => start_subscribe(
+                            &**handler,
+                            call_context(shared, deadline),
+                            Params::new(params),
+                        ),
                         Route::Call(..) | Route::Unsubscribe => unreachable!("matched above"),
                     });
                     let task = subscribe(
                         shared.clone(),
-                        setup,
+                        Bounded::new(CatchPanic(setup), deadline),
                         method.into(),
                         id.get().into(),
                         reply.clone(),
@@ -309,14 +317,20 @@ async fn handle_message(
             };
             let span = tracing::debug_span!("call", method = &*method, id = id.map(|i| i.get()));
             let timer = metrics.start();
-            let fut =
-                span.in_scope(|| start_call(&**handler, shared.ctx.clone(), Params::new(params)));
+            let fut = span.in_scope(|| {
+                start_call(
+                    &**handler,
+                    call_context(shared, deadline),
+                    Params::new(params),
+                )
+            });
             let call = Call {
                 id: id.map(|i| i.get()),
                 permit,
                 metrics: Some(metrics),
                 timer,
                 span,
+                deadline,
             };
             run(shared, fut, call, reply).await;
         }
@@ -332,6 +346,24 @@ struct Request<'a> {
     timeout: Option<u64>,
 }
 
+impl Request<'_> {
+    /// The call's deadline: its `"$timeout"`, else the door's default (a POST's
+    /// `Wirecall-Timeout` header), counted from now.
+    #[inline]
+    fn deadline(&self, shared: &Shared) -> Option<Deadline> {
+        self.timeout.or(shared.default_timeout).map(Deadline::after)
+    }
+}
+
+/// The context a handler gets: the connection's, with the call's deadline if it has one.
+#[inline]
+fn call_context(shared: &Shared, deadline: Option<Deadline>) -> Context {
+    match deadline {
+        None => shared.ctx.clone(),
+        Some(d) => shared.ctx.with_deadline(d.at),
+    }
+}
+
 /// Dispatch a request through the policy layers: every call, notification, subscription
 /// and unsubscribe passes them once (even one the router does not know, which the
 /// innermost service answers `-32601`).
@@ -342,18 +374,16 @@ async fn through_policy(
     reply: &Reply,
     close: &CancellationToken,
 ) -> bool {
+    let deadline = request.deadline(shared);
     let Request {
-        method,
-        params,
-        id,
-        timeout: _,
+        method, params, id, ..
     } = request;
     let call_kind = match id {
         Some(_) => CallKind::Call,
         None => CallKind::Notification,
     };
     let door = shared.door.door;
-    let ctx = shared.ctx.clone();
+    let ctx = call_context(shared, deadline);
     let (kind, run_it, metrics) = match shared.router.get(method) {
         None => (call_kind, Run::Answer(Err(RpcError::method_not_found())), None),
         Some(Route::Call(handler, metrics)) => (call_kind, Run::Call(handler.clone()), Some(metrics)),
@@ -382,7 +412,7 @@ async fn through_policy(
                 let answer = span.in_scope(|| policy::call(policy, req));
                 let task = subscribe_layered(
                     shared.clone(),
-                    answer,
+                    Bounded::new(CatchPanic(answer), deadline),
                     opened,
                     method.into(),
                     call_id.get().into(),
@@ -410,6 +440,7 @@ async fn through_policy(
         metrics,
         timer,
         span,
+        deadline,
     };
     run(shared, fut, call, reply).await;
     true
@@ -462,6 +493,8 @@ struct Call<'a> {
     metrics: Option<&'a Arc<MethodMetrics>>,
     timer: CallTimer,
     span: tracing::Span,
+    /// When the call must have ended, if it said (`"$timeout"`).
+    deadline: Option<Deadline>,
 }
 
 /// Run a handler: inline if it completes on its first poll, else in a task of its own
@@ -473,9 +506,11 @@ async fn run(shared: &Arc<Shared>, fut: MethodFuture, call: Call<'_>, reply: &Re
         metrics,
         timer,
         span,
+        deadline,
     } = call;
-    // A panicking handler answers -32603; the connection and the server carry on.
-    let mut fut = CatchPanic(fut);
+    // A panicking handler answers -32603; the connection and the server carry on. A call
+    // past its deadline answers -32004.
+    let mut fut = Bounded::new(CatchPanic(fut), deadline);
     let first = span.in_scope(|| poll_once(&mut fut));
     if let Some(out) = first.await {
         if let Some(metrics) = metrics {

@@ -96,3 +96,81 @@ pub(super) async fn poll_once<F: Future + Unpin>(fut: &mut F) -> Option<F::Outpu
     })
     .await
 }
+
+thread_local! {
+    /// The deadline of the handler being polled on this thread, if its call carried one:
+    /// calls it makes meanwhile (through a [`crate::Client`] or a [`crate::Peer`]) inherit
+    /// what is left of it.
+    static CURRENT_DEADLINE: std::cell::Cell<Option<std::time::Instant>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// The deadline of the call whose handler is being polled right now, if any.
+pub(crate) fn current_deadline() -> Option<std::time::Instant> {
+    CURRENT_DEADLINE.with(|d| d.get())
+}
+
+/// A call's deadline: when, and the `"$timeout"` it came from (for the error's text).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Deadline {
+    pub(super) at: std::time::Instant,
+    pub(super) ms: u64,
+}
+
+impl Deadline {
+    /// The deadline of a call that arrives now with `"$timeout": ms`.
+    pub(super) fn after(ms: u64) -> Deadline {
+        let now = std::time::Instant::now();
+        let at = now
+            .checked_add(std::time::Duration::from_millis(ms))
+            .unwrap_or(now + std::time::Duration::from_secs(86_400 * 365));
+        Deadline { at, ms }
+    }
+}
+
+/// A handler's future (or a stream's setup) bounded by its call's deadline: at the
+/// deadline it is dropped and the call answers `-32004`. Without a deadline it is the
+/// future itself (one branch per poll); with one, a timer is set only if the first poll
+/// does not finish it.
+pub(super) struct Bounded<F> {
+    fut: F,
+    deadline: Option<Deadline>,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<F> Bounded<F> {
+    pub(super) fn new(fut: F, deadline: Option<Deadline>) -> Self {
+        Bounded {
+            fut,
+            deadline,
+            timer: None,
+        }
+    }
+}
+
+impl<F, T> Future for Bounded<F>
+where
+    F: Future<Output = Result<T, RpcError>> + Unpin,
+{
+    type Output = Result<T, RpcError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let Some(deadline) = this.deadline else {
+            return Pin::new(&mut this.fut).poll(cx);
+        };
+        let outer = CURRENT_DEADLINE.with(|d| d.replace(Some(deadline.at)));
+        let out = Pin::new(&mut this.fut).poll(cx);
+        CURRENT_DEADLINE.with(|d| d.set(outer));
+        if out.is_ready() {
+            return out;
+        }
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.at.into())));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(RpcError::deadline_exceeded(deadline.ms))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}

@@ -28,7 +28,7 @@ pub(crate) mod caller;
 pub(crate) mod context;
 mod dispatch;
 pub(crate) mod error;
-mod guard;
+pub(crate) mod guard;
 pub(crate) mod outbound;
 pub(crate) mod peer;
 pub(crate) mod policy;
@@ -102,6 +102,9 @@ pub(crate) struct Origin {
     pub(crate) headers: HeaderMap,
     /// What the handshake hook stored for the handlers.
     pub(crate) extensions: Extensions,
+    /// The deadline, in ms from arrival, of every call the door carries that does not
+    /// carry its own `"$timeout"` (a POST's `Wirecall-Timeout` header).
+    pub(crate) timeout: Option<u64>,
 }
 
 /// Handler tasks that can still be cancelled, by request id (as JSON text); and those of
@@ -193,6 +196,8 @@ struct Shared {
     /// Cancelled when the first stream this side serves has ended (its last frame queued),
     /// if the door ends with its stream (an SSE response carries one).
     stream_ended: Option<CancellationToken>,
+    /// The deadline of calls without their own `"$timeout"` ([`Origin::timeout`]).
+    default_timeout: Option<u64>,
 }
 
 impl Shared {
@@ -285,6 +290,7 @@ impl Session {
         );
         Session {
             shared: Arc::new(Shared {
+                default_timeout: origin.timeout,
                 in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
                 config,
                 router,

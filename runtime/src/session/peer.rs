@@ -178,10 +178,12 @@ impl Peer {
         sub: Option<PendingSub>,
     ) -> Result<RawResult, CallFailure> {
         let shared = &*self.shared;
-        let timeout = timeout.unwrap_or(shared.call_timeout);
+        let timeout = inherit_deadline(timeout.unwrap_or(shared.call_timeout));
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut frame = String::with_capacity(48 + method.len() + params.map_or(0, str::len));
-        message::write_request(&mut frame, method, params, Some(id));
+        let mut frame = String::with_capacity(64 + method.len() + params.map_or(0, str::len));
+        // The peer learns how long this side waits: it stops the call by itself then.
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        message::write_timed_request(&mut frame, method, params, id, timeout_ms);
         if frame.len() > shared.max_message_size {
             return Err(CallFailure::Other(Error::MessageTooLarge {
                 size: frame.len(),
@@ -487,5 +489,15 @@ mod tests {
         let elsewhere: Box<RawValue> = RawValue::from_string("[1,2]".to_string()).unwrap();
         let copied = RawResult::new(&frame, &elsewhere);
         assert_eq!(copied.json(), "[1,2]");
+    }
+}
+
+/// A call's timeout, shortened to what is left of the deadline of the call whose handler
+/// makes it (if it runs in one that has a deadline): a chain of calls stops everywhere at
+/// once.
+pub(crate) fn inherit_deadline(timeout: Duration) -> Duration {
+    match crate::session::guard::current_deadline() {
+        Some(at) => timeout.min(at.saturating_duration_since(std::time::Instant::now())),
+        None => timeout,
     }
 }

@@ -11,20 +11,20 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 use super::dispatch::{deliver, Reply};
-use super::guard::{CatchPanic, Setup};
+use super::guard::{Bounded, CatchPanic};
 use super::outbound::{Event, Note, StreamRef};
 use super::policy::{OpenStream, Opened};
 use super::{send, Shared};
 use crate::error::RpcError;
 use crate::hub::{Event as HubEvent, Feed};
-use crate::session::router::{ItemStream, MethodFuture, Produce};
+use crate::session::router::{ItemStream, Produce};
 use crate::telemetry::Open;
 
 /// Set up a stream: run the handler's setup, answer the subscription id, then forward
 /// the items until the stream ends, fails, or is unsubscribed.
 pub(super) async fn subscribe(
     shared: Arc<Shared>,
-    setup: Setup,
+    setup: Bounded<CatchPanic<Produce>>,
     method: Arc<str>,
     call_id: Box<str>,
     reply: Reply,
@@ -33,7 +33,7 @@ pub(super) async fn subscribe(
     // The setup can be cancelled like a call until it answers.
     let (abort, registration) = AbortHandle::new_pair();
     let token = shared.running().register(&call_id, abort, &reply);
-    let Ok(setup) = Abortable::new(CatchPanic(setup), registration).await else {
+    let Ok(setup) = Abortable::new(setup, registration).await else {
         return; // cancelled: the cancellation answered
     };
     if !shared.running().finish(&call_id, token) {
@@ -64,7 +64,7 @@ pub(super) async fn subscribe(
 /// stream was opened, its items.
 pub(super) async fn subscribe_layered(
     shared: Arc<Shared>,
-    answer: MethodFuture,
+    answer: Bounded<CatchPanic<String>>,
     opened: Arc<Opened>,
     method: Arc<str>,
     call_id: Box<str>,
@@ -73,7 +73,7 @@ pub(super) async fn subscribe_layered(
 ) {
     let (abort, registration) = AbortHandle::new_pair();
     let token = shared.running().register(&call_id, abort, &reply);
-    let answered = Abortable::new(CatchPanic(answer), registration).await;
+    let answered = Abortable::new(answer, registration).await;
     let stream = opened.take();
     let close = |stream: Option<OpenStream>| {
         if let Some(stream) = stream {

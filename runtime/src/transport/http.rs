@@ -53,6 +53,10 @@ use crate::session::router::{Route, Router};
 use crate::session::{error_frame, CloseReason, Origin, Session};
 use crate::telemetry::{self, Open, Via};
 
+/// The request header of a POST that gives every call in its body without a `"$timeout"`
+/// of its own a deadline: milliseconds from its arrival.
+pub const TIMEOUT_HEADER: &str = "wirecall-timeout";
+
 /// Why a session over HTTP cannot call its client.
 pub(crate) const HTTP_PEER: &str =
     "server→client calls need a WebSocket connection; this call came over HTTP";
@@ -467,11 +471,24 @@ impl Endpoint {
                 error_frame(&RpcError::parse_error(), "null"),
             );
         };
+        let timeout = match parts.headers.get(TIMEOUT_HEADER) {
+            None => None,
+            Some(value) => match value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+                Some(ms) => Some(ms),
+                None => {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        "the Wirecall-Timeout header must be a whole number of milliseconds",
+                    )
+                }
+            },
+        };
         // (This session ends with the request: it may keep hyper's header bytes.)
         let origin = Origin {
             remote_addr,
             headers: parts.headers,
             extensions,
+            timeout,
         };
         if events && self.is_subscription(&body) {
             return self.events(body, origin).await;

@@ -506,12 +506,15 @@ impl Wamp {
         // The token in the id: the answer of an earlier call that used the same request id
         // (skipped by CANCEL, still running) is told apart from this one's.
         let id = format!("{}{request}.{token}", if stream { 'k' } else { 'c' });
-        let frame = json!({"jsonrpc": "2.0", "id": id, "method": procedure, "params": params});
+        let mut frame = json!({"jsonrpc": "2.0", "id": id, "method": procedure, "params": params});
         if let Some(ms) = options
             .get("timeout")
             .and_then(Value::as_u64)
             .filter(|ms| *ms > 0)
         {
+            // The call's deadline, as a JSON-RPC caller's `"$timeout"` (the handler's
+            // `ctx.deadline()`, inherited by the calls it makes).
+            frame["$timeout"] = json!(ms.min(MAX_CALL_TIMEOUT_MS));
             self.time_out(request, token, ms.min(MAX_CALL_TIMEOUT_MS), session, close);
         }
         feed(session, &frame, close).await;

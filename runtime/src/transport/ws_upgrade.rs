@@ -95,6 +95,7 @@ impl Endpoint {
             remote_addr: remote,
             headers: owned(req.headers()),
             extensions,
+            timeout: None,
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
         let endpoint = self.clone();
