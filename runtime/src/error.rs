@@ -46,11 +46,21 @@ pub mod code {
     /// The call's deadline (its `"$timeout"`) passed before it was answered: the server
     /// stopped the handler.
     pub const DEADLINE_EXCEEDED: i32 = -32004;
+    /// Rate limited: the caller made more calls than its rate allows. `data` is
+    /// `{"retry_after_ms": N}`, when the next call would be allowed. Over WAMP:
+    /// `wirecall.error.rate_limited` with the same `kwargs`.
+    pub const RATE_LIMITED: i32 = -32029;
 
     /// `true` for the range JSON-RPC 2.0 reserves for implementation-defined errors.
     pub fn is_reserved(code: i32) -> bool {
         (-32768..=-32000).contains(&code)
     }
+}
+
+/// The `data` of a `-32029 Rate limited`.
+#[derive(Serialize, Deserialize)]
+struct RetryAfter {
+    retry_after_ms: u64,
 }
 
 /// A JSON-RPC 2.0 error object: `{"code": …, "message": …, "data": …}`.
@@ -130,6 +140,21 @@ impl RpcError {
     pub fn deadline_exceeded(ms: u64) -> Self {
         Self::new(code::DEADLINE_EXCEEDED, "Deadline exceeded")
             .with_data(format!("no answer within the call's $timeout of {ms} ms"))
+    }
+
+    /// `-32029 Rate limited`, with `data: {"retry_after_ms": ms}`.
+    pub fn rate_limited(retry_after_ms: u64) -> Self {
+        Self::new(code::RATE_LIMITED, "Rate limited")
+            .with_data(RetryAfter { retry_after_ms })
+    }
+
+    /// When a rate-limited call may be made again (the `retry_after_ms` of a `-32029`).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        if self.code != code::RATE_LIMITED {
+            return None;
+        }
+        let data: RetryAfter = self.data()?;
+        Some(std::time::Duration::from_millis(data.retry_after_ms))
     }
 
     /// A limit was exceeded; `detail` says which.

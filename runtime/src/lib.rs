@@ -29,6 +29,10 @@ pub mod policy {
         from_fn, json, CallKind, Door, FromFn, FromFnLayer, Next, RpcRequest,
     };
     pub use crate::transport::http::TIMEOUT_HEADER;
+    #[cfg(feature = "rate-limit")]
+    pub use crate::session::rate_limit::{RateLimit, RateLimitLayer, DEFAULT_MAX_KEYS};
+    #[cfg(feature = "rate-limit")]
+    pub use governor::Quota;
 }
 pub mod server;
 mod session;

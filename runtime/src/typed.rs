@@ -415,17 +415,22 @@ pub fn register_stream<S, A, F, Fut, T, E>(
     });
 }
 
-/// Mount a `topic` of a generated server trait: the subscribe's params decode to the key
-/// tuple `A`, which becomes the topic key (the same JSON array a publisher serializes).
-/// With `publishable`, clients may publish items of type `T` to it (WAMP `PUBLISH`).
-pub fn register_topic<A, T>(
+/// Mount a topic (no handler: the hub's publications of the key). `authorize` is the
+/// service's `authorize_<topic>` hook, asked on every subscription to a key (and every
+/// publication from a WAMP client to a `@publishable` one).
+pub fn register_topic<A, T, S, F, Fut>(
     router: &mut Router,
     name: &'static str,
     names: &'static [&'static str],
     publishable: bool,
+    service: &std::sync::Arc<S>,
+    authorize: F,
 ) where
-    A: ParamTuple + Serialize + 'static,
+    A: ParamTuple + Serialize + DeserializeOwned + Send + 'static,
     T: Serialize + DeserializeOwned + 'static,
+    S: Send + Sync + 'static,
+    F: Fn(std::sync::Arc<S>, Context, A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), crate::auth::Refusal>> + Send + 'static,
 {
     let key = move |params: Params<'_>| {
         let key = A::decode(params, names)?;
@@ -437,6 +442,18 @@ pub fn register_topic<A, T>(
             serde_json::from_str(json).map_err(|e| format!("not an item of this topic: {e}"))?;
         serde_json::to_string(&item).map_err(|e| e.to_string())
     };
+    let service = service.clone();
+    let authorize = move |ctx: Context, values: &str| {
+        let key = serde_json::from_str::<A>(values);
+        let asked = key.map(|key| authorize(service.clone(), ctx, key));
+        Box::pin(async move {
+            match asked {
+                Ok(asked) => asked.await,
+                // (The values are what `key` above made of this very tuple.)
+                Err(e) => Err(crate::auth::Refusal::forbidden(format!("invalid topic key: {e}"))),
+            }
+        }) as std::pin::Pin<Box<dyn Future<Output = Result<(), crate::auth::Refusal>> + Send>>
+    };
     router.topic_route(
         name,
         crate::session::router::TopicRoute {
@@ -444,6 +461,7 @@ pub fn register_topic<A, T>(
             names: names.iter().map(|n| n.to_string()).collect(),
             publish: publishable
                 .then(|| Box::new(check) as Box<crate::session::router::TopicCheck>),
+            authorize: Some(Box::new(authorize)),
         },
     );
 }

@@ -512,3 +512,44 @@ async fn layers_stack_the_first_outermost_and_a_layer_may_answer_by_itself() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_subscription_refused_after_it_was_set_up_sends_no_item_and_a_refused_unsubscribe_leaves_the_stream() {
+    let calc = CalcServer::default();
+    let server = Server::builder()
+        .layer(from_fn(|req: RpcRequest, next| async move {
+            let kind = req.kind();
+            let refuse_after = req.params().is_some_and(|p| p.get().contains("666"));
+            if kind == CallKind::Unsubscribe {
+                return Err(RpcError::forbidden("unsubscribing"));
+            }
+            let out = next.run(req).await;
+            if kind == CallKind::Stream && refuse_after {
+                // The setup ran (the handler made its stream); the answer is refused.
+                assert!(out.is_ok());
+                return Err(RpcError::forbidden("this stream"));
+            }
+            out
+        }))
+        .bind("127.0.0.1:0", calc.clone().into_router())
+        .await
+        .unwrap();
+    let mut ws = RawWs::connect(&server.url()).await;
+    forbidden(&parse(&ws.roundtrip(r#"{"jsonrpc":"2.0","method":"Calculator.ticks","params":{"count":666,"every_ms":1},"id":1}"#).await));
+    ws.assert_no_answer_pending().await;
+    wirecall_tests::wait_for("the refused stream's producer to stop", || {
+        calc.active_ticks() == 0
+    })
+    .await;
+
+    // A stream whose unsubscribe a layer refuses goes on.
+    let sub = ask(&mut ws, r#"{"jsonrpc":"2.0","method":"Calculator.ticks","params":{"count":100000,"every_ms":5},"id":2}"#).await;
+    let sub_id = sub["result"].as_u64().unwrap();
+    let unsub = format!(
+        r#"{{"jsonrpc":"2.0","method":"Calculator.ticks.unsubscribe","params":[{sub_id}],"id":3}}"#
+    );
+    let refused = ask(&mut ws, &unsub).await;
+    assert_eq!(refused["error"]["code"], -32003, "{refused}");
+    let items = until(&mut ws, |v| v["params"]["subscription"] == sub_id).await;
+    assert!(!items.is_empty());
+}

@@ -3,7 +3,7 @@
 //! side, with `into_router`).
 
 use proc_macro2::{Ident, TokenStream};
-use quote::quote;
+use quote::{format_ident, quote};
 
 use super::{clippy_allows, deprecated, docs, rust_type, throws_type, value_ident, wire_name};
 use crate::model::{AttributeKind, Method, MethodKind, Service};
@@ -28,8 +28,41 @@ pub(super) fn handler_trait(
             let wire = wire_name(s, m);
             let item = m.returns.as_ref().map_or(quote!(()), rust_type);
             let publishable = m.attrs.has(AttributeKind::Publishable);
+            let params: Vec<Ident> = m.params.iter().map(|p| value_ident(&p.name.name)).collect();
+            let authorize = format_ident!("authorize_{}", naming::value_name(&m.name.name));
+            let what = if publishable {
+                "subscribe to, or publish to,"
+            } else {
+                "subscribe to"
+            };
+            let doc = format!(
+                " Whether the connection of `ctx` may {what} the key of `{}` given by the \
+                 arguments. Consulted on every subscription (JSON-RPC, server-sent events, \
+                 WAMP `SUBSCRIBE`){}; a refusal answers `-32003` (WAMP \
+                 `wamp.error.not_authorized`). Allows everything unless implemented.",
+                m.wire_name(s),
+                if publishable { " and every WAMP `PUBLISH`" } else { "" },
+            );
+            sigs.push(quote! {
+                #[doc = #doc]
+                fn #authorize(&self, ctx: ::wirecall::Context, #(#params: #types),*)
+                    -> impl ::core::future::Future<Output = ::core::result::Result<(), ::wirecall::auth::Refusal>> + ::core::marker::Send
+                {
+                    let _ = (ctx, #(#params),*);
+                    async { ::core::result::Result::Ok(()) }
+                }
+            });
             mounts.push(quote! {
-                ::wirecall::__private::register_topic::<(#(#types,)*), #item>(&mut router, #wire, &[#(#names),*], #publishable);
+                ::wirecall::__private::register_topic::<(#(#types,)*), #item, Self, _, _>(
+                    &mut router,
+                    #wire,
+                    &[#(#names),*],
+                    #publishable,
+                    &service,
+                    |__service: ::std::sync::Arc<Self>, __ctx: ::wirecall::Context, (#(#params,)*): (#(#types,)*)| async move {
+                        <Self as #name>::#authorize(&*__service, __ctx, #(#params),*).await
+                    },
+                );
             });
             continue;
         }
@@ -87,13 +120,8 @@ pub(super) fn handler_trait(
     let into_router_doc = format!(
         " Mount this implementation's {side}-side methods on a new `wirecall::raw::Router`."
     );
-    // Only what is used, so that a service without methods (or with topics only) compiles
-    // under `deny(warnings)` too.
-    let service_arc = if methods.iter().any(|m| m.kind != MethodKind::Topic) {
-        quote!(let service = ::std::sync::Arc::new(self);)
-    } else {
-        quote!(let _ = self;)
-    };
+    // (Topics need the service too: their `authorize_…` hooks.)
+    let service_arc = quote!(let service = ::std::sync::Arc::new(self););
     let body = if mounts.is_empty() {
         quote!(::wirecall::raw::Router::new())
     } else {

@@ -236,10 +236,26 @@ where
     E: ApplicationError,
 {
     let params = params.map_err(Error::Encode)?;
-    let raw = caller
+    let started = std::time::Instant::now();
+    let mut answer = caller
         .send_request(method, params.as_deref(), options)
-        .await
-        .map_err(recognize)?;
+        .await;
+    // An idempotent call that the peer's rate limit refused waits as long as it says and
+    // tries once more, if that fits in its timeout.
+    if let (true, Err(Error::Rpc(e))) = (options.idempotent, &answer) {
+        let budget = options
+            .timeout
+            .unwrap_or(crate::config::DEFAULT_CALL_TIMEOUT);
+        if let Some(wait) = e.retry_after() {
+            let left = budget.saturating_sub(started.elapsed());
+            if wait < left {
+                tokio::time::sleep(wait).await;
+                let again = CallOptions::new(Some(left - wait), true);
+                answer = caller.send_request(method, params.as_deref(), again).await;
+            }
+        }
+    }
+    let raw = answer.map_err(recognize)?;
     serde_json::from_str(raw.json()).map_err(Error::Decode)
 }
 
@@ -266,6 +282,11 @@ where
 pub(crate) fn recognize<E: ApplicationError>(error: Error) -> Error<E> {
     match error {
         Error::Rpc(err) if err.code == code::REQUEST_CANCELLED => Error::Cancelled,
+        Error::Rpc(err) if err.code == code::FORBIDDEN => Error::Forbidden(err),
+        Error::Rpc(err) if err.code == code::RATE_LIMITED => match err.retry_after() {
+            Some(retry_after) => Error::RateLimited { retry_after },
+            None => Error::Rpc(err),
+        },
         Error::Rpc(err) => match E::from_rpc_error(&err) {
             Some(app) => Error::App(app),
             None => Error::Rpc(err),

@@ -52,6 +52,18 @@ pub enum Error<E = NoAppError> {
     /// internal error, or an application error the method does not declare).
     #[error("the peer answered with an error: {0}")]
     Rpc(RpcError),
+    /// The peer's policy refused the call (`-32003`): the error's message says what was
+    /// refused.
+    #[error("refused by the peer: {}", .0.message)]
+    Forbidden(RpcError),
+    /// The peer's rate limit refused the call (`-32029`): the next call is allowed after
+    /// `retry_after`. (`@idempotent` calls wait that long and try once more, within their
+    /// timeout.)
+    #[error("rate limited by the peer: try again in {retry_after:?}")]
+    RateLimited {
+        /// When the next call would be allowed.
+        retry_after: Duration,
+    },
     /// No answer arrived within the call's timeout; the peer was sent `$/cancelRequest`.
     #[error("no answer within {0:?}; the call was cancelled")]
     Timeout(Duration),
@@ -99,6 +111,8 @@ impl<E> Error<E> {
         match self {
             Error::App(e) => Error::App(f(e)),
             Error::Rpc(e) => Error::Rpc(e),
+            Error::Forbidden(e) => Error::Forbidden(e),
+            Error::RateLimited { retry_after } => Error::RateLimited { retry_after },
             Error::Timeout(d) => Error::Timeout(d),
             Error::Cancelled => Error::Cancelled,
             Error::Disconnected(r) => Error::Disconnected(r),
@@ -113,7 +127,7 @@ impl<E> Error<E> {
     /// The JSON-RPC error the peer answered with, if that is why the call failed.
     pub fn rpc(&self) -> Option<&RpcError> {
         match self {
-            Error::Rpc(e) => Some(e),
+            Error::Rpc(e) | Error::Forbidden(e) => Some(e),
             _ => None,
         }
     }

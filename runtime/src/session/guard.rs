@@ -52,11 +52,16 @@ pub(super) fn start_topic(
     start_guarded(|| {
         let decoded = crate::hub::split_since(params).and_then(|(rest, since)| {
             let values = (route.key)(Params::new(rest.as_deref()))?;
-            Ok((crate::hub::topic_key(method, &values), since))
+            let authorized = route.authorize(ctx, &values, "subscribing to", method);
+            Ok((crate::hub::topic_key(method, &values), since, authorized))
         });
         let hub = ctx.hub().clone();
         Box::pin(async move {
-            let (key, since) = decoded?;
+            let (key, since, authorized) = decoded?;
+            // The service's `authorize_<topic>` says whether this connection may.
+            if let Some(authorized) = authorized {
+                authorized.await?;
+            }
             Ok(Produce::Topic(Box::new(hub.feed(key.into(), since).await?)))
         })
     })

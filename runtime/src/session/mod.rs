@@ -32,6 +32,8 @@ pub(crate) mod guard;
 pub(crate) mod outbound;
 pub(crate) mod peer;
 pub(crate) mod policy;
+#[cfg(feature = "rate-limit")]
+pub(crate) mod rate_limit;
 pub(crate) mod router;
 mod streams;
 pub(crate) mod subscription;
@@ -309,6 +311,11 @@ impl Session {
 
     pub(crate) fn peer(&self) -> &Peer {
         &self.shared.peer
+    }
+
+    /// The connection's context (what handlers get).
+    pub(crate) fn context(&self) -> &Context {
+        &self.shared.ctx
     }
 
     pub(crate) fn connection_id(&self) -> ConnectionId {

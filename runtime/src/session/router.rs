@@ -72,6 +72,12 @@ pub(crate) type TopicKey = dyn Fn(Params<'_>) -> Result<String, RpcError> + Send
 /// topic's item type, or why it is not one.
 pub(crate) type TopicCheck = dyn Fn(&str) -> Result<String, String> + Send + Sync;
 
+/// Asks the service whether a connection may subscribe to (or publish to) a topic key:
+/// given the key's values as a JSON array.
+pub(crate) type TopicAuthorize = dyn Fn(Context, &str) -> Pin<Box<dyn Future<Output = Result<(), crate::auth::Refusal>> + Send>>
+    + Send
+    + Sync;
+
 /// What a topic's name routes to.
 pub(crate) struct TopicRoute {
     pub(crate) key: Box<TopicKey>,
@@ -79,6 +85,28 @@ pub(crate) struct TopicRoute {
     pub(crate) names: Vec<String>,
     /// `Some` if clients may publish to it (`@publishable`).
     pub(crate) publish: Option<Box<TopicCheck>>,
+    /// The service's `authorize_<topic>` hook, if generated code mounted it.
+    pub(crate) authorize: Option<Box<TopicAuthorize>>,
+}
+
+impl TopicRoute {
+    /// Whether `ctx` may subscribe or publish to the key of `values` (JSON array): `Ok`,
+    /// or the `-32003` refusal saying what was refused (`doing` e.g. "subscribing to").
+    pub(crate) fn authorize(
+        &self,
+        ctx: &Context,
+        values: &str,
+        doing: &'static str,
+        method: &str,
+    ) -> Option<impl Future<Output = Result<(), RpcError>> + Send + 'static> {
+        let check = self.authorize.as_ref()?(ctx.clone(), values);
+        let what = format!("{doing} {method} {values}");
+        Some(async move {
+            check.await.map_err(|refusal| {
+                RpcError::forbidden(what).with_data(serde_json::json!({ "reason": refusal.reason }))
+            })
+        })
+    }
 }
 
 /// What a name routes to.
@@ -248,6 +276,7 @@ impl Router {
                 key: Box::new(key),
                 names: Vec::new(),
                 publish: None,
+                authorize: None,
             },
         )
     }

@@ -155,6 +155,8 @@ struct Resolved {
     params: Value,
     /// The hub's name of the key.
     key: Arc<str>,
+    /// The key's values (a JSON array).
+    values: String,
 }
 
 /// What the reader does after a message.
@@ -208,6 +210,10 @@ fn wamp_error(router: &Router, method: &str, error: &Value) -> (String, Value, V
         code::INVALID_PARAMS => protocol("wamp.error.invalid_argument"),
         code::REQUEST_CANCELLED | code::DEADLINE_EXCEEDED => protocol("wamp.error.canceled"),
         code::FORBIDDEN => protocol("wamp.error.not_authorized"),
+        code::RATE_LIMITED => {
+            let kwargs = data.as_object().map_or(json!({}), |d| Value::Object(d.clone()));
+            ("wirecall.error.rate_limited".into(), json!([message]), kwargs)
+        }
         code::INTERNAL_ERROR => protocol("wirecall.error.internal"),
         code::SERVER_SHUTTING_DOWN => protocol("wirecall.error.shutting_down"),
         code::LIMIT_EXCEEDED => protocol("wirecall.error.limit_exceeded"),
@@ -375,7 +381,8 @@ impl Wamp {
                 message.get(3).and_then(Value::as_str),
             ) {
                 (Some(request), Some(options), Some(topic)) => {
-                    self.publish(request, options, topic, &message[4..]).await;
+                    self.publish(request, options, topic, &message[4..], session)
+                        .await;
                     Flow::Continue
                 }
                 _ => self.abort("wamp.error.protocol_violation", malformed("PUBLISH")).await,
@@ -698,6 +705,7 @@ impl Wamp {
                         key: topic_key(name, &values).into(),
                         name: name.into(),
                         params,
+                        values,
                     })
                 }
                 Err(e) => last = e.message.to_string(),
@@ -763,6 +771,7 @@ impl Wamp {
         options: &Map<String, Value>,
         uri: &str,
         payload: &[Value],
+        session: &Session,
     ) {
         let acknowledge = options.get("acknowledge") == Some(&Value::Bool(true));
         let exclude_me = options.get("exclude_me") != Some(&Value::Bool(false));
@@ -774,7 +783,11 @@ impl Wamp {
             }
         };
         let Resolved {
-            route, name, key, ..
+            route,
+            name,
+            key,
+            values,
+            ..
         } = match self.resolve(uri) {
             Ok(found) => found,
             Err((error, m)) => return refuse(error, m).await,
@@ -783,6 +796,12 @@ impl Wamp {
             let m = format!("`{name}` does not take publications from clients (its .wire declaration would say @publishable)");
             return refuse("wamp.error.not_authorized", m).await;
         };
+        // The service's `authorize_<topic>` hook, as for a subscription.
+        if let Some(authorized) = route.authorize(session.context(), &values, "publishing to", &name) {
+            if let Err(e) = authorized.await {
+                return refuse("wamp.error.not_authorized", e.message.into_owned()).await;
+            }
+        }
         let args = payload.first().and_then(Value::as_array);
         let kwargs = payload.get(1).and_then(Value::as_object);
         let item = match (args.map(Vec::as_slice), kwargs) {
