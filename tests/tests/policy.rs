@@ -521,13 +521,13 @@ async fn a_subscription_refused_after_it_was_set_up_sends_no_item_and_a_refused_
             let kind = req.kind();
             let refuse_after = req.params().is_some_and(|p| p.get().contains("666"));
             if kind == CallKind::Unsubscribe {
-                return Err(RpcError::forbidden("unsubscribing"));
+                return Err(RpcError::forbidden("unsubscribing from `Calculator.ticks`"));
             }
             let out = next.run(req).await;
             if kind == CallKind::Stream && refuse_after {
                 // The setup ran (the handler made its stream); the answer is refused.
                 assert!(out.is_ok());
-                return Err(RpcError::forbidden("this stream"));
+                return Err(RpcError::forbidden("`Calculator.ticks`"));
             }
             out
         }))

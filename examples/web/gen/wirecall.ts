@@ -38,6 +38,12 @@ export const ErrorCode = {
   PeerCallFailed: -32007,
   /** A publication to a topic failed; `data.reason` says why. */
   PublishFailed: -32008,
+  /** Refused by the server's policy; the message says what was refused. */
+  Forbidden: -32003,
+  /** The call's deadline (`$timeout`) passed: the server stopped it. */
+  DeadlineExceeded: -32004,
+  /** Rate limited: `data.retry_after_ms` says when the next call is allowed. */
+  RateLimited: -32029,
   /** The call was cancelled (`$/cancelRequest`). */
   Cancelled: -32800,
 } as const;
@@ -71,6 +77,21 @@ export class RpcError extends WirecallError {
     return this.data === undefined
       ? { code: this.code, message: this.message }
       : { code: this.code, message: this.message, data: this.data };
+  }
+}
+
+/** The server's policy refused the call or subscription (`-32003`). */
+export class ForbiddenError extends RpcError {}
+
+/** The server's rate limit refused the call (`-32029`); try again after `retryAfterMs`. */
+export class RateLimitedError extends RpcError {
+  /** When the next call would be allowed, in milliseconds. */
+  readonly retryAfterMs: number;
+
+  constructor(code: number, message: string, data?: unknown) {
+    super(code, message, data);
+    const ms = (data as { retry_after_ms?: unknown } | undefined)?.retry_after_ms;
+    this.retryAfterMs = typeof ms === "number" ? ms : 0;
   }
 }
 
@@ -391,8 +412,14 @@ interface CallState {
   readonly params: Params;
   readonly idempotent: boolean;
   readonly mapError: ((error: RpcError) => RpcError | undefined) | undefined;
+  /** When the caller stops waiting (ms, the clock of `Date.now()`): sent as `$timeout`. */
+  readonly deadline: number;
   /** The id of the attempt on the wire, if it was sent. */
   id: number | undefined;
+  /** Sent again after a rate limit's `retry_after_ms` already. */
+  retried: boolean;
+  /** Settled already (by its answer, timeout or abort)? */
+  done(): boolean;
   /** Runs when the result arrives, before the caller sees it (subscriptions use it). */
   onResult: ((value: unknown) => void) | undefined;
   settle(outcome: { value: unknown } | { error: Error }): void;
@@ -668,7 +695,10 @@ export class Client implements Caller {
       params,
       idempotent: options.idempotent === true,
       mapError: options.mapError,
+      deadline: Date.now() + (options.timeoutMs ?? this.#timeoutMs()),
       id: undefined,
+      retried: false,
+      done: () => done,
       onResult,
       settle: (outcome) => {
         if (done) return;
@@ -704,7 +734,9 @@ export class Client implements Caller {
 
   #sendCall(call: CallState): void {
     const id = this.#nextId++;
-    const frame = JSON.stringify({ jsonrpc: "2.0", method: call.method, params: call.params, id });
+    // The server learns how long this side waits: it stops the call by itself then.
+    const $timeout = Math.max(0, Math.round(call.deadline - Date.now()));
+    const frame = JSON.stringify({ jsonrpc: "2.0", method: call.method, params: call.params, id, $timeout });
     if (!this.#fits(frame, (error) => call.settle({ error }))) return;
     call.id = id;
     this.#inFlight.set(id, call);
@@ -973,6 +1005,23 @@ export class Client implements Caller {
     this.#inFlight.delete(m.id);
     if ("error" in m) {
       const error = toRpcError(m.error);
+      // An idempotent call that the rate limit refused waits as long as the server says
+      // and tries once more, if that fits in its timeout.
+      if (
+        error instanceof RateLimitedError &&
+        call.idempotent &&
+        !call.retried &&
+        Date.now() + error.retryAfterMs < call.deadline
+      ) {
+        call.retried = true;
+        call.id = undefined;
+        timers.setTimeout(() => {
+          if (call.done()) return;
+          if (this.#isOpen()) this.#sendCall(call);
+          else this.#waiting.push(call);
+        }, error.retryAfterMs);
+        return undefined;
+      }
       call.settle({ error: call.mapError?.(error) ?? error });
     } else {
       const value = "result" in m ? m.result : null;
@@ -1302,7 +1351,11 @@ function decodeArgs(handler: Handler, params: unknown): unknown[] {
 function toRpcError(value: unknown): RpcError {
   if (typeof value === "object" && value !== null) {
     const e = value as { code?: unknown; message?: unknown; data?: JsonValue };
-    if (typeof e.code === "number" && typeof e.message === "string") return new RpcError(e.code, e.message, e.data);
+    if (typeof e.code === "number" && typeof e.message === "string") {
+      if (e.code === ErrorCode.Forbidden) return new ForbiddenError(e.code, e.message, e.data);
+      if (e.code === ErrorCode.RateLimited) return new RateLimitedError(e.code, e.message, e.data);
+      return new RpcError(e.code, e.message, e.data);
+    }
   }
   return new RpcError(ErrorCode.InternalError, "malformed error object", value as JsonValue);
 }

@@ -31,6 +31,12 @@ export const ErrorCode = {
     PeerCallFailed: -32007,
     /** A publication to a topic failed; `data.reason` says why. */
     PublishFailed: -32008,
+    /** Refused by the server's policy; the message says what was refused. */
+    Forbidden: -32003,
+    /** The call's deadline (`$timeout`) passed: the server stopped it. */
+    DeadlineExceeded: -32004,
+    /** Rate limited: `data.retry_after_ms` says when the next call is allowed. */
+    RateLimited: -32029,
     /** The call was cancelled (`$/cancelRequest`). */
     Cancelled: -32800,
 };
@@ -60,6 +66,19 @@ export class RpcError extends WirecallError {
         return this.data === undefined
             ? { code: this.code, message: this.message }
             : { code: this.code, message: this.message, data: this.data };
+    }
+}
+/** The server's policy refused the call or subscription (`-32003`). */
+export class ForbiddenError extends RpcError {
+}
+/** The server's rate limit refused the call (`-32029`); try again after `retryAfterMs`. */
+export class RateLimitedError extends RpcError {
+    /** When the next call would be allowed, in milliseconds. */
+    retryAfterMs;
+    constructor(code, message, data) {
+        super(code, message, data);
+        const ms = data?.retry_after_ms;
+        this.retryAfterMs = typeof ms === "number" ? ms : 0;
     }
 }
 /** The call's time ran out (waiting for a connection included). */
@@ -400,7 +419,10 @@ export class Client {
             params,
             idempotent: options.idempotent === true,
             mapError: options.mapError,
+            deadline: Date.now() + (options.timeoutMs ?? this.#timeoutMs()),
             id: undefined,
+            retried: false,
+            done: () => done,
             onResult,
             settle: (outcome) => {
                 if (done)
@@ -439,7 +461,9 @@ export class Client {
     }
     #sendCall(call) {
         const id = this.#nextId++;
-        const frame = JSON.stringify({ jsonrpc: "2.0", method: call.method, params: call.params, id });
+        // The server learns how long this side waits: it stops the call by itself then.
+        const $timeout = Math.max(0, Math.round(call.deadline - Date.now()));
+        const frame = JSON.stringify({ jsonrpc: "2.0", method: call.method, params: call.params, id, $timeout });
         if (!this.#fits(frame, (error) => call.settle({ error })))
             return;
         call.id = id;
@@ -727,6 +751,24 @@ export class Client {
         this.#inFlight.delete(m.id);
         if ("error" in m) {
             const error = toRpcError(m.error);
+            // An idempotent call that the rate limit refused waits as long as the server says
+            // and tries once more, if that fits in its timeout.
+            if (error instanceof RateLimitedError &&
+                call.idempotent &&
+                !call.retried &&
+                Date.now() + error.retryAfterMs < call.deadline) {
+                call.retried = true;
+                call.id = undefined;
+                timers.setTimeout(() => {
+                    if (call.done())
+                        return;
+                    if (this.#isOpen())
+                        this.#sendCall(call);
+                    else
+                        this.#waiting.push(call);
+                }, error.retryAfterMs);
+                return undefined;
+            }
             call.settle({ error: call.mapError?.(error) ?? error });
         }
         else {
@@ -1059,8 +1101,13 @@ function decodeArgs(handler, params) {
 function toRpcError(value) {
     if (typeof value === "object" && value !== null) {
         const e = value;
-        if (typeof e.code === "number" && typeof e.message === "string")
+        if (typeof e.code === "number" && typeof e.message === "string") {
+            if (e.code === ErrorCode.Forbidden)
+                return new ForbiddenError(e.code, e.message, e.data);
+            if (e.code === ErrorCode.RateLimited)
+                return new RateLimitedError(e.code, e.message, e.data);
             return new RpcError(e.code, e.message, e.data);
+        }
     }
     return new RpcError(ErrorCode.InternalError, "malformed error object", value);
 }
