@@ -35,8 +35,18 @@ pub async fn serve(imp: Impl, addr: &str, ready: impl FnOnce(SocketAddr)) -> std
     match imp {
         Impl::Wirecall => {
             use wirecall_examples::calculator::Calculator;
-            let server = wirecall::Server::builder()
-                .max_connections(100_000)
+            let builder = wirecall::Server::builder().max_connections(100_000);
+            // The cost of policy layers (issue #30): WIRECALL_BENCH_LAYER=noop (one layer
+            // that passes every call on) or =rate (the rate-limit layer, at a rate no
+            // generator reaches); unset, none (a base build without layers ignores it).
+            let builder = match std::env::var("WIRECALL_BENCH_LAYER").as_deref() {
+                Ok("noop") => builder.layer(wirecall::policy::from_fn(|req, next| next.run(req))),
+                Ok("rate") => builder.layer(wirecall::policy::RateLimitLayer::per_second(
+                    std::num::NonZeroU32::MAX,
+                )),
+                _ => builder,
+            };
+            let server = builder
                 .bind(addr, wirecall_examples::CalcServer::default().into_router())
                 .await?;
             ready(server.local_addr());
