@@ -144,8 +144,7 @@ impl RpcError {
 
     /// `-32029 Rate limited`, with `data: {"retry_after_ms": ms}`.
     pub fn rate_limited(retry_after_ms: u64) -> Self {
-        Self::new(code::RATE_LIMITED, "Rate limited")
-            .with_data(RetryAfter { retry_after_ms })
+        Self::new(code::RATE_LIMITED, "Rate limited").with_data(RetryAfter { retry_after_ms })
     }
 
     /// When a rate-limited call may be made again (the `retry_after_ms` of a `-32029`).

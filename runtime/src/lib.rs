@@ -28,9 +28,9 @@ pub mod policy {
     pub use crate::session::policy::{
         from_fn, json, CallKind, Door, FromFn, FromFnLayer, Next, RpcRequest,
     };
-    pub use crate::transport::http::TIMEOUT_HEADER;
     #[cfg(feature = "rate-limit")]
     pub use crate::session::rate_limit::{RateLimit, RateLimitLayer, DEFAULT_MAX_KEYS};
+    pub use crate::transport::http::TIMEOUT_HEADER;
     #[cfg(feature = "rate-limit")]
     pub use governor::Quota;
 }

@@ -450,9 +450,12 @@ pub fn register_topic<A, T, S, F, Fut>(
             match asked {
                 Ok(asked) => asked.await,
                 // (The values are what `key` above made of this very tuple.)
-                Err(e) => Err(crate::auth::Refusal::forbidden(format!("invalid topic key: {e}"))),
+                Err(e) => Err(crate::auth::Refusal::forbidden(format!(
+                    "invalid topic key: {e}"
+                ))),
             }
-        }) as std::pin::Pin<Box<dyn Future<Output = Result<(), crate::auth::Refusal>> + Send>>
+        })
+            as std::pin::Pin<Box<dyn Future<Output = Result<(), crate::auth::Refusal>> + Send>>
     };
     router.topic_route(
         name,

@@ -81,7 +81,9 @@ async fn a_topic_key_is_authorized_on_every_door() {
         }
         other => panic!("expected Forbidden, got {other:?}"),
     }
-    bob.room("lobby".into()).await.expect("another room is fine");
+    bob.room("lobby".into())
+        .await
+        .expect("another room is fine");
     let alice = chat(&server, "alice").await;
     let mut secret = alice.room("secret".into()).await.expect("alice may");
 
@@ -145,5 +147,8 @@ async fn a_topic_key_is_authorized_on_every_door() {
         .expect("an item")
         .expect("not ended")
         .expect("an item");
-    assert_eq!(item.from, "server", "bob's refused publication came first: {item:?}");
+    assert_eq!(
+        item.from, "server",
+        "bob's refused publication came first: {item:?}"
+    );
 }

@@ -54,13 +54,24 @@ async fn the_server_ends_a_call_at_its_timeout_and_stops_the_handler() {
     assert_eq!(calc.sleeps().finished, 0);
 
     // The handler sees it; without one it has none.
-    let answer = parse(&ws.roundtrip(r#"{"jsonrpc":"2.0","method":"T.deadline","id":2,"$timeout":5000}"#).await);
+    let answer = parse(
+        &ws.roundtrip(r#"{"jsonrpc":"2.0","method":"T.deadline","id":2,"$timeout":5000}"#)
+            .await,
+    );
     let left = answer["result"].as_u64().expect("a deadline");
     assert!(left > 0 && left <= 5000, "{answer}");
-    let answer = parse(&ws.roundtrip(r#"{"jsonrpc":"2.0","method":"T.deadline","id":3}"#).await);
+    let answer = parse(
+        &ws.roundtrip(r#"{"jsonrpc":"2.0","method":"T.deadline","id":3}"#)
+            .await,
+    );
     assert_eq!(answer["result"], Value::Null);
     // A call that ends in time is answered as usual.
-    let answer = parse(&ws.roundtrip(r#"{"jsonrpc":"2.0","method":"Calculator.add","params":[1,2],"id":4,"$timeout":5000}"#).await);
+    let answer = parse(
+        &ws.roundtrip(
+            r#"{"jsonrpc":"2.0","method":"Calculator.add","params":[1,2],"id":4,"$timeout":5000}"#,
+        )
+        .await,
+    );
     assert_eq!(answer["result"], 3);
 
     // Not a whole number of milliseconds: an invalid request.
@@ -90,7 +101,11 @@ async fn a_post_takes_the_deadline_as_a_header() {
     // The member wins over the header.
     let body = r#"{"jsonrpc":"2.0","method":"T.deadline","id":2,"$timeout":60000}"#;
     let a = conn.send("POST", &headers, body).await;
-    assert!(parse(&a.body)["result"].as_u64().unwrap() > 1000, "{}", a.body);
+    assert!(
+        parse(&a.body)["result"].as_u64().unwrap() > 1000,
+        "{}",
+        a.body
+    );
     let bad = [
         ("content-type", "application/json"),
         ("wirecall-timeout", "soon"),
@@ -111,7 +126,10 @@ async fn the_rust_client_sends_its_timeout_and_wamp_its_timeout_option() {
     let left = left.expect("the client sent $timeout");
     assert!(left > 0 && left <= 1500, "{left}");
     let left: Option<u64> = client.call("T.deadline", json!({})).await.unwrap();
-    assert!(left.unwrap() > 1500, "the default call timeout (30 s): {left:?}");
+    assert!(
+        left.unwrap() > 1500,
+        "the default call timeout (30 s): {left:?}"
+    );
 
     let (mut ws, _) =
         RawWs::connect_with(&server.url(), &[("sec-websocket-protocol", "wamp.2.json")])
@@ -119,7 +137,10 @@ async fn the_rust_client_sends_its_timeout_and_wamp_its_timeout_option() {
             .unwrap();
     ws.send(r#"[1,"realm1",{"roles":{"caller":{}}}]"#).await;
     assert_eq!(parse(&ws.recv().await)[0], 2);
-    let result = parse(&ws.roundtrip(r#"[48,1,{"timeout":4000},"T.deadline",[]]"#).await);
+    let result = parse(
+        &ws.roundtrip(r#"[48,1,{"timeout":4000},"T.deadline",[]]"#)
+            .await,
+    );
     let left = result[3][0].as_u64().expect("a deadline");
     assert!(left > 0 && left <= 4000, "{result}");
     let result = parse(&ws.roundtrip(r#"[48,2,{},"T.deadline",[]]"#).await);
@@ -151,9 +172,10 @@ async fn relay_to(next: &ServerHandle) -> ServerHandle {
     router.method("relay", move |_ctx, _params| {
         let client = client.clone();
         async move {
-            let out: u64 = client.call("relay", json!({})).await.map_err(|e| {
-                RpcError::internal(format!("the next server: {e}"))
-            })?;
+            let out: u64 = client
+                .call("relay", json!({}))
+                .await
+                .map_err(|e| RpcError::internal(format!("the next server: {e}")))?;
             Ok::<_, RpcError>(out)
         }
     });

@@ -133,9 +133,19 @@ async fn websocket_single_calls_each_reach_the_layer_once() {
     let (server, seen) = server().await;
     let mut ws = RawWs::connect(&server.url()).await;
 
-    let ok = ask(&mut ws, r#"{"jsonrpc":"2.0","method":"Calculator.echo","params":{"text":"hi"},"id":1}"#).await;
+    let ok = ask(
+        &mut ws,
+        r#"{"jsonrpc":"2.0","method":"Calculator.echo","params":{"text":"hi"},"id":1}"#,
+    )
+    .await;
     assert_eq!(ok["result"], "hi");
-    forbidden(&ask(&mut ws, r#"{"jsonrpc":"2.0","method":"Calculator.echo","params":{"text":"666"},"id":2}"#).await);
+    forbidden(
+        &ask(
+            &mut ws,
+            r#"{"jsonrpc":"2.0","method":"Calculator.echo","params":{"text":"666"},"id":2}"#,
+        )
+        .await,
+    );
     ws.send(r#"{"jsonrpc":"2.0","method":"Calculator.log","params":{"message":"note"}}"#)
         .await;
     assert_eq!(
@@ -148,7 +158,10 @@ async fn websocket_single_calls_each_reach_the_layer_once() {
     );
 
     // A stream: its answer, both items, the end.
-    ws.send(r#"{"jsonrpc":"2.0","method":"Calculator.ticks","params":{"count":2,"every_ms":1},"id":3}"#).await;
+    ws.send(
+        r#"{"jsonrpc":"2.0","method":"Calculator.ticks","params":{"count":2,"every_ms":1},"id":3}"#,
+    )
+    .await;
     let frames = until(&mut ws, is_end).await;
     assert_eq!(frames.len(), 4, "{frames:?}");
     assert!(frames[0]["result"].is_u64(), "{frames:?}");
@@ -156,9 +169,19 @@ async fn websocket_single_calls_each_reach_the_layer_once() {
     forbidden(&parse(&ws.roundtrip(r#"{"jsonrpc":"2.0","method":"Calculator.ticks","params":{"count":666,"every_ms":1},"id":4}"#).await));
     ws.assert_no_answer_pending().await;
     // A topic, then its unsubscribe; a refused topic.
-    let sub = ask(&mut ws, r#"{"jsonrpc":"2.0","method":"Chat.room","params":{"room":"lobby"},"id":5}"#).await;
+    let sub = ask(
+        &mut ws,
+        r#"{"jsonrpc":"2.0","method":"Chat.room","params":{"room":"lobby"},"id":5}"#,
+    )
+    .await;
     let sub_id = sub["result"].as_u64().expect("a subscription id");
-    forbidden(&ask(&mut ws, r#"{"jsonrpc":"2.0","method":"Chat.room","params":{"room":"666"},"id":6}"#).await);
+    forbidden(
+        &ask(
+            &mut ws,
+            r#"{"jsonrpc":"2.0","method":"Chat.room","params":{"room":"666"},"id":6}"#,
+        )
+        .await,
+    );
     let unsub = format!(
         r#"{{"jsonrpc":"2.0","method":"Chat.room.unsubscribe","params":[{sub_id}],"id":7}}"#
     );
@@ -198,9 +221,13 @@ async fn websocket_batch_entries_each_reach_the_layer_once_and_a_refusal_refuses
     assert_eq!(batch.as_array().unwrap().len(), 7, "{batch}");
     assert_eq!(by_id(batch, 10)["result"], "hi");
     forbidden(by_id(batch, 11));
-    let ticks = by_id(batch, 12)["result"].as_u64().expect("a subscription id");
+    let ticks = by_id(batch, 12)["result"]
+        .as_u64()
+        .expect("a subscription id");
     forbidden(by_id(batch, 13));
-    let room = by_id(batch, 14)["result"].as_u64().expect("a subscription id");
+    let room = by_id(batch, 14)["result"]
+        .as_u64()
+        .expect("a subscription id");
     forbidden(by_id(batch, 15));
     assert_eq!(by_id(batch, 16)["error"]["code"], -32601);
     assert_eq!(
@@ -252,14 +279,22 @@ async fn http_post_single_and_batch_entries_each_reach_the_layer_once() {
     let addr = server.local_addr();
     let one = |body: &'static str| async move { post(addr, body).await };
 
-    let a = one(r#"{"jsonrpc":"2.0","method":"Calculator.echo","params":{"text":"hi"},"id":1}"#).await;
-    assert_eq!((a.status, parse(&a.body)["result"].clone()), (200, json!("hi")));
-    let a = one(r#"{"jsonrpc":"2.0","method":"Calculator.echo","params":{"text":"666"},"id":2}"#).await;
+    let a =
+        one(r#"{"jsonrpc":"2.0","method":"Calculator.echo","params":{"text":"hi"},"id":1}"#).await;
+    assert_eq!(
+        (a.status, parse(&a.body)["result"].clone()),
+        (200, json!("hi"))
+    );
+    let a =
+        one(r#"{"jsonrpc":"2.0","method":"Calculator.echo","params":{"text":"666"},"id":2}"#).await;
     forbidden(&parse(&a.body));
     let a = one(r#"{"jsonrpc":"2.0","method":"Calculator.log","params":{"message":"n"}}"#).await;
     assert_eq!(a.status, 204);
     // A stream over a plain POST: the layer sees it, then the door's -32600 hint.
-    let a = one(r#"{"jsonrpc":"2.0","method":"Calculator.ticks","params":{"count":2,"every_ms":1},"id":3}"#).await;
+    let a = one(
+        r#"{"jsonrpc":"2.0","method":"Calculator.ticks","params":{"count":2,"every_ms":1},"id":3}"#,
+    )
+    .await;
     assert_eq!(parse(&a.body)["error"]["code"], -32600, "{}", a.body);
     let a = one(r#"{"jsonrpc":"2.0","method":"Chat.room.unsubscribe","params":[1],"id":4}"#).await;
     assert_eq!(parse(&a.body)["result"], false);
@@ -332,13 +367,21 @@ async fn events(server: &ServerHandle, body: &str) -> Vec<Value> {
 #[tokio::test]
 async fn server_sent_event_subscriptions_each_reach_the_layer_once() {
     let (server, seen) = server().await;
-    let got = events(&server, r#"{"jsonrpc":"2.0","method":"Calculator.ticks","params":{"count":2,"every_ms":1},"id":1}"#).await;
+    let got = events(
+        &server,
+        r#"{"jsonrpc":"2.0","method":"Calculator.ticks","params":{"count":2,"every_ms":1},"id":1}"#,
+    )
+    .await;
     assert_eq!(got.len(), 4, "answer, two items, end: {got:?}");
     assert!(got[0]["result"].is_u64());
     let got = events(&server, r#"{"jsonrpc":"2.0","method":"Calculator.ticks","params":{"count":666,"every_ms":1},"id":2}"#).await;
     assert_eq!(got.len(), 1, "{got:?}");
     forbidden(&got[0]);
-    let got = events(&server, r#"{"jsonrpc":"2.0","method":"Chat.room","params":{"room":"666"},"id":3}"#).await;
+    let got = events(
+        &server,
+        r#"{"jsonrpc":"2.0","method":"Chat.room","params":{"room":"666"},"id":3}"#,
+    )
+    .await;
     forbidden(&got[0]);
     assert_eq!(
         seen.take_when(3).await,
@@ -353,16 +396,22 @@ async fn server_sent_event_subscriptions_each_reach_the_layer_once() {
 #[tokio::test]
 async fn wamp_calls_subscriptions_and_unsubscribes_each_reach_the_layer_once() {
     let (server, seen) = server().await;
-    let (mut ws, _) = RawWs::connect_with(&server.url(), &[("sec-websocket-protocol", "wamp.2.json")])
-        .await
-        .unwrap();
+    let (mut ws, _) =
+        RawWs::connect_with(&server.url(), &[("sec-websocket-protocol", "wamp.2.json")])
+            .await
+            .unwrap();
     ws.send(r#"[1,"realm1",{"roles":{"caller":{},"subscriber":{}}}]"#)
         .await;
     assert_eq!(parse(&ws.recv().await)[0], 2, "WELCOME");
     let not_authorized = |v: &Value, request_type: u64, request: u64| {
         assert_eq!(
             (v[0].clone(), v[1].clone(), v[2].clone(), v[4].clone()),
-            (json!(8), json!(request_type), json!(request), json!("wamp.error.not_authorized")),
+            (
+                json!(8),
+                json!(request_type),
+                json!(request),
+                json!("wamp.error.not_authorized")
+            ),
             "{v}"
         );
     };
@@ -371,8 +420,13 @@ async fn wamp_calls_subscriptions_and_unsubscribes_each_reach_the_layer_once() {
         parse(&ws.roundtrip(r#"[48,1,{},"Calculator.echo",["hi"]]"#).await),
         json!([50, 1, {}, ["hi"]])
     );
-    not_authorized(&parse(&ws.roundtrip(r#"[48,2,{},"Calculator.echo",["666"]]"#).await), 48, 2);
-    ws.send(r#"[48,3,{"receive_progress":true},"Calculator.ticks",[2,1]]"#).await;
+    not_authorized(
+        &parse(&ws.roundtrip(r#"[48,2,{},"Calculator.echo",["666"]]"#).await),
+        48,
+        2,
+    );
+    ws.send(r#"[48,3,{"receive_progress":true},"Calculator.ticks",[2,1]]"#)
+        .await;
     let mut results = Vec::new();
     loop {
         let v = parse(&ws.recv().await);
@@ -385,13 +439,20 @@ async fn wamp_calls_subscriptions_and_unsubscribes_each_reach_the_layer_once() {
     }
     assert_eq!(results.len(), 3, "{results:?}");
     not_authorized(
-        &parse(&ws.roundtrip(r#"[48,4,{"receive_progress":true},"Calculator.ticks",[666,1]]"#).await),
+        &parse(
+            &ws.roundtrip(r#"[48,4,{"receive_progress":true},"Calculator.ticks",[666,1]]"#)
+                .await,
+        ),
         48,
         4,
     );
     let subscribed = parse(&ws.roundtrip(r#"[32,5,{},"Chat.room.lobby"]"#).await);
     assert_eq!(subscribed[0], 33, "{subscribed}");
-    not_authorized(&parse(&ws.roundtrip(r#"[32,6,{},"Chat.room.666"]"#).await), 32, 6);
+    not_authorized(
+        &parse(&ws.roundtrip(r#"[32,6,{},"Chat.room.666"]"#).await),
+        32,
+        6,
+    );
     let unsubscribe = format!("[34,7,{}]", subscribed[2]);
     assert_eq!(parse(&ws.roundtrip(&unsubscribe).await), json!([35, 7]));
     assert_eq!(
@@ -441,7 +502,10 @@ async fn calls_from_the_server_pass_the_clients_layer() {
     let calc = CalculatorClient::new(client);
     assert!(calc.ask("ok?".into()).await.unwrap());
     let err = calc.ask("666?".into()).await.unwrap_err();
-    assert!(err.to_string().contains("-32003") || err.to_string().contains("Forbidden"), "{err}");
+    assert!(
+        err.to_string().contains("-32003") || err.to_string().contains("Forbidden"),
+        "{err}"
+    );
     assert_eq!(
         seen.take_when(2).await,
         sorted(&[
@@ -473,12 +537,19 @@ where
     type Error = RpcError;
     type Future = S::Future;
 
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), RpcError>> {
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), RpcError>> {
         self.1.poll_ready(cx)
     }
 
     fn call(&mut self, req: RpcRequest) -> S::Future {
-        (self.0).0.lock().unwrap().push(format!("{} {}", (self.0).1, req.method()));
+        (self.0)
+            .0
+            .lock()
+            .unwrap()
+            .push(format!("{} {}", (self.0).1, req.method()));
         self.1.call(req)
     }
 }
@@ -514,7 +585,8 @@ async fn layers_stack_the_first_outermost_and_a_layer_may_answer_by_itself() {
 }
 
 #[tokio::test]
-async fn a_subscription_refused_after_it_was_set_up_sends_no_item_and_a_refused_unsubscribe_leaves_the_stream() {
+async fn a_subscription_refused_after_it_was_set_up_sends_no_item_and_a_refused_unsubscribe_leaves_the_stream(
+) {
     let calc = CalcServer::default();
     let server = Server::builder()
         .layer(from_fn(|req: RpcRequest, next| async move {

@@ -40,7 +40,9 @@ fn five_a_minute() -> Quota {
 }
 
 fn echo(id: usize) -> String {
-    format!(r#"{{"jsonrpc":"2.0","method":"Calculator.echo","params":{{"text":"e{id}"}},"id":{id}}}"#)
+    format!(
+        r#"{{"jsonrpc":"2.0","method":"Calculator.echo","params":{{"text":"e{id}"}},"id":{id}}}"#
+    )
 }
 
 fn rate_limited(answer: &Value) -> u64 {
@@ -90,15 +92,7 @@ async fn each_identity_has_its_own_budget_and_the_client_gets_a_typed_error() {
     let server = server(five_a_minute()).await;
     let client = |token: &'static str| {
         let url = server.url();
-        async move {
-            CalculatorClient::new(
-                Client::builder()
-                    .token(token)
-                    .connect(&url)
-                    .await
-                    .unwrap(),
-            )
-        }
+        async move { CalculatorClient::new(Client::builder().token(token).connect(&url).await.unwrap()) }
     };
     let alice = client("alice").await;
     let bob = client("bob").await;

@@ -41,7 +41,11 @@ pub(super) fn handler_trait(
                  WAMP `SUBSCRIBE`){}; a refusal answers `-32003` (WAMP \
                  `wamp.error.not_authorized`). Allows everything unless implemented.",
                 m.wire_name(s),
-                if publishable { " and every WAMP `PUBLISH`" } else { "" },
+                if publishable {
+                    " and every WAMP `PUBLISH`"
+                } else {
+                    ""
+                },
             );
             sigs.push(quote! {
                 #[doc = #doc]

@@ -385,9 +385,19 @@ async fn through_policy(
     let door = shared.door.door;
     let ctx = call_context(shared, deadline);
     let (kind, run_it, metrics) = match shared.router.get(method) {
-        None => (call_kind, Run::Answer(Err(RpcError::method_not_found())), None),
-        Some(Route::Call(handler, metrics)) => (call_kind, Run::Call(handler.clone()), Some(metrics)),
-        Some(Route::Unsubscribe) => (CallKind::Unsubscribe, Run::Unsubscribe(shared.clone()), None),
+        None => (
+            call_kind,
+            Run::Answer(Err(RpcError::method_not_found())),
+            None,
+        ),
+        Some(Route::Call(handler, metrics)) => {
+            (call_kind, Run::Call(handler.clone()), Some(metrics))
+        }
+        Some(Route::Unsubscribe) => (
+            CallKind::Unsubscribe,
+            Run::Unsubscribe(shared.clone()),
+            None,
+        ),
         Some(route @ (Route::Subscribe(_) | Route::Topic(_))) => {
             // As without layers: a subscription needs an id to answer with.
             let Some(call_id) = id else { return true };

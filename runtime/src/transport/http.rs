@@ -473,7 +473,11 @@ impl Endpoint {
         };
         let timeout = match parts.headers.get(TIMEOUT_HEADER) {
             None => None,
-            Some(value) => match value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+            Some(value) => match value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+            {
                 Some(ms) => Some(ms),
                 None => {
                     return text(

@@ -227,8 +227,8 @@ pub(crate) fn spawn(
 fn dispatch(shared: &Arc<Shared>, frame: String) {
     let (ids, local) = match classify_text(&frame) {
         Ok(Incoming::Request {
-                method, params, id, ..
-            }) => {
+            method, params, id, ..
+        }) => {
             if method == CANCEL_METHOD {
                 cancel(shared, params);
                 return;

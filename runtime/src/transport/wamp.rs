@@ -211,8 +211,14 @@ fn wamp_error(router: &Router, method: &str, error: &Value) -> (String, Value, V
         code::REQUEST_CANCELLED | code::DEADLINE_EXCEEDED => protocol("wamp.error.canceled"),
         code::FORBIDDEN => protocol("wamp.error.not_authorized"),
         code::RATE_LIMITED => {
-            let kwargs = data.as_object().map_or(json!({}), |d| Value::Object(d.clone()));
-            ("wirecall.error.rate_limited".into(), json!([message]), kwargs)
+            let kwargs = data
+                .as_object()
+                .map_or(json!({}), |d| Value::Object(d.clone()));
+            (
+                "wirecall.error.rate_limited".into(),
+                json!([message]),
+                kwargs,
+            )
         }
         code::INTERNAL_ERROR => protocol("wirecall.error.internal"),
         code::SERVER_SHUTTING_DOWN => protocol("wirecall.error.shutting_down"),
@@ -797,7 +803,9 @@ impl Wamp {
             return refuse("wamp.error.not_authorized", m).await;
         };
         // The service's `authorize_<topic>` hook, as for a subscription.
-        if let Some(authorized) = route.authorize(session.context(), &values, "publishing to", &name) {
+        if let Some(authorized) =
+            route.authorize(session.context(), &values, "publishing to", &name)
+        {
             if let Err(e) = authorized.await {
                 return refuse("wamp.error.not_authorized", e.message.into_owned()).await;
             }
