@@ -203,16 +203,22 @@ async fn a_chain_of_three_servers_stops_everywhere_at_once() {
     let a = relay_to(&b).await;
 
     let client = Client::connect(&a.url()).await.unwrap();
+    let started = Instant::now();
     let err = client
         .call_with_timeout::<u64>("relay", json!({}), Duration::from_millis(800))
         .await
         .unwrap_err();
-    // The client's own timeout, or (as all three ends run out at about the same moment)
-    // the deadline error coming back up the chain.
+    // However it ends (the client's own timeout; or, as every end runs out at about the
+    // same moment, the deadline error or an inherited timeout coming back up the chain),
+    // it ends within its time.
     assert!(
-        matches!(err, Error::Timeout(_)) || err.to_string().contains("-32004"),
+        matches!(err, Error::Timeout(_))
+            || err.to_string().contains("-32004")
+            || err.to_string().contains("no answer within"),
         "{err}"
     );
+    // (C's handler sleeps a minute; a generous margin for a loaded machine.)
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
     wait_for("the last server's handler to start", || {
         last.started.load(Ordering::SeqCst)
     })
