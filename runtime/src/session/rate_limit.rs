@@ -153,7 +153,7 @@ impl RateLimitLayer {
         let limiter = self.limiter();
         let out = limiter.check_key(key);
         let checks = self.limits.checks.fetch_add(1, Ordering::Relaxed) + 1;
-        if checks % SWEEP_EVERY == 0 {
+        if checks.is_multiple_of(SWEEP_EVERY) {
             self.sweep(&limiter);
         }
         match out {
@@ -240,7 +240,7 @@ mod tests {
         for i in 0..1_000_000u128 {
             let ip = IpAddr::V6(std::net::Ipv6Addr::from(i + 1));
             layer.take(&RateKey::Ip(ip)).unwrap();
-            if i % 1000 == 0 {
+            if i.is_multiple_of(1000) {
                 most = most.max(layer.tracked());
             }
         }
