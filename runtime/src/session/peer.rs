@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::codec::message;
 use crate::codec::text::Text;
 use crate::config::ConnectionConfig;
-use crate::error::RpcError;
+use crate::error::{code, RpcError};
 use crate::session::error::Error;
 use crate::session::outbound::Frame;
 use crate::session::subscription::{
@@ -182,7 +182,8 @@ impl Peer {
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let mut frame = String::with_capacity(64 + method.len() + params.map_or(0, str::len));
         // The peer learns how long this side waits: it stops the call by itself then.
-        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        // (Rounded up: the peer never gives up before this side does.)
+        let timeout_ms = u64::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
         message::write_timed_request(&mut frame, method, params, id, timeout_ms);
         if frame.len() > shared.max_message_size {
             return Err(CallFailure::Other(Error::MessageTooLarge {
@@ -225,7 +226,14 @@ impl Peer {
         if !matches!(&result, Err(CallFailure::Other(Error::Timeout(_)))) {
             guard.armed = false;
         }
-        result
+        match result {
+            // The peer stopped the call at the deadline this side gave it (`$timeout`):
+            // this side's time ran out, whichever end noticed first.
+            Err(CallFailure::Other(Error::Rpc(e))) if e.code == code::DEADLINE_EXCEEDED => {
+                Err(CallFailure::Other(Error::Timeout(timeout)))
+            }
+            other => other,
+        }
     }
 
     /// Send a notification with params already encoded.
