@@ -482,6 +482,16 @@ fn send_detached(tx: &mpsc::Sender<Frame>, msg: Frame) {
     }
 }
 
+/// A call's timeout, shortened to what is left of the deadline of the call whose handler
+/// makes it (if it runs in one that has a deadline): a chain of calls stops everywhere at
+/// once.
+pub(crate) fn inherit_deadline(timeout: Duration) -> Duration {
+    match crate::session::guard::current_deadline() {
+        Some(at) => timeout.min(at.saturating_duration_since(std::time::Instant::now())),
+        None => timeout,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,12 +510,3 @@ mod tests {
     }
 }
 
-/// A call's timeout, shortened to what is left of the deadline of the call whose handler
-/// makes it (if it runs in one that has a deadline): a chain of calls stops everywhere at
-/// once.
-pub(crate) fn inherit_deadline(timeout: Duration) -> Duration {
-    match crate::session::guard::current_deadline() {
-        Some(at) => timeout.min(at.saturating_duration_since(std::time::Instant::now())),
-        None => timeout,
-    }
-}
