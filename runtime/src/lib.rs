@@ -23,7 +23,7 @@ pub mod hub;
 pub mod policy {
     //! Policy layers: middleware every call passes exactly once, whatever its door.
     //!
-    //! See [`crate::ServerBuilder::layer`] and the module `session::policy`'s notes below.
+    //! See [`crate::server::ServerBuilder::layer`] and the module `session::policy`'s notes below.
     #[doc(inline)]
     pub use crate::session::policy::{
         from_fn, json, CallKind, Door, FromFn, FromFnLayer, Next, RpcRequest,

@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use wirecall::{Client, Context, Error, Fault, Identity, Items, Refusal, Server, ServerHandle};
+use wirecall::auth::{Identity, Refusal};
+use wirecall::server::ServerHandle;
+use wirecall::{Client, Context, Error, Fault, Items, Server};
 use wirecall_examples::chat::{Chat, ChatClient, ChatError, ChatServer, ChatTopics, Message};
 use wirecall_tests::http::{Events, HttpConn};
 use wirecall_tests::RawWs;

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use wirecall::{Client, Context, Error, Router, RpcError, Server, ServerHandle};
+use wirecall::raw::Router;
+use wirecall::server::ServerHandle;
+use wirecall::{Client, Context, Error, RpcError, Server};
 use wirecall_examples::calculator::Calculator;
 use wirecall_examples::CalcServer;
 use wirecall_tests::http::HttpConn;

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use wirecall::policy::{from_fn, CallKind, Door, RpcRequest};
-use wirecall::{Client, Context, Fault, Router, RpcError, Server, ServerHandle};
+use wirecall::raw::Router;
+use wirecall::server::ServerHandle;
+use wirecall::{Client, Context, Fault, RpcError, Server};
 use wirecall_examples::calculator::{Calculator, CalculatorCallbacks, CalculatorClient};
 use wirecall_examples::chat::Chat;
 use wirecall_examples::chat::ChatServer;

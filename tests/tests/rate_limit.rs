@@ -7,7 +7,9 @@ use std::num::NonZeroU32;
 
 use serde_json::{json, Value};
 use wirecall::policy::{Quota, RateLimitLayer};
-use wirecall::{Client, Error, Identity, Refusal, Server, ServerHandle};
+use wirecall::auth::{Identity, Refusal};
+use wirecall::server::ServerHandle;
+use wirecall::{Client, Error, Server};
 use wirecall_examples::calculator::{Calculator, CalculatorClient};
 use wirecall_examples::CalcServer;
 use wirecall_tests::RawWs;

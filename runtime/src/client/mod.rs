@@ -155,7 +155,7 @@ impl ClientBuilder {
 
     /// Wrap the calls the server makes to this client (served by the
     /// [`router`](Self::router)) in a [`tower::Layer`], as
-    /// [`ServerBuilder::layer`](crate::ServerBuilder::layer) does on a server: each call
+    /// [`ServerBuilder::layer`](crate::server::ServerBuilder::layer) does on a server: each call
     /// and notification passes it exactly once, alone or inside a batch. Layers stack, the
     /// first added outermost.
     pub fn layer<L>(mut self, layer: L) -> Self

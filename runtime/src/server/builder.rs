@@ -389,7 +389,7 @@ impl ServerBuilder {
     /// use wirecall::policy::from_fn;
     /// use wirecall::RpcError;
     ///
-    /// # async fn demo(router: wirecall::Router) -> std::io::Result<()> {
+    /// # async fn demo(router: wirecall::raw::Router) -> std::io::Result<()> {
     /// let server = wirecall::Server::builder()
     ///     .layer(from_fn(|req, next| async move {
     ///         if req.method().starts_with("Admin.") && req.identity::<String>().is_none() {

@@ -1,8 +1,8 @@
 //! Policy: the one place every call passes, whatever its door.
 //!
 //! A server (or a client, for the calls its server makes to it) may wrap its router's
-//! handlers in [`tower::Layer`]s ([`crate::ServerBuilder::layer`],
-//! [`crate::ClientBuilder::layer`]). Each layer's service sees one [`RpcRequest`] at a
+//! handlers in [`tower::Layer`]s ([`crate::server::ServerBuilder::layer`],
+//! [`crate::client::ClientBuilder::layer`]). Each layer's service sees one [`RpcRequest`] at a
 //! time: a call, a notification, a stream or topic subscription, or an unsubscribe, from
 //! any door (WebSocket, HTTP POST, server-sent events, WAMP), alone or inside a batch —
 //! exactly once each. It may answer it, refuse it with an [`RpcError`], time it, log it,
