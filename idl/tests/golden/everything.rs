@@ -218,6 +218,18 @@ pub trait Kitchen: ::core::marker::Send + ::core::marker::Sync + 'static {
             ::wirecall::Fault<Oops>,
         >,
     > + ::core::marker::Send;
+    /// Whether the connection of `ctx` may subscribe to, or publish to, the key of `Kitchen.shelf` given by the arguments. Consulted on every subscription (JSON-RPC, server-sent events, WAMP `SUBSCRIBE`) and every WAMP `PUBLISH`; a refusal answers `-32003` (WAMP `wamp.error.not_authorized`). Allows everything unless implemented.
+    fn authorize_shelf(
+        &self,
+        ctx: ::wirecall::Context,
+        mode: Mode,
+        shelf: u32,
+    ) -> impl ::core::future::Future<
+        Output = ::core::result::Result<(), ::wirecall::auth::Refusal>,
+    > + ::core::marker::Send {
+        let _ = (ctx, mode, shelf);
+        async { ::core::result::Result::Ok(()) }
+    }
     /// Mount this implementation's server-side methods on a new `wirecall::raw::Router`.
     #[allow(deprecated, clippy::type_complexity)]
     fn into_router(self) -> ::wirecall::raw::Router
@@ -282,7 +294,23 @@ pub trait Kitchen: ::core::marker::Send + ::core::marker::Sync + 'static {
         ::wirecall::__private::register_topic::<
             (Mode, u32),
             Bag,
-        >(&mut router, "Kitchen.shelf", &["mode", "shelf"], true);
+            Self,
+            _,
+            _,
+        >(
+            &mut router,
+            "Kitchen.shelf",
+            &["mode", "shelf"],
+            true,
+            &service,
+            |
+                __service: ::std::sync::Arc<Self>,
+                __ctx: ::wirecall::Context,
+                (mode, shelf): (Mode, u32)|
+            async move {
+                <Self as Kitchen>::authorize_shelf(&*__service, __ctx, mode, shelf).await
+            },
+        );
         router
     }
 }
