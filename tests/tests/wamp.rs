@@ -200,10 +200,10 @@ async fn malformed_wamp_is_aborted_and_everyone_else_is_served() {
         json!([6, {}, "wamp.close.goodbye_and_out"])
     );
 
-    // Other WAMP serializers are refused at the handshake.
+    // WAMP serializers other than JSON, msgpack and CBOR are refused at the handshake.
     let refused = RawWs::connect_with(
         &server.url(),
-        &[("sec-websocket-protocol", "wamp.2.msgpack")],
+        &[("sec-websocket-protocol", "wamp.2.ubjson")],
     )
     .await;
     assert!(refused.is_err());

@@ -223,7 +223,7 @@ impl Session {
         tx: mpsc::Sender<Frame>,
         encoder: Arc<dyn Encoder>,
     ) -> Session {
-        let peer = Peer::new(tx.clone(), &config);
+        let peer = Peer::new(tx.clone(), &config, encoder.clone());
         if let Some(why) = door.no_peer_calls {
             peer.close(&CloseReason::NoConnection(why.into()));
         }
@@ -378,8 +378,8 @@ struct Parts {
 }
 
 impl Shared {
-    /// An event in the door's format.
-    fn encode(&self, event: Event<'_>) -> String {
+    /// An event in the door's format (`None`: the door has nothing to send for it).
+    fn encode(&self, event: Event<'_>) -> Option<Frame> {
         self.encoder.encode(event)
     }
 }
@@ -387,15 +387,19 @@ impl Shared {
 /// Queue a frame. Usually the queue has room: no need to set up a wait (the wait is boxed,
 /// so that every task that sends — one per subscription — is not the larger for it). If
 /// the transport is gone, its reader notices the connection closing.
-async fn send(shared: &Shared, frame: String) {
+async fn send(shared: &Shared, frame: Option<Frame>) {
+    let Some(frame) = frame else { return };
     match &shared.outgoing {
-        Outgoing::Queue(tx) => match tx.try_send(Frame::Text(frame)) {
+        Outgoing::Queue(tx) => match tx.try_send(frame) {
             Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
             Err(mpsc::error::TrySendError::Full(msg)) => {
                 let _ = Box::pin(tx.send(msg)).await;
             }
         },
         Outgoing::Answer(slot) => {
+            let Frame::Text(frame) = frame else {
+                return; // (a POST's encoder is JSON-RPC's: text)
+            };
             let tx = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
             match tx {
                 Some(tx) => {

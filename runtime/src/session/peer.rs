@@ -12,15 +12,12 @@ use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::codec::message;
 use crate::codec::text::Text;
 use crate::config::ConnectionConfig;
 use crate::error::RpcError;
 use crate::session::error::Error;
-use crate::session::outbound::Frame;
-use crate::session::subscription::{
-    unsubscribe_frame, PendingSub, RawSub, SubEntry, SubState, SubTable,
-};
+use crate::session::outbound::{self, Encoder, Event, Frame};
+use crate::session::subscription::{PendingSub, RawSub, SubEntry, SubState, SubTable};
 use crate::session::CloseReason;
 
 /// The method name of cancellation notifications.
@@ -95,6 +92,8 @@ struct Pending {
 
 pub(crate) struct PeerShared {
     tx: mpsc::Sender<Frame>,
+    /// The door's wire format: requests and notifications go out as [`Event::Request`].
+    encoder: Arc<dyn Encoder>,
     pending: Mutex<Pending>,
     next_id: AtomicU64,
     call_timeout: Duration,
@@ -125,10 +124,15 @@ impl fmt::Debug for Peer {
 }
 
 impl Peer {
-    pub(crate) fn new(tx: mpsc::Sender<Frame>, config: &ConnectionConfig) -> Self {
+    pub(crate) fn new(
+        tx: mpsc::Sender<Frame>,
+        config: &ConnectionConfig,
+        encoder: Arc<dyn Encoder>,
+    ) -> Self {
         Peer {
             shared: Arc::new(PeerShared {
                 tx,
+                encoder,
                 pending: Mutex::new(Pending::default()),
                 next_id: AtomicU64::new(1),
                 call_timeout: config.call_timeout,
@@ -151,7 +155,7 @@ impl Peer {
             subscription_buffer: 1,
             ..ConnectionConfig::default()
         };
-        let peer = Peer::new(tx, &config);
+        let peer = Peer::new(tx, &config, outbound::json_rpc());
         peer.close(&CloseReason::NoConnection(reason.into()));
         peer
     }
@@ -180,8 +184,14 @@ impl Peer {
         let shared = &*self.shared;
         let timeout = timeout.unwrap_or(shared.call_timeout);
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut frame = String::with_capacity(48 + method.len() + params.map_or(0, str::len));
-        message::write_request(&mut frame, method, params, Some(id));
+        let request = Event::Request {
+            method,
+            params,
+            id: Some(id),
+        };
+        let Some(frame) = shared.encoder.encode(request) else {
+            return Err(CallFailure::NotSent(shared.close_reason()));
+        };
         if frame.len() > shared.max_message_size {
             return Err(CallFailure::Other(Error::MessageTooLarge {
                 size: frame.len(),
@@ -203,7 +213,7 @@ impl Peer {
             armed: true,
         };
         let call = async {
-            if shared.tx.send(Frame::Text(frame)).await.is_err() {
+            if shared.tx.send(frame).await.is_err() {
                 // The writer is gone: the request never left.
                 shared.lock().calls.remove(&id);
                 return Err(CallFailure::NotSent(shared.close_reason()));
@@ -229,8 +239,14 @@ impl Peer {
     /// Send a notification with params already encoded.
     pub(crate) async fn notify_raw(&self, method: &str, params: Option<&str>) -> Result<(), Error> {
         let shared = &*self.shared;
-        let mut frame = String::with_capacity(40 + method.len() + params.map_or(0, str::len));
-        message::write_request(&mut frame, method, params, None);
+        let notification = Event::Request {
+            method,
+            params,
+            id: None,
+        };
+        let Some(frame) = shared.encoder.encode(notification) else {
+            return Err(Error::Disconnected(shared.close_reason()));
+        };
         if frame.len() > shared.max_message_size {
             return Err(Error::MessageTooLarge {
                 size: frame.len(),
@@ -242,7 +258,7 @@ impl Peer {
         }
         shared
             .tx
-            .send(Frame::Text(frame))
+            .send(frame)
             .await
             .map_err(|_| Error::Disconnected(shared.close_reason()))
     }
@@ -286,7 +302,7 @@ impl Peer {
                     if let (Some(method), Ok(sub)) = (pending.abandoned.remove(&id), &outcome) {
                         drop(pending);
                         // A subscribe answered after its caller gave up: stop what it opened.
-                        self.send_detached(unsubscribe_frame(&method, sub.get()));
+                        self.unsubscribe_detached(&method, sub.get());
                         return true;
                     }
                     return false;
@@ -348,10 +364,13 @@ impl Peer {
         &self.shared.subs
     }
 
-    /// Queue a frame without waiting (from `Drop` or the reader): at once if there is
-    /// room, else from a task of its own.
-    pub(crate) fn send_detached(&self, frame: String) {
-        send_detached(&self.shared.tx, Frame::Text(frame));
+    /// Stop the stream `id` that `method` opened on the peer: `{method}.unsubscribe` with
+    /// `[ID]`, as a notification (nothing waits for its answer), queued without waiting
+    /// (from `Drop` or the reader).
+    pub(crate) fn unsubscribe_detached(&self, method: &str, id: &str) {
+        let method = format!("{method}.unsubscribe");
+        let params = format!("[{id}]");
+        self.shared.notify_detached(&method, &params);
     }
 
     /// Subscribe to a stream: `method` with encoded params. See [`crate::Subscription`].
@@ -384,6 +403,18 @@ impl Peer {
 }
 
 impl PeerShared {
+    /// A notification queued without waiting: at once if there is room, else from a task.
+    fn notify_detached(&self, method: &str, params: &str) {
+        let notification = Event::Request {
+            method,
+            params: Some(params),
+            id: None,
+        };
+        if let Some(frame) = self.encoder.encode(notification) {
+            send_detached(&self.tx, frame);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Pending> {
         // A panic while holding this lock cannot leave the table inconsistent (every
         // operation is a single insert or remove), so a poisoned lock is still usable.
@@ -448,10 +479,8 @@ impl Drop for CallGuard<'_> {
                 }
             }
         }
-        let mut frame = String::with_capacity(64);
         let params = format!(r#"{{"id":{}}}"#, self.id);
-        message::write_request(&mut frame, CANCEL_METHOD, Some(&params), None);
-        send_detached(&self.shared.tx, Frame::Text(frame));
+        self.shared.notify_detached(CANCEL_METHOD, &params);
     }
 }
 

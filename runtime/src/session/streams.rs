@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use super::dispatch::{deliver, Reply};
 use super::guard::{CatchPanic, Setup};
-use super::outbound::{Event, Note, StreamRef};
+use super::outbound::{Event, Frame, Note, StreamRef};
 use super::{send, Shared};
 use crate::error::RpcError;
 use crate::hub::{Event as HubEvent, Feed};
@@ -132,10 +132,10 @@ async fn produce(shared: &Shared, method: &str, sub_id: u64, mut items: ItemStre
                 true,
             ),
         };
-        if frame.len() > limit {
+        let size = frame.as_ref().map_or(0, Frame::len);
+        if size > limit {
             let err = RpcError::internal(format!(
-                "a stream item of {} bytes exceeds the limit of {limit} bytes",
-                frame.len()
+                "a stream item of {size} bytes exceeds the limit of {limit} bytes"
             ));
             let frame = shared.encode(Event::End {
                 stream,
@@ -176,12 +176,13 @@ async fn relay(shared: &Shared, method: &str, sub_id: u64, mut feed: Box<Feed>) 
                     stream,
                     entry: &entry,
                 });
-                if frame.len() > limit {
+                let size = frame.as_ref().map_or(0, Frame::len);
+                if size > limit {
                     // Skipping it silently would break the sequence: the subscriber is
                     // told it lost this one.
                     tracing::warn!(
                         sub_id,
-                        bytes = frame.len(),
+                        bytes = size,
                         limit,
                         "a publication over the message size limit was not sent"
                     );

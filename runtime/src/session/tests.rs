@@ -76,9 +76,9 @@ struct Lines {
 }
 
 impl Encoder for Lines {
-    fn encode(&self, event: Event<'_>) -> String {
+    fn encode(&self, event: Event<'_>) -> Option<Frame> {
         *self.events.lock().unwrap() += 1;
-        match event {
+        let line = match event {
             Event::Answer { id, out: Ok(json) } => format!("answer {id} = {json}"),
             Event::Answer { id, out: Err(e) } => format!("answer {id} ! {}", e.code),
             Event::Item { stream, item } => format!("item {}#{} {item}", stream.method, stream.sub),
@@ -94,7 +94,9 @@ impl Encoder for Lines {
             Event::Note { note, offset, .. } => {
                 format!("{} {offset}", if note == Note::Gap { "gap" } else { "at" })
             }
-        }
+            Event::Request { method, id, .. } => format!("request {method} {id:?}"),
+        };
+        Some(Frame::Text(line))
     }
 
     fn batch(&self, parts: Vec<String>) -> String {
