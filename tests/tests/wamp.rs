@@ -1,5 +1,5 @@
 //! WAMP v2 on the same port, with the real clients: Autobahn|Python (asyncio, PyPI) and
-//! Autobahn|JS (npm, on Node.js) call the calculator, cancel, read progressive results and
+//! Autobahn|JS (npm, on Node.js), each over JSON, msgpack and CBOR, call the calculator, cancel, read progressive results and
 //! share a chat room topic with JSON-RPC clients; malformed WAMP is aborted without
 //! disturbing anyone else. `tests/wamp/setup.sh` installs the clients (`.ci/run` runs it;
 //! without network the tests say SKIPPED).
@@ -99,16 +99,19 @@ async fn run_client(
     heard
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn autobahn_python_calls_cancels_streams_and_shares_a_room() {
-    let Some((python, dir)) = clients("autobahn_python_calls_cancels_streams_and_shares_a_room")
-    else {
+/// Autobahn|Python with `serializer` (json, msgpack or cbor): the same checks for each.
+async fn autobahn_python(test: &str, serializer: &str) {
+    let Some((python, dir)) = clients(test) else {
         return;
     };
     let server = server().await;
     let mut command = tokio::process::Command::new(python);
-    command.arg(dir.join("client.py")).arg(server.url());
-    let heard = run_client(&server, command, "autobahn|python").await;
+    command
+        .arg(dir.join("client.py"))
+        .arg(server.url())
+        .arg(serializer);
+    let name = format!("autobahn|python {serializer}");
+    let heard = run_client(&server, command, &name).await;
     assert!(
         heard.contains(&"autobahn-python: hello from WAMP".to_string()),
         "{heard:?}"
@@ -116,9 +119,9 @@ async fn autobahn_python_calls_cancels_streams_and_shares_a_room() {
     assert!(heard.contains(&"json-rpc: m3".to_string()), "{heard:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn autobahn_js_calls_cancels_streams_and_shares_a_room() {
-    let Some((_, dir)) = clients("autobahn_js_calls_cancels_streams_and_shares_a_room") else {
+/// Autobahn|JS with `serializer`.
+async fn autobahn_js(test: &str, serializer: &str) {
+    let Some((_, dir)) = clients(test) else {
         return;
     };
     let server = server().await;
@@ -126,12 +129,52 @@ async fn autobahn_js_calls_cancels_streams_and_shares_a_room() {
     command
         .arg("--experimental-websocket")
         .arg(dir.join("client.mjs"))
-        .arg(server.url());
-    let heard = run_client(&server, command, "autobahn|js").await;
+        .arg(server.url())
+        .arg(serializer);
+    let name = format!("autobahn|js {serializer}");
+    let heard = run_client(&server, command, &name).await;
     assert!(
         heard.contains(&"autobahn-js: hello from WAMP".to_string()),
         "{heard:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autobahn_python_calls_cancels_streams_and_shares_a_room() {
+    autobahn_python(
+        "autobahn_python_calls_cancels_streams_and_shares_a_room",
+        "json",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autobahn_python_over_msgpack() {
+    autobahn_python("autobahn_python_over_msgpack", "msgpack").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autobahn_python_over_cbor() {
+    autobahn_python("autobahn_python_over_cbor", "cbor").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autobahn_js_calls_cancels_streams_and_shares_a_room() {
+    autobahn_js(
+        "autobahn_js_calls_cancels_streams_and_shares_a_room",
+        "json",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autobahn_js_over_msgpack() {
+    autobahn_js("autobahn_js_over_msgpack", "msgpack").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autobahn_js_over_cbor() {
+    autobahn_js("autobahn_js_over_cbor", "cbor").await;
 }
 
 async fn wamp(url: &str) -> RawWs {
