@@ -164,6 +164,9 @@ impl Running {
 struct Streams {
     next_id: u64,
     active: HashMap<u64, AbortHandle>,
+    /// The session has ended: a stream whose task starts only now is not served (its
+    /// task was spawned before the end, and would else stream to nobody for ever).
+    ended: bool,
 }
 
 /// Where a session's outgoing frames go.
@@ -341,7 +344,11 @@ impl Session {
         for abort in running {
             abort.abort();
         }
-        let streams: Vec<_> = shared.streams().active.drain().map(|(_, a)| a).collect();
+        let streams: Vec<_> = {
+            let mut streams = shared.streams();
+            streams.ended = true;
+            streams.active.drain().map(|(_, a)| a).collect()
+        };
         for abort in streams {
             abort.abort();
         }

@@ -49,6 +49,9 @@ pub(super) async fn subscribe(
     let (abort, registration) = AbortHandle::new_pair();
     let sub_id = {
         let mut streams = shared.streams();
+        if streams.ended {
+            return; // the session ended while this stream was being set up
+        }
         if streams.active.len() >= limit {
             None
         } else {

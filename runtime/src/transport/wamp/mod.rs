@@ -294,6 +294,12 @@ impl Wamp {
         drop(state);
     }
 
+    /// Has the client's `HELLO` been welcomed?
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn welcomed(&self) -> bool {
+        self.state().welcomed
+    }
+
     /// Calls and subscriptions the adapter still tracks: `(calls, request ids,
     /// subscribing, subscriptions)`.
     #[cfg(any(test, feature = "fuzzing"))]
