@@ -2,7 +2,8 @@
 //!
 //! The seam between the doors and everything behind them. A [`Session`] takes messages
 //! in ([`Session::handle_frame`] decodes a JSON-RPC frame with the codec, in one pass, into
-//! the codec's `Incoming` messages that the session dispatches), dispatches requests to the
+//! the codec's `Incoming` messages; a door with a codec of its own, WAMP's, decodes them
+//! itself and calls [`Session::handle_message`], the same entry), dispatches requests to the
 //! [`Router`](router::Router)'s handlers (inline when they finish at once, else as tasks
 //! that `$/cancelRequest` can abort), collects the answers of batches, serves streams, and
 //! hands responses to this side's own pending calls ([`peer`]).
@@ -14,14 +15,17 @@
 //! how subscription ids are numbered, its metrics label — is [`DoorCaps`], data the door
 //! passes in: the session names no door and imports no transport type. Each door — the
 //! WebSocket reader/writer, an HTTP POST, an SSE response, the HTTP client, WAMP — is an
-//! adapter that feeds it messages and writes out what it queues. (Requests this side
-//! sends through its [`Peer`] are JSON-RPC: only doors whose caps allow peer calls carry
-//! them, and those speak JSON-RPC.)
+//! adapter that feeds it messages and writes out what it queues. Requests and
+//! notifications this side sends through its [`Peer`] are events too
+//! ([`Event::Request`]), written by the same encoder.
 //!
 //! ```text
-//!  door ──frame──► Session::handle_frame ─► decode ─► request?  → handler (router) ─┐
-//!                                                   ─► response? → Peer (pending)    │
-//!  door ◄──Frame── queue ◄── door's Encoder ◄── Event (answer, batch, item, end, gap) ◄┘
+//!  door ──frame──► Session::handle_frame ─► decode ─┐
+//!  door with its own codec ──decoded message─────────┴─► Session::handle_message
+//!      ─► request?  → handler (router) ────────────────────────────────────────┐
+//!      ─► response? → Peer (pending)                                           │
+//!  door ◄──Frame── queue ◄── door's Encoder ◄── Event (answer, batch, item, end, gap,
+//!                                                    Peer's requests) ◄───────┘
 //! ```
 
 pub(crate) mod caller;

@@ -11,9 +11,10 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::message::{
-    decode, DecodeError, Incoming, Options, Part, Payload, Serializer, CALL, CANCEL, GOODBYE,
-    HELLO, WELCOME,
+    decode, DecodeError, Incoming, Options, Payload, Serializer, CALL, CANCEL, GOODBYE, HELLO,
+    WELCOME,
 };
+use super::write::Part;
 use super::{quote, random_id, Call, Flow, Wamp, MAX_CALL_TIMEOUT_MS};
 use crate::codec::message::Incoming as Message;
 use crate::codec::text::Text;

@@ -7,7 +7,8 @@
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use super::message::{Part, CALL, EVENT, RESULT, SUBSCRIBE, SUBSCRIBED};
+use super::message::{CALL, EVENT, RESULT, SUBSCRIBE, SUBSCRIBED};
+use super::write::Part;
 use super::{random_id, Sub, Wamp};
 use crate::error::{code, RpcError};
 use crate::session::outbound::{Encoder, Event, Frame};

@@ -11,7 +11,7 @@
 //! - out ([`encode`]): the session's events (answers, stream items and ends, topic
 //!   publications) go to this adapter's [`Encoder`](crate::session::outbound::Encoder),
 //!   which writes each as one WAMP message (`RESULT`, `ERROR`, progressive results,
-//!   `EVENT`, `SUBSCRIBED`) with the connection's serializer.
+//!   `EVENT`, `SUBSCRIBED`) with the connection's serializer ([`write`]).
 //!
 //! Which WAMP request an answer belongs to is in the adapter's own table ([`State`]): each
 //! `CALL` or `SUBSCRIBE` gets a call id of the session (a counter), mapped here to its
@@ -25,6 +25,7 @@ pub(crate) use adapter::Input;
 mod encode;
 pub(crate) mod message;
 mod topics;
+mod write;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -36,7 +37,8 @@ use crate::hub::Hub;
 use crate::session::outbound::{DoorCaps, Frame};
 use crate::session::router::Router;
 pub(crate) use message::Serializer;
-use message::{encode as write, Part, ABORT, ERROR};
+use message::{ABORT, ERROR};
+use write::{encode, Part};
 
 /// Why a WAMP session cannot call its client.
 pub(crate) const WAMP_PEER: &str =
@@ -217,7 +219,7 @@ impl Wamp {
 
     /// A message in this connection's serializer.
     fn message(&self, parts: &[Part<'_>]) -> Option<Frame> {
-        write(self.serializer, parts)
+        encode(self.serializer, parts)
     }
 
     async fn send(&self, parts: &[Part<'_>]) {

@@ -9,8 +9,9 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::adapter::feed;
-use super::message::UNSUBSCRIBED;
-use super::message::{Options, Part, Payload, PUBLISH, PUBLISHED, SUBSCRIBE, UNSUBSCRIBE};
+
+use super::message::{Options, Payload, PUBLISH, PUBLISHED, SUBSCRIBE, UNSUBSCRIBE, UNSUBSCRIBED};
+use super::write::Part;
 use super::{random_id, Sub, Subscribing, Wamp, MAX_EXCLUDED};
 use crate::codec::params::Params;
 use crate::codec::text::Text;
