@@ -389,3 +389,88 @@ async fn authentication_and_origin_apply_to_wamp() {
     let result = next(&mut ws).await;
     assert_eq!(result[3][0]["caller"], "wamp-user", "{result}");
 }
+
+/// msgpack and CBOR through a raw socket: binary frames both ways, the same answers as
+/// JSON (a result, a typed error, a progressive stream), and garbage aborted in the
+/// connection's own serializer.
+#[tokio::test]
+async fn binary_serializers_answer_in_binary_frames_and_abort_garbage() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let server = server().await;
+    for serializer in ["msgpack", "cbor"] {
+        let encode = |value: &Value| -> Vec<u8> {
+            match serializer {
+                "msgpack" => rmp_serde::to_vec(value).unwrap(),
+                _ => {
+                    let mut out = Vec::new();
+                    ciborium::ser::into_writer(value, &mut out).unwrap();
+                    out
+                }
+            }
+        };
+        let protocol = format!("wamp.2.{serializer}");
+        let (mut ws, resp) =
+            RawWs::connect_with(&server.url(), &[("sec-websocket-protocol", &protocol)])
+                .await
+                .unwrap();
+        assert_eq!(resp.headers()["sec-websocket-protocol"], *protocol);
+        // The next message: it must come in a binary frame.
+        async fn next(ws: &mut RawWs, serializer: &str) -> Option<Value> {
+            loop {
+                let frame = tokio::time::timeout(Duration::from_secs(10), ws.inner().next())
+                    .await
+                    .expect("a frame within 10 s");
+                match frame {
+                    Some(Ok(Message::Binary(bytes))) => {
+                        return Some(match serializer {
+                            "msgpack" => rmp_serde::from_slice(&bytes).unwrap(),
+                            _ => ciborium::de::from_reader(&bytes[..]).unwrap(),
+                        })
+                    }
+                    Some(Ok(Message::Text(text))) => {
+                        panic!("a text frame over {serializer}: {text}")
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    _ => return None,
+                }
+            }
+        }
+        ws.send_binary(encode(&json!([1, "realm1", {}]))).await;
+        assert_eq!(next(&mut ws, serializer).await.unwrap()[0], 2, "WELCOME");
+        ws.send_binary(encode(&json!([48, 1, {}, "Calculator.add", [1, 2]])))
+            .await;
+        assert_eq!(
+            next(&mut ws, serializer).await,
+            Some(json!([50, 1, {}, [3]]))
+        );
+        ws.send_binary(encode(&json!([48, 2, {}, "Calculator.divide", [1, 0]])))
+            .await;
+        let error = next(&mut ws, serializer).await.unwrap();
+        assert_eq!(error[4], "CalcError.DivideByZero", "{error}");
+        assert_eq!(error[5], json!([1001]), "{error}");
+        let ticks = json!([48, 3, {"receive_progress": true}, "Calculator.ticks", [2, 1]]);
+        ws.send_binary(encode(&ticks)).await;
+        assert_eq!(
+            next(&mut ws, serializer).await,
+            Some(json!([50, 3, {"progress": true}, [0]]))
+        );
+        assert_eq!(
+            next(&mut ws, serializer).await,
+            Some(json!([50, 3, {"progress": true}, [1]]))
+        );
+        assert_eq!(
+            next(&mut ws, serializer).await,
+            Some(json!([50, 3, {}, []]))
+        );
+        ws.send_binary(vec![0xc1, 0xff, 0x00]).await;
+        let abort = next(&mut ws, serializer).await.unwrap();
+        assert_eq!(
+            (abort[0].as_u64(), abort[2].as_str()),
+            (Some(3), Some("wamp.error.protocol_violation")),
+            "{abort}"
+        );
+        assert_eq!(next(&mut ws, serializer).await, None, "closed after ABORT");
+    }
+}
