@@ -1,3 +1,5 @@
+// Over ~500 lines with its unit test: one pending-call table with everything that touches it
+// (sending, completing, timing out, cancelling, closing), kept in one place.
 //! The calling side of a connection: [`Peer`] sends requests and notifications and
 //! matches responses to pending calls by id.
 

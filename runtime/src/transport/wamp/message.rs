@@ -1,3 +1,5 @@
+// Over ~500 lines with its unit tests (the code is ~420): decoding one WAMP message for three
+// serializers in one pass — the message visitor, options and payloads — kept together.
 //! WAMP messages on the wire: each incoming message decoded once, with the connection's
 //! serializer, into an [`Incoming`] (each outgoing one is written once from its parts:
 //! [`super::write`]).
