@@ -2,7 +2,7 @@
 # Run one fuzz target (README.md, "Development"). Needs the nightly toolchain and
 # cargo-fuzz (`cargo install cargo-fuzz`).
 #
-#   fuzz/run.sh TARGET [SECONDS] [JOBS]     TARGET: idl, codec or session (default 60 s, 1 job)
+#   fuzz/run.sh TARGET [SECONDS] [JOBS]     TARGET: idl, codec, session or wamp (default 60 s, 1 job)
 #
 # Seeds fuzz/corpus/TARGET from the test fixtures first: every .wire file of the
 # repository for `idl`, every JSON-RPC message quoted in the docs and tests for `codec`.
@@ -10,7 +10,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-target="${1:?usage: fuzz/run.sh idl|codec|session [SECONDS] [JOBS]}"
+target="${1:?usage: fuzz/run.sh idl|codec|session|wamp [SECONDS] [JOBS]}"
 seconds="${2:-60}"
 jobs="${3:-1}"
 corpus="$here/corpus/$target"
@@ -25,7 +25,7 @@ case "$target" in
       sed 's/\\"/"/g' | sort -u | while IFS= read -r line; do
         printf '%s' "$line" > "$corpus/seed-$(printf '%s' "$line" | sha1sum | cut -c1-16)"
       done ;;
-  session) ;;
+  session | wamp) ;;
   *) echo "unknown target $target" >&2; exit 2 ;;
 esac
 echo "corpus $corpus: $(ls "$corpus" | wc -l) inputs" >&2

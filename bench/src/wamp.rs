@@ -1,6 +1,6 @@
 //! A raw WAMP v2 load generator on tokio-tungstenite: the caller's side of the Basic
 //! Profile and nothing else. Each connection offers one serializer's subprotocol
-//! (`wamp.2.json` in text frames, `wamp.2.msgpack` in binary frames), joins a realm
+//! (`wamp.2.json` in text frames, `wamp.2.msgpack` or `wamp.2.cbor` in binary frames), joins a realm
 //! (`HELLO` → `WELCOME`), then keeps up to `inflight` `CALL`s of `Calculator.add(1, 2)` in
 //! flight, matching every `RESULT` (which must carry `[3]`) or `ERROR` to its call by
 //! request id and timing it in an HDR histogram, like `loadgen` does for JSON-RPC.
@@ -51,6 +51,8 @@ pub enum Serializer {
     Json,
     /// `wamp.2.msgpack`, binary frames.
     Msgpack,
+    /// `wamp.2.cbor`, binary frames.
+    Cbor,
 }
 
 impl Serializer {
@@ -59,14 +61,16 @@ impl Serializer {
         match self {
             Serializer::Json => "wamp.2.json",
             Serializer::Msgpack => "wamp.2.msgpack",
+            Serializer::Cbor => "wamp.2.cbor",
         }
     }
 
-    /// The name used in labels and output (`json`, `msgpack`).
+    /// The name used in labels and output (`json`, `msgpack`, `cbor`).
     pub fn name(self) -> &'static str {
         match self {
             Serializer::Json => "json",
             Serializer::Msgpack => "msgpack",
+            Serializer::Cbor => "cbor",
         }
     }
 
@@ -77,6 +81,11 @@ impl Serializer {
             }
             Serializer::Msgpack => {
                 Message::binary(rmp_serde::to_vec(value).expect("a WAMP message serializes"))
+            }
+            Serializer::Cbor => {
+                let mut out = Vec::new();
+                ciborium::ser::into_writer(value, &mut out).expect("a WAMP message serializes");
+                Message::binary(out)
             }
         }
     }
@@ -89,13 +98,16 @@ impl Serializer {
             (Serializer::Msgpack, Message::Binary(bytes)) => {
                 rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
             }
+            (Serializer::Cbor, Message::Binary(bytes)) => {
+                ciborium::de::from_reader(&bytes[..]).map_err(|e| e.to_string())
+            }
             (_, other) => Err(format!(
                 "a {} frame where {} sends {} frames",
                 frame_kind(other),
                 self.subprotocol(),
                 match self {
                     Serializer::Json => "text",
-                    Serializer::Msgpack => "binary",
+                    Serializer::Msgpack | Serializer::Cbor => "binary",
                 }
             )),
         }

@@ -89,6 +89,24 @@ async fn msgpack_is_refused_clearly_or_answered() {
     }
 }
 
+/// CBOR, which wirecall's server speaks since the WAMP adapter (#22): as clean as JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cbor_calls_are_answered_without_errors() {
+    let url = server().await;
+    wamp::probe(&url, Serializer::Cbor, "realm1")
+        .await
+        .expect("the server speaks wamp.2.cbor");
+    let report = bounded(wamp::run(&options(url, Serializer::Cbor)))
+        .await
+        .expect("the run starts");
+    assert_eq!(
+        report.errors, 0,
+        "no errors (first: {:?})",
+        report.first_error
+    );
+    assert!(report.calls > 0, "calls were answered: {report:?}");
+}
+
 /// No server: the run fails at once with a connection error, not a hang or a panic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_server_is_a_clear_error() {

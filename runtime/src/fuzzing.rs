@@ -22,6 +22,9 @@ use crate::session::{CloseReason, Origin, Session};
 use crate::transport::ws::WEBSOCKET_DOOR;
 use crate::typed::ParamTuple;
 
+mod wamp;
+pub use wamp::{wamp, WampOp, WampSerializer};
+
 /// Classify `text` as a frame; re-encode every accepted message and check that it parses
 /// to the same members; decode params into several typed tuples.
 pub fn codec(text: &str) {

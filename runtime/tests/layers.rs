@@ -35,7 +35,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The typed API that generated code calls.
     ("typed", &["typed.rs"]),
     // Support for fuzz/ and tests.
-    ("fuzzing", &["fuzzing.rs"]),
+    ("fuzzing", &["fuzzing.rs", "fuzzing/"]),
 ];
 
 /// Imports from a higher layer tolerated for now: (file, module it imports, why). Each

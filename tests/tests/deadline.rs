@@ -220,7 +220,11 @@ async fn a_chain_of_three_servers_stops_everywhere_at_once() {
         "{err}"
     );
     // (C's handler sleeps a minute; a generous margin for a loaded machine.)
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
     wait_for("the last server's handler to start", || {
         last.started.load(Ordering::SeqCst)
     })

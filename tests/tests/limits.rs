@@ -260,15 +260,19 @@ async fn subprotocol_negotiation() {
         }
         other => panic!("expected HTTP 400, got {:?}", other.map(|_| ())),
     }
-    // WAMP: JSON is chosen when offered; WAMP's other serializers are refused by name.
-    let (_, resp) = RawWs::connect_with(
-        &url,
-        &[("sec-websocket-protocol", "wamp.2.msgpack, wamp.2.json")],
-    )
-    .await
-    .unwrap();
-    assert_eq!(protocol(&resp).as_deref(), Some("wamp.2.json"));
-    match RawWs::connect_with(&url, &[("sec-websocket-protocol", "wamp.2.cbor")]).await {
+    // WAMP: the first serializer the client offers that the server speaks (JSON, msgpack,
+    // CBOR); WAMP's other serializers are refused by name.
+    for (offered, chosen) in [
+        ("wamp.2.msgpack, wamp.2.json", "wamp.2.msgpack"),
+        ("wamp.2.json, wamp.2.msgpack", "wamp.2.json"),
+        ("wamp.2.ubjson, wamp.2.cbor, wamp.2.json", "wamp.2.cbor"),
+    ] {
+        let (_, resp) = RawWs::connect_with(&url, &[("sec-websocket-protocol", offered)])
+            .await
+            .unwrap();
+        assert_eq!(protocol(&resp).as_deref(), Some(chosen), "{offered}");
+    }
+    match RawWs::connect_with(&url, &[("sec-websocket-protocol", "wamp.2.ubjson")]).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
             assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
             let body = String::from_utf8(resp.body().clone().unwrap()).unwrap();

@@ -6,8 +6,8 @@
 use std::num::NonZeroU32;
 
 use serde_json::{json, Value};
-use wirecall::policy::{Quota, RateLimitLayer};
 use wirecall::auth::{Identity, Refusal};
+use wirecall::policy::{Quota, RateLimitLayer};
 use wirecall::server::ServerHandle;
 use wirecall::{Client, Error, Server};
 use wirecall_examples::calculator::{Calculator, CalculatorClient};

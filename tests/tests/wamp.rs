@@ -1,5 +1,5 @@
 //! WAMP v2 on the same port, with the real clients: Autobahn|Python (asyncio, PyPI) and
-//! Autobahn|JS (npm, on Node.js) call the calculator, cancel, read progressive results and
+//! Autobahn|JS (npm, on Node.js), each over JSON, msgpack and CBOR, call the calculator, cancel, read progressive results and
 //! share a chat room topic with JSON-RPC clients; malformed WAMP is aborted without
 //! disturbing anyone else. `tests/wamp/setup.sh` installs the clients (`.ci/run` runs it;
 //! without network the tests say SKIPPED).
@@ -99,16 +99,19 @@ async fn run_client(
     heard
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn autobahn_python_calls_cancels_streams_and_shares_a_room() {
-    let Some((python, dir)) = clients("autobahn_python_calls_cancels_streams_and_shares_a_room")
-    else {
+/// Autobahn|Python with `serializer` (json, msgpack or cbor): the same checks for each.
+async fn autobahn_python(test: &str, serializer: &str) {
+    let Some((python, dir)) = clients(test) else {
         return;
     };
     let server = server().await;
     let mut command = tokio::process::Command::new(python);
-    command.arg(dir.join("client.py")).arg(server.url());
-    let heard = run_client(&server, command, "autobahn|python").await;
+    command
+        .arg(dir.join("client.py"))
+        .arg(server.url())
+        .arg(serializer);
+    let name = format!("autobahn|python {serializer}");
+    let heard = run_client(&server, command, &name).await;
     assert!(
         heard.contains(&"autobahn-python: hello from WAMP".to_string()),
         "{heard:?}"
@@ -116,9 +119,9 @@ async fn autobahn_python_calls_cancels_streams_and_shares_a_room() {
     assert!(heard.contains(&"json-rpc: m3".to_string()), "{heard:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn autobahn_js_calls_cancels_streams_and_shares_a_room() {
-    let Some((_, dir)) = clients("autobahn_js_calls_cancels_streams_and_shares_a_room") else {
+/// Autobahn|JS with `serializer`.
+async fn autobahn_js(test: &str, serializer: &str) {
+    let Some((_, dir)) = clients(test) else {
         return;
     };
     let server = server().await;
@@ -126,12 +129,52 @@ async fn autobahn_js_calls_cancels_streams_and_shares_a_room() {
     command
         .arg("--experimental-websocket")
         .arg(dir.join("client.mjs"))
-        .arg(server.url());
-    let heard = run_client(&server, command, "autobahn|js").await;
+        .arg(server.url())
+        .arg(serializer);
+    let name = format!("autobahn|js {serializer}");
+    let heard = run_client(&server, command, &name).await;
     assert!(
         heard.contains(&"autobahn-js: hello from WAMP".to_string()),
         "{heard:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autobahn_python_calls_cancels_streams_and_shares_a_room() {
+    autobahn_python(
+        "autobahn_python_calls_cancels_streams_and_shares_a_room",
+        "json",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autobahn_python_over_msgpack() {
+    autobahn_python("autobahn_python_over_msgpack", "msgpack").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autobahn_python_over_cbor() {
+    autobahn_python("autobahn_python_over_cbor", "cbor").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autobahn_js_calls_cancels_streams_and_shares_a_room() {
+    autobahn_js(
+        "autobahn_js_calls_cancels_streams_and_shares_a_room",
+        "json",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autobahn_js_over_msgpack() {
+    autobahn_js("autobahn_js_over_msgpack", "msgpack").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autobahn_js_over_cbor() {
+    autobahn_js("autobahn_js_over_cbor", "cbor").await;
 }
 
 async fn wamp(url: &str) -> RawWs {
@@ -200,10 +243,10 @@ async fn malformed_wamp_is_aborted_and_everyone_else_is_served() {
         json!([6, {}, "wamp.close.goodbye_and_out"])
     );
 
-    // Other WAMP serializers are refused at the handshake.
+    // WAMP serializers other than JSON, msgpack and CBOR are refused at the handshake.
     let refused = RawWs::connect_with(
         &server.url(),
-        &[("sec-websocket-protocol", "wamp.2.msgpack")],
+        &[("sec-websocket-protocol", "wamp.2.ubjson")],
     )
     .await;
     assert!(refused.is_err());
@@ -345,4 +388,89 @@ async fn authentication_and_origin_apply_to_wamp() {
     ws.send(r#"[48,1,{},"Calculator.stats",[]]"#).await;
     let result = next(&mut ws).await;
     assert_eq!(result[3][0]["caller"], "wamp-user", "{result}");
+}
+
+/// msgpack and CBOR through a raw socket: binary frames both ways, the same answers as
+/// JSON (a result, a typed error, a progressive stream), and garbage aborted in the
+/// connection's own serializer.
+#[tokio::test]
+async fn binary_serializers_answer_in_binary_frames_and_abort_garbage() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let server = server().await;
+    for serializer in ["msgpack", "cbor"] {
+        let encode = |value: &Value| -> Vec<u8> {
+            match serializer {
+                "msgpack" => rmp_serde::to_vec(value).unwrap(),
+                _ => {
+                    let mut out = Vec::new();
+                    ciborium::ser::into_writer(value, &mut out).unwrap();
+                    out
+                }
+            }
+        };
+        let protocol = format!("wamp.2.{serializer}");
+        let (mut ws, resp) =
+            RawWs::connect_with(&server.url(), &[("sec-websocket-protocol", &protocol)])
+                .await
+                .unwrap();
+        assert_eq!(resp.headers()["sec-websocket-protocol"], *protocol);
+        // The next message: it must come in a binary frame.
+        async fn next(ws: &mut RawWs, serializer: &str) -> Option<Value> {
+            loop {
+                let frame = tokio::time::timeout(Duration::from_secs(10), ws.inner().next())
+                    .await
+                    .expect("a frame within 10 s");
+                match frame {
+                    Some(Ok(Message::Binary(bytes))) => {
+                        return Some(match serializer {
+                            "msgpack" => rmp_serde::from_slice(&bytes).unwrap(),
+                            _ => ciborium::de::from_reader(&bytes[..]).unwrap(),
+                        })
+                    }
+                    Some(Ok(Message::Text(text))) => {
+                        panic!("a text frame over {serializer}: {text}")
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    _ => return None,
+                }
+            }
+        }
+        ws.send_binary(encode(&json!([1, "realm1", {}]))).await;
+        assert_eq!(next(&mut ws, serializer).await.unwrap()[0], 2, "WELCOME");
+        ws.send_binary(encode(&json!([48, 1, {}, "Calculator.add", [1, 2]])))
+            .await;
+        assert_eq!(
+            next(&mut ws, serializer).await,
+            Some(json!([50, 1, {}, [3]]))
+        );
+        ws.send_binary(encode(&json!([48, 2, {}, "Calculator.divide", [1, 0]])))
+            .await;
+        let error = next(&mut ws, serializer).await.unwrap();
+        assert_eq!(error[4], "CalcError.DivideByZero", "{error}");
+        assert_eq!(error[5], json!([1001]), "{error}");
+        let ticks = json!([48, 3, {"receive_progress": true}, "Calculator.ticks", [2, 1]]);
+        ws.send_binary(encode(&ticks)).await;
+        assert_eq!(
+            next(&mut ws, serializer).await,
+            Some(json!([50, 3, {"progress": true}, [0]]))
+        );
+        assert_eq!(
+            next(&mut ws, serializer).await,
+            Some(json!([50, 3, {"progress": true}, [1]]))
+        );
+        assert_eq!(
+            next(&mut ws, serializer).await,
+            Some(json!([50, 3, {}, []]))
+        );
+        ws.send_binary(vec![0xc1, 0xff, 0x00]).await;
+        let abort = next(&mut ws, serializer).await.unwrap();
+        assert_eq!(
+            (abort[0].as_u64(), abort[2].as_str()),
+            (Some(3), Some("wamp.error.protocol_violation")),
+            "{abort}"
+        );
+        assert_eq!(next(&mut ws, serializer).await, None, "closed after ABORT");
+    }
 }

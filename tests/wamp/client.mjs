@@ -2,15 +2,20 @@
 // (tests/tests/wamp.rs). Node 20 needs --experimental-websocket (Autobahn|JS uses the
 // native WebSocket).
 //
-//   node --experimental-websocket client.mjs URL
+//   node --experimental-websocket client.mjs URL [json|msgpack|cbor]
 //
-// The same checks as client.py; prints `ok: <check>` per check, READY once subscribed to
+// The same checks as client.py, with the serializer it names (JSON if none); prints `ok: <check>` per check, READY once subscribed to
 // the lobby, and exits 0 when all pass.
 
 import assert from "node:assert/strict";
 import autobahn from "autobahn";
 
 const url = process.argv[2];
+const serializer = {
+  json: () => new autobahn.serializer.JSONSerializer(),
+  msgpack: () => new autobahn.serializer.MsgpackSerializer(),
+  cbor: () => new autobahn.serializer.CBORSerializer(),
+}[process.argv[3] ?? "json"]();
 const ok = (name) => console.log(`ok: ${name}`);
 
 async function expectError(promise, uri, contains) {
@@ -81,7 +86,7 @@ async function checks(session) {
   ok("topic events from JSON-RPC clients, own publication excluded");
 }
 
-const connection = new autobahn.Connection({ url, realm: "realm1", max_retries: 0 });
+const connection = new autobahn.Connection({ url, realm: "realm1", max_retries: 0, serializers: [serializer] });
 let passed = false;
 connection.onopen = async (session) => {
   try {

@@ -1,11 +1,13 @@
 """Autobahn|Python (asyncio) against a wirecall server speaking WAMP (tests/tests/wamp.rs).
 
-    python client.py URL
+    python client.py URL [json|msgpack|cbor]
 
 Calls every calculator method, checks typed and protocol errors, cancels a sleep and
 times one out, reads progressive results of a stream, then subscribes to the chat room
 `lobby`, prints READY, and expects the three messages the test says over JSON-RPC (and
 not its own publication). Prints `ok: <check>` per check; exits 0 when all pass.
+The second argument picks the serializer it offers (JSON if none): the checks are the
+same for each.
 """
 
 import asyncio
@@ -14,9 +16,13 @@ import time
 
 from autobahn.asyncio.wamp import ApplicationRunner, ApplicationSession
 from autobahn.wamp.exception import ApplicationError
+from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSerializer
 from autobahn.wamp.types import CallOptions, PublishOptions
 
 URL = sys.argv[1]
+SERIALIZER = {"json": JsonSerializer, "msgpack": MsgPackSerializer, "cbor": CBORSerializer}[
+    sys.argv[2] if len(sys.argv) > 2 else "json"
+]()
 outcome = {"ok": False}
 
 
@@ -120,7 +126,7 @@ class Session(ApplicationSession):
 
 loop = asyncio.new_event_loop()
 asyncio.set_event_loop(loop)
-runner = ApplicationRunner(URL, "realm1")
+runner = ApplicationRunner(URL, "realm1", serializers=[SERIALIZER])
 loop.run_until_complete(runner.run(Session, start_loop=False))
 loop.run_forever()
 sys.exit(0 if outcome["ok"] else 1)

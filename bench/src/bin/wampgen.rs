@@ -32,7 +32,8 @@ struct Args {
     /// Warm-up seconds (not measured).
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
-    /// The WAMP serializer: `json` (wamp.2.json) or `msgpack` (wamp.2.msgpack).
+    /// The WAMP serializer: `json` (wamp.2.json), `msgpack` (wamp.2.msgpack) or `cbor`
+    /// (wamp.2.cbor).
     #[arg(long, value_enum, default_value_t = Serializer::Json)]
     serializer: Serializer,
     /// The realm to join.

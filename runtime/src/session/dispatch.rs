@@ -14,7 +14,7 @@ use tracing::Instrument;
 use super::guard::{
     poll_once, start_call, start_subscribe, start_topic, Bounded, CatchPanic, Deadline,
 };
-use super::outbound::Event;
+use super::outbound::{Event, Frame as Outbound};
 use super::policy::{self, CallKind, Next, Opened, RpcRequest, Run};
 use super::streams::{subscribe, subscribe_layered, unsubscribe};
 use super::{send, Session, Shared};
@@ -25,7 +25,7 @@ use crate::error::RpcError;
 use crate::session::context::Context;
 use crate::session::peer::CANCEL_METHOD;
 use crate::session::router::{MethodFuture, MethodResult, Route};
-use crate::session::subscription::{unsubscribe_frame, Routed};
+use crate::session::subscription::Routed;
 use crate::telemetry::{self, CallTimer, MethodMetrics, Outcome};
 
 /// Where the answer of a call goes: straight out, or into its batch.
@@ -87,17 +87,30 @@ impl Session {
             }
         };
         match single {
-            Ok(msg) => {
-                let owes_answer = expects_answer(&msg);
-                handle_message(shared, msg, text, &Reply::Direct, close)
-                    .await
-                    .then_some(Dispatched {
-                        owes_answer,
-                        parse_error: false,
-                    })
-            }
+            // The same entry as a door that decodes its own messages.
+            Ok(msg) => self.handle_message(msg, text, close).await,
             Err(e) => Some(answer_frame_error(shared, e).await),
         }
+    }
+
+    /// Handle one message a door decoded itself (WAMP's adapter, from its own codec): a
+    /// request, notification or response as structured data, dispatched as a frame's
+    /// would be. `frame` is the text its raw values borrow from, if any (a response's
+    /// result is kept in it without a copy). `None` if `close` was cancelled while
+    /// waiting for room to run another call.
+    pub(crate) async fn handle_message(
+        &self,
+        msg: Incoming<'_>,
+        frame: &Text,
+        close: &CancellationToken,
+    ) -> Option<Dispatched> {
+        let owes_answer = expects_answer(&msg);
+        handle_message(&self.shared, msg, frame, &Reply::Direct, close)
+            .await
+            .then_some(Dispatched {
+                owes_answer,
+                parse_error: false,
+            })
     }
 
     /// While draining for shutdown: answer new requests with an error, still accept
@@ -110,21 +123,21 @@ impl Session {
                 "Server shutting down",
             )
         };
-        let answer = |msg: Incoming<'_>| -> Option<String> {
+        let answer = |msg: Incoming<'_>| -> Option<Outbound> {
             match msg {
                 Incoming::Response { id, outcome } => {
                     shared.peer.complete(id, outcome, text);
                     None
                 }
-                Incoming::Request { id: Some(id), .. } => Some(shared.encode(Event::Answer {
+                Incoming::Request { id: Some(id), .. } => shared.encode(Event::Answer {
                     id: id.get(),
                     out: Err(shutting_down()),
-                })),
+                }),
                 Incoming::Request { id: None, .. } => None,
-                Incoming::Invalid { id } => Some(shared.encode(Event::Answer {
+                Incoming::Invalid { id } => shared.encode(Event::Answer {
                     id: id.map_or("null", |i| i.get()),
                     out: Err(RpcError::invalid_request()),
-                })),
+                }),
             }
         };
         let out = match parse_frame(text) {
@@ -132,15 +145,13 @@ impl Session {
             Ok(Frame::Batch(items)) => {
                 let parts: Vec<String> = items
                     .into_iter()
-                    .filter_map(|i| answer(classify(i)))
+                    .filter_map(|i| text_of(answer(classify(i))))
                     .collect();
-                (!parts.is_empty()).then(|| shared.encoder.batch(parts))
+                (!parts.is_empty()).then(|| Outbound::Text(shared.encoder.batch(parts)))
             }
-            Err(_) => Some(null_error(shared, RpcError::parse_error())),
+            Err(_) => null_error(shared, RpcError::parse_error()),
         };
-        if let Some(out) = out {
-            send(shared, out).await;
-        }
+        send(shared, out).await;
     }
 }
 
@@ -158,8 +169,16 @@ async fn answer_frame_error(shared: &Shared, e: FrameError) -> Dispatched {
     }
 }
 
+/// The text of an encoded message, for a batch (only JSON-RPC doors carry batches).
+fn text_of(frame: Option<Outbound>) -> Option<String> {
+    match frame {
+        Some(Outbound::Text(text)) => Some(text),
+        _ => None,
+    }
+}
+
 /// An error answering a message whose id is unknown (`null`).
-fn null_error(shared: &Shared, error: RpcError) -> String {
+fn null_error(shared: &Shared, error: RpcError) -> Option<Outbound> {
     shared.encode(Event::Answer {
         id: "null",
         out: Err(error),
@@ -488,7 +507,7 @@ fn route_to_subscription(shared: &Shared, params: &RawValue, frame: &Text) -> bo
     let handled = matches!(subs.route(params, frame, &mut unsubscribe), Routed::Handled);
     for (method, id) in unsubscribe {
         tracing::debug!(%id, "subscription lagged or dropped; unsubscribing");
-        shared.peer.send_detached(unsubscribe_frame(&method, &id));
+        shared.peer.unsubscribe_detached(&method, &id);
     }
     handled
 }
@@ -607,10 +626,10 @@ async fn cancel(shared: &Arc<Shared>, params: Option<&RawValue>) {
 pub(super) async fn deliver(shared: &Shared, reply: &Reply, id: &str, out: MethodResult) {
     let mut json = shared.encode(Event::Answer { id, out });
     let limit = shared.config.max_message_size;
-    if json.len() > limit {
+    let size = json.as_ref().map_or(0, Outbound::len);
+    if size > limit {
         let err = RpcError::internal(format!(
-            "the response is {} bytes, over the limit of {limit} bytes",
-            json.len()
+            "the response is {size} bytes, over the limit of {limit} bytes"
         ));
         tracing::warn!(id, "{}", err);
         json = shared.encode(Event::Answer { id, out: Err(err) });
@@ -620,17 +639,19 @@ pub(super) async fn deliver(shared: &Shared, reply: &Reply, id: &str, out: Metho
         Reply::Batch(batch) => {
             let done = {
                 let mut parts = batch.parts.lock().unwrap_or_else(|e| e.into_inner());
-                parts.push(json);
+                parts.extend(text_of(json));
                 batch.remaining.fetch_sub(1, Ordering::AcqRel) == 1
             };
             if done {
                 let parts =
                     std::mem::take(&mut *batch.parts.lock().unwrap_or_else(|e| e.into_inner()));
-                let mut frame = shared.encoder.batch(parts);
-                if frame.len() > limit {
+                let frame = shared.encoder.batch(parts);
+                let frame = if frame.len() > limit {
                     let err = RpcError::internal("the batch response exceeds the size limit");
-                    frame = null_error(shared, err);
-                }
+                    null_error(shared, err)
+                } else {
+                    Some(Outbound::Text(frame))
+                };
                 send(shared, frame).await;
             }
         }

@@ -2,7 +2,8 @@
 //!
 //! The seam between the doors and everything behind them. A [`Session`] takes messages
 //! in ([`Session::handle_frame`] decodes a JSON-RPC frame with the codec, in one pass, into
-//! the codec's `Incoming` messages that the session dispatches), dispatches requests to the
+//! the codec's `Incoming` messages; a door with a codec of its own, WAMP's, decodes them
+//! itself and calls [`Session::handle_message`], the same entry), dispatches requests to the
 //! [`Router`](router::Router)'s handlers (inline when they finish at once, else as tasks
 //! that `$/cancelRequest` can abort), collects the answers of batches, serves streams, and
 //! hands responses to this side's own pending calls ([`peer`]).
@@ -14,14 +15,17 @@
 //! how subscription ids are numbered, its metrics label — is [`DoorCaps`], data the door
 //! passes in: the session names no door and imports no transport type. Each door — the
 //! WebSocket reader/writer, an HTTP POST, an SSE response, the HTTP client, WAMP — is an
-//! adapter that feeds it messages and writes out what it queues. (Requests this side
-//! sends through its [`Peer`] are JSON-RPC: only doors whose caps allow peer calls carry
-//! them, and those speak JSON-RPC.)
+//! adapter that feeds it messages and writes out what it queues. Requests and
+//! notifications this side sends through its [`Peer`] are events too
+//! ([`Event::Request`]), written by the same encoder.
 //!
 //! ```text
-//!  door ──frame──► Session::handle_frame ─► decode ─► request?  → handler (router) ─┐
-//!                                                   ─► response? → Peer (pending)    │
-//!  door ◄──Frame── queue ◄── door's Encoder ◄── Event (answer, batch, item, end, gap) ◄┘
+//!  door ──frame──► Session::handle_frame ─► decode ─┐
+//!  door with its own codec ──decoded message─────────┴─► Session::handle_message
+//!      ─► request?  → handler (router) ────────────────────────────────────────┐
+//!      ─► response? → Peer (pending)                                           │
+//!  door ◄──Frame── queue ◄── door's Encoder ◄── Event (answer, batch, item, end, gap,
+//!                                                    Peer's requests) ◄───────┘
 //! ```
 
 pub(crate) mod caller;
@@ -170,6 +174,9 @@ impl Running {
 struct Streams {
     next_id: u64,
     active: HashMap<u64, AbortHandle>,
+    /// The session has ended: a stream whose task starts only now is not served (its
+    /// task was spawned before the end, and would else stream to nobody for ever).
+    ended: bool,
 }
 
 /// Where a session's outgoing frames go.
@@ -231,7 +238,7 @@ impl Session {
         tx: mpsc::Sender<Frame>,
         encoder: Arc<dyn Encoder>,
     ) -> Session {
-        let peer = Peer::new(tx.clone(), &config);
+        let peer = Peer::new(tx.clone(), &config, encoder.clone());
         if let Some(why) = door.no_peer_calls {
             peer.close(&CloseReason::NoConnection(why.into()));
         }
@@ -355,7 +362,11 @@ impl Session {
         for abort in running {
             abort.abort();
         }
-        let streams: Vec<_> = shared.streams().active.drain().map(|(_, a)| a).collect();
+        let streams: Vec<_> = {
+            let mut streams = shared.streams();
+            streams.ended = true;
+            streams.active.drain().map(|(_, a)| a).collect()
+        };
         for abort in streams {
             abort.abort();
         }
@@ -392,8 +403,8 @@ struct Parts {
 }
 
 impl Shared {
-    /// An event in the door's format.
-    fn encode(&self, event: Event<'_>) -> String {
+    /// An event in the door's format (`None`: the door has nothing to send for it).
+    fn encode(&self, event: Event<'_>) -> Option<Frame> {
         self.encoder.encode(event)
     }
 }
@@ -401,15 +412,19 @@ impl Shared {
 /// Queue a frame. Usually the queue has room: no need to set up a wait (the wait is boxed,
 /// so that every task that sends — one per subscription — is not the larger for it). If
 /// the transport is gone, its reader notices the connection closing.
-async fn send(shared: &Shared, frame: String) {
+async fn send(shared: &Shared, frame: Option<Frame>) {
+    let Some(frame) = frame else { return };
     match &shared.outgoing {
-        Outgoing::Queue(tx) => match tx.try_send(Frame::Text(frame)) {
+        Outgoing::Queue(tx) => match tx.try_send(frame) {
             Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
             Err(mpsc::error::TrySendError::Full(msg)) => {
                 let _ = Box::pin(tx.send(msg)).await;
             }
         },
         Outgoing::Answer(slot) => {
+            let Frame::Text(frame) = frame else {
+                return; // (a POST's encoder is JSON-RPC's: text)
+            };
             let tx = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
             match tx {
                 Some(tx) => {

@@ -1,11 +1,12 @@
 //! The seam's way out: what a session hands its door.
 //!
 //! The session never writes a wire format itself. It hands structured [`Event`]s (an
-//! answer, a stream item, a stream's end, a topic publication, a gap or position note) to
-//! the [`Encoder`] its door supplied, and queues the encoded result as a [`Frame`] for the
-//! door's writer. [`JsonRpc`] is the encoder of the JSON-RPC doors (WebSocket, HTTP POST,
-//! server-sent events, the HTTP client): one serde_json write per frame, as before there
-//! was a seam. What a door allows is [`DoorCaps`], plain data.
+//! answer, a stream item, a stream's end, a topic publication, a gap or position note, a
+//! request or notification to the peer) to the [`Encoder`] its door supplied, and queues
+//! the encoded result as a [`Frame`] for the door's writer. [`JsonRpc`] is the encoder of
+//! the JSON-RPC doors (WebSocket, HTTP POST, server-sent events, the HTTP client): one
+//! serde_json write per frame, as before there was a seam; WAMP's is in
+//! `transport/wamp/encode.rs`. What a door allows is [`DoorCaps`], plain data.
 
 use std::sync::{Arc, LazyLock};
 
@@ -41,10 +42,23 @@ pub(crate) struct DoorCaps {
 pub(crate) enum Frame {
     /// An encoded message.
     Text(String),
+    /// An encoded message of a binary format (WAMP's msgpack or CBOR).
+    Binary(Vec<u8>),
     /// A keep-alive ping (WebSocket).
     Ping,
     /// A close frame: its code and reason (WebSocket).
     Close(Option<(u16, String)>),
+}
+
+impl Frame {
+    /// The encoded message's size in bytes (0 for a ping or close).
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Frame::Text(text) => text.len(),
+            Frame::Binary(bytes) => bytes.len(),
+            Frame::Ping | Frame::Close(_) => 0,
+        }
+    }
 }
 
 /// One stream this side serves, as its encoder sees it.
@@ -85,6 +99,15 @@ pub(crate) enum Event<'a> {
         epoch: &'a str,
         offset: u64,
     },
+    /// A request to the peer (`id`: this side's call id) or, without an id, a notification
+    /// (this side's `$/cancelRequest` and unsubscriptions too). `params`: JSON.
+    Request {
+        method: &'a str,
+        params: Option<&'a str>,
+        id: Option<u64>,
+        /// How long this side waits for the answer, in milliseconds (`"$timeout"`).
+        timeout_ms: Option<u64>,
+    },
 }
 
 /// Which position note.
@@ -107,11 +130,17 @@ impl Note {
 
 /// Turns a session's events into the door's wire format.
 pub(crate) trait Encoder: Send + Sync + 'static {
-    /// One event as one message.
-    fn encode(&self, event: Event<'_>) -> String;
+    /// One event as one message ([`Frame::Text`] or [`Frame::Binary`]); `None` if the
+    /// door's protocol has nothing to say for it (WAMP has no position notes, and ends
+    /// some calls itself).
+    fn encode(&self, event: Event<'_>) -> Option<Frame>;
 
-    /// The answers of one batch (each from [`Encoder::encode`]) as one message.
-    fn batch(&self, parts: Vec<String>) -> String;
+    /// The answers of one batch (each from [`Encoder::encode`]) as one message. Only
+    /// JSON-RPC has batches: a door that never feeds one keeps this default.
+    fn batch(&self, parts: Vec<String>) -> String {
+        let _ = parts;
+        String::new()
+    }
 
     /// Made once per stream and handed back in every [`StreamRef`]: what its messages
     /// share (JSON-RPC: the notification's start, up to the subscription id).
@@ -132,7 +161,31 @@ pub(crate) fn json_rpc() -> Arc<dyn Encoder> {
 }
 
 impl Encoder for JsonRpc {
-    fn encode(&self, event: Event<'_>) -> String {
+    fn encode(&self, event: Event<'_>) -> Option<Frame> {
+        Some(Frame::Text(self.text(event)))
+    }
+
+    fn batch(&self, parts: Vec<String>) -> String {
+        let mut frame = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum::<usize>() + 2);
+        frame.push('[');
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                frame.push(',');
+            }
+            frame.push_str(part);
+        }
+        frame.push(']');
+        frame
+    }
+
+    fn stream_header(&self, method: &str, sub: u64) -> String {
+        message::subscription_prefix(method, sub)
+    }
+}
+
+impl JsonRpc {
+    /// An event as JSON-RPC text.
+    pub(crate) fn text(&self, event: Event<'_>) -> String {
         match event {
             Event::Answer { id, out } => response_json(id, out),
             Event::Item { stream, item } => {
@@ -154,24 +207,23 @@ impl Encoder for JsonRpc {
                 epoch,
                 offset,
             } => message::topic_note_frame(stream.method, stream.sub, note.name(), epoch, offset),
-        }
-    }
-
-    fn batch(&self, parts: Vec<String>) -> String {
-        let mut frame = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum::<usize>() + 2);
-        frame.push('[');
-        for (i, part) in parts.iter().enumerate() {
-            if i > 0 {
-                frame.push(',');
+            Event::Request {
+                method,
+                params,
+                id,
+                timeout_ms,
+            } => {
+                let mut frame =
+                    String::with_capacity(64 + method.len() + params.map_or(0, str::len));
+                match (id, timeout_ms) {
+                    (Some(id), Some(ms)) => {
+                        message::write_timed_request(&mut frame, method, params, id, ms)
+                    }
+                    _ => message::write_request(&mut frame, method, params, id),
+                }
+                frame
             }
-            frame.push_str(part);
         }
-        frame.push(']');
-        frame
-    }
-
-    fn stream_header(&self, method: &str, sub: u64) -> String {
-        message::subscription_prefix(method, sub)
     }
 }
 

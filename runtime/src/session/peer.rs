@@ -1,3 +1,5 @@
+// Over ~500 lines with its unit test: one pending-call table with everything that touches it
+// (sending, completing, timing out, cancelling, closing), kept in one place.
 //! The calling side of a connection: [`Peer`] sends requests and notifications and
 //! matches responses to pending calls by id.
 
@@ -12,15 +14,12 @@ use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::codec::message;
 use crate::codec::text::Text;
 use crate::config::ConnectionConfig;
 use crate::error::{code, RpcError};
 use crate::session::error::Error;
-use crate::session::outbound::Frame;
-use crate::session::subscription::{
-    unsubscribe_frame, PendingSub, RawSub, SubEntry, SubState, SubTable,
-};
+use crate::session::outbound::{self, Encoder, Event, Frame};
+use crate::session::subscription::{PendingSub, RawSub, SubEntry, SubState, SubTable};
 use crate::session::CloseReason;
 
 /// The method name of cancellation notifications.
@@ -95,6 +94,8 @@ struct Pending {
 
 pub(crate) struct PeerShared {
     tx: mpsc::Sender<Frame>,
+    /// The door's wire format: requests and notifications go out as [`Event::Request`].
+    encoder: Arc<dyn Encoder>,
     pending: Mutex<Pending>,
     next_id: AtomicU64,
     call_timeout: Duration,
@@ -125,10 +126,15 @@ impl fmt::Debug for Peer {
 }
 
 impl Peer {
-    pub(crate) fn new(tx: mpsc::Sender<Frame>, config: &ConnectionConfig) -> Self {
+    pub(crate) fn new(
+        tx: mpsc::Sender<Frame>,
+        config: &ConnectionConfig,
+        encoder: Arc<dyn Encoder>,
+    ) -> Self {
         Peer {
             shared: Arc::new(PeerShared {
                 tx,
+                encoder,
                 pending: Mutex::new(Pending::default()),
                 next_id: AtomicU64::new(1),
                 call_timeout: config.call_timeout,
@@ -151,7 +157,7 @@ impl Peer {
             subscription_buffer: 1,
             ..ConnectionConfig::default()
         };
-        let peer = Peer::new(tx, &config);
+        let peer = Peer::new(tx, &config, outbound::json_rpc());
         peer.close(&CloseReason::NoConnection(reason.into()));
         peer
     }
@@ -180,11 +186,18 @@ impl Peer {
         let shared = &*self.shared;
         let timeout = inherit_deadline(timeout.unwrap_or(shared.call_timeout));
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut frame = String::with_capacity(64 + method.len() + params.map_or(0, str::len));
         // The peer learns how long this side waits: it stops the call by itself then.
         // (Rounded up: the peer never gives up before this side does.)
         let timeout_ms = u64::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
-        message::write_timed_request(&mut frame, method, params, id, timeout_ms);
+        let request = Event::Request {
+            method,
+            params,
+            id: Some(id),
+            timeout_ms: Some(timeout_ms),
+        };
+        let Some(frame) = shared.encoder.encode(request) else {
+            return Err(CallFailure::NotSent(shared.close_reason()));
+        };
         if frame.len() > shared.max_message_size {
             return Err(CallFailure::Other(Error::MessageTooLarge {
                 size: frame.len(),
@@ -206,7 +219,7 @@ impl Peer {
             armed: true,
         };
         let call = async {
-            if shared.tx.send(Frame::Text(frame)).await.is_err() {
+            if shared.tx.send(frame).await.is_err() {
                 // The writer is gone: the request never left.
                 shared.lock().calls.remove(&id);
                 return Err(CallFailure::NotSent(shared.close_reason()));
@@ -239,8 +252,15 @@ impl Peer {
     /// Send a notification with params already encoded.
     pub(crate) async fn notify_raw(&self, method: &str, params: Option<&str>) -> Result<(), Error> {
         let shared = &*self.shared;
-        let mut frame = String::with_capacity(40 + method.len() + params.map_or(0, str::len));
-        message::write_request(&mut frame, method, params, None);
+        let notification = Event::Request {
+            method,
+            params,
+            id: None,
+            timeout_ms: None,
+        };
+        let Some(frame) = shared.encoder.encode(notification) else {
+            return Err(Error::Disconnected(shared.close_reason()));
+        };
         if frame.len() > shared.max_message_size {
             return Err(Error::MessageTooLarge {
                 size: frame.len(),
@@ -252,7 +272,7 @@ impl Peer {
         }
         shared
             .tx
-            .send(Frame::Text(frame))
+            .send(frame)
             .await
             .map_err(|_| Error::Disconnected(shared.close_reason()))
     }
@@ -296,7 +316,7 @@ impl Peer {
                     if let (Some(method), Ok(sub)) = (pending.abandoned.remove(&id), &outcome) {
                         drop(pending);
                         // A subscribe answered after its caller gave up: stop what it opened.
-                        self.send_detached(unsubscribe_frame(&method, sub.get()));
+                        self.unsubscribe_detached(&method, sub.get());
                         return true;
                     }
                     return false;
@@ -358,10 +378,13 @@ impl Peer {
         &self.shared.subs
     }
 
-    /// Queue a frame without waiting (from `Drop` or the reader): at once if there is
-    /// room, else from a task of its own.
-    pub(crate) fn send_detached(&self, frame: String) {
-        send_detached(&self.shared.tx, Frame::Text(frame));
+    /// Stop the stream `id` that `method` opened on the peer: `{method}.unsubscribe` with
+    /// `[ID]`, as a notification (nothing waits for its answer), queued without waiting
+    /// (from `Drop` or the reader).
+    pub(crate) fn unsubscribe_detached(&self, method: &str, id: &str) {
+        let method = format!("{method}.unsubscribe");
+        let params = format!("[{id}]");
+        self.shared.notify_detached(&method, &params);
     }
 
     /// Subscribe to a stream: `method` with encoded params. See [`crate::Subscription`].
@@ -394,6 +417,19 @@ impl Peer {
 }
 
 impl PeerShared {
+    /// A notification queued without waiting: at once if there is room, else from a task.
+    fn notify_detached(&self, method: &str, params: &str) {
+        let notification = Event::Request {
+            method,
+            params: Some(params),
+            id: None,
+            timeout_ms: None,
+        };
+        if let Some(frame) = self.encoder.encode(notification) {
+            send_detached(&self.tx, frame);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Pending> {
         // A panic while holding this lock cannot leave the table inconsistent (every
         // operation is a single insert or remove), so a poisoned lock is still usable.
@@ -458,10 +494,8 @@ impl Drop for CallGuard<'_> {
                 }
             }
         }
-        let mut frame = String::with_capacity(64);
         let params = format!(r#"{{"id":{}}}"#, self.id);
-        message::write_request(&mut frame, CANCEL_METHOD, Some(&params), None);
-        send_detached(&self.shared.tx, Frame::Text(frame));
+        self.shared.notify_detached(CANCEL_METHOD, &params);
     }
 }
 
@@ -509,4 +543,3 @@ mod tests {
         assert_eq!(copied.json(), "[1,2]");
     }
 }
-

@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use super::dispatch::{deliver, Reply};
 use super::guard::{Bounded, CatchPanic};
-use super::outbound::{Event, Note, StreamRef};
+use super::outbound::{Event, Frame, Note, StreamRef};
 use super::policy::{OpenStream, Opened};
 use super::{send, Shared};
 use crate::error::RpcError;
@@ -111,6 +111,10 @@ pub(super) fn open_stream(shared: &Shared) -> Result<(u64, AbortRegistration), R
     let limit = shared.config.max_subscriptions;
     let (abort, registration) = AbortHandle::new_pair();
     let mut streams = shared.streams();
+    if streams.ended {
+        // The session ended while this stream was being set up: nobody would end it.
+        return Err(RpcError::internal("the connection has ended"));
+    }
     if streams.active.len() >= limit {
         return Err(RpcError::limit_exceeded(format!(
             "too many subscriptions on this connection (the limit is {limit})"
@@ -195,10 +199,10 @@ async fn produce(shared: &Shared, method: &str, sub_id: u64, mut items: ItemStre
                 true,
             ),
         };
-        if frame.len() > limit {
+        let size = frame.as_ref().map_or(0, Frame::len);
+        if size > limit {
             let err = RpcError::internal(format!(
-                "a stream item of {} bytes exceeds the limit of {limit} bytes",
-                frame.len()
+                "a stream item of {size} bytes exceeds the limit of {limit} bytes"
             ));
             let frame = shared.encode(Event::End {
                 stream,
@@ -239,12 +243,13 @@ async fn relay(shared: &Shared, method: &str, sub_id: u64, mut feed: Box<Feed>) 
                     stream,
                     entry: &entry,
                 });
-                if frame.len() > limit {
+                let size = frame.as_ref().map_or(0, Frame::len);
+                if size > limit {
                     // Skipping it silently would break the sequence: the subscriber is
                     // told it lost this one.
                     tracing::warn!(
                         sub_id,
-                        bytes = frame.len(),
+                        bytes = size,
                         limit,
                         "a publication over the message size limit was not sent"
                     );

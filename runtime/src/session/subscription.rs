@@ -30,7 +30,6 @@ use tokio::sync::mpsc;
 
 use futures_util::future::BoxFuture;
 
-use crate::codec::message;
 use crate::codec::text::Text;
 use crate::error::{code, ApplicationError, NoAppError, RpcError};
 use crate::hub::{Gap, Position, SINCE_PARAM};
@@ -282,20 +281,6 @@ impl SubTable {
     }
 }
 
-/// The unsubscribe message of a stream: `{method}.unsubscribe` with `[ID]`, as a
-/// notification (nothing waits for its answer).
-pub(crate) fn unsubscribe_frame(method: &str, id: &str) -> String {
-    let mut frame = String::with_capacity(64 + method.len());
-    let params = format!("[{id}]");
-    message::write_request(
-        &mut frame,
-        &format!("{method}.unsubscribe"),
-        Some(&params),
-        None,
-    );
-    frame
-}
-
 /// Parts of a new client-side subscription, created before the subscribe request is
 /// sent so that the reader can register it the moment the answer arrives.
 pub(crate) struct PendingSub {
@@ -337,8 +322,7 @@ impl Drop for RawSub {
     fn drop(&mut self) {
         // Still active on the server (not ended by it, nor by the connection)?
         if self.peer.subscriptions().remove(&self.id) {
-            let frame = unsubscribe_frame(&self.method, &self.id);
-            self.peer.send_detached(frame);
+            self.peer.unsubscribe_detached(&self.method, &self.id);
         }
     }
 }

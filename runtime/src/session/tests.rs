@@ -77,9 +77,9 @@ struct Lines {
 }
 
 impl Encoder for Lines {
-    fn encode(&self, event: Event<'_>) -> String {
+    fn encode(&self, event: Event<'_>) -> Option<Frame> {
         *self.events.lock().unwrap() += 1;
-        match event {
+        let line = match event {
             Event::Answer { id, out: Ok(json) } => format!("answer {id} = {json}"),
             Event::Answer { id, out: Err(e) } => format!("answer {id} ! {}", e.code),
             Event::Item { stream, item } => format!("item {}#{} {item}", stream.method, stream.sub),
@@ -95,7 +95,9 @@ impl Encoder for Lines {
             Event::Note { note, offset, .. } => {
                 format!("{} {offset}", if note == Note::Gap { "gap" } else { "at" })
             }
-        }
+            Event::Request { method, id, .. } => format!("request {method} {id:?}"),
+        };
+        Some(Frame::Text(line))
     }
 
     fn batch(&self, parts: Vec<String>) -> String {
@@ -227,4 +229,48 @@ async fn a_door_may_end_with_its_stream_and_number_streams_in_the_process() {
         [r#"{"jsonrpc":"2.0","result":1,"id":1}"#]
     );
     assert!(!session.stream_ended().is_cancelled());
+}
+
+/// This side's requests and notifications to the peer (calls, `notify`, and the
+/// `$/cancelRequest` of a call given up) are events through the door's encoder too, not
+/// JSON-RPC text the peer handle writes itself.
+#[tokio::test]
+async fn the_peers_requests_go_through_the_doors_encoder() {
+    let lines = Arc::new(Lines::default());
+    let (session, mut rx) = session(ALL, lines.clone());
+    let peer = session.peer().clone();
+    peer.notify_raw("hello", Some("[1]")).await.unwrap();
+    let call = peer.request_raw("ask", Some("[]"), Some(Duration::from_millis(50)));
+    assert!(call.await.is_err(), "nobody answers: it times out");
+    assert_eq!(
+        frames(&mut rx, 3).await,
+        [
+            "request hello None",
+            "request ask Some(1)",
+            "request $/cancelRequest None",
+        ]
+    );
+    assert_eq!(*lines.events.lock().unwrap(), 3);
+}
+
+/// A door that decodes its own messages hands them to the session as structured data,
+/// and is answered like a frame's.
+#[tokio::test]
+async fn a_decoded_message_is_dispatched_like_a_frames() {
+    let lines = Arc::new(Lines::default());
+    let (session, mut rx) = session(ALL, lines);
+    let params = serde_json::value::RawValue::from_string("[4,5]".into()).unwrap();
+    let id = serde_json::value::RawValue::from_string("12".into()).unwrap();
+    let message = crate::codec::message::Incoming::Request {
+        method: "add".into(),
+        params: Some(&params),
+        id: Some(&id),
+        timeout: None,
+    };
+    let handled = session
+        .handle_message(message, &Text::default(), &CancellationToken::new())
+        .await
+        .expect("handled");
+    assert!(handled.owes_answer);
+    assert_eq!(frames(&mut rx, 1).await, ["answer 12 = 9"]);
 }

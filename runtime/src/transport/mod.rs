@@ -11,7 +11,8 @@
 //!   bodies cap, per-IP limit);
 //! - [`body`] and [`deadline`]: a request body read whole, and the deadline of a body or a
 //!   WebSocket message that a peer has started and not finished;
-//! - [`wamp`]: WAMP v2 over a WebSocket, translated to and from the session's JSON-RPC.
+//! - [`wamp`]: WAMP v2 over a WebSocket (JSON, msgpack, CBOR): an adapter with its own codec
+//!   and request table over the session's decoded-message entry and encoder.
 
 mod body;
 pub(crate) mod deadline;

@@ -41,13 +41,13 @@ use crate::codec::text::Text;
 use crate::config::ConnectionConfig;
 use crate::error::RpcError;
 use crate::hub::Hub;
-use crate::session::outbound::{json_rpc, DoorCaps, Frame};
+use crate::session::outbound::{json_rpc, DoorCaps, Encoder, Frame};
 use crate::session::peer::Peer;
 use crate::session::router::Router;
 use crate::session::{CloseReason, Origin, Session};
 use crate::telemetry;
 use crate::transport::deadline::{MessageWatch, TooSlow};
-use crate::transport::wamp::{Flow, Wamp, WAMP_DOOR};
+use crate::transport::wamp::{Flow, Input, Serializer, Wamp, WAMP_DOOR};
 
 /// A WebSocket speaking JSON-RPC: everything, in both directions.
 pub(crate) const WEBSOCKET_DOOR: DoorCaps = DoorCaps {
@@ -87,9 +87,9 @@ pub(crate) struct Setup {
     /// When the session's identity expires (time left at the handshake): the server then
     /// closes with code 4401.
     pub(crate) expires: Option<Duration>,
-    /// `Some` when the client chose WAMP (`wamp.2.json`): the realm it must use (any if
-    /// `None`), and the hub of the topics.
-    pub(crate) wamp: Option<(Option<Arc<str>>, Hub)>,
+    /// `Some` when the client chose WAMP: the realm it must use (any if `None`), the hub
+    /// of the topics, and the serializer it chose.
+    pub(crate) wamp: Option<(Option<Arc<str>>, Hub, Serializer)>,
     /// A server's deadline for a message the peer has started to send (its stream counts
     /// what it reads into the watch).
     pub(crate) messages: Option<MessageWatch>,
@@ -111,30 +111,21 @@ where
 {
     let (tx, rx) = mpsc::channel(setup.config.send_queue);
     let remote = setup.origin.remote_addr;
-    // WAMP: the session's frames go through a translator on their way to the writer.
-    let mut wamp = None;
-    let (session_tx, door) = match setup.wamp {
-        None => (tx, WEBSOCKET_DOOR),
-        Some((realm, hub)) => {
-            let (json_tx, json_rx) = mpsc::channel(setup.config.send_queue);
-            let translator = Wamp::new(setup.router.clone(), realm, hub, tx);
-            wamp = Some((translator, json_rx));
-            (json_tx, WAMP_DOOR)
+    // WAMP: an adapter that decodes the client's messages for the session and is the
+    // session's encoder (its frames go straight to the writer).
+    let write_deadline = write_deadline(&setup.config);
+    let (door, encoder, wamp) = match setup.wamp {
+        None => (WEBSOCKET_DOOR, json_rpc(), None),
+        Some((realm, hub, serializer)) => {
+            let adapter = Wamp::new(setup.router.clone(), realm, hub, serializer, tx.clone());
+            (
+                WAMP_DOOR,
+                adapter.clone() as Arc<dyn Encoder>,
+                Some(adapter),
+            )
         }
     };
-    let write_deadline = write_deadline(&setup.config);
-    let session = Session::new(
-        setup.config,
-        setup.router,
-        door,
-        setup.origin,
-        session_tx,
-        json_rpc(),
-    );
-    let wamp = wamp.map(|(translator, json_rx)| {
-        tokio::spawn(translator.clone().translate(json_rx));
-        translator
-    });
+    let session = Session::new(setup.config, setup.router, door, setup.origin, tx, encoder);
     let peer = session.peer().clone();
     let span = tracing::debug_span!("connection", id = %session.connection_id(), remote = ?remote);
     let (sink, stream) = ws.split();
@@ -166,6 +157,10 @@ where
         };
         let reason = read_loop(&session, stream, ends, wamp.as_ref()).await;
         tracing::debug!(%reason, "connection closing");
+        if let (Some(wamp), CloseReason::Shutdown) = (&wamp, &reason) {
+            // A graceful shutdown says goodbye the WAMP way first.
+            wamp.goodbye_on_shutdown().await;
+        }
         // (Only a server holds anything: it is the side that closes on expiry.)
         finish(&session, writer, &reason, server_side).await;
         if let Some(wamp) = &wamp {
@@ -280,7 +275,7 @@ where
         if let Some(watch) = &mut messages {
             watch.message();
         }
-        let text = match msg {
+        let input = match msg {
             None => return CloseReason::ClosedByPeer,
             Some(Err(WsError::Capacity(e))) => {
                 tracing::debug!("closing: {e}");
@@ -307,10 +302,16 @@ where
                 return CloseReason::ClosedByPeer
             }
             Some(Err(e)) => return CloseReason::Error(e.to_string()),
-            Some(Ok(Message::Text(text))) => Text::from(text),
+            Some(Ok(Message::Text(text))) => Input::Text(Text::from(text)),
+            // WAMP's binary serializers: the bytes as they are.
+            Some(Ok(Message::Binary(bytes)))
+                if wamp.is_some_and(|w| w.serializer() != Serializer::Json) =>
+            {
+                Input::Bytes(bytes)
+            }
             Some(Ok(Message::Binary(bytes))) => match Text::try_from(bytes) {
                 // Lenient: a binary frame holding UTF-8 JSON is read like a text frame.
-                Ok(text) => text,
+                Ok(text) => Input::Text(text),
                 Err(_) => {
                     session.refuse(RpcError::parse_error()).await;
                     continue;
@@ -325,9 +326,13 @@ where
             Some(Ok(_)) => continue, // ping (answered by tungstenite), pong, raw frame
         };
         let handled = async {
-            match wamp {
-                None => session.handle_frame(&text, close).await.is_some(),
-                Some(wamp) => !matches!(wamp.incoming(&text, session, close).await, Flow::Close),
+            match (wamp, input) {
+                (Some(wamp), input) => {
+                    let handled = wamp.incoming(input, session, close).await;
+                    !matches!(handled, Flow::Close)
+                }
+                (None, Input::Text(text)) => session.handle_frame(&text, close).await.is_some(),
+                (None, Input::Bytes(_)) => true, // (only a binary WAMP session reads bytes)
             }
         };
         let mut handled = pin!(handled);
@@ -473,6 +478,7 @@ async fn send_close(session: &Session, code: CloseCode, reason: &str) {
 pub(crate) fn to_message(frame: Frame) -> Message {
     match frame {
         Frame::Text(text) => Message::Text(text.into()),
+        Frame::Binary(bytes) => Message::Binary(bytes.into()),
         Frame::Ping => Message::Ping(Default::default()),
         Frame::Close(None) => Message::Close(None),
         Frame::Close(Some((code, reason))) => Message::Close(Some(CloseFrame {
@@ -553,9 +559,7 @@ async fn write_loop<S>(
         let mut bytes = 0;
         for frame in burst.drain(..) {
             closing = matches!(frame, Frame::Close(_));
-            if let Frame::Text(text) = &frame {
-                bytes += text.len();
-            }
+            bytes += frame.len();
             match stall.within(sink.feed(to_message(frame))).await {
                 Some(Ok(())) => {}
                 Some(Err(e)) => {

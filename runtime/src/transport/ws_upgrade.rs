@@ -1,5 +1,5 @@
 //! The WebSocket upgrade of the server's endpoint: a `GET` with `Upgrade: websocket`
-//! checked (key, version, subprotocol: `jsonrpc-2.0` or `wamp.2.json`), admitted (the
+//! checked (key, version, subprotocol: `jsonrpc-2.0`, or WAMP's `wamp.2.json`, `wamp.2.msgpack`, `wamp.2.cbor`), admitted (the
 //! connection count, the handshake hooks), answered with 101, then the upgraded connection
 //! handed to the WebSocket session ([`super::ws`]). Next to the WebSocket code rather than
 //! in `http.rs`, which routes requests and serves the POST and server-sent-event doors.
@@ -17,7 +17,7 @@ use super::deadline::{CountingIo, MessageWatch};
 use super::http::{
     owned, remote_addr, text, too_many_connections, Endpoint, Resp, ResponseBody, Slot, Source,
 };
-use super::wamp::{is_other_wamp, WAMP_SUBPROTOCOL};
+use super::wamp::{is_other_wamp, negotiate};
 use super::ws::{self, Setup, SUBPROTOCOL};
 use crate::session::Origin;
 use crate::telemetry::{Open, Via};
@@ -61,7 +61,7 @@ impl Endpoint {
             }
         };
         let mut subprotocol = None;
-        let mut wamp = false;
+        let mut wamp = None;
         if let Some(offered) = headers.get(header::SEC_WEBSOCKET_PROTOCOL) {
             let offered: Vec<&str> = offered
                 .to_str()
@@ -71,13 +71,14 @@ impl Endpoint {
                 .collect();
             if offered.contains(&SUBPROTOCOL) {
                 subprotocol = Some(HeaderValue::from_static(SUBPROTOCOL));
-            } else if offered.contains(&WAMP_SUBPROTOCOL) {
-                subprotocol = Some(HeaderValue::from_static(WAMP_SUBPROTOCOL));
-                wamp = true;
+            } else if let Some(serializer) = negotiate(offered.iter().copied()) {
+                // The first WAMP serializer the client offers that this server speaks.
+                subprotocol = Some(HeaderValue::from_static(serializer.subprotocol()));
+                wamp = Some(serializer);
             } else if offered.iter().any(|p| is_other_wamp(p)) {
                 return text(
                     StatusCode::BAD_REQUEST,
-                    "unsupported WAMP serializer: this server speaks wamp.2.json (and jsonrpc-2.0)",
+                    "unsupported WAMP serializer: this server speaks wamp.2.json, wamp.2.msgpack and wamp.2.cbor (and jsonrpc-2.0)",
                 );
             } else {
                 return text(
@@ -125,7 +126,13 @@ impl Endpoint {
                     Open::session(Via::WebSocket),
                 ))),
                 expires,
-                wamp: wamp.then(|| (endpoint.wamp_realm.clone(), endpoint.hub.clone())),
+                wamp: wamp.map(|serializer| {
+                    (
+                        endpoint.wamp_realm.clone(),
+                        endpoint.hub.clone(),
+                        serializer,
+                    )
+                }),
                 messages: Some(messages),
             };
             // The server's own listener: the TCP (or TLS) stream itself, without hyper's
