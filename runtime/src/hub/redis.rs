@@ -12,10 +12,11 @@
 //! Every node listens on one channel, `P:DB:publications` (`DB` the database number:
 //! pub/sub ignores databases).
 //!
-//! A Redis that restarts without its data starts every key in a new epoch, so subscribers
-//! are told of the gap. Run it without persistence (or with `appendfsync always`): one that
-//! comes back from an older snapshot would hand out offsets a second time. And run it with
-//! `maxmemory-policy noeviction`: an evicted history is a gap for subscribers that need it.
+//! A Redis that restarts, with or without its data (an older snapshot, a replica promoted),
+//! starts every key in a new epoch on first use (the key's hash remembers the `run_id` of
+//! the process that wrote it), so subscribers are told of the gap and no position is handed
+//! out twice. Run it with `maxmemory-policy noeviction`: an evicted history is a gap for
+//! subscribers that need it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -109,12 +110,19 @@ impl RedisOptions {
 /// removes one (an eviction, a `DEL`, an expiry) removes the other, so an offset is never
 /// handed out twice in one epoch. Offsets travel as strings (never through Lua numbers,
 /// which print 1e14 as `1e+14`).
+///
+/// The hash also holds the `run_id` of the Redis process that wrote it (`r`): a Redis
+/// restarted (from an older snapshot, an AOF without `appendfsync always`) or a replica
+/// promoted may hold a counter that went back, so a hash written by another process than
+/// the one running the script starts a new epoch. A position is never handed out twice.
 const COMMON: &str = r#"
 local function epoch_of(hkey, skey, fresh, ttl_ms)
-  local e = redis.call('HGET', hkey, 'e')
-  if not e then
+  local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
+  local h = redis.call('HMGET', hkey, 'e', 'r')
+  local e = h[1]
+  if not e or h[2] ~= run then
     redis.call('DEL', hkey, skey)
-    redis.call('HSET', hkey, 'e', fresh, 'n', '0')
+    redis.call('HSET', hkey, 'e', fresh, 'n', '0', 'r', run)
     redis.call('PEXPIRE', hkey, ttl_ms)
     e = fresh
   end
