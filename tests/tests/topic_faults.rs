@@ -469,7 +469,7 @@ async fn deleting_a_topics_counter_and_history_is_a_new_epoch_never_a_reused_off
     let mut published = Published::new("m");
     for i in 1..=40 {
         if i == 20 {
-            let keys = redis.command(0, &["KEYS", "wirecall:Chat.room*"]);
+            let keys = redis.command(0, &["KEYS", "wirecall:{Chat.room*"]);
             let doomed: Vec<&str> = keys
                 .lines()
                 .filter(|k| !k.ends_with(":e") && !k.contains(":i:"))
@@ -692,7 +692,10 @@ async fn a_redis_restored_from_an_older_snapshot_is_one_gap_into_a_new_epoch_nev
 
     redis.restart(); // SIGKILL, then back from the snapshot taken after the 10th
     assert_eq!(
-        redis.command(0, &["HGET", &format!("wirecall:{}:h", key_of(&b.hub)), "n"]),
+        redis.command(
+            0,
+            &["HGET", &format!("wirecall:{{{}}}:h", key_of(&b.hub)), "n"]
+        ),
         "10",
         "Redis came back from the snapshot"
     );
@@ -730,7 +733,11 @@ async fn a_redis_restored_from_an_older_snapshot_is_one_gap_into_a_new_epoch_nev
                     Seen::Gap(_) => None,
                 })
                 .collect();
-            assert_eq!(texts, ["m20", "m21", "m22", "m23", "m24"], "{who}: {seen:?}");
+            assert_eq!(
+                texts,
+                ["m20", "m21", "m22", "m23", "m24"],
+                "{who}: {seen:?}"
+            );
         }
     }
 }
