@@ -305,7 +305,7 @@ fn publication(kind: Kind, seq: u64, t: u64, pad: &str, room: &str) -> String {
 
 async fn measure(run: Run) {
     assert!(
-        run.keys >= 1 && run.subs % run.keys == 0,
+        run.keys >= 1 && run.subs.is_multiple_of(run.keys),
         "--subs must be a multiple of --keys"
     );
     assert!(

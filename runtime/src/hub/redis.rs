@@ -768,10 +768,7 @@ impl Relay {
 
     /// The keys whose channels are to be joined, and the channels to leave, given what is
     /// joined. Keys still joined (left and wanted again meanwhile) are marked at once.
-    fn plan(
-        &self,
-        joined: &HashMap<Arc<str>, Arc<str>>,
-    ) -> (Vec<(Arc<str>, Arc<str>)>, Vec<Arc<str>>) {
+    fn plan(&self, joined: &HashMap<Arc<str>, Arc<str>>) -> (Vec<KeyChannel>, Vec<Arc<str>>) {
         let mut state = self.lock();
         let mut join = Vec::new();
         for (key, local) in state.keys.iter_mut() {
@@ -796,7 +793,7 @@ impl Relay {
     }
 
     /// These keys' channels are joined.
-    fn joined(&self, keys: &[(Arc<str>, Arc<str>)]) {
+    fn joined(&self, keys: &[KeyChannel]) {
         let mut state = self.lock();
         for (key, _) in keys {
             if let Some(local) = state.keys.get_mut(key) {
@@ -816,6 +813,9 @@ impl Relay {
         }
     }
 }
+
+/// A topic key and its channel.
+type KeyChannel = (Arc<str>, Arc<str>);
 
 /// Releases a feed whose open did not finish (it failed, or was given up).
 struct Opening {
