@@ -6,7 +6,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use wirecall::{Hub, Server, ServerHandle};
+use wirecall::hub::Hub;
+use wirecall::server::ServerHandle;
+use wirecall::Server;
 use wirecall_examples::chat::{Chat, ChatServer, ChatTopics, Message};
 use wirecall_tests::proxy::Proxy;
 use wirecall_tests::services::{require, Redis};
