@@ -32,6 +32,8 @@ struct State {
     delay_ms: AtomicU64,
     cut_next: AtomicBool,
     accepted: AtomicU64,
+    /// Bytes forwarded from the target back to the clients.
+    from_target: AtomicU64,
     /// Connections numbered below this forward nothing more, ever.
     frozen_below: AtomicU64,
     /// Every connection listens here for "drop now" (`true`: with a reset).
@@ -50,6 +52,7 @@ impl Proxy {
             delay_ms: AtomicU64::new(0),
             cut_next: AtomicBool::new(false),
             accepted: AtomicU64::new(0),
+            from_target: AtomicU64::new(0),
             frozen_below: AtomicU64::new(0),
             kill: broadcast::channel(1).0,
         });
@@ -76,8 +79,8 @@ impl Proxy {
                     let (mut cr, mut cw) = client.into_split();
                     let (mut sr, mut sw) = server.into_split();
                     let reset = tokio::select! {
-                        _ = pipe(&mut cr, &mut sw, st.clone(), number) => false,
-                        _ = pipe(&mut sr, &mut cw, st.clone(), number) => false,
+                        _ = pipe(&mut cr, &mut sw, st.clone(), number, false) => false,
+                        _ = pipe(&mut sr, &mut cw, st.clone(), number, true) => false,
                         reset = kill.recv() => reset.unwrap_or(false),
                     };
                     if reset {
@@ -156,6 +159,11 @@ impl Proxy {
     pub fn accepted(&self) -> u64 {
         self.state.accepted.load(Ordering::SeqCst)
     }
+
+    /// Bytes forwarded so far from the target back to the clients.
+    pub fn bytes_from_target(&self) -> u64 {
+        self.state.from_target.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for Proxy {
@@ -170,6 +178,7 @@ async fn pipe(
     to: &mut tokio::net::tcp::OwnedWriteHalf,
     st: Arc<State>,
     number: u64,
+    from_target: bool,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     let frozen = || number < st.frozen_below.load(Ordering::SeqCst);
@@ -202,6 +211,9 @@ async fn pipe(
         }
         if to.write_all(&buf[..n]).await.is_err() {
             return;
+        }
+        if from_target {
+            st.from_target.fetch_add(n as u64, Ordering::SeqCst);
         }
     }
 }

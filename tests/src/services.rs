@@ -125,8 +125,9 @@ impl Drop for Process {
     }
 }
 
-/// A `redis-server` without persistence: killed, it comes back empty (a Redis that lost
-/// its data).
+/// A `redis-server` without automatic persistence: killed, it comes back empty (a Redis
+/// that lost its data), or from the snapshot a `SAVE` wrote (a Redis restored from an
+/// older snapshot, as Debian's RDB setup does after a crash).
 #[derive(Debug)]
 pub struct Redis {
     program: PathBuf,
@@ -231,7 +232,8 @@ impl Redis {
         self.process.kill();
     }
 
-    /// Start it again on the same port, empty.
+    /// Kill it (SIGKILL) and start it again on the same port: empty, or with what its last
+    /// `SAVE` wrote (a Redis restored from an older snapshot).
     pub fn restart(&mut self) {
         self.process.kill();
         self.process = Self::run(&self.program, &self.dir, self.port);

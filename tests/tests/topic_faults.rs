@@ -469,7 +469,7 @@ async fn deleting_a_topics_counter_and_history_is_a_new_epoch_never_a_reused_off
     let mut published = Published::new("m");
     for i in 1..=40 {
         if i == 20 {
-            let keys = redis.command(0, &["KEYS", "wirecall:Chat.room*"]);
+            let keys = redis.command(0, &["KEYS", "wirecall:{Chat.room*"]);
             let doomed: Vec<&str> = keys
                 .lines()
                 .filter(|k| !k.ends_with(":e") && !k.contains(":i:"))
@@ -653,4 +653,97 @@ async fn since_beyond_or_ahead(hub: Hub) {
         assert_eq!(next["params"]["offset"], now + 1, "{next}");
         ws.assert_no_answer_pending().await;
     }
+}
+
+/// Issue #29 §3, exactly as reported: Debian's usual Redis (RDB snapshots), 20 messages
+/// said (offsets 1–20), a snapshot after the 10th, Redis killed (SIGKILL) and restarted
+/// from that snapshot, 5 more said. No position is handed out twice: the key moves to a
+/// new epoch, one announced gap for every subscriber — one that saw everything, one that
+/// started at offset 20 and stayed, one that started at 20 and resumes with `$since`
+/// after the restore — and none of them is sent anything from before its own start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restored_from_an_older_snapshot_is_one_gap_into_a_new_epoch_never_a_reused_position(
+) {
+    let Some(mut redis) = redis_server(
+        "a_redis_restored_from_an_older_snapshot_is_one_gap_into_a_new_epoch_never_a_reused_position",
+    ) else {
+        return;
+    };
+    let (a, b) = two_nodes(&redis, quick()).await;
+    let early = subscribers(&a, 1).await;
+    let mut published = Published::new("m");
+    for i in 0..20 {
+        if i == 10 {
+            assert_eq!(redis.command(0, &["SAVE"]), "OK");
+        }
+        published.publish(&b.hub, i).await;
+    }
+    let Outcome::At(twentieth) = published.outcomes[19].1.clone() else {
+        panic!("{published:?}");
+    };
+    assert_eq!(twentieth.offset, 20);
+    early[0].until("m19").await;
+    // Two subscribers start at offset 20; one of them is then cut off.
+    let stays = Subscriber::start(a.server.local_addr()).await;
+    let away = Subscriber::start(b.server.local_addr()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    away.proxy.refuse(true);
+    away.proxy.drop_all();
+
+    redis.restart(); // SIGKILL, then back from the snapshot taken after the 10th
+    assert_eq!(
+        redis.command(
+            0,
+            &["HGET", &format!("wirecall:{{{}}}:h", key_of(&b.hub)), "n"]
+        ),
+        "10",
+        "Redis came back from the snapshot"
+    );
+    for i in 20..25 {
+        published.publish(&b.hub, i).await;
+    }
+    away.proxy.refuse(false);
+    assert_eq!(
+        published.count(|o| !matches!(o, Outcome::At(_))),
+        0,
+        "{published:?}"
+    );
+    // No (epoch, offset) handed out twice.
+    let mut positions = std::collections::HashSet::new();
+    for (i, outcome) in &published.outcomes {
+        let Outcome::At(at) = outcome else {
+            unreachable!()
+        };
+        assert!(
+            positions.insert(at.clone()),
+            "m{i} got {at}, a position handed out before: {published:?}"
+        );
+    }
+    for (who, sub) in [("early", &early[0]), ("stays", &stays), ("away", &away)] {
+        let seen = sub.until("m24").await;
+        check(who, &seen, &published, Gaps::NewEpoch);
+        let gaps = seen.iter().filter(|s| matches!(s, Seen::Gap(_))).count();
+        assert_eq!(gaps, 1, "{who}: {seen:?}");
+        if who != "early" {
+            // Nothing from before its start (offset 20 of the first epoch).
+            let texts: Vec<&str> = seen
+                .iter()
+                .filter_map(|s| match s {
+                    Seen::Item(t, _) => Some(t.as_str()),
+                    Seen::Gap(_) => None,
+                })
+                .collect();
+            assert_eq!(
+                texts,
+                ["m20", "m21", "m22", "m23", "m24"],
+                "{who}: {seen:?}"
+            );
+        }
+    }
+}
+
+/// The Redis key (without prefix and suffix) of the test's room.
+fn key_of(hub: &Hub) -> String {
+    let key = ChatTopics::new(hub).room(ROOM).key().to_string();
+    key
 }

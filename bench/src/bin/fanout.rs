@@ -17,6 +17,10 @@
 //! fanout minimal-server 127.0.0.1:0
 //! fanout run --kind wirecall --url ws://127.0.0.1:9001/ --subs 2000 --seconds 5
 //! ```
+//!
+//! With `--keys K` (wirecall only; `bench/keys.sh`), the subscribers are spread over K rooms
+//! (`k0`, `k1`, …; subscriber `i` in room `i % K`, on the server `(i % K) % URLS`, so each
+//! server holds its share of the rooms) and the publisher says message `s` in room `s % K`.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -82,6 +86,31 @@ struct Run {
     /// A label for the output.
     #[arg(long, default_value = "")]
     label: String,
+    /// Rooms (wirecall only): subscribers spread over them, each room's on one server;
+    /// publications go round the rooms. `--subs` must be a multiple.
+    #[arg(long, default_value_t = 1)]
+    keys: usize,
+}
+
+impl Run {
+    /// The room of subscriber `i`, or of publication `seq` (`lobby` with one room).
+    fn room(&self, i: u64) -> String {
+        if self.keys <= 1 {
+            "lobby".to_string()
+        } else {
+            format!("k{}", i % self.keys as u64)
+        }
+    }
+
+    /// The server of subscriber `i`: with several rooms, the server of its room.
+    fn url(&self, i: usize) -> &str {
+        let n = self.urls.len();
+        if self.keys <= 1 {
+            &self.urls[i % n]
+        } else {
+            &self.urls[(i % self.keys) % n]
+        }
+    }
 }
 
 fn main() {
@@ -212,15 +241,17 @@ fn socketio_url(url: &str) -> String {
 }
 
 /// Open a connection of `kind` and do what makes it a subscriber (or a publisher).
-async fn open(kind: Kind, url: &str, publisher: bool) -> Ws {
+async fn open(kind: Kind, url: &str, publisher: bool, room: &str) -> Ws {
     match kind {
         Kind::Minimal => connect(url).await,
         Kind::Wirecall => {
             let mut ws = connect(url).await;
             let setup = if publisher {
-                r#"{"jsonrpc":"2.0","id":0,"method":"Chat.join","params":{"room":"lobby","name":"publisher"}}"#
+                r#"{"jsonrpc":"2.0","id":0,"method":"Chat.join","params":{"room":"lobby","name":"publisher"}}"#.to_string()
             } else {
-                r#"{"jsonrpc":"2.0","id":0,"method":"Chat.room","params":{"room":"lobby"}}"#
+                format!(
+                    r#"{{"jsonrpc":"2.0","id":0,"method":"Chat.room","params":{{"room":"{room}"}}}}"#
+                )
             };
             ws.send(Message::text(setup)).await.expect("send");
             loop {
@@ -256,7 +287,7 @@ async fn open(kind: Kind, url: &str, publisher: bool) -> Ws {
 }
 
 /// The frame the publisher sends for message `seq`.
-fn publication(kind: Kind, seq: u64, t: u64, pad: &str) -> String {
+fn publication(kind: Kind, seq: u64, t: u64, pad: &str, room: &str) -> String {
     let text = format!("s={seq} t={t} {pad}");
     match kind {
         // The bytes wirecall's subscribers receive for the same message.
@@ -264,7 +295,7 @@ fn publication(kind: Kind, seq: u64, t: u64, pad: &str) -> String {
             r#"{{"jsonrpc":"2.0","method":"Chat.room","params":{{"subscription":1,"result":{{"room":"lobby","from":"publisher","text":"{text}"}},"epoch":"0123456789abcdef","offset":{seq}}}}}"#
         ),
         Kind::Wirecall => format!(
-            r#"{{"jsonrpc":"2.0","id":{seq},"method":"Chat.say","params":{{"room":"lobby","text":"{text}"}}}}"#
+            r#"{{"jsonrpc":"2.0","id":{seq},"method":"Chat.say","params":{{"room":"{room}","text":"{text}"}}}}"#
         ),
         Kind::Socketio => {
             format!(r#"42["pub",{{"room":"lobby","from":"publisher","text":"{text}"}}]"#)
@@ -273,9 +304,18 @@ fn publication(kind: Kind, seq: u64, t: u64, pad: &str) -> String {
 }
 
 async fn measure(run: Run) {
+    assert!(
+        run.keys >= 1 && run.subs.is_multiple_of(run.keys),
+        "--subs must be a multiple of --keys"
+    );
+    assert!(
+        run.keys == 1 || run.kind == Kind::Wirecall,
+        "--keys is for --kind wirecall"
+    );
     let progress = Arc::new(Progress {
         received: (0..RING).map(|_| AtomicU32::new(0)).collect(),
-        subs: run.subs as u32,
+        // Each publication reaches the subscribers of its room.
+        subs: (run.subs / run.keys) as u32,
         advanced: Notify::new(),
         measuring: AtomicBool::new(false),
         deliveries: AtomicU64::new(0),
@@ -288,9 +328,10 @@ async fn measure(run: Run) {
     // Subscribers, connected a few hundred at a time.
     let mut readers = Vec::new();
     for chunk in (0..run.subs).collect::<Vec<_>>().chunks(200) {
-        let opened = futures_util::future::join_all(chunk.iter().map(|i| {
-            let url = &run.urls[i % run.urls.len()];
-            open(run.kind, url, false)
+        let opened = futures_util::future::join_all(chunk.iter().map(|&i| {
+            let room = run.room(i as u64);
+            let run = &run;
+            async move { open(run.kind, run.url(i), false, &room).await }
         }))
         .await;
         for ws in opened {
@@ -318,7 +359,27 @@ async fn measure(run: Run) {
         }
     }
 
-    let publisher = open(run.kind, &run.urls[0], true).await;
+    let mut publisher = open(run.kind, &run.urls[0], true, "lobby").await;
+    if run.keys > 1 {
+        // `Chat.say` needs a member of the room: join them all first.
+        for k in 0..run.keys as u64 {
+            let join = format!(
+                r#"{{"jsonrpc":"2.0","id":"j{k}","method":"Chat.join","params":{{"room":"{}","name":"publisher"}}}}"#,
+                run.room(k)
+            );
+            publisher.send(Message::text(join)).await.expect("send");
+        }
+        let mut joined = 0;
+        while joined < run.keys {
+            let Some(Ok(Message::Text(t))) = publisher.next().await else {
+                panic!("no answer to a join")
+            };
+            if t.contains(r#""id":"j"#) {
+                assert!(t.contains("result"), "join failed: {t}");
+                joined += 1;
+            }
+        }
+    }
     let (mut sink, mut stream) = publisher.split();
     // Answers to the publisher (wirecall's `say` results, Socket.IO pings) are read and
     // dropped.
@@ -345,7 +406,7 @@ async fn measure(run: Run) {
         }
         seq += 1;
         progress.received[seq as usize % RING].store(0, Ordering::Release);
-        let frame = publication(run.kind, seq, micros(start), &pad);
+        let frame = publication(run.kind, seq, micros(start), &pad, &run.room(seq));
         sink.send(Message::Text(Utf8Bytes::from(frame)))
             .await
             .expect("publish");

@@ -5,27 +5,30 @@
 //! epoch, counter, `XADD` to the key's history stream, `PUBLISH`), keeps the history, and
 //! carries publications to every node; each node fans them out to its own subscribers.
 //!
-//! Keys, per topic key `K` (`Chat.room["lobby"]`) under the prefix `P`: `P:K:h` (a hash:
-//! the epoch `e` and the last offset `n`, together so that they vanish together),
-//! `P:K:s` (the history, a stream whose entry ids are `offset-0`), and `P:K:i:ID` for a
-//! short while after each publication (its id, so that a retry does not publish twice).
-//! Every node listens on one channel, `P:DB:publications` (`DB` the database number:
-//! pub/sub ignores databases).
+//! Keys, per topic key `K` (`Chat.room["lobby"]`) under the prefix `P`: `P:{K}:h` (a hash:
+//! the epoch `e`, the last offset `n` and the `run_id` `r` of the Redis process that wrote
+//! them, together so that they vanish together), `P:{K}:s` (the history, a stream whose
+//! entry ids are `offset-0`), and `P:{K}:i:ID` for a short while after each publication (its
+//! id, so that a retry does not publish twice). Publications go to the key's own channel,
+//! `P:{K}:DB` (`DB` the database number: pub/sub ignores databases), sharded
+//! (`SPUBLISH`/`SSUBSCRIBE`) on Redis 7 and later. `{K}` is a hash tag: all of a key lives
+//! on one shard of a cluster. A node joins a key's channel while it has subscribers of the
+//! key, so it receives only the publications its clients want.
 //!
-//! A Redis that restarts without its data starts every key in a new epoch, so subscribers
-//! are told of the gap. Run it without persistence (or with `appendfsync always`): one that
-//! comes back from an older snapshot would hand out offsets a second time. And run it with
-//! `maxmemory-policy noeviction`: an evicted history is a gap for subscribers that need it.
+//! A Redis that restarts, with or without its data (an older snapshot, a replica promoted),
+//! starts every key in a new epoch on first use (the key's hash remembers the `run_id` of
+//! the process that wrote it), so subscribers are told of the gap and no position is handed
+//! out twice. Run it with `maxmemory-policy noeviction`: an evicted history is a gap for
+//! subscribers that need it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{IntoConnectionInfo, Script};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 
 use super::memory::LIVE_BUFFER;
 use super::{
@@ -109,12 +112,19 @@ impl RedisOptions {
 /// removes one (an eviction, a `DEL`, an expiry) removes the other, so an offset is never
 /// handed out twice in one epoch. Offsets travel as strings (never through Lua numbers,
 /// which print 1e14 as `1e+14`).
+///
+/// The hash also holds the `run_id` of the Redis process that wrote it (`r`): a Redis
+/// restarted (from an older snapshot, an AOF without `appendfsync always`) or a replica
+/// promoted may hold a counter that went back, so a hash written by another process than
+/// the one running the script starts a new epoch. A position is never handed out twice.
 const COMMON: &str = r#"
 local function epoch_of(hkey, skey, fresh, ttl_ms)
-  local e = redis.call('HGET', hkey, 'e')
-  if not e then
+  local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
+  local h = redis.call('HMGET', hkey, 'e', 'r')
+  local e = h[1]
+  if not e or h[2] ~= run then
     redis.call('DEL', hkey, skey)
-    redis.call('HSET', hkey, 'e', fresh, 'n', '0')
+    redis.call('HSET', hkey, 'e', fresh, 'n', '0', 'r', run)
     redis.call('PEXPIRE', hkey, ttl_ms)
     e = fresh
   end
@@ -145,7 +155,8 @@ end
 
 /// KEYS: hash (epoch, counter), stream, publication id. ARGV: fresh epoch, payload, max
 /// items, max age (ms), channel, topic key, how long the publication id is remembered
-/// (ms). Returns {epoch, offset}: a publication whose id was seen in this epoch is not
+/// (ms), the key's time to live (ms), the publish command (`SPUBLISH` or `PUBLISH`; the
+/// channel has the keys' hash tag, so it lives on their shard). Returns {epoch, offset}: a publication whose id was seen in this epoch is not
 /// published again; the first one's position is returned.
 const PUBLISH: &str = r#"
 local e = epoch_of(KEYS[1], KEYS[2], ARGV[1], ARGV[8])
@@ -164,7 +175,7 @@ trim(KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
 redis.call('SET', KEYS[3], e .. ' ' .. o, 'PX', ARGV[7])
 redis.call('PEXPIRE', KEYS[1], ARGV[8])
 redis.call('PEXPIRE', KEYS[2], ARGV[8])
-redis.call('PUBLISH', ARGV[5], ARGV[6] .. '\n' .. e .. '\n' .. o .. '\n' .. ARGV[2])
+redis.call(ARGV[9], ARGV[5], ARGV[6] .. '\n' .. e .. '\n' .. o .. '\n' .. ARGV[2])
 return {e, o}
 "#;
 
@@ -208,7 +219,9 @@ const REBUILD_AFTER_TIMEOUTS: u32 = 2;
 pub(crate) struct Redis {
     commands: Arc<Commands>,
     options: RedisOptions,
-    channel: String,
+    /// The database number, in channel names (pub/sub ignores databases).
+    db: i64,
+    flavour: Flavour,
     publish: Arc<Script>,
     open: Arc<Script>,
     replay: Arc<Script>,
@@ -346,6 +359,14 @@ impl Redis {
         // Pub/sub ignores the database number: the channel names it (and the prefix), so
         // deployments on two databases of one Redis do not hear each other.
         let db = info.redis_settings().db();
+        // The listener's connection speaks RESP3: one connection carries its pub/sub
+        // messages and its commands (joining and leaving channels, pings).
+        let resp3 = info
+            .redis_settings()
+            .clone()
+            .set_protocol(redis::ProtocolVersion::RESP3);
+        let listening =
+            redis::Client::open(info.clone().set_redis_settings(resp3)).map_err(unavailable)?;
         let client = redis::Client::open(info).map_err(unavailable)?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(options.timeout))
@@ -362,11 +383,13 @@ impl Redis {
             conn: Mutex::new(conn),
             timeouts: AtomicU32::new(0),
         });
-        let channel = format!("{}:{db}:publications", options.prefix);
+        let flavour = Flavour {
+            sharded: major_version(&commands).await >= 7,
+        };
         let relay = Arc::new(Relay::default());
         let listener = tokio::spawn(listen(
-            client,
-            channel.clone(),
+            listening,
+            flavour,
             relay.clone(),
             options.timeout,
             options.ping_interval,
@@ -386,7 +409,8 @@ impl Redis {
         });
         Ok(Redis {
             commands,
-            channel,
+            db,
+            flavour,
             publish: Arc::new(Script::new(&format!("{COMMON}{PUBLISH}"))),
             open: Arc::new(Script::new(&format!("{COMMON}{OPEN}"))),
             replay: Arc::new(Script::new(&format!("{COMMON}{REPLAY}"))),
@@ -396,9 +420,17 @@ impl Redis {
         })
     }
 
+    /// The key's hash and history stream. The key is a hash tag (`{…}`), so that
+    /// everything of one topic key (hash, stream, publication ids, channel) lands on one
+    /// shard of a Redis Cluster.
     fn keys(&self, key: &str) -> [String; 2] {
         let p = &self.options.prefix;
-        [format!("{p}:{key}:h"), format!("{p}:{key}:s")]
+        [format!("{p}:{{{key}}}:h"), format!("{p}:{{{key}}}:s")]
+    }
+
+    /// The key's channel: `P:{K}:DB` (pub/sub ignores databases).
+    fn channel(prefix: &str, key: &str, db: i64) -> String {
+        format!("{prefix}:{{{key}}}:{db}")
     }
 
     fn max_age_ms(&self) -> u64 {
@@ -415,6 +447,22 @@ impl Redis {
             .unwrap_or(u64::MAX)
             .clamp(1, i64::MAX as u64 / 2)
     }
+}
+
+/// The Redis server's major version (0 when it cannot be read): 7 and later have sharded
+/// pub/sub.
+async fn major_version(commands: &Commands) -> u32 {
+    let mut conn = commands.conn();
+    let info = redis::cmd("INFO")
+        .arg("server")
+        .query_async::<String>(&mut conn)
+        .await
+        .unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .and_then(|v| v.split('.').next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Keys of a hub must not be evicted one by one (a history without its counter is lost
@@ -452,7 +500,7 @@ impl Backend for Redis {
         let script = self.publish.clone();
         let [hash, stream] = self.keys(&key);
         // The publication's id: a retry after a dropped connection cannot publish twice.
-        let id = format!("{}:{key}:i:{}", self.options.prefix, new_epoch());
+        let id = format!("{}:{{{key}}}:i:{}", self.options.prefix, new_epoch());
         let remember_ms = u64::try_from(self.options.timeout.as_millis())
             .unwrap_or(u64::MAX / 16)
             .saturating_mul(10)
@@ -460,9 +508,10 @@ impl Backend for Redis {
         let (max_items, max_age, channel, ttl) = (
             self.options.history.max_items,
             self.max_age_ms(),
-            self.channel.clone(),
+            Self::channel(&self.options.prefix, &key, self.db),
             self.key_ttl_ms(),
         );
+        let command = self.flavour.publish();
         Box::pin(async move {
             let mut call = script.prepare_invoke();
             call.key(&hash)
@@ -475,7 +524,8 @@ impl Backend for Redis {
                 .arg(channel)
                 .arg(&*key)
                 .arg(remember_ms)
-                .arg(ttl);
+                .arg(ttl)
+                .arg(command);
             let out: Vec<String> = match commands.invoke(&call).await {
                 Ok(out) => out,
                 Err(Failed {
@@ -493,13 +543,32 @@ impl Backend for Redis {
     }
 
     fn open(&self, key: Arc<str>) -> BoxFuture<Result<Opened, RpcError>> {
-        // Listen first: whatever is published after the position read below arrives live.
-        let live = self.relay.subscribe(&key);
+        // Listen first (the key's channel joined): whatever is published after the position
+        // read below arrives live.
+        let (live, joining) = self
+            .relay
+            .open(&key, || Self::channel(&self.options.prefix, &key, self.db));
+        let opening = Opening {
+            relay: self.relay.clone(),
+            key: key.clone(),
+            done: false,
+        };
         let commands = self.commands.clone();
         let script = self.open.clone();
         let keys = self.keys(&key);
         let ttl = self.key_ttl_ms();
+        // The listener joins within its timeout, or drops the connection (and lets the
+        // opens waiting go on).
+        let patience = self.options.timeout * 3;
         Box::pin(async move {
+            let mut opening = opening;
+            if let Some(joining) = joining {
+                if tokio::time::timeout(patience, joining).await.is_err() {
+                    return Err(RpcError::internal(
+                        "the topic's Redis channel could not be joined in time",
+                    ));
+                }
+            }
             let mut call = script.prepare_invoke();
             call.key(&keys[..]).arg(new_epoch()).arg(ttl);
             let out: Vec<String> = commands
@@ -511,8 +580,13 @@ impl Backend for Redis {
                 _ => None,
             }
             .ok_or_else(|| RpcError::internal(format!("Redis answered {out:?}")))?;
+            opening.done = true;
             Ok(Opened { live, now })
         })
+    }
+
+    fn release(&self, key: &str) {
+        self.relay.release(key);
     }
 
     fn replay(&self, key: Arc<str>, after: Position) -> BoxFuture<Result<Replay, RpcError>> {
@@ -569,28 +643,90 @@ impl Backend for Redis {
     }
 }
 
-/// This node's subscribers, by topic key: publications from the Redis channel go to them.
+/// This node's subscribers, by topic key, and the keys whose Redis channels the listener
+/// is to join: a key's channel is joined when its first feed on this node opens and left
+/// after its last one is gone, so a node receives only the publications of keys its
+/// clients subscribe to.
 #[derive(Default)]
 struct Relay {
-    keys: Mutex<HashMap<Arc<str>, broadcast::Sender<Arc<Entry>>>>,
+    state: Mutex<RelayState>,
+    /// Wakes the listener: keys came or went.
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct RelayState {
+    keys: HashMap<Arc<str>, Local>,
+    /// Whether the listener has a connection: the channels of the keys wanted are joined
+    /// on it (or about to be, and everyone checks history once they are).
+    connected: bool,
+}
+
+/// One topic key on this node.
+struct Local {
+    tx: broadcast::Sender<Arc<Entry>>,
+    channel: Arc<str>,
+    /// Open feeds of the key (and opens under way).
+    feeds: usize,
+    /// The key's channel is joined on the listener's current connection.
+    joined: bool,
+    /// Opens waiting until it is.
+    waiting: Vec<oneshot::Sender<()>>,
 }
 
 impl Relay {
-    fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, broadcast::Sender<Arc<Entry>>>> {
-        self.keys.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, RelayState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn subscribe(&self, key: &Arc<str>) -> broadcast::Receiver<Arc<Entry>> {
-        let mut keys = self.lock();
-        if keys.len() >= 1024 && keys.len().is_power_of_two() {
-            keys.retain(|_, tx| tx.receiver_count() > 0);
+    /// A feed of `key` opens: its live publications, and (when the key's channel is not
+    /// joined yet on a live connection) what says it is.
+    fn open(
+        &self,
+        key: &Arc<str>,
+        channel: impl FnOnce() -> String,
+    ) -> (
+        broadcast::Receiver<Arc<Entry>>,
+        Option<oneshot::Receiver<()>>,
+    ) {
+        let mut state = self.lock();
+        let connected = state.connected;
+        let local = state.keys.entry(key.clone()).or_insert_with(|| Local {
+            tx: broadcast::channel(LIVE_BUFFER).0,
+            channel: channel().into(),
+            feeds: 0,
+            joined: false,
+            waiting: Vec::new(),
+        });
+        local.feeds += 1;
+        let live = local.tx.subscribe();
+        if local.joined || !connected {
+            // Joined; or no connection now: the listener joins it when it has one, and
+            // then every feed checks history.
+            return (live, None);
         }
-        keys.entry(key.clone())
-            .or_insert_with(|| broadcast::channel(LIVE_BUFFER).0)
-            .subscribe()
+        let (tx, rx) = oneshot::channel();
+        local.waiting.push(tx);
+        drop(state);
+        self.changed.notify_one();
+        (live, Some(rx))
     }
 
-    /// A publication from the channel: `key \n epoch \n offset \n json`.
+    /// A feed of `key` is gone; after the last one the key's channel is left.
+    fn release(&self, key: &str) {
+        let mut state = self.lock();
+        let Some(local) = state.keys.get_mut(key) else {
+            return;
+        };
+        local.feeds = local.feeds.saturating_sub(1);
+        if local.feeds == 0 {
+            state.keys.remove(key);
+            drop(state);
+            self.changed.notify_one();
+        }
+    }
+
+    /// A publication from a key's channel: `key \n epoch \n offset \n json`.
     fn deliver(&self, payload: &[u8]) {
         let Ok(text) = std::str::from_utf8(payload) else {
             return;
@@ -599,38 +735,143 @@ impl Relay {
         let (Some(key), Some(epoch), Some(offset), Some(json)) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            tracing::warn!("ignored a malformed publication on the hub's Redis channel");
+            tracing::warn!("ignored a malformed publication on a hub's Redis channel");
             return;
         };
         let Ok(offset) = offset.parse::<u64>() else {
             return;
         };
-        let mut keys = self.lock();
-        let Some(tx) = keys.get(key) else {
-            return; // nobody on this node listens
+        let state = self.lock();
+        let Some(local) = state.keys.get(key) else {
+            return; // nobody on this node listens (any more)
         };
-        let entry = Arc::new(Entry::new(epoch.into(), offset, json.into()));
-        if tx.send(entry).is_err() {
-            keys.remove(key);
+        let _ = local
+            .tx
+            .send(Arc::new(Entry::new(epoch.into(), offset, json.into())));
+    }
+
+    /// The listener has a connection (`true`), or lost it: nothing is joined any more, and
+    /// opens waiting for their channel go on (the listener joins it on its next connection
+    /// and every feed then checks history).
+    fn connected(&self, connected: bool) {
+        let mut state = self.lock();
+        state.connected = connected;
+        if !connected {
+            for local in state.keys.values_mut() {
+                local.joined = false;
+                for waiting in local.waiting.drain(..) {
+                    let _ = waiting.send(());
+                }
+            }
         }
     }
 
-    /// The channel was (re)joined: publications may have been missed meanwhile, so every
+    /// The keys whose channels are to be joined, and the channels to leave, given what is
+    /// joined. Keys still joined (left and wanted again meanwhile) are marked at once.
+    fn plan(&self, joined: &HashMap<Arc<str>, Arc<str>>) -> (Vec<KeyChannel>, Vec<Arc<str>>) {
+        let mut state = self.lock();
+        let mut join = Vec::new();
+        for (key, local) in state.keys.iter_mut() {
+            if local.joined {
+                continue;
+            }
+            if joined.contains_key(key) {
+                local.joined = true;
+                for waiting in local.waiting.drain(..) {
+                    let _ = waiting.send(());
+                }
+            } else {
+                join.push((key.clone(), local.channel.clone()));
+            }
+        }
+        let leave = joined
+            .keys()
+            .filter(|key| !state.keys.contains_key(*key))
+            .cloned()
+            .collect();
+        (join, leave)
+    }
+
+    /// These keys' channels are joined.
+    fn joined(&self, keys: &[KeyChannel]) {
+        let mut state = self.lock();
+        for (key, _) in keys {
+            if let Some(local) = state.keys.get_mut(key) {
+                local.joined = true;
+                for waiting in local.waiting.drain(..) {
+                    let _ = waiting.send(());
+                }
+            }
+        }
+    }
+
+    /// The channels were (re)joined: publications may have been missed meanwhile, so every
     /// subscriber checks history (offset 0 asks for that).
     fn resync(&self) {
-        for tx in self.lock().values() {
-            let _ = tx.send(Arc::new(Entry::new("".into(), 0, "".into())));
+        for local in self.lock().keys.values() {
+            let _ = local.tx.send(Arc::new(Entry::new("".into(), 0, "".into())));
         }
     }
 }
 
-/// Listen to the publications channel for as long as the hub lives; after the connection
-/// is lost, reconnect with backoff. A `PING` every `ping_every` must be answered within
-/// `timeout`, or the connection is taken for dead (it may have died without a close) and
-/// rebuilt; subscribers then check history for what they missed.
+/// A topic key and its channel.
+type KeyChannel = (Arc<str>, Arc<str>);
+
+/// Releases a feed whose open did not finish (it failed, or was given up).
+struct Opening {
+    relay: Arc<Relay>,
+    key: Arc<str>,
+    done: bool,
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        if !self.done {
+            self.relay.release(&self.key);
+        }
+    }
+}
+
+/// Pub/sub commands of the server: sharded (`SSUBSCRIBE`, Redis 7 and later) or classic.
+#[derive(Clone, Copy, Debug)]
+struct Flavour {
+    sharded: bool,
+}
+
+impl Flavour {
+    fn publish(self) -> &'static str {
+        if self.sharded {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        }
+    }
+
+    fn subscribe(self) -> &'static str {
+        if self.sharded {
+            "SSUBSCRIBE"
+        } else {
+            "SUBSCRIBE"
+        }
+    }
+
+    fn unsubscribe(self) -> &'static str {
+        if self.sharded {
+            "SUNSUBSCRIBE"
+        } else {
+            "UNSUBSCRIBE"
+        }
+    }
+}
+
+/// Listen to the channels of the keys this node's clients subscribe to, for as long as the
+/// hub lives, on a RESP3 connection of its own; after the connection is lost, reconnect
+/// with backoff and join them all again. A `PING` every `ping_every` must be answered
+/// within `timeout`, or the connection is taken for dead (it may have died without a
+/// close) and rebuilt; subscribers then check history for what they missed.
 async fn listen(
     client: redis::Client,
-    channel: String,
+    flavour: Flavour,
     relay: Arc<Relay>,
     timeout: Duration,
     ping_every: Duration,
@@ -638,53 +879,122 @@ async fn listen(
     let mut wait = Duration::from_millis(50);
     let mut lost = false;
     loop {
-        let connect = tokio::time::timeout(timeout, client.get_async_pubsub());
-        match connect.await.unwrap_or_else(|_| {
-            Err(redis::RedisError::from(std::io::Error::from(
-                std::io::ErrorKind::TimedOut,
-            )))
-        }) {
-            Ok(pubsub) => {
-                let (mut sink, mut messages) = pubsub.split();
-                match tokio::time::timeout(timeout, sink.subscribe(&channel)).await {
-                    Ok(Ok(())) => {
-                        if lost {
-                            tracing::info!("the hub's Redis subscription is back");
-                        }
-                        wait = Duration::from_millis(50);
-                        relay.resync();
-                        let mut ping = tokio::time::interval(ping_every);
-                        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                        ping.tick().await;
-                        loop {
-                            tokio::select! {
-                                message = messages.next() => match message {
-                                    Some(message) => relay.deliver(message.get_payload_bytes()),
-                                    None => {
-                                        tracing::warn!("lost the hub's Redis subscription; reconnecting");
-                                        break;
-                                    }
-                                },
-                                _ = ping.tick() => {
-                                    let pong = tokio::time::timeout(timeout, sink.ping::<redis::Value>()).await;
-                                    if !matches!(pong, Ok(Ok(_))) {
-                                        tracing::warn!("the hub's Redis subscription stopped answering; reconnecting");
-                                        break;
-                                    }
-                                }
-                            }
-                        }
+        let (tx, mut pushes) = tokio::sync::mpsc::unbounded_channel();
+        let config = redis::AsyncConnectionConfig::new()
+            .set_push_sender(tx)
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout));
+        let connect = tokio::time::timeout(
+            timeout,
+            client.get_multiplexed_async_connection_with_config(&config),
+        );
+        match connect.await {
+            Ok(Ok(conn)) => {
+                wait = Duration::from_millis(50);
+                relay.connected(true);
+                let outcome =
+                    serve_channels(conn, flavour, &mut pushes, &relay, ping_every, lost).await;
+                relay.connected(false);
+                match outcome {
+                    Ok(()) => tracing::warn!("lost the hub's Redis subscriptions; reconnecting"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the hub's Redis subscriptions failed; reconnecting")
                     }
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "could not subscribe to the hub's Redis channel")
-                    }
-                    Err(_) => tracing::warn!("subscribing to the hub's Redis channel timed out"),
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "could not reach the hub's Redis"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not reach the hub's Redis"),
+            Err(_) => tracing::warn!("connecting to the hub's Redis timed out"),
         }
         lost = true;
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_secs(2));
     }
+}
+
+/// One connection of [`listen`]: join the channels wanted, then deliver, follow the keys
+/// wanted and ping until the connection is lost (`Ok`) or a command fails (`Err`).
+async fn serve_channels(
+    mut conn: redis::aio::MultiplexedConnection,
+    flavour: Flavour,
+    pushes: &mut tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
+    relay: &Relay,
+    ping_every: Duration,
+    lost: bool,
+) -> redis::RedisResult<()> {
+    // Key -> channel, joined on this connection.
+    let mut joined: HashMap<Arc<str>, Arc<str>> = HashMap::new();
+    follow(&mut conn, flavour, relay, &mut joined).await?;
+    if lost {
+        tracing::info!("the hub's Redis subscriptions are back");
+    }
+    relay.resync();
+    let mut ping = tokio::time::interval(ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            push = pushes.recv() => {
+                let Some(push) = push else { return Ok(()) };
+                match push.kind {
+                    redis::PushKind::Message | redis::PushKind::SMessage => {
+                        if let [_, redis::Value::BulkString(payload)] = push.data.as_slice() {
+                            relay.deliver(payload);
+                        }
+                    }
+                    redis::PushKind::Disconnection => return Ok(()),
+                    _ => {}
+                }
+            }
+            _ = relay.changed.notified() => follow(&mut conn, flavour, relay, &mut joined).await?,
+            _ = ping.tick() => {
+                redis::cmd("PING").query_async::<redis::Value>(&mut conn).await?;
+            }
+        }
+    }
+}
+
+/// Join the channels of the keys wanted and not joined, leave those of keys gone.
+async fn follow(
+    conn: &mut redis::aio::MultiplexedConnection,
+    flavour: Flavour,
+    relay: &Relay,
+    joined: &mut HashMap<Arc<str>, Arc<str>>,
+) -> redis::RedisResult<()> {
+    let (join, leave) = relay.plan(joined);
+    // One channel per command: a command with several is answered with several
+    // confirmations, which a multiplexed connection would take for other commands' replies.
+    let joins = join.iter().map(|(_, channel)| {
+        let mut conn = conn.clone();
+        async move {
+            redis::cmd(flavour.subscribe())
+                .arg(&**channel)
+                .query_async::<redis::Value>(&mut conn)
+                .await
+        }
+    });
+    for reply in futures_util::future::join_all(joins).await {
+        reply?;
+    }
+    joined.extend(join.iter().cloned());
+    relay.joined(&join);
+    let leaves = leave.iter().map(|key| {
+        let mut conn = conn.clone();
+        let channel = joined.get(key).cloned();
+        async move {
+            let Some(channel) = channel else {
+                return Ok(redis::Value::Nil);
+            };
+            redis::cmd(flavour.unsubscribe())
+                .arg(&*channel)
+                .query_async::<redis::Value>(&mut conn)
+                .await
+        }
+    });
+    for reply in futures_util::future::join_all(leaves).await {
+        reply?;
+    }
+    for key in &leave {
+        joined.remove(key);
+    }
+    Ok(())
 }
