@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # A/B: wirecall's benchmark server built from BASE (a git revision) against the one built
-# from the working tree, alternated round by round on the same load generator, so that a
-# step's cost is measured inside one run's noise instead of against an old table.
+# from the working tree, measured in PAIRS: both servers run side by side (pinned to core
+# 0, the idle one costs nothing), and every scenario runs against one and then at once
+# against the other (the order alternating), so each pair sees the same moment of this
+# shared VM. The figure to quote is the median of the per-pair ratios new / base; with
+# medians of whole build-rounds, a VM whose speed drifts by ±20 % between minutes hid a
+# 3 % step (see README "Benchmarks").
 #
 #   bench/ab.sh BASE [ROUNDS] [SECONDS]        e.g. bench/ab.sh 05ef5ef 6 5
 #
-# Builds both in release (BASE in a git worktree under target/ab/), pins the server to
-# core 0 and the generator to core 1, runs every WebSocket scenario of run.sh plus HTTP
-# POST against each build in turn, ROUNDS times, and prints the median of each figure and
-# the ratio new / base. WAMP (pipelined and fan-in, `wampgen` of the working tree against
-# both servers) runs for each serializer a build speaks: a build that refuses one (a base
-# without WAMP, or without wamp.2.msgpack) skips it with a note, and the table shows "–".
-# Rounds whose steal time (/proc/stat) exceeded 5 % of the round are dropped and counted.
-# Raw JSON lines: target/ab/results.jsonl.
+# Builds both in release (BASE in a git worktree under target/ab/), the generator on core
+# 1, runs every WebSocket scenario of run.sh plus HTTP POST, ROUNDS pairs each, and prints
+# per scenario: the medians of each side, the median of the pair ratios and their spread
+# (lowest–highest). WAMP (pipelined and fan-in, `wampgen` of the working tree) runs for
+# each serializer both builds speak; one a build refuses (a base without WAMP, or without
+# wamp.2.msgpack) is measured on the new side only, with a note, and shows "–".
+# A pair in which either half saw steal time (/proc/stat) above 5 % is dropped and counted.
+# WIRECALL_BENCH_LAYER=noop|rate puts the new server's calculator behind one pass-through
+# policy layer or the rate-limit layer; the base never gets it, so
+#   WIRECALL_BENCH_LAYER=noop bench/ab.sh HEAD 6 3
+# measures what one layer costs a call. Raw JSON lines: target/ab/results.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE="${1:?usage: bench/ab.sh BASE [ROUNDS] [SECONDS]}"
@@ -35,71 +42,83 @@ GEN_CORE=1
 steal() { awk '/^cpu / { print $9 }' /proc/stat; }
 total() { awk '/^cpu / { s = 0; for (i = 2; i <= NF; i++) s += $i; print s }' /proc/stat; }
 
-declare -A WAMP_NOTED
-wamp_served() { # NAME URL SERIALIZER PID: may the build's server be measured over WAMP?
-  local name=$1 url=$2 ser=$3 pid=$4 err="$OUT/wamp-probe.err"
-  if taskset -c "$GEN_CORE" "$NEW_BIN/wampgen" --url "$url" --serializer "$ser" --probe 2> "$err"; then
-    return 0
-  fi
-  if [ "$name" = new ] && [ "$ser" = json ]; then
-    echo "error: WAMP json does not work on the new build: $(cat "$err")" >&2
-    kill "$pid" 2>/dev/null || true
-    exit 1
-  fi
-  if [ -z "${WAMP_NOTED[$name/$ser]:-}" ]; then
-    WAMP_NOTED[$name/$ser]=1
-    echo "note: $name: WAMP $ser skipped: $(cat "$err")" >&2
-    python3 -c 'import json, sys; print(json.dumps({"skipped": sys.argv[1], "reason": sys.argv[2]}))' \
-      "$name/wamp-$ser" "$(cat "$err")" >> "$RESULTS"
-  fi
-  return 1
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+start_server() { # NAME BIN -> sets URL_<NAME>
+  local name=$1 bin=$2 log="$OUT/server-$1.log"
+  local layer=${WIRECALL_BENCH_LAYER:-}
+  [ "$name" = base ] && layer=
+  WIRECALL_BENCH_LAYER=$layer taskset -c "$SERVER_CORE" "$bin/bench-server" wirecall 127.0.0.1:0 > "$log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 600); do grep -q "listening on" "$log" && break; sleep 0.05; done
+  grep -q "listening on" "$log" || { echo "error: $name server did not start: $(cat "$log")" >&2; exit 1; }
+  printf -v "URL_$name" '%s' "$(sed -n 's/^listening on //p' "$log")"
+}
+start_server base "$BASE_BIN"
+start_server new "$NEW_BIN"
+
+# Which WAMP serializers each side speaks.
+declare -A SPEAKS
+for name in base new; do
+  url_var="URL_$name"
+  for ser in json msgpack; do
+    if taskset -c "$GEN_CORE" "$NEW_BIN/wampgen" --url "${!url_var}" --serializer "$ser" --probe 2> "$OUT/wamp-probe.err"; then
+      SPEAKS[$name/$ser]=1
+    else
+      if [ "$name" = new ] && [ "$ser" = json ]; then
+        echo "error: WAMP json does not work on the new build: $(cat "$OUT/wamp-probe.err")" >&2
+        exit 1
+      fi
+      echo "note: $name: WAMP $ser not measured: $(cat "$OUT/wamp-probe.err")" >&2
+      python3 -c 'import json, sys; print(json.dumps({"skipped": sys.argv[1], "reason": sys.argv[2]}))' \
+        "$name/wamp-$ser" "$(cat "$OUT/wamp-probe.err")" >> "$RESULTS"
+    fi
+  done
+done
+
+gen() { # NAME ROUND LABEL TOOL ARGS... -> one JSON line with the steal share of the run
+  local name=$1 round=$2 label=$3 tool=$4 url_var="URL_$1"
+  shift 4
+  local url=${!url_var}
+  [ "$label" = http ] && url=${url/ws:/http:}
+  local s0 t0 line
+  s0=$(steal); t0=$(total)
+  line=$(taskset -c "$GEN_CORE" "$NEW_BIN/$tool" --url "$url" --seconds "$SECONDS_PER_RUN" --label "$name/$label" "$@")
+  local pct=$(( ($(steal) - s0) * 100 / ($(total) - t0 + 1) ))
+  printf '%s\n' "$line" | sed "s/^{/{\"round\": $round, \"steal_pct\": $pct, /"
 }
 
-run_build() { # NAME BIN ROUND
-  local name=$1 bin=$2 round=$3 log="$OUT/server-$1.log"
-  taskset -c "$SERVER_CORE" "$bin/bench-server" wirecall 127.0.0.1:0 > "$log" 2>&1 &
-  local pid=$!
-  for _ in $(seq 1 100); do grep -q "listening on" "$log" && break; sleep 0.05; done
-  local url
-  url=$(sed -n 's/^listening on //p' "$log")
-  local s0 t0
-  s0=$(steal); t0=$(total)
-  local lines=""
-  for scen in "seq --conns 1 --inflight 1" "pipelined --conns 1 --inflight 64" \
-              "fan-in --conns 32 --inflight 16" "payload --conns 8 --inflight 8 --method echo --payload 16384"; do
+SCENARIOS=(
+  "seq loadgen --conns 1 --inflight 1"
+  "pipelined loadgen --conns 1 --inflight 64"
+  "fan-in loadgen --conns 32 --inflight 16"
+  "payload loadgen --conns 8 --inflight 8 --method echo --payload 16384"
+  "http loadgen --conns 32 --inflight 1"
+)
+for ser in json msgpack; do
+  [ -n "${SPEAKS[new/$ser]:-}" ] || continue
+  SCENARIOS+=("wamp-$ser/pipelined wampgen --serializer $ser --conns 1 --inflight 64"
+              "wamp-$ser/fan-in wampgen --serializer $ser --conns 32 --inflight 16")
+done
+
+n=0
+for round in $(seq 1 "$ROUNDS"); do
+  for scen in "${SCENARIOS[@]}"; do
     set -- $scen
-    local label=$1; shift
-    lines+=$(taskset -c "$GEN_CORE" "$NEW_BIN/loadgen" --url "$url" --seconds "$SECONDS_PER_RUN" --label "$name/$label" "$@")$'\n'
-  done
-  lines+=$(taskset -c "$GEN_CORE" "$NEW_BIN/loadgen" --url "${url/ws:/http:}" --seconds "$SECONDS_PER_RUN" --label "$name/http" --conns 32 --inflight 1)$'\n'
-  for ser in json msgpack; do
-    wamp_served "$name" "$url" "$ser" "$pid" || continue
-    for scen in "pipelined --conns 1 --inflight 64" "fan-in --conns 32 --inflight 16"; do
-      set -- $scen
-      local label=$1; shift
-      lines+=$(taskset -c "$GEN_CORE" "$NEW_BIN/wampgen" --url "$url" --serializer "$ser" --seconds "$SECONDS_PER_RUN" --label "$name/wamp-$ser/$label" "$@")$'\n'
+    label=$1
+    shift
+    n=$((n + 1))
+    order="base new"
+    [ $((n % 2)) -eq 0 ] && order="new base"
+    for name in $order; do
+      case $label in
+        wamp-*) ser=${label#wamp-}; ser=${ser%%/*}; [ -n "${SPEAKS[$name/$ser]:-}" ] || continue ;;
+      esac
+      gen "$name" "$round" "$label" "$@" >> "$RESULTS"
     done
   done
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  local s1 t1
-  s1=$(steal); t1=$(total)
-  local pct=$(( (s1 - s0) * 100 / (t1 - t0 + 1) ))
-  if [ "$pct" -gt 5 ]; then
-    echo "round $round $name: steal ${pct}% — dropped" >&2
-    echo "{\"dropped\": \"$name\", \"round\": $round, \"steal_pct\": $pct}" >> "$RESULTS"
-    return
-  fi
-  printf '%s' "$lines" | sed "s/^{/{\"round\": $round, /" >> "$RESULTS"
-}
-
-for round in $(seq 1 "$ROUNDS"); do
-  # Alternate which build goes first, so neither always runs on a warmer machine.
-  if [ $((round % 2)) -eq 1 ]; then
-    run_build base "$BASE_BIN" "$round"; run_build new "$NEW_BIN" "$round"
-  else
-    run_build new "$NEW_BIN" "$round"; run_build base "$BASE_BIN" "$round"
-  fi
   echo "round $round done" >&2
 done
 
@@ -107,30 +126,39 @@ python3 - "$RESULTS" "$BASE" <<'PY'
 import json, sys
 from statistics import median
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-dropped = [r for r in rows if "dropped" in r]
 skipped = [r for r in rows if "skipped" in r]
 rows = [r for r in rows if "label" in r]
-by = {}
+runs = {}  # (scenario, round) -> {side: row}
 for r in rows:
-    by.setdefault(r["label"], []).append(r)
-print(f"A/B against {sys.argv[2]}: median of {max((len(v) for v in by.values()), default=0)} rounds each"
-      + (f" ({len(dropped)} build-rounds dropped for steal)" if dropped else "") + ".\n")
-print("| scenario | metric | base | new | new / base |")
-print("|---|---|---|---|---|")
-wamp = [f"wamp-{ser}/{scen}" for ser in ["json", "msgpack"] for scen in ["pipelined", "fan-in"]]
-for scen in ["seq", "pipelined", "fan-in", "payload", "http"] + wamp:
+    side, scen = r["label"].split("/", 1)
+    runs.setdefault((scen, r["round"]), {})[side] = r
+scens = []
+for (scen, _) in runs:
+    if scen not in scens:
+        scens.append(scen)
+dropped = sum(1 for pair in runs.values()
+              if len(pair) == 2 and any(p["steal_pct"] > 5 for p in pair.values()))
+print(f"A/B against {sys.argv[2]}, in pairs (each scenario against both servers back to back)"
+      + (f"; {dropped} pairs dropped for steal above 5 %" if dropped else "") + ".\n")
+print("| scenario | metric | base | new | new / base (median of pairs) | spread | pairs |")
+print("|---|---|---|---|---|---|---|")
+for scen in scens:
+    pairs = [p for (s, _), p in sorted(runs.items()) if s == scen]
     for metric, key in [("req/s", "rps"), ("p99 µs", "p99_us")]:
-        b = [r[key] for r in by.get(f"base/{scen}", [])]
-        n = [r[key] for r in by.get(f"new/{scen}", [])]
-        if not b and not n:
+        full = [p for p in pairs if len(p) == 2 and all(x["steal_pct"] <= 5 for x in p.values())]
+        if not full:
+            n = [p["new"][key] for p in pairs if "new" in p]
+            print(f"| {scen} | {metric} | – | {median(n):,.0f} | – | – | {len(n)} (new only) |" if n else f"| {scen} | {metric} | – | – | – | – | 0 |")
             continue
-        if not b or not n:
-            # A WAMP scenario only one build speaks.
-            cell = lambda v: f"{median(v):,.0f}" if v else "–"
-            print(f"| {scen} | {metric} | {cell(b)} | {cell(n)} | – |")
+        b = [p["base"][key] for p in full]
+        n = [p["new"][key] for p in full]
+        ratios = sorted(p["new"][key] / p["base"][key] for p in full if p["base"][key])
+        if not ratios:
+            # The base does not serve it (e.g. no HTTP door before the hyper listener).
+            print(f"| {scen} | {metric} | – | {median(n):,.0f} | – | – | {len(n)} (new only) |")
             continue
-        mb, mn = median(b), median(n)
-        print(f"| {scen} | {metric} | {mb:,.0f} | {mn:,.0f} | {mn / mb:.2f} |")
+        print(f"| {scen} | {metric} | {median(b):,.0f} | {median(n):,.0f} | {median(ratios):.2f} | "
+              f"{ratios[0]:.2f}–{ratios[-1]:.2f} | {len(full)} |")
 errors = {}
 for r in rows:
     if r.get("errors"):
@@ -138,5 +166,5 @@ for r in rows:
 if errors:
     print("\nRuns with errors (label: errors): " + ", ".join(f"{k}: {v}" for k, v in sorted(errors.items())))
 for r in skipped:
-    print(f"\nNot run: {r['skipped']} ({r['reason']})")
+    print(f"\nNot measured: {r['skipped']} ({r['reason']})")
 PY

@@ -35,7 +35,19 @@ pub async fn serve(imp: Impl, addr: &str, ready: impl FnOnce(SocketAddr)) -> std
     match imp {
         Impl::Wirecall => {
             use wirecall_examples::calculator::Calculator;
-            let builder = wirecall::Server::builder().max_connections(100_000);
+            let mut builder = wirecall::Server::builder().max_connections(100_000);
+            // The read buffer's size trades idle memory and small-message CPU (tungstenite
+            // zeroes the buffer's free room before every read) against large messages (read
+            // in pieces of this size): WIRECALL_BENCH_READ_BUFFER=BYTES to measure it.
+            if let Some(n) = std::env::var("WIRECALL_BENCH_READ_BUFFER")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
+                builder = builder.connection_config(wirecall::config::ConnectionConfig {
+                    read_buffer_size: n,
+                    ..Default::default()
+                });
+            }
             // The cost of policy layers (issue #30): WIRECALL_BENCH_LAYER=noop (one layer
             // that passes every call on) or =rate (the rate-limit layer, at a rate no
             // generator reaches); unset, none (a base build without layers ignores it).
