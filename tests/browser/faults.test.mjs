@@ -2,7 +2,7 @@
 // cut before its end, split mid-character and with CRLF line ends; a server that accepts
 // every connection and fails what is sent on it (the backoff must keep growing); full
 // jitter; a token function that hangs; a burst of 401s; an event stream ended by the
-// server's `$/expired`. Uses the committed build of the example page (examples/web/dist), as
+// server's `$/expired`; refusals as typed errors. Uses the committed build of the example page (examples/web/dist), as
 // runtime.test.mjs does.
 
 import { test } from "node:test";
@@ -186,6 +186,40 @@ test("an event stream that ends with $/expired reconnects with a fresh token and
     assert.deepEqual(tokens, ["Bearer token-1", "Bearer token-2"], "subscribed again with a fresh token");
     // As a WebSocket closed with 4401, not as a stream cut short.
     assert.ok(why.some((m) => m.includes("code 4401: authentication expired")), JSON.stringify(why));
+  } finally {
+    client.close();
+    server.close();
+  }
+});
+
+test("refusals are typed: ForbiddenError for a call and a subscription, RateLimitedError", async () => {
+  const server = await fakeServer((body, res) => {
+    const request = JSON.parse(body);
+    if (Array.isArray(request)) return answerProbe(res);
+    const forbidden = { code: -32003, message: "Forbidden", data: "subscribing to X.room" };
+    const limited = { code: -32029, message: "Rate limited", data: { retry_after_ms: 60_000 } };
+    if (request.method === "X.room") {
+      // A refused subscription: the event stream's first and only event.
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      return res.end(`data: ${JSON.stringify({ jsonrpc: "2.0", error: forbidden, id: request.id })}\n\n`);
+    }
+    const error = request.method === "X.secret" ? forbidden : limited;
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ jsonrpc: "2.0", error, id: request.id }));
+  });
+  const client = wirecall.connect(server.url, { reconnect: false });
+  try {
+    await assert.rejects(client.call("X.secret", {}), (e) => e instanceof wirecall.ForbiddenError && e.code === -32003);
+    await assert.rejects(
+      (async () => {
+        for await (const _ of client.subscribe("X.room", { room: "secret" })) assert.fail("no item");
+      })(),
+      (e) => e instanceof wirecall.ForbiddenError && e.data === "subscribing to X.room",
+    );
+    await assert.rejects(
+      client.call("X.busy", {}),
+      (e) => e instanceof wirecall.RateLimitedError && e.retryAfterMs === 60_000 && e instanceof wirecall.RpcError,
+    );
   } finally {
     client.close();
     server.close();

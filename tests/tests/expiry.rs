@@ -14,7 +14,8 @@ use wirecall::{
     auth::bearer_subprotocol, auth::Identity, auth::Refusal, raw::Router, server::ServerHandle,
     Client, Server,
 };
-use wirecall_examples::chat::{ChatClient, ChatServer, ChatTopics, Message};
+use wirecall_examples::calculator::Calculator;
+use wirecall_examples::chat::{Chat, ChatClient, ChatServer, ChatTopics, Message};
 use wirecall_examples::CalcServer;
 use wirecall_tests::http::HttpConn;
 use wirecall_tests::{Ended, RawWs};
@@ -143,6 +144,20 @@ async fn a_wamp_session_is_sent_goodbye_at_expiry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_client_resubscribes_with_a_fresh_token_and_misses_nothing() {
     let server = server(Duration::from_millis(600)).await;
+    resubscribes_across_expiries(&server, &server.http_url()).await;
+}
+
+/// The same over a WebSocket: closed with 4401 at each expiry, the client reconnects with a
+/// fresh token and resumes the topic with `$since`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_websocket_client_reconnects_with_a_fresh_token_and_misses_nothing() {
+    let server = server(Duration::from_millis(600)).await;
+    resubscribes_across_expiries(&server, &server.url()).await;
+}
+
+/// Subscribe to a room through `url` with short-lived tokens while 60 publications come
+/// over 2.4 s: each arrives once, in order, and fresh tokens were fetched.
+async fn resubscribes_across_expiries(server: &ServerHandle, url: &str) {
     let fetched = Arc::new(AtomicU32::new(0));
     let client = Client::builder()
         .token_fn({
@@ -152,7 +167,7 @@ async fn the_http_client_resubscribes_with_a_fresh_token_and_misses_nothing() {
                 async move { Ok::<_, std::io::Error>(token()) }
             }
         })
-        .connect(&server.http_url())
+        .connect(url)
         .await
         .unwrap();
     let mut room = ChatClient::new(client)
