@@ -424,7 +424,11 @@ impl<'a> Validator<'a> {
     /// Each topic gives the server trait an `authorize_<topic>` hook: a method of the same
     /// Rust name would be a second item of that name in the trait.
     fn hook_names(&mut self, s: &'a Service) {
-        let server = || s.methods.iter().filter(|m| m.direction == Direction::ToServer);
+        let server = || {
+            s.methods
+                .iter()
+                .filter(|m| m.direction == Direction::ToServer)
+        };
         for topic in server().filter(|m| m.kind == MethodKind::Topic) {
             let hook = naming::authorize_hook(&topic.name.name);
             for m in server().filter(|m| m.kind != MethodKind::Topic) {

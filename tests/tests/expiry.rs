@@ -170,10 +170,7 @@ async fn resubscribes_across_expiries(server: &ServerHandle, url: &str) {
         .connect(url)
         .await
         .unwrap();
-    let mut room = ChatClient::new(client)
-        .room("lobby".into())
-        .await
-        .unwrap();
+    let mut room = ChatClient::new(client).room("lobby".into()).await.unwrap();
     let topics = ChatTopics::new(server.hub());
     const N: usize = 60;
     let publisher = tokio::spawn(async move {

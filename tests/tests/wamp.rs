@@ -490,8 +490,9 @@ async fn ticket_server(handshake_timeout: Duration) -> ServerHandle {
         .handshake_timeout(handshake_timeout)
         .authenticate(|handshake| async move {
             match handshake.bearer_token() {
-                Some("s3cret") => Ok(wirecall::auth::Identity::new("alice".to_string())
-                    .with_authrole("member")),
+                Some("s3cret") => {
+                    Ok(wirecall::auth::Identity::new("alice".to_string()).with_authrole("member"))
+                }
                 Some(_) => Err(wirecall::auth::Refusal::unauthorized("unknown token")),
                 None => Err(wirecall::auth::Refusal::unauthorized(
                     "a bearer token is required",
@@ -536,10 +537,9 @@ async fn ticket_authentication_gives_the_identity_of_the_token() {
         "wamp.2.json, {}",
         wirecall::auth::bearer_subprotocol("s3cret")
     );
-    let (mut ws, _) =
-        RawWs::connect_with(&server.url(), &[("sec-websocket-protocol", &offered)])
-            .await
-            .unwrap();
+    let (mut ws, _) = RawWs::connect_with(&server.url(), &[("sec-websocket-protocol", &offered)])
+        .await
+        .unwrap();
     ws.send(r#"[1,"realm1",{"authmethods":["ticket"]}]"#).await;
     let welcome = next(&mut ws).await;
     assert_eq!(
@@ -643,7 +643,10 @@ async fn autobahn_authenticates_with_a_ticket() {
             .unwrap_or_else(|_| panic!("{script} within 60 s"))
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        println!("{script} {ticket}:\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        println!(
+            "{script} {ticket}:\n{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let lines: Vec<&str> = stdout.lines().collect();
         if ticket == "s3cret" {
             assert!(

@@ -378,7 +378,13 @@ impl Endpoint {
         let mut expires = None;
         if let Some(authenticate) = &self.authenticate {
             let (parts, ()) = head.into_parts();
-            let kept = ticket.then(|| (parts.method.clone(), parts.uri.clone(), parts.headers.clone()));
+            let kept = ticket.then(|| {
+                (
+                    parts.method.clone(),
+                    parts.uri.clone(),
+                    parts.headers.clone(),
+                )
+            });
             let handshake = Handshake::new(parts.method, parts.uri, parts.headers, remote);
             let identity = match (authenticate(handshake).await, kept) {
                 (Ok(identity), _) => identity,
@@ -602,13 +608,7 @@ impl Endpoint {
             return text(StatusCode::SERVICE_UNAVAILABLE, "server closing");
         }
         let hold = (self.tracker.token(), Open::session(Via::Events));
-        let events = EventBody::new(
-            session,
-            rx,
-            self.shutdown.clone(),
-            expires,
-            Box::new(hold),
-        );
+        let events = EventBody::new(session, rx, self.shutdown.clone(), expires, Box::new(hold));
         let mut resp = Response::new(ResponseBody {
             kind: BodyKind::Events(events),
         });

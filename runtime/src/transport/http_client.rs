@@ -553,17 +553,13 @@ async fn read_events(
     if let Some(sub) = sub_id {
         shared.in_flight().streams.remove(&sub);
         // Still active (no end came): the stream was cut, not finished.
-        shared
-            .session
-            .peer()
-            .subscriptions()
-            .end(
-                &sub,
-                End::Disconnected(match expired {
-                    true => CloseReason::Expired,
-                    false => CloseReason::Error(ended),
-                }),
-            );
+        shared.session.peer().subscriptions().end(
+            &sub,
+            End::Disconnected(match expired {
+                true => CloseReason::Expired,
+                false => CloseReason::Error(ended),
+            }),
+        );
         return Ok(());
     }
     if !answered && id.is_some() {

@@ -16,11 +16,11 @@ use super::message::{
 };
 use super::write::Part;
 use super::{quote, random_id, Call, Flow, Wamp, MAX_CALL_TIMEOUT_MS};
+use crate::auth::Identity;
 use crate::codec::message::Incoming as Message;
 use crate::codec::text::Text;
 use crate::session::peer::CANCEL_METHOD;
 use crate::session::router::Route;
-use crate::auth::Identity;
 use crate::session::Session;
 use crate::telemetry;
 
@@ -127,9 +127,7 @@ impl Wamp {
                     };
                     self.hello(hello, session).await
                 }
-                Incoming::Authenticate { signature } => {
-                    self.authenticate(signature, session).await
-                }
+                Incoming::Authenticate { signature } => self.authenticate(signature, session).await,
                 Incoming::Abort => Flow::Close,
                 other => {
                     let kind = kind(&other);
@@ -274,8 +272,12 @@ impl Wamp {
             }
             self.state().challenged = Some((realm, authid));
             let extra = Value::Object(Default::default());
-            self.send(&[Part::Int(CHALLENGE), Part::Str("ticket"), Part::Value(extra)])
-                .await;
+            self.send(&[
+                Part::Int(CHALLENGE),
+                Part::Str("ticket"),
+                Part::Value(extra),
+            ])
+            .await;
             return Flow::Continue;
         }
         let identity = session.context().identity_info();

@@ -160,7 +160,9 @@ pub(crate) enum Incoming<'a> {
         authid: Option<String>,
     },
     /// `AUTHENTICATE`: the signature (for `ticket`, the ticket), if a string.
-    Authenticate { signature: Option<String> },
+    Authenticate {
+        signature: Option<String>,
+    },
     Abort,
     Goodbye,
     Call {
