@@ -64,6 +64,12 @@ pub fn value_name(name: &str) -> String {
     }
 }
 
+/// The Rust name of the server trait's authorization hook of topic `topic`:
+/// `authorize_<topic>` (reserved: a method of that name is an error).
+pub fn authorize_hook(topic: &str) -> String {
+    format!("authorize_{}", value_name(topic))
+}
+
 /// Why `rust`, the Rust name an IDL name converts to, cannot be a Rust identifier (even a
 /// raw one); `None` if it can.
 pub fn rust_ident_problem(rust: &str) -> Option<&'static str> {

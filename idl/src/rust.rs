@@ -537,13 +537,24 @@ pub fn expand_service(args: TokenStream, item: TokenStream) -> TokenStream {
     let vis = &item.vis;
     let mut schema = schema;
     if errors.0.is_some() {
-        // Stand-ins: keep the methods whose names are unique, so the generated items
-        // exist and uses of them do not fail a second time.
+        // Stand-ins: keep the methods whose names are unique (not a topic's
+        // `authorize_<topic>` hook either), so the generated items exist and uses of them
+        // do not fail a second time.
         let mut seen = std::collections::HashSet::new();
         for s in &mut schema.services {
+            let hooks: std::collections::HashSet<String> = s
+                .methods
+                .iter()
+                .filter(|m| m.kind == MethodKind::Topic && m.direction == Direction::ToServer)
+                .map(|m| crate::naming::authorize_hook(&m.name.name))
+                .collect();
             s.methods.retain(|m| {
                 let name = crate::naming::value_name(&m.name.name);
+                let hook = m.kind != MethodKind::Topic
+                    && m.direction == Direction::ToServer
+                    && hooks.contains(&name);
                 !crate::naming::RESERVED_METHODS.contains(&name.as_str())
+                    && !hook
                     && seen.insert((m.direction, name))
             });
         }

@@ -415,8 +415,40 @@ impl<'a> Validator<'a> {
                 self.value_ident(&mut names, &m.name, "method");
             }
         }
+        self.hook_names(s);
         for m in &s.methods {
             self.method(m);
+        }
+    }
+
+    /// Each topic gives the server trait an `authorize_<topic>` hook: a method of the same
+    /// Rust name would be a second item of that name in the trait.
+    fn hook_names(&mut self, s: &'a Service) {
+        let server = || {
+            s.methods
+                .iter()
+                .filter(|m| m.direction == Direction::ToServer)
+        };
+        for topic in server().filter(|m| m.kind == MethodKind::Topic) {
+            let hook = naming::authorize_hook(&topic.name.name);
+            for m in server().filter(|m| m.kind != MethodKind::Topic) {
+                if naming::value_name(&m.name.name) != hook {
+                    continue;
+                }
+                let d = Diagnostic::error(
+                    m.name.span,
+                    format!(
+                        "method `{}` collides with `{hook}`, the authorization hook that topic `{}` generates in the server trait",
+                        m.name.name, topic.name.name
+                    ),
+                )
+                .with_related(topic.name.span, "the topic is here")
+                .with_help(format!(
+                    "names `authorize_<topic>` are reserved for the topics' hooks; rename the method and keep its wire name with {}",
+                    self.attr_syntax(AttributeKind::Name, Some("…"))
+                ));
+                self.error(d);
+            }
         }
     }
 

@@ -6,7 +6,9 @@
 //!
 //! A token arrives as `Authorization: Bearer TOKEN`, or — browsers cannot set headers on a
 //! WebSocket — as an offered subprotocol `bearer.BASE64URL(TOKEN)` next to `jsonrpc-2.0`.
-//! The server selects `jsonrpc-2.0` and never echoes the token.
+//! The server selects `jsonrpc-2.0` and never echoes the token. A WAMP client may instead
+//! authenticate the WAMP way, with `ticket`: the hook then runs on its `AUTHENTICATE`, with
+//! the ticket as the bearer token ([`Handshake::authid`] says whom it claims to be).
 
 use std::any::Any;
 use std::fmt;
@@ -36,6 +38,7 @@ pub struct Handshake {
     headers: HeaderMap,
     remote_addr: Option<SocketAddr>,
     token: Option<String>,
+    authid: Option<String>,
 }
 
 impl fmt::Debug for Handshake {
@@ -55,6 +58,7 @@ impl fmt::Debug for Handshake {
             .field("headers", &Names(&self.headers))
             .field("remote_addr", &self.remote_addr)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("authid", &self.authid)
             .finish()
     }
 }
@@ -73,7 +77,16 @@ impl Handshake {
             headers,
             remote_addr,
             token,
+            authid: None,
         }
+    }
+
+    /// The handshake of a WAMP connection that authenticates with `ticket`: its upgrade
+    /// request, with the ticket as the bearer token and the `authid` of its `HELLO`.
+    pub(crate) fn with_ticket(mut self, ticket: String, authid: Option<String>) -> Self {
+        self.token = Some(ticket);
+        self.authid = authid;
+        self
     }
 
     /// `GET` (a WebSocket upgrade) or `POST`.
@@ -118,10 +131,17 @@ impl Handshake {
     pub fn bearer_token(&self) -> Option<&str> {
         self.token.as_deref()
     }
+
+    /// The `authid` a WAMP client gave in its `HELLO` when it authenticates with `ticket`
+    /// (whom it claims to be; the ticket is [`bearer_token`](Self::bearer_token)). `None` on
+    /// every other door.
+    pub fn authid(&self) -> Option<&str> {
+        self.authid.as_deref()
+    }
 }
 
 /// The token of a request: the `Authorization` header first, then the subprotocol form.
-fn bearer_token(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<String> {
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
         let auth = auth.to_str().ok()?;
         let (scheme, token) = auth.split_once(' ')?;
@@ -161,6 +181,8 @@ pub fn bearer_subprotocol(token: &str) -> String {
 pub struct Identity {
     value: Arc<dyn Any + Send + Sync>,
     expires: Option<SystemTime>,
+    authid: Option<Arc<str>>,
+    authrole: Option<Arc<str>>,
 }
 
 impl fmt::Debug for Identity {
@@ -177,7 +199,37 @@ impl Identity {
         Identity {
             value: Arc::new(value),
             expires: None,
+            authid: None,
+            authrole: None,
         }
+    }
+
+    /// The same identity, named `authid`: what a WAMP client's `WELCOME` reports as its
+    /// `authid`. Without it, the value if it is a `String` (`Identity::new(name)`), else the
+    /// `authid` the client gave.
+    pub fn with_authid(mut self, authid: impl Into<Arc<str>>) -> Self {
+        self.authid = Some(authid.into());
+        self
+    }
+
+    /// The same identity with the role `authrole`: what a WAMP client's `WELCOME` reports
+    /// as its `authrole` (`"user"` without it).
+    pub fn with_authrole(mut self, authrole: impl Into<Arc<str>>) -> Self {
+        self.authrole = Some(authrole.into());
+        self
+    }
+
+    /// Its name for WAMP's `authid` ([`with_authid`](Self::with_authid)), or its value if
+    /// that is a `String`.
+    pub fn authid(&self) -> Option<&str> {
+        self.authid
+            .as_deref()
+            .or_else(|| self.get::<String>().map(String::as_str))
+    }
+
+    /// Its role for WAMP's `authrole`, if given ([`with_authrole`](Self::with_authrole)).
+    pub fn authrole(&self) -> Option<&str> {
+        self.authrole.as_deref()
     }
 
     /// The same identity, valid until `at`.

@@ -1,7 +1,8 @@
 // The TypeScript runtime against fake HTTP servers in Node.js (node:http): an event stream
 // cut before its end, split mid-character and with CRLF line ends; a server that accepts
 // every connection and fails what is sent on it (the backoff must keep growing); full
-// jitter; a token function that hangs; a burst of 401s. Uses the committed build of the example page (examples/web/dist), as
+// jitter; a token function that hangs; a burst of 401s; an event stream ended by the
+// server's `$/expired`; refusals as typed errors. Uses the committed build of the example page (examples/web/dist), as
 // runtime.test.mjs does.
 
 import { test } from "node:test";
@@ -142,6 +143,83 @@ test("a token function that hangs fails that attempt only: the client reconnects
     const answer = await client.call("X.get", {}, { idempotent: true, timeoutMs: 8000 });
     assert.equal(answer, 42);
     assert.ok(fetches >= 3, `${fetches} token fetches`);
+  } finally {
+    client.close();
+    server.close();
+  }
+});
+
+test("an event stream that ends with $/expired reconnects with a fresh token and subscribes again", async () => {
+  const tokens = [];
+  const server = await fakeServer((body, res, req) => {
+    const request = JSON.parse(body);
+    if (Array.isArray(request)) return answerProbe(res);
+    tokens.push(req.headers["authorization"]);
+    const n = tokens.length;
+    res.writeHead(200, { "content-type": "text/event-stream" });
+    const event = (message) => `data: ${JSON.stringify(message)}\n\n`;
+    res.write(event({ jsonrpc: "2.0", result: n, id: request.id }));
+    res.write(event({ jsonrpc: "2.0", method: "X.s", params: { subscription: n, result: `item ${n}` } }));
+    if (n === 1) {
+      // The token expired: the server's last event, then the end.
+      const expired = { jsonrpc: "2.0", method: "$/expired", params: { subscription: n, reason: "authentication expired" } };
+      res.end(`event: expired\n${event(expired)}`);
+      return;
+    }
+    res.end(event({ jsonrpc: "2.0", method: "X.s", params: { subscription: n, error: null } }));
+  });
+  let fetches = 0;
+  const why = [];
+  const client = wirecall.connect(server.url, {
+    token: () => `token-${++fetches}`,
+    reconnect: { initialBackoffMs: 10, maxBackoffMs: 50 },
+    onStateChange: (state, error) => error !== undefined && why.push(error.message),
+  });
+  try {
+    const received = [];
+    const read = (async () => {
+      for await (const item of client.subscribe("X.s", {})) received.push(item);
+    })();
+    const timeout = sleep(10_000).then(() => "timeout");
+    assert.notEqual(await Promise.race([read, timeout]), "timeout", `the subscription hangs after ${JSON.stringify(received)}`);
+    assert.deepEqual(received, ["item 1", "item 2"]);
+    assert.deepEqual(tokens, ["Bearer token-1", "Bearer token-2"], "subscribed again with a fresh token");
+    // As a WebSocket closed with 4401, not as a stream cut short.
+    assert.ok(why.some((m) => m.includes("code 4401: authentication expired")), JSON.stringify(why));
+  } finally {
+    client.close();
+    server.close();
+  }
+});
+
+test("refusals are typed: ForbiddenError for a call and a subscription, RateLimitedError", async () => {
+  const server = await fakeServer((body, res) => {
+    const request = JSON.parse(body);
+    if (Array.isArray(request)) return answerProbe(res);
+    const forbidden = { code: -32003, message: "Forbidden", data: "subscribing to X.room" };
+    const limited = { code: -32029, message: "Rate limited", data: { retry_after_ms: 60_000 } };
+    if (request.method === "X.room") {
+      // A refused subscription: the event stream's first and only event.
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      return res.end(`data: ${JSON.stringify({ jsonrpc: "2.0", error: forbidden, id: request.id })}\n\n`);
+    }
+    const error = request.method === "X.secret" ? forbidden : limited;
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ jsonrpc: "2.0", error, id: request.id }));
+  });
+  const client = wirecall.connect(server.url, { reconnect: false });
+  try {
+    await assert.rejects(client.call("X.secret", {}), (e) => e instanceof wirecall.ForbiddenError && e.code === -32003);
+    await assert.rejects(
+      (async () => {
+        for await (const _ of client.subscribe("X.room", { room: "secret" })) assert.fail("no item");
+      })(),
+      (e) => e instanceof wirecall.ForbiddenError && e.data === "subscribing to X.room",
+    );
+    await assert.rejects(
+      client.call("X.busy", {}),
+      (e) => e instanceof wirecall.RateLimitedError && e.retryAfterMs === 60_000 && e instanceof wirecall.RpcError,
+    );
   } finally {
     client.close();
     server.close();

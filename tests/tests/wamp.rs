@@ -366,9 +366,14 @@ async fn authentication_and_origin_apply_to_wamp() {
     let with_token = format!("wamp.2.json, {token}");
     let url = server.url();
     let origin = ("origin", "https://app.test");
-    let no_token =
-        RawWs::connect_with(&url, &[("sec-websocket-protocol", "wamp.2.json"), origin]).await;
-    assert_eq!(status(no_token.map(|_| ())), 401);
+    // Without a token the upgrade succeeds (the client may still authenticate with
+    // `ticket`), and a HELLO that offers no authentication is aborted.
+    let (mut no_token, _) =
+        RawWs::connect_with(&url, &[("sec-websocket-protocol", "wamp.2.json"), origin])
+            .await
+            .unwrap();
+    no_token.send(r#"[1,"realm1",{}]"#).await;
+    aborted(&mut no_token, "wamp.error.authentication_required").await;
     let elsewhere = RawWs::connect_with(
         &url,
         &[
@@ -472,5 +477,186 @@ async fn binary_serializers_answer_in_binary_frames_and_abort_garbage() {
             "{abort}"
         );
         assert_eq!(next(&mut ws, serializer).await, None, "closed after ABORT");
+    }
+}
+
+/// A server whose hook takes the token `s3cret` (as `alice`, role `member`) and refuses
+/// others with 401.
+async fn ticket_server(handshake_timeout: Duration) -> ServerHandle {
+    let mut router = Router::new();
+    router.merge(CalcServer::default().into_router()).unwrap();
+    router.merge(ChatServer::default().into_router()).unwrap();
+    Server::builder()
+        .handshake_timeout(handshake_timeout)
+        .authenticate(|handshake| async move {
+            match handshake.bearer_token() {
+                Some("s3cret") => {
+                    Ok(wirecall::auth::Identity::new("alice".to_string()).with_authrole("member"))
+                }
+                Some(_) => Err(wirecall::auth::Refusal::unauthorized("unknown token")),
+                None => Err(wirecall::auth::Refusal::unauthorized(
+                    "a bearer token is required",
+                )),
+            }
+        })
+        .bind("127.0.0.1:0", router)
+        .await
+        .unwrap()
+}
+
+/// WAMP's own authentication: `HELLO` with `authmethods: ["ticket"]`, the server's
+/// `CHALLENGE`, `AUTHENTICATE` with the bearer token as the ticket → `WELCOME` with the
+/// identity the other doors give that token; a wrong ticket, no method or another method
+/// → `ABORT` with the standard URI; a server without the hook welcomes at once.
+#[tokio::test]
+async fn ticket_authentication_gives_the_identity_of_the_token() {
+    let server = ticket_server(Duration::from_secs(10)).await;
+    let mut ws = wamp(&server.url()).await;
+    ws.send(r#"[1,"realm1",{"authmethods":["ticket"],"authid":"alice-claimed"}]"#)
+        .await;
+    assert_eq!(next(&mut ws).await, json!([4, "ticket", {}]), "CHALLENGE");
+    ws.send(r#"[5,"s3cret",{}]"#).await;
+    let welcome = next(&mut ws).await;
+    assert_eq!(welcome[0], 2, "{welcome}");
+    let details = &welcome[2];
+    assert_eq!(
+        (
+            &details["authid"],
+            &details["authrole"],
+            &details["authmethod"]
+        ),
+        (&json!("alice"), &json!("member"), &json!("ticket")),
+        "{welcome}"
+    );
+    // The handlers see the same identity as over the other doors.
+    ws.send(r#"[48,1,{},"Calculator.stats",[]]"#).await;
+    let result = next(&mut ws).await;
+    assert_eq!(result[3][0]["caller"], "alice", "{result}");
+    // The header and subprotocol forms still work, without a CHALLENGE.
+    let offered = format!(
+        "wamp.2.json, {}",
+        wirecall::auth::bearer_subprotocol("s3cret")
+    );
+    let (mut ws, _) = RawWs::connect_with(&server.url(), &[("sec-websocket-protocol", &offered)])
+        .await
+        .unwrap();
+    ws.send(r#"[1,"realm1",{"authmethods":["ticket"]}]"#).await;
+    let welcome = next(&mut ws).await;
+    assert_eq!(
+        (welcome[0].as_u64(), &welcome[2]["authid"]),
+        (Some(2), &json!("alice")),
+        "{welcome}"
+    );
+
+    // A wrong ticket, no method, another method, AUTHENTICATE unasked.
+    let mut ws = wamp(&server.url()).await;
+    ws.send(r#"[1,"realm1",{"authmethods":["ticket"],"authid":"mallory"}]"#)
+        .await;
+    assert_eq!(next(&mut ws).await[0], 4);
+    ws.send(r#"[5,"guess",{}]"#).await;
+    aborted(&mut ws, "wamp.error.authentication_denied").await;
+    let mut ws = wamp(&server.url()).await;
+    ws.send(r#"[1,"realm1",{"authmethods":["anonymous"]}]"#)
+        .await;
+    aborted(&mut ws, "wamp.error.no_matching_auth_method").await;
+    let mut ws = wamp(&server.url()).await;
+    ws.send(r#"[5,"s3cret",{}]"#).await;
+    aborted(&mut ws, "wamp.error.protocol_violation").await;
+    // A CALL between CHALLENGE and AUTHENTICATE.
+    let mut ws = wamp(&server.url()).await;
+    ws.send(r#"[1,"realm1",{"authmethods":["ticket"]}]"#).await;
+    assert_eq!(next(&mut ws).await[0], 4);
+    ws.send(r#"[48,1,{},"Calculator.add",[1,2]]"#).await;
+    aborted(&mut ws, "wamp.error.protocol_violation").await;
+
+    // Without authentication configured, `ticket` is not asked for: WELCOME at once.
+    let plain = self::server().await;
+    let mut ws = wamp(&plain.url()).await;
+    ws.send(r#"[1,"realm1",{"authmethods":["ticket"],"authid":"x"}]"#)
+        .await;
+    let welcome = next(&mut ws).await;
+    assert_eq!(welcome[0], 2, "{welcome}");
+    assert!(welcome[2].get("authid").is_none(), "{welcome}");
+}
+
+/// A WAMP connection that came without credentials has the handshake timeout to
+/// authenticate; then it is aborted and closed.
+#[tokio::test]
+async fn an_unauthenticated_wamp_connection_is_closed_after_the_handshake_timeout() {
+    let server = ticket_server(Duration::from_millis(500)).await;
+    let mut ws = wamp(&server.url()).await;
+    let abort = next(&mut ws).await;
+    assert_eq!(
+        (abort[0].as_u64(), abort[2].as_str()),
+        (Some(3), Some("wamp.error.authentication_required")),
+        "{abort}"
+    );
+    assert!(matches!(
+        ws.next_text().await,
+        Err(Ended::Close(Some((4401, _))))
+    ));
+}
+
+/// Autobahn|Python's and Autobahn|JS's `ticket` authentication: each joins as the token's
+/// identity; a wrong ticket is refused with `wamp.error.authentication_denied`; at the
+/// identity's expiry the session is left with `wirecall.close.authentication_expired`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autobahn_authenticates_with_a_ticket() {
+    let Some((python, dir)) = clients("autobahn_authenticates_with_a_ticket") else {
+        return;
+    };
+    let mut router = Router::new();
+    router.merge(CalcServer::default().into_router()).unwrap();
+    let server = Server::builder()
+        .authenticate(|handshake| async move {
+            match handshake.bearer_token() {
+                Some("s3cret") => Ok(wirecall::auth::Identity::new("alice".to_string())
+                    .expires_in(Duration::from_millis(1500))),
+                _ => Err(wirecall::auth::Refusal::unauthorized("unknown ticket")),
+            }
+        })
+        .bind("127.0.0.1:0", router)
+        .await
+        .unwrap();
+    let cases = [
+        ("s3cret", "left: wirecall.close.authentication_expired"),
+        ("guess", "left: wamp.error.authentication_denied"),
+    ];
+    for ((ticket, expect), js) in cases.into_iter().flat_map(|c| [(c, false), (c, true)]) {
+        let mut command = match js {
+            false => tokio::process::Command::new(&python),
+            true => {
+                let mut node = tokio::process::Command::new("node");
+                node.arg("--experimental-websocket");
+                node
+            }
+        };
+        let script = if js { "ticket.mjs" } else { "ticket.py" };
+        let out = command
+            .arg(dir.join(script))
+            .arg(server.url())
+            .arg(ticket)
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(60), out)
+            .await
+            .unwrap_or_else(|_| panic!("{script} within 60 s"))
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        println!(
+            "{script} {ticket}:\n{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<&str> = stdout.lines().collect();
+        if ticket == "s3cret" {
+            assert!(
+                lines.contains(&"joined: authid=alice authrole=user authmethod=ticket"),
+                "{lines:?}"
+            );
+            assert!(lines.contains(&"caller: alice"), "{lines:?}");
+        } else {
+            assert!(!lines.iter().any(|l| l.starts_with("joined")), "{lines:?}");
+        }
+        assert!(lines.contains(&expect), "{lines:?}");
     }
 }

@@ -395,6 +395,9 @@ const DEFAULTS = {
 
 const OPEN = 1;
 
+/** The close code of a connection whose authentication expired (an event stream's `$/expired`, too). */
+const EXPIRED_CLOSE_CODE = 4401;
+
 type TimerHandle = unknown;
 const timers = globalThis as unknown as {
   setTimeout(callback: () => void, ms: number): TimerHandle;
@@ -1225,7 +1228,8 @@ class HttpSocket implements WebSocketLike {
    * Reads a stream's events; the first answers the subscribe call with its id. A stream
    * that ends before its end notification (or before answering) was cut: the connection
    * counts as dropped, so that the client subscribes again (a topic with `$since`) and
-   * the call does not wait for its timeout.
+   * the call does not wait for its timeout. One that ends with `$/expired` (the token
+   * expired) counts as closed with 4401: the client reconnects with a fresh token.
    */
   async #events(reader: ByteReader, controller: AbortControllerLike): Promise<void> {
     const decoder = new web.TextDecoder();
@@ -1233,17 +1237,25 @@ class HttpSocket implements WebSocketLike {
     const events: string[] = [];
     let key: string | undefined;
     let finished = false;
+    let expired = false;
     try {
-      for (;;) {
+      reading: for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
         lines.push(decoder.decode(value, { stream: true }), events);
         for (const data of events.splice(0)) {
-          let message: { result?: unknown; params?: { subscription?: unknown; error?: unknown } } | undefined;
+          let message:
+            | { method?: unknown; result?: unknown; params?: { subscription?: unknown; error?: unknown } }
+            | undefined;
           try {
             message = JSON.parse(data) as typeof message;
           } catch {
             // Not JSON: delivered as it is, and ignored by the client.
+          }
+          if (message?.method === "$/expired") {
+            // The server ends the response: the token expired.
+            expired = true;
+            break reading;
           }
           if (key === undefined && message !== undefined && message !== null) {
             if ("result" in message) {
@@ -1263,7 +1275,9 @@ class HttpSocket implements WebSocketLike {
       if (key !== undefined && this.#streams.get(key) === controller) this.#streams.delete(key);
       void reader.cancel().catch(() => undefined);
     }
-    if (!finished && !this.#dropped.has(controller)) {
+    if (expired && !this.#dropped.has(controller)) {
+      this.#fail("authentication expired", EXPIRED_CLOSE_CODE);
+    } else if (!finished && !this.#dropped.has(controller)) {
       this.#fail(`the event stream from ${this.#url} ended ${key === undefined ? "before answering" : "before the stream's end"}`);
     }
   }
@@ -1272,12 +1286,12 @@ class HttpSocket implements WebSocketLike {
     if (this.readyState === OPEN) this.onmessage?.({ data: text });
   }
 
-  #fail(reason: string): void {
+  #fail(reason: string, code?: number): void {
     if (this.readyState === 3) return;
     const opened = this.readyState === OPEN;
     this.readyState = 3;
     for (const controller of [...this.#all]) this.#drop(controller);
-    this.onclose?.({ code: opened ? 1006 : 1002, reason });
+    this.onclose?.({ code: code ?? (opened ? 1006 : 1002), reason });
   }
 }
 

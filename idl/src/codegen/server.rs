@@ -29,7 +29,7 @@ pub(super) fn handler_trait(
             let item = m.returns.as_ref().map_or(quote!(()), rust_type);
             let publishable = m.attrs.has(AttributeKind::Publishable);
             let params: Vec<Ident> = m.params.iter().map(|p| value_ident(&p.name.name)).collect();
-            let authorize = format_ident!("authorize_{}", naming::value_name(&m.name.name));
+            let authorize = format_ident!("{}", naming::authorize_hook(&m.name.name));
             let what = if publishable {
                 "subscribe to, or publish to,"
             } else {

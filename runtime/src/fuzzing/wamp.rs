@@ -212,7 +212,16 @@ async fn run(serializer: Serializer, ops: Vec<WampOp>) -> usize {
     let mut origin = Origin::default();
     origin.extensions.insert(hub.clone());
     let (tx, mut rx) = mpsc::channel(1 << 16);
-    let adapter = Wamp::new(router.clone(), None, hub, serializer, tx.clone());
+    let adapter = Wamp::new(
+        router.clone(),
+        crate::transport::wamp::WampSetup {
+            realm: None,
+            hub,
+            serializer,
+            ticket: None,
+        },
+        tx.clone(),
+    );
     let encoder: Arc<dyn Encoder> = adapter.clone();
     let session = Session::new(Arc::new(config), router, WAMP_DOOR, origin, tx, encoder);
     let close = CancellationToken::new();

@@ -503,6 +503,7 @@ impl ServerBuilder {
             },
             hook: self.hook,
             authenticate: self.authenticate,
+            handshake_timeout: self.handshake_timeout,
             max_connections: self.max_connections,
             reads: self.reads,
             active: AtomicUsize::new(0),

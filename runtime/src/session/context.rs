@@ -43,6 +43,9 @@ struct ContextInner {
     remote_addr: Option<SocketAddr>,
     headers: HeaderMap,
     extensions: Extensions,
+    /// The identity a connection established after its handshake (a WAMP client's
+    /// `ticket`), when the handshake gave none.
+    authenticated: std::sync::OnceLock<Identity>,
     peer: Peer,
 }
 
@@ -60,6 +63,7 @@ impl Context {
                 remote_addr,
                 headers,
                 extensions,
+                authenticated: std::sync::OnceLock::new(),
                 peer,
             }),
             deadline: None,
@@ -120,12 +124,22 @@ impl Context {
     /// # }
     /// ```
     pub fn identity<T: std::any::Any>(&self) -> Option<&T> {
-        self.inner.extensions.get::<Identity>()?.get()
+        self.identity_info()?.get()
     }
 
     /// The connection's whole [`Identity`] (its expiry too), if authenticated.
     pub fn identity_info(&self) -> Option<&Identity> {
-        self.inner.extensions.get::<Identity>()
+        self.inner
+            .extensions
+            .get::<Identity>()
+            .or_else(|| self.inner.authenticated.get())
+    }
+
+    /// The connection authenticated after its handshake (a WAMP `ticket`): `false` if it
+    /// had an identity already.
+    pub(crate) fn authenticate(&self, identity: Identity) -> bool {
+        self.inner.extensions.get::<Identity>().is_none()
+            && self.inner.authenticated.set(identity).is_ok()
     }
 
     /// The hub this connection's topics go through: the server's

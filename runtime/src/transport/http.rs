@@ -41,6 +41,7 @@ use super::gate::{Pass, PendingBody};
 pub(crate) use super::headers::OriginRule;
 use super::headers::{accepts_events, is_json, is_upgrade, preflight, Refused};
 use super::sse::EventBody;
+use super::wamp::Ticket;
 use crate::auth::Refusal;
 use crate::auth::{Authenticate, Handshake};
 use crate::codec::message::{self, Incoming};
@@ -101,6 +102,9 @@ pub(crate) struct Endpoint {
     pub(crate) hook: Option<Arc<HandshakeHook>>,
     /// The authentication hook, if any.
     pub(crate) authenticate: Option<Arc<Authenticate>>,
+    /// How long a connection has to finish its handshake: for a WAMP client that
+    /// authenticates with `ticket`, from the upgrade to its `AUTHENTICATE`.
+    pub(crate) handshake_timeout: Duration,
     pub(crate) max_connections: usize,
     /// How slowly a request body, or a WebSocket message, may arrive.
     pub(crate) reads: ReadRules,
@@ -351,15 +355,20 @@ impl Endpoint {
     /// Run the handshake hooks on the request's head, before any message is read: the
     /// extensions they stored (the identity among them) and the time the identity has
     /// left, or the refusal as a response.
+    ///
+    /// `ticket`: the request is a WAMP upgrade without a bearer token, which may still
+    /// authenticate in WAMP's own way; a hook's 401 then admits it with the
+    /// [`Ticket`] to authenticate its `AUTHENTICATE` with.
     pub(super) async fn admit(
         &self,
         head: Option<Request<()>>,
         remote: Option<SocketAddr>,
-    ) -> Admitted {
+        ticket: bool,
+    ) -> Result<Admit, Box<Resp>> {
         let mut extensions = Extensions::new();
         extensions.insert(self.hub.clone());
         let Some(head) = head else {
-            return Ok((extensions, None));
+            return Ok((extensions, None, None));
         };
         if let Some(hook) = &self.hook {
             if let Err(r) = hook(&head, &mut extensions) {
@@ -369,10 +378,28 @@ impl Endpoint {
         let mut expires = None;
         if let Some(authenticate) = &self.authenticate {
             let (parts, ()) = head.into_parts();
+            let kept = ticket.then(|| {
+                (
+                    parts.method.clone(),
+                    parts.uri.clone(),
+                    parts.headers.clone(),
+                )
+            });
             let handshake = Handshake::new(parts.method, parts.uri, parts.headers, remote);
-            let identity = match authenticate(handshake).await {
-                Ok(identity) => identity,
-                Err(r) => return Err(Box::new(refused(r))),
+            let identity = match (authenticate(handshake).await, kept) {
+                (Ok(identity), _) => identity,
+                (Err(r), Some((method, uri, headers))) if r.status == StatusCode::UNAUTHORIZED => {
+                    let ticket = Ticket {
+                        authenticate: authenticate.clone(),
+                        method,
+                        uri,
+                        headers,
+                        remote,
+                        refused: r.reason,
+                    };
+                    return Ok((extensions, None, Some(ticket)));
+                }
+                (Err(r), _) => return Err(Box::new(refused(r))),
             };
             expires = identity.time_left();
             if expires == Some(Duration::ZERO) {
@@ -382,7 +409,7 @@ impl Endpoint {
             }
             extensions.insert(identity);
         }
-        Ok((extensions, expires))
+        Ok((extensions, expires, None))
     }
 
     /// The request's head (its headers copied), for the hooks; `None` without hooks.
@@ -430,7 +457,7 @@ impl Endpoint {
         }
         let remote_addr = remote_addr(&req, &from);
         let head = self.head(&req);
-        let (extensions, _) = match self.admit(head, remote_addr).await {
+        let (extensions, expires, _) = match self.admit(head, remote_addr, false).await {
             Ok(admitted) => admitted,
             Err(refused) => return *refused,
         };
@@ -495,7 +522,7 @@ impl Endpoint {
             timeout,
         };
         if events && self.is_subscription(&body) {
-            return self.events(body, origin).await;
+            return self.events(body, origin, expires).await;
         }
         let (session, answer) = Session::answering(
             self.config.clone(),
@@ -560,8 +587,14 @@ impl Endpoint {
     }
 
     /// A stream subscription answered with server-sent events: the answer, each item, then
-    /// the end, each as one event whose data is the JSON-RPC message.
-    async fn events(self: &Arc<Self>, body: Text, origin: Origin) -> Resp {
+    /// the end, each as one event whose data is the JSON-RPC message. `expires`: the
+    /// identity's time left, after which the response ends with a `$/expired` event.
+    async fn events(
+        self: &Arc<Self>,
+        body: Text,
+        origin: Origin,
+        expires: Option<Duration>,
+    ) -> Resp {
         let (tx, rx) = mpsc::channel(self.config.send_queue);
         let session = Session::new(
             self.config.clone(),
@@ -575,7 +608,7 @@ impl Endpoint {
             return text(StatusCode::SERVICE_UNAVAILABLE, "server closing");
         }
         let hold = (self.tracker.token(), Open::session(Via::Events));
-        let events = EventBody::new(session, rx, self.shutdown.clone(), Box::new(hold));
+        let events = EventBody::new(session, rx, self.shutdown.clone(), expires, Box::new(hold));
         let mut resp = Response::new(ResponseBody {
             kind: BodyKind::Events(events),
         });
@@ -591,9 +624,9 @@ impl Endpoint {
     }
 }
 
-/// What the handshake hooks made of a request: extensions and the identity's time left,
-/// or the response that refuses it.
-type Admitted = Result<(Extensions, Option<Duration>), Box<Resp>>;
+/// What the handshake hooks made of a request: extensions, the identity's time left, and
+/// for a WAMP upgrade that will authenticate with `ticket`, how.
+type Admit = (Extensions, Option<Duration>, Option<Ticket>);
 
 /// The response to a refusal, counted by its status.
 fn refused(r: Refusal) -> Resp {

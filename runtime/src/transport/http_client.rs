@@ -41,6 +41,7 @@ use crate::session::router::Router;
 use crate::session::subscription::End;
 use crate::session::{CloseReason, Origin, Session};
 use crate::transport::event_reader::EventReader;
+use crate::transport::sse::EXPIRED_METHOD;
 
 /// A client calling over HTTP: its calls go out as POSTs; nothing calls it.
 const HTTP_CLIENT_DOOR: DoorCaps = DoorCaps {
@@ -507,7 +508,8 @@ async fn read_events(
     let mut sub_id: Option<Box<str>> = None;
     let mut answered = false;
     let mut events = Vec::new();
-    let ended = loop {
+    let mut expired = false;
+    let ended = 'read: loop {
         let chunk = match body.frame().await {
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => data,
@@ -524,6 +526,15 @@ async fn read_events(
                 tracing::debug!("an event that is not UTF-8, ignored");
                 continue;
             };
+            // The identity expired: the server ends the response, the subscription is
+            // made again (with a fresh token, a topic with `$since`).
+            if matches!(
+                classify_text(&frame),
+                Ok(Incoming::Request { ref method, id: None, .. }) if method == EXPIRED_METHOD
+            ) {
+                expired = true;
+                break 'read "the authentication expired".to_string();
+            }
             if !answered {
                 // The first event answers the subscribe call with the subscription id.
                 if let Ok(Incoming::Response { outcome, .. }) = classify_text(&frame) {
@@ -542,11 +553,13 @@ async fn read_events(
     if let Some(sub) = sub_id {
         shared.in_flight().streams.remove(&sub);
         // Still active (no end came): the stream was cut, not finished.
-        shared
-            .session
-            .peer()
-            .subscriptions()
-            .end(&sub, End::Disconnected(CloseReason::Error(ended)));
+        shared.session.peer().subscriptions().end(
+            &sub,
+            End::Disconnected(match expired {
+                true => CloseReason::Expired,
+                false => CloseReason::Error(ended),
+            }),
+        );
         return Ok(());
     }
     if !answered && id.is_some() {

@@ -2,7 +2,10 @@
 //! is one JSON-RPC message exactly as a WebSocket would carry it: the answer with the
 //! subscription id, each item notification, then the end or the failure. The body ends
 //! after the stream's last message; dropping it (the client went away) ends the session,
-//! which stops the stream's producer.
+//! which stops the stream's producer. When the request's identity expires, the stream is
+//! stopped and the body ends with one last event, `event: expired`, whose data is the
+//! notification `{"jsonrpc":"2.0","method":"$/expired","params":{…}}` (the WebSocket's
+//! close 4401, for a response).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -26,6 +29,10 @@ pub(crate) struct EventBody {
     stream_ended: Pin<Box<WaitForCancellationFutureOwned>>,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     keepalive: Option<tokio::time::Interval>,
+    /// When the request's identity expires.
+    expiry: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The subscription id the first message gave (JSON text), for the expiry's event.
+    sub: Option<Box<str>>,
     /// The first message (the answer to the subscribe call) has gone out.
     answered: bool,
     /// Nothing follows what is queued now: end once it is sent.
@@ -41,6 +48,7 @@ impl EventBody {
         session: Session,
         rx: mpsc::Receiver<Outbound>,
         shutdown: CancellationToken,
+        expires: Option<std::time::Duration>,
         hold: Box<dyn Send + Sync>,
     ) -> Self {
         // Comments keep proxies from closing a quiet stream, at the keep-alive interval.
@@ -56,6 +64,8 @@ impl EventBody {
             rx,
             shutdown: Box::pin(shutdown.cancelled_owned()),
             keepalive,
+            expiry: expires.map(|left| Box::pin(tokio::time::sleep(left))),
+            sub: None,
             answered: false,
             last_queued: false,
             finished: false,
@@ -72,20 +82,34 @@ impl EventBody {
             if this.finished {
                 return Poll::Ready(None);
             }
+            // Expired: nothing more of the stream, one event that says why, the end.
+            if let Some(expiry) = &mut this.expiry {
+                if expiry.as_mut().poll(cx).is_ready() {
+                    this.expiry = None;
+                    this.finished = true;
+                    tracing::debug!("ending an event stream: the authentication expired");
+                    this.session.end(&CloseReason::Expired);
+                    let text = expired_notification(this.sub.as_deref());
+                    telemetry::sent(telemetry::Via::Events, text.len());
+                    let mut out = String::from("event: expired\n");
+                    out.push_str(std::str::from_utf8(&event(&text)).unwrap_or_default());
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
+                }
+            }
             match this.rx.poll_recv(cx) {
                 Poll::Ready(Some(msg)) => {
                     let Outbound::Text(text) = &msg else { continue };
                     if !this.answered {
                         this.answered = true;
-                        // A failed subscribe call is the whole story.
-                        if matches!(
-                            classify_text(text),
+                        match classify_text(text) {
+                            // A failed subscribe call is the whole story.
                             Ok(Incoming::Response {
-                                outcome: Err(_),
-                                ..
-                            })
-                        ) {
-                            this.last_queued = true;
+                                outcome: Err(_), ..
+                            }) => this.last_queued = true,
+                            Ok(Incoming::Response {
+                                outcome: Ok(sub), ..
+                            }) => this.sub = Some(sub.get().into()),
+                            _ => {}
                         }
                     }
                     telemetry::sent(telemetry::Via::Events, text.len());
@@ -131,6 +155,18 @@ impl Drop for EventBody {
     }
 }
 
+/// The method of the last event of a stream whose identity expired.
+pub(crate) const EXPIRED_METHOD: &str = "$/expired";
+
+/// The notification that ends an event stream at its identity's expiry: the reason, and the
+/// subscription (`sub`, JSON text) when it was answered.
+fn expired_notification(sub: Option<&str>) -> String {
+    let sub = sub.map_or(String::new(), |sub| format!(r#""subscription":{sub},"#));
+    format!(
+        r#"{{"jsonrpc":"2.0","method":"{EXPIRED_METHOD}","params":{{{sub}"reason":"authentication expired"}}}}"#
+    )
+}
+
 /// One SSE event whose data is `text` (a line of its own per line of text).
 fn event(text: &str) -> Bytes {
     let mut out = String::with_capacity(text.len() + 8);
@@ -146,6 +182,17 @@ fn event(text: &str) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::event;
+
+    #[test]
+    fn the_expiry_notification_is_json_rpc() {
+        for sub in [Some("17"), None] {
+            let text = super::expired_notification(sub);
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["method"], "$/expired", "{text}");
+            assert_eq!(v["params"]["reason"], "authentication expired");
+            assert_eq!(v["params"].get("subscription").is_some(), sub.is_some());
+        }
+    }
 
     #[test]
     fn events_have_one_data_line_per_line() {

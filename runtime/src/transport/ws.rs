@@ -40,14 +40,13 @@ use tracing::Instrument;
 use crate::codec::text::Text;
 use crate::config::ConnectionConfig;
 use crate::error::RpcError;
-use crate::hub::Hub;
 use crate::session::outbound::{json_rpc, DoorCaps, Encoder, Frame};
 use crate::session::peer::Peer;
 use crate::session::router::Router;
 use crate::session::{CloseReason, Origin, Session};
 use crate::telemetry;
 use crate::transport::deadline::{MessageWatch, TooSlow};
-use crate::transport::wamp::{Flow, Input, Serializer, Wamp, WAMP_DOOR};
+use crate::transport::wamp::{Flow, Input, Serializer, Wamp, WampSetup, WAMP_DOOR};
 
 /// A WebSocket speaking JSON-RPC: everything, in both directions.
 pub(crate) const WEBSOCKET_DOOR: DoorCaps = DoorCaps {
@@ -85,11 +84,11 @@ pub(crate) struct Setup {
     /// tracker), so that nothing else needs to wait for it.
     pub(crate) hold: Option<Box<dyn Send + Sync>>,
     /// When the session's identity expires (time left at the handshake): the server then
-    /// closes with code 4401.
+    /// closes with code 4401. (For a WAMP client that authenticates with `ticket`, the
+    /// time it has to do so; then its identity's.)
     pub(crate) expires: Option<Duration>,
-    /// `Some` when the client chose WAMP: the realm it must use (any if `None`), the hub
-    /// of the topics, and the serializer it chose.
-    pub(crate) wamp: Option<(Option<Arc<str>>, Hub, Serializer)>,
+    /// `Some` when the client chose WAMP.
+    pub(crate) wamp: Option<WampSetup>,
     /// A server's deadline for a message the peer has started to send (its stream counts
     /// what it reads into the watch).
     pub(crate) messages: Option<MessageWatch>,
@@ -116,8 +115,8 @@ where
     let write_deadline = write_deadline(&setup.config);
     let (door, encoder, wamp) = match setup.wamp {
         None => (WEBSOCKET_DOOR, json_rpc(), None),
-        Some((realm, hub, serializer)) => {
-            let adapter = Wamp::new(setup.router.clone(), realm, hub, serializer, tx.clone());
+        Some(wamp) => {
+            let adapter = Wamp::new(setup.router.clone(), wamp, tx.clone());
             (
                 WAMP_DOOR,
                 adapter.clone() as Arc<dyn Encoder>,
@@ -218,13 +217,8 @@ where
         mut messages,
     } = ends;
     let config = session.config();
-    let deadline = expires.map(|left| tokio::time::Instant::now() + left);
-    let mut expired = pin!(async move {
-        match deadline {
-            Some(at) => tokio::time::sleep_until(at).await,
-            None => std::future::pending().await,
-        }
-    });
+    let mut deadline = expires.map(|left| tokio::time::Instant::now() + left);
+    let mut expired = deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
     let mut ping = config.ping_interval.map(|every| {
         let mut i = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -249,7 +243,7 @@ where
             tokio::select! {
                 biased;
                 // An expired identity is not served another frame, however fast they come.
-                _ = &mut expired => return expire(session).await,
+                _ = until(&mut expired) => return expire(session, wamp).await,
                 msg = stream.next() => msg,
                 why = std::future::poll_fn(|cx| match &mut messages {
                     Some(watch) => watch.poll_expired(cx),
@@ -344,7 +338,7 @@ where
             std::task::Poll::Pending => loop {
                 tokio::select! {
                     biased;
-                    _ = &mut expired => return expire(session).await,
+                    _ = until(&mut expired) => return expire(session, wamp).await,
                     _ = &mut closed => return CloseReason::ClosedLocally,
                     _ = &mut writer_gone => return CloseReason::Error("the connection could not be written to".into()),
                     go_on = handled.as_mut() => break go_on,
@@ -377,12 +371,17 @@ where
         if !go_on {
             return CloseReason::ClosedLocally;
         }
+        // A WAMP client authenticated (`ticket`): its identity's expiry from now on.
+        if let Some(left) = wamp.and_then(|w| w.take_expiry()) {
+            deadline = left.map(|left| tokio::time::Instant::now() + left);
+            expired = deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
+        }
         since_yield += 1;
         if since_yield == READ_BURST {
             since_yield = 0;
             tokio::task::yield_now().await;
             if deadline.is_some_and(|at| tokio::time::Instant::now() >= at) {
-                return expire(session).await;
+                return expire(session, wamp).await;
             }
             if close.is_cancelled() {
                 return CloseReason::ClosedLocally;
@@ -437,10 +436,22 @@ fn too_slow(why: TooSlow) -> CloseReason {
     CloseReason::Error(format!("a message from the peer was {why}"))
 }
 
-/// The identity expired: stop its handlers at once, then say why (code 4401).
-async fn expire(session: &Session) -> CloseReason {
+/// Resolves when the identity expires (never without an expiry).
+async fn until(expired: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
+    match expired {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The identity expired: stop its handlers at once, then say why (code 4401; a WAMP
+/// session first ends the WAMP way).
+async fn expire(session: &Session, wamp: Option<&Arc<Wamp>>) -> CloseReason {
     tracing::debug!("closing: the authentication expired");
     session.end(&CloseReason::Expired);
+    if let Some(wamp) = wamp {
+        wamp.expired().await;
+    }
     send_close(
         session,
         CloseCode::from(EXPIRED_CLOSE_CODE),

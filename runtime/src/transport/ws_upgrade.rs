@@ -17,7 +17,7 @@ use super::deadline::{CountingIo, MessageWatch};
 use super::http::{
     owned, remote_addr, text, too_many_connections, Endpoint, Resp, ResponseBody, Slot, Source,
 };
-use super::wamp::{is_other_wamp, negotiate};
+use super::wamp::{is_other_wamp, negotiate, WampSetup};
 use super::ws::{self, Setup, SUBPROTOCOL};
 use crate::session::Origin;
 use crate::telemetry::{Open, Via};
@@ -88,9 +88,16 @@ impl Endpoint {
             }
         }
         let head = self.head(&req);
-        let (extensions, expires) = match self.admit(head, remote).await {
+        // A WAMP client without a bearer token may authenticate with `ticket` after the
+        // upgrade (within the handshake timeout).
+        let ticket = wamp.is_some() && crate::auth::bearer_token(req.headers()).is_none();
+        let (extensions, expires, ticket) = match self.admit(head, remote, ticket).await {
             Ok(admitted) => admitted,
             Err(refused) => return *refused,
+        };
+        let expires = match ticket {
+            Some(_) => Some(self.handshake_timeout),
+            None => expires,
         };
         let origin = Origin {
             remote_addr: remote,
@@ -126,12 +133,11 @@ impl Endpoint {
                     Open::session(Via::WebSocket),
                 ))),
                 expires,
-                wamp: wamp.map(|serializer| {
-                    (
-                        endpoint.wamp_realm.clone(),
-                        endpoint.hub.clone(),
-                        serializer,
-                    )
+                wamp: wamp.map(|serializer| WampSetup {
+                    realm: endpoint.wamp_realm.clone(),
+                    hub: endpoint.hub.clone(),
+                    serializer,
+                    ticket,
                 }),
                 messages: Some(messages),
             };

@@ -170,6 +170,8 @@ const DEFAULTS = {
     stableAfterMs: 5_000,
 };
 const OPEN = 1;
+/** The close code of a connection whose authentication expired (an event stream's `$/expired`, too). */
+const EXPIRED_CLOSE_CODE = 4401;
 const timers = globalThis;
 /** Connects to `url` (or the first of several, rotating on failure) and returns the client. */
 export function connect(url, options = {}) {
@@ -963,7 +965,8 @@ class HttpSocket {
      * Reads a stream's events; the first answers the subscribe call with its id. A stream
      * that ends before its end notification (or before answering) was cut: the connection
      * counts as dropped, so that the client subscribes again (a topic with `$since`) and
-     * the call does not wait for its timeout.
+     * the call does not wait for its timeout. One that ends with `$/expired` (the token
+     * expired) counts as closed with 4401: the client reconnects with a fresh token.
      */
     async #events(reader, controller) {
         const decoder = new web.TextDecoder();
@@ -971,8 +974,9 @@ class HttpSocket {
         const events = [];
         let key;
         let finished = false;
+        let expired = false;
         try {
-            for (;;) {
+            reading: for (;;) {
                 const { done, value } = await reader.read();
                 if (done)
                     break;
@@ -984,6 +988,11 @@ class HttpSocket {
                     }
                     catch {
                         // Not JSON: delivered as it is, and ignored by the client.
+                    }
+                    if (message?.method === "$/expired") {
+                        // The server ends the response: the token expired.
+                        expired = true;
+                        break reading;
                     }
                     if (key === undefined && message !== undefined && message !== null) {
                         if ("result" in message) {
@@ -1009,7 +1018,10 @@ class HttpSocket {
                 this.#streams.delete(key);
             void reader.cancel().catch(() => undefined);
         }
-        if (!finished && !this.#dropped.has(controller)) {
+        if (expired && !this.#dropped.has(controller)) {
+            this.#fail("authentication expired", EXPIRED_CLOSE_CODE);
+        }
+        else if (!finished && !this.#dropped.has(controller)) {
             this.#fail(`the event stream from ${this.#url} ended ${key === undefined ? "before answering" : "before the stream's end"}`);
         }
     }
@@ -1017,14 +1029,14 @@ class HttpSocket {
         if (this.readyState === OPEN)
             this.onmessage?.({ data: text });
     }
-    #fail(reason) {
+    #fail(reason, code) {
         if (this.readyState === 3)
             return;
         const opened = this.readyState === OPEN;
         this.readyState = 3;
         for (const controller of [...this.#all])
             this.#drop(controller);
-        this.onclose?.({ code: opened ? 1006 : 1002, reason });
+        this.onclose?.({ code: code ?? (opened ? 1006 : 1002), reason });
     }
 }
 /**

@@ -11,11 +11,12 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::message::{
-    decode, DecodeError, Incoming, Options, Payload, Serializer, CALL, CANCEL, GOODBYE, HELLO,
-    WELCOME,
+    decode, DecodeError, Incoming, Options, Payload, Serializer, AUTHENTICATE, CALL, CANCEL,
+    CHALLENGE, GOODBYE, HELLO, WELCOME,
 };
 use super::write::Part;
 use super::{quote, random_id, Call, Flow, Wamp, MAX_CALL_TIMEOUT_MS};
+use crate::auth::Identity;
 use crate::codec::message::Incoming as Message;
 use crate::codec::text::Text;
 use crate::session::peer::CANCEL_METHOD;
@@ -93,7 +94,7 @@ impl Wamp {
                     DecodeError::NoType => "a WAMP message starts with its type".to_string(),
                     DecodeError::Malformed(kind) => {
                         let welcomed = self.state().welcomed;
-                        if !welcomed && kind != super::message::HELLO {
+                        if !welcomed && kind != HELLO && kind != AUTHENTICATE {
                             format!("message type {kind} before the session was established (send HELLO first)")
                         } else {
                             format!("malformed {} message: {}", name(kind), shown())
@@ -112,7 +113,21 @@ impl Wamp {
         let welcomed = self.state().welcomed;
         if !welcomed {
             return match message {
-                Incoming::Hello { realm, details } => self.hello(realm, details).await,
+                Incoming::Hello {
+                    realm,
+                    details,
+                    authmethods,
+                    authid,
+                } => {
+                    let hello = Hello {
+                        realm,
+                        details,
+                        authmethods,
+                        authid,
+                    };
+                    self.hello(hello, session).await
+                }
+                Incoming::Authenticate { signature } => self.authenticate(signature, session).await,
                 Incoming::Abort => Flow::Close,
                 other => {
                     let kind = kind(&other);
@@ -128,6 +143,13 @@ impl Wamp {
             Incoming::Hello { .. } => {
                 self.abort("wamp.error.protocol_violation", "HELLO in an established session")
                     .await
+            }
+            Incoming::Authenticate { .. } => {
+                self.abort(
+                    "wamp.error.protocol_violation",
+                    "AUTHENTICATE in an established session",
+                )
+                .await
             }
             Incoming::Goodbye => {
                 let empty = Value::Object(Default::default());
@@ -196,7 +218,21 @@ impl Wamp {
         }
     }
 
-    async fn hello(&self, realm: Option<String>, details: bool) -> Flow {
+    async fn hello(&self, hello: Hello, session: &Session) -> Flow {
+        let Hello {
+            realm,
+            details,
+            authmethods,
+            authid,
+        } = hello;
+        if self.state().challenged.is_some() {
+            return self
+                .abort(
+                    "wamp.error.protocol_violation",
+                    "HELLO after CHALLENGE (send AUTHENTICATE)",
+                )
+                .await;
+        }
         let Some(realm) = realm else {
             return self
                 .abort("wamp.error.protocol_violation", "HELLO needs a realm")
@@ -220,8 +256,96 @@ impl Wamp {
                     .await;
             }
         }
+        if let Some(ticket) = &self.ticket {
+            // No credentials at the upgrade: the client authenticates now, with `ticket`.
+            if !authmethods.iter().any(|m| m == "ticket") {
+                let uri = match authmethods.is_empty() {
+                    true => "wamp.error.authentication_required",
+                    false => "wamp.error.no_matching_auth_method",
+                };
+                telemetry::handshake_refused("unauthorized");
+                let m = format!(
+                    "{}: authenticate with authmethods [\"ticket\"] (the bearer token as the ticket), or with a bearer token at the WebSocket handshake",
+                    ticket.refused
+                );
+                return self.abort(uri, m).await;
+            }
+            self.state().challenged = Some((realm, authid));
+            let extra = Value::Object(Default::default());
+            self.send(&[
+                Part::Int(CHALLENGE),
+                Part::Str("ticket"),
+                Part::Value(extra),
+            ])
+            .await;
+            return Flow::Continue;
+        }
+        let identity = session.context().identity_info();
+        self.welcome(&realm, identity, None, authid).await
+    }
+
+    /// `AUTHENTICATE` after the `ticket` `CHALLENGE`: the server's hook decides, with the
+    /// ticket as the bearer token; `WELCOME`, or `ABORT wamp.error.authentication_denied`.
+    async fn authenticate(&self, signature: Option<String>, session: &Session) -> Flow {
+        let challenged = self.state().challenged.take();
+        let (Some((realm, authid)), Some(ticket)) = (challenged, &self.ticket) else {
+            return self
+                .abort(
+                    "wamp.error.protocol_violation",
+                    "AUTHENTICATE without a CHALLENGE",
+                )
+                .await;
+        };
+        let Some(signature) = signature else {
+            return self
+                .abort(
+                    "wamp.error.protocol_violation",
+                    "AUTHENTICATE needs the ticket as a string",
+                )
+                .await;
+        };
+        let handshake = ticket.handshake(signature, authid.clone());
+        let identity = match (ticket.authenticate)(handshake).await {
+            Ok(identity) => identity,
+            Err(refusal) => {
+                telemetry::handshake_refused(match refusal.status.as_u16() {
+                    401 => "unauthorized",
+                    403 => "forbidden",
+                    _ => "refused",
+                });
+                return self
+                    .abort("wamp.error.authentication_denied", refusal.reason)
+                    .await;
+            }
+        };
+        let left = identity.time_left();
+        if left == Some(Duration::ZERO) {
+            telemetry::handshake_refused("unauthorized");
+            return self
+                .abort(
+                    "wamp.error.authentication_denied",
+                    "the credentials have expired",
+                )
+                .await;
+        }
+        session.context().authenticate(identity);
+        self.state().expiry = Some(left);
+        let identity = session.context().identity_info();
+        self.welcome(&realm, identity, Some("ticket"), authid).await
+    }
+
+    /// `WELCOME`: the session is established. With an identity, its `authid` (the
+    /// identity's, else the one the client gave) and `authrole` (`"user"` unless the
+    /// identity has one).
+    async fn welcome(
+        &self,
+        realm: &str,
+        identity: Option<&Identity>,
+        authmethod: Option<&str>,
+        authid: Option<String>,
+    ) -> Flow {
         self.state().welcomed = true;
-        let details = json!({
+        let mut details = json!({
             "realm": realm,
             "agent": concat!("wirecall/", env!("CARGO_PKG_VERSION")),
             "roles": {
@@ -233,6 +357,17 @@ impl Wamp {
                 "broker": { "features": { "publisher_exclusion": true } },
             },
         });
+        if let (Some(identity), Value::Object(details)) = (identity, &mut details) {
+            if let Some(authid) = identity.authid().map(str::to_string).or(authid) {
+                details.insert("authid".into(), Value::String(authid));
+            }
+            let role = identity.authrole().unwrap_or("user");
+            details.insert("authrole".into(), Value::String(role.into()));
+            if let Some(method) = authmethod {
+                details.insert("authmethod".into(), Value::String(method.into()));
+                details.insert("authprovider".into(), Value::String("wirecall".into()));
+            }
+        }
         self.send(&[
             Part::Int(WELCOME),
             Part::Int(random_id()),
@@ -472,6 +607,14 @@ impl Wamp {
     }
 }
 
+/// A `HELLO`'s members.
+struct Hello {
+    realm: Option<String>,
+    details: bool,
+    authmethods: Vec<String>,
+    authid: Option<String>,
+}
+
 /// A `CALL`'s members.
 struct Calling<'p, 'a> {
     request: u64,
@@ -485,6 +628,7 @@ struct Calling<'p, 'a> {
 fn name(kind: u64) -> Cow<'static, str> {
     Cow::Borrowed(match kind {
         HELLO => "HELLO",
+        AUTHENTICATE => "AUTHENTICATE",
         CALL => "CALL",
         CANCEL => "CANCEL",
         super::message::SUBSCRIBE => "SUBSCRIBE",
@@ -498,6 +642,7 @@ fn name(kind: u64) -> Cow<'static, str> {
 fn kind(message: &Incoming<'_>) -> u64 {
     match message {
         Incoming::Hello { .. } => HELLO,
+        Incoming::Authenticate { .. } => AUTHENTICATE,
         Incoming::Abort => super::message::ABORT,
         Incoming::Goodbye => GOODBYE,
         Incoming::Call { .. } => CALL,

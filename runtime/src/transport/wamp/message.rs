@@ -22,6 +22,8 @@ use serde_json::Value;
 pub(super) const HELLO: u64 = 1;
 pub(super) const WELCOME: u64 = 2;
 pub(super) const ABORT: u64 = 3;
+pub(super) const CHALLENGE: u64 = 4;
+pub(super) const AUTHENTICATE: u64 = 5;
 pub(super) const GOODBYE: u64 = 6;
 pub(super) const ERROR: u64 = 8;
 pub(super) const PUBLISH: u64 = 16;
@@ -148,10 +150,18 @@ pub(crate) struct Options {
 /// One message from the client.
 #[derive(Debug)]
 pub(crate) enum Incoming<'a> {
-    /// `HELLO`: its realm (if a string) and whether its details are a dictionary.
+    /// `HELLO`: its realm (if a string) and whether its details are a dictionary; of
+    /// those, the authentication methods the client offers (the strings of
+    /// `authmethods`) and its `authid` (if a string).
     Hello {
         realm: Option<String>,
         details: bool,
+        authmethods: Vec<String>,
+        authid: Option<String>,
+    },
+    /// `AUTHENTICATE`: the signature (for `ticket`, the ticket), if a string.
+    Authenticate {
+        signature: Option<String>,
     },
     Abort,
     Goodbye,
@@ -277,12 +287,35 @@ impl<'de> Visitor<'de> for MessageSeed<'_> {
             HELLO => {
                 let realm = seq.next_element::<Value>()?;
                 let details = seq.next_element::<Value>()?;
+                let authmethods = details
+                    .as_ref()
+                    .and_then(|d| d.get("authmethods")?.as_array())
+                    .map(|methods| {
+                        let names = methods.iter().filter_map(Value::as_str);
+                        names.map(str::to_string).collect()
+                    })
+                    .unwrap_or_default();
+                let authid = details
+                    .as_ref()
+                    .and_then(|d| d.get("authid")?.as_str())
+                    .map(str::to_string);
                 Incoming::Hello {
                     realm: match realm {
                         Some(Value::String(realm)) => Some(realm),
                         _ => None,
                     },
                     details: details.is_some_and(|d| d.is_object()),
+                    authmethods,
+                    authid,
+                }
+            }
+            AUTHENTICATE => {
+                let signature = required::<Value, _>(&mut seq)?;
+                Incoming::Authenticate {
+                    signature: match signature {
+                        Value::String(signature) => Some(signature),
+                        _ => None,
+                    },
                 }
             }
             ABORT => Incoming::Abort,

@@ -28,11 +28,14 @@ mod topics;
 mod write;
 
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::auth::{Authenticate, Handshake};
 use crate::hub::Hub;
 use crate::session::outbound::{DoorCaps, Frame};
 use crate::session::router::Router;
@@ -68,6 +71,48 @@ pub(crate) fn is_other_wamp(protocol: &str) -> bool {
     protocol.starts_with("wamp.2.") && Serializer::from_subprotocol(protocol).is_none()
 }
 
+/// The `GOODBYE` reason of a session whose identity expired (then the WebSocket closes with
+/// 4401).
+pub(crate) const EXPIRED_URI: &str = "wirecall.close.authentication_expired";
+
+/// What a WAMP connection starts with.
+pub(crate) struct WampSetup {
+    /// The realm it must join (any if `None`).
+    pub(crate) realm: Option<Arc<str>>,
+    /// The hub of the topics.
+    pub(crate) hub: Hub,
+    /// The serializer the client chose.
+    pub(crate) serializer: Serializer,
+    /// `Some` when the upgrade carried no credentials the server took: the client must
+    /// authenticate with `ticket` in its `HELLO`.
+    pub(crate) ticket: Option<Ticket>,
+}
+
+/// How a WAMP connection that came without a bearer token authenticates with `ticket`: the
+/// server's hook, run again on its `AUTHENTICATE` with the upgrade request and the ticket
+/// as the token.
+pub(crate) struct Ticket {
+    pub(crate) authenticate: Arc<Authenticate>,
+    pub(crate) method: http::Method,
+    pub(crate) uri: http::Uri,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) remote: Option<SocketAddr>,
+    /// Why the hook refused the upgrade itself.
+    pub(crate) refused: String,
+}
+
+impl Ticket {
+    fn handshake(&self, ticket: String, authid: Option<String>) -> Handshake {
+        let handshake = Handshake::new(
+            self.method.clone(),
+            self.uri.clone(),
+            self.headers.clone(),
+            self.remote,
+        );
+        handshake.with_ticket(ticket, authid)
+    }
+}
+
 /// This session's own publications remembered for `exclude_me` at most (the oldest go).
 const MAX_EXCLUDED: usize = 1024;
 
@@ -89,6 +134,8 @@ pub(crate) struct Wamp {
     serializer: Serializer,
     /// To the socket's writer (the session queues there too).
     out: mpsc::Sender<Frame>,
+    /// How to authenticate the client's `ticket`, if it must.
+    ticket: Option<Ticket>,
     state: Mutex<State>,
 }
 
@@ -96,6 +143,10 @@ pub(crate) struct Wamp {
 #[derive(Default)]
 pub(crate) struct State {
     welcomed: bool,
+    /// `CHALLENGE` sent for this `HELLO` (its realm and authid), `AUTHENTICATE` awaited.
+    challenged: Option<(String, Option<String>)>,
+    /// The client authenticated: its identity's time left, for the reader to watch.
+    expiry: Option<Option<Duration>>,
     /// The last call id given to the session (a counter: a WAMP request id may be used
     /// again once answered, a call id never).
     last_id: u64,
@@ -190,21 +241,45 @@ fn quote(text: &str) -> String {
 }
 
 impl Wamp {
-    pub(crate) fn new(
-        router: Router,
-        realm: Option<Arc<str>>,
-        hub: Hub,
-        serializer: Serializer,
-        out: mpsc::Sender<Frame>,
-    ) -> Arc<Wamp> {
+    pub(crate) fn new(router: Router, setup: WampSetup, out: mpsc::Sender<Frame>) -> Arc<Wamp> {
         Arc::new(Wamp {
             router,
-            realm,
-            hub,
-            serializer,
+            realm: setup.realm,
+            hub: setup.hub,
+            serializer: setup.serializer,
             out,
+            ticket: setup.ticket,
             state: Mutex::default(),
         })
+    }
+
+    /// The client authenticated with `ticket` since the last look: its identity's time
+    /// left (`Some(None)`: it does not expire).
+    pub(crate) fn take_expiry(&self) -> Option<Option<Duration>> {
+        self.state().expiry.take()
+    }
+
+    /// The identity expired (or, with `ticket`, was not established in time): `GOODBYE`
+    /// with [`EXPIRED_URI`] in an established session, `ABORT` before. The WebSocket's
+    /// close (4401) follows.
+    pub(crate) async fn expired(&self) {
+        let welcomed = self.state().welcomed;
+        if welcomed {
+            let details = serde_json::json!({ "message": "authentication expired" });
+            let parts = [
+                Part::Int(message::GOODBYE),
+                Part::Value(details),
+                Part::Str(EXPIRED_URI),
+            ];
+            self.send(&parts).await;
+        } else {
+            let _ = self
+                .abort(
+                    "wamp.error.authentication_required",
+                    "the session was not authenticated in time (or its authentication expired)",
+                )
+                .await;
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
