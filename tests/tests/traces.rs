@@ -52,6 +52,11 @@ fn attribute(span: &SpanData, key: &str) -> Option<String> {
 
 /// The server's span of the call `method` with request id `id` (JSON text), once it ended.
 async fn call_span(method: &str, id: Option<&str>) -> SpanData {
+    span_named("call", method, id).await
+}
+
+/// The span `name` (`call` or `subscribe`) of `method` (and request id `id`), once it ended.
+async fn span_named(name: &str, method: &str, id: Option<&str>) -> SpanData {
     let mut found = None;
     wait_for(&format!("the span of {method} {id:?}"), || {
         found = exporter()
@@ -59,7 +64,7 @@ async fn call_span(method: &str, id: Option<&str>) -> SpanData {
             .expect("spans")
             .into_iter()
             .find(|s| {
-                s.name == "call"
+                s.name == name
                     && attribute(s, "method").as_deref() == Some(method)
                     && id.is_none_or(|id| attribute(s, "id").as_deref() == Some(id))
             });
@@ -279,4 +284,25 @@ async fn a_post_takes_the_traceparent_header() {
         span.span_context.trace_id(),
         TraceId::from_hex(TRACE).unwrap()
     );
+}
+
+#[tokio::test]
+async fn a_subscription_continues_the_callers_trace() {
+    exporter();
+    let mut router = Router::new();
+    router.subscription("S.one", |_ctx, _params| async move {
+        Ok::<_, RpcError>(futures_util::stream::iter([Ok::<_, RpcError>(1)]))
+    });
+    let server = Server::bind("127.0.0.1:0", router).await.unwrap();
+    let mut ws = RawWs::connect(&server.url()).await;
+    ws.send(&format!(
+        r#"{{"jsonrpc":"2.0","method":"S.one","id":1,"$traceparent":"00-{TRACE}-{PARENT}-01"}}"#
+    ))
+    .await;
+    // The subscription id, the item, the end.
+    for _ in 0..3 {
+        ws.recv().await;
+    }
+    let span = span_named("subscribe", "S.one", Some("1")).await;
+    assert!(continues(&span, TRACE, PARENT), "{span:?}");
 }
