@@ -22,6 +22,9 @@ pub(crate) enum Incoming<'a> {
         /// The top-level `"$timeout"`: how many milliseconds the caller waits for the
         /// answer.
         timeout: Option<u64>,
+        /// The top-level `"$traceparent"`, if a string (feature `otel`; not checked here).
+        #[cfg(feature = "otel")]
+        traceparent: Option<&'a str>,
     },
     /// A response to one of our requests.
     Response {
@@ -43,6 +46,9 @@ struct Members<'a> {
     result: Option<&'a RawValue>,
     error: Option<&'a RawValue>,
     timeout: Option<&'a RawValue>,
+    /// `"$traceparent"`: `Some(None)` if given more than once (then ignored).
+    #[cfg(feature = "otel")]
+    traceparent: Option<Option<&'a RawValue>>,
     duplicate: bool,
 }
 
@@ -65,6 +71,13 @@ impl<'de> serde::Deserialize<'de> for Members<'de> {
                         Key::Result => &mut m.result,
                         Key::Error => &mut m.error,
                         Key::Timeout => &mut m.timeout,
+                        #[cfg(feature = "otel")]
+                        Key::Traceparent => {
+                            // Twice is malformed: ignored, never an error.
+                            let value: &'de RawValue = map.next_value()?;
+                            m.traceparent = Some(m.traceparent.is_none().then_some(value));
+                            continue;
+                        }
                         Key::Other => {
                             map.next_value::<de::IgnoredAny>()?;
                             continue;
@@ -92,6 +105,8 @@ enum Key {
     Result,
     Error,
     Timeout,
+    #[cfg(feature = "otel")]
+    Traceparent,
     Other,
 }
 
@@ -112,6 +127,8 @@ impl<'de> serde::Deserialize<'de> for Key {
                     "result" => Key::Result,
                     "error" => Key::Error,
                     TIMEOUT_MEMBER => Key::Timeout,
+                    #[cfg(feature = "otel")]
+                    super::trace::TRACEPARENT_MEMBER => Key::Traceparent,
                     _ => Key::Other,
                 })
             }
@@ -219,6 +236,12 @@ fn classify_members(m: Members<'_>) -> Incoming<'_> {
             params: m.params,
             id,
             timeout,
+            // (A string with escapes is no W3C traceparent: ignored as well.)
+            #[cfg(feature = "otel")]
+            traceparent: m
+                .traceparent
+                .flatten()
+                .and_then(|raw| serde_json::from_str::<&str>(raw.get()).ok()),
         };
     }
     match (id, m.result, m.error) {
@@ -266,6 +289,18 @@ fn write_error_object(out: &mut String, error: &RpcError) {
         out.push_str(data.get());
     }
     out.push('}');
+}
+
+/// Add the caller's W3C trace context to a request or notification written above:
+/// `,"$traceparent":"00-…"` before its closing brace.
+#[cfg(feature = "otel")]
+pub(crate) fn add_traceparent(out: &mut String, traceparent: &str) {
+    if out.ends_with('}') {
+        out.pop();
+        let _ = write!(out, r#","{}":"#, super::trace::TRACEPARENT_MEMBER);
+        write_json_string(out, traceparent);
+        out.push('}');
+    }
 }
 
 /// Write a request or notification. `params` must already be JSON (an object or array).
@@ -482,6 +517,37 @@ mod tests {
             let _ = kind(&text);
             let _ = classify_text(&text);
         }
+    }
+
+    #[cfg(feature = "otel")]
+    #[test]
+    fn reads_a_traceparent_member_and_ignores_a_malformed_one() {
+        let traceparent = |text: &str| match classify_text(text) {
+            Ok(Incoming::Request { traceparent, .. }) => traceparent.map(str::to_string),
+            _ => panic!("not a request: {text}"),
+        };
+        let request = |member: &str| format!(r#"{{"jsonrpc":"2.0","method":"a","id":1{member}}}"#);
+        assert_eq!(traceparent(&request("")), None);
+        assert_eq!(
+            traceparent(&request(r#","$traceparent":"00-ab""#)).as_deref(),
+            Some("00-ab")
+        );
+        // Not a string, escaped, or twice: ignored, and the request stays valid.
+        for member in [
+            r#","$traceparent":5"#,
+            r#","$traceparent":{"a":1}"#,
+            r#","$traceparent":"00\u002dab""#,
+            r#","$traceparent":"00-ab","$traceparent":"00-cd""#,
+        ] {
+            assert_eq!(traceparent(&request(member)), None, "{member}");
+        }
+        let mut s = String::new();
+        write_timed_request(&mut s, "Calc.add", Some("[1]"), 9, 50);
+        add_traceparent(&mut s, "00-ab");
+        assert_eq!(
+            s,
+            r#"{"jsonrpc":"2.0","method":"Calc.add","params":[1],"id":9,"$timeout":50,"$traceparent":"00-ab"}"#
+        );
     }
 
     #[test]

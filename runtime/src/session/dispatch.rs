@@ -256,6 +256,8 @@ async fn handle_message(
             params,
             id,
             timeout,
+            #[cfg(feature = "otel")]
+            traceparent,
         } => {
             if method == CANCEL_METHOD {
                 cancel(shared, params).await;
@@ -276,6 +278,8 @@ async fn handle_message(
                 params,
                 id,
                 timeout,
+                #[cfg(feature = "otel")]
+                traceparent,
             };
             if let Some(policy) = shared.router.policy() {
                 return through_policy(shared, policy, request, reply, close).await;
@@ -308,6 +312,7 @@ async fn handle_message(
                         return false;
                     };
                     let span = tracing::debug_span!("subscribe", method = &*method, id = id.get());
+                    let span = request.traced(shared, span);
                     let setup = span.in_scope(|| match route {
                         Route::Topic(route) => {
                             start_topic(route, &call_context(shared, deadline), &method, params)
@@ -335,6 +340,7 @@ async fn handle_message(
                 return false;
             };
             let span = tracing::debug_span!("call", method = &*method, id = id.map(|i| i.get()));
+            let span = request.traced(shared, span);
             let timer = metrics.start();
             let fut = span.in_scope(|| {
                 start_call(
@@ -363,9 +369,23 @@ struct Request<'a> {
     params: Option<&'a RawValue>,
     id: Option<&'a RawValue>,
     timeout: Option<u64>,
+    /// Its `"$traceparent"` (feature `otel`).
+    #[cfg(feature = "otel")]
+    traceparent: Option<&'a str>,
 }
 
 impl Request<'_> {
+    /// The call's span, made to continue its caller's trace: its `"$traceparent"`, else
+    /// the door's (a POST's `traceparent` header). Only with the feature `otel`.
+    #[inline]
+    fn traced(&self, shared: &Shared, span: tracing::Span) -> tracing::Span {
+        #[cfg(feature = "otel")]
+        crate::codec::trace::continue_trace(&span, self.traceparent, shared.trace_parent.as_ref());
+        #[cfg(not(feature = "otel"))]
+        let _ = shared;
+        span
+    }
+
     /// The call's deadline: its `"$timeout"`, else the door's default (a POST's
     /// `Wirecall-Timeout` header), counted from now.
     #[inline]
@@ -437,6 +457,7 @@ async fn through_policy(
                     opened: opened.clone(),
                 };
                 let span = tracing::debug_span!("subscribe", method, id = call_id.get());
+                let span = request.traced(shared, span);
                 let req = RpcRequest::new(method, kind, params, door, ctx, run_it);
                 let answer = span.in_scope(|| policy::call(policy, req));
                 let task = subscribe_layered(
@@ -457,6 +478,7 @@ async fn through_policy(
         return false;
     };
     let span = tracing::debug_span!("call", method, id = id.map(|i| i.get()));
+    let span = request.traced(shared, span);
     let timer = match metrics {
         Some(metrics) => metrics.start(),
         None => CallTimer::off(),
@@ -540,8 +562,8 @@ async fn run(shared: &Arc<Shared>, fut: MethodFuture, call: Call<'_>, reply: &Re
     // A panicking handler answers -32603; the connection and the server carry on. A call
     // past its deadline answers -32004.
     let mut fut = Bounded::new(CatchPanic(fut), deadline);
-    let first = span.in_scope(|| poll_once(&mut fut));
-    if let Some(out) = first.await {
+    // (Polled in the call's span: what the handler logs, and the calls it makes, are in it.)
+    if let Some(out) = poll_once(&mut fut, &span).await {
         if let Some(metrics) = metrics {
             metrics.finish(timer, Outcome::of(&out));
         }

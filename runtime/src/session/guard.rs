@@ -92,12 +92,18 @@ fn panicked(panic: &(dyn std::any::Any + Send)) -> RpcError {
     RpcError::internal("the handler panicked")
 }
 
-/// Poll a future once; `Some` if it completed.
-pub(super) async fn poll_once<F: Future + Unpin>(fut: &mut F) -> Option<F::Output> {
+/// Poll a future once, in `span`; `Some` if it completed.
+pub(super) async fn poll_once<F: Future + Unpin>(
+    fut: &mut F,
+    span: &tracing::Span,
+) -> Option<F::Output> {
     let mut fut = pin!(fut);
-    std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
-        Poll::Ready(out) => Poll::Ready(Some(out)),
-        Poll::Pending => Poll::Ready(None),
+    std::future::poll_fn(|cx| {
+        let _in_span = span.enter();
+        match fut.as_mut().poll(cx) {
+            Poll::Ready(out) => Poll::Ready(Some(out)),
+            Poll::Pending => Poll::Ready(None),
+        }
     })
     .await
 }

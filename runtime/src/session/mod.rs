@@ -111,6 +111,10 @@ pub(crate) struct Origin {
     /// The deadline, in ms from arrival, of every call the door carries that does not
     /// carry its own `"$timeout"` (a POST's `Wirecall-Timeout` header).
     pub(crate) timeout: Option<u64>,
+    /// The trace context of every call the door carries that does not carry its own
+    /// `"$traceparent"` (a POST's `traceparent` header; feature `otel`).
+    #[cfg(feature = "otel")]
+    pub(crate) trace_parent: Option<crate::codec::trace::Parent>,
 }
 
 /// Handler tasks that can still be cancelled, by request id (as JSON text); and those of
@@ -207,6 +211,10 @@ struct Shared {
     stream_ended: Option<CancellationToken>,
     /// The deadline of calls without their own `"$timeout"` ([`Origin::timeout`]).
     default_timeout: Option<u64>,
+    /// The trace context of calls without their own `"$traceparent"`
+    /// ([`Origin::trace_parent`]).
+    #[cfg(feature = "otel")]
+    trace_parent: Option<crate::codec::trace::Parent>,
 }
 
 impl Shared {
@@ -300,6 +308,8 @@ impl Session {
         Session {
             shared: Arc::new(Shared {
                 default_timeout: origin.timeout,
+                #[cfg(feature = "otel")]
+                trace_parent: origin.trace_parent,
                 in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
                 config,
                 router,

@@ -107,6 +107,10 @@ pub(crate) enum Event<'a> {
         id: Option<u64>,
         /// How long this side waits for the answer, in milliseconds (`"$timeout"`).
         timeout_ms: Option<u64>,
+        /// The W3C trace context of the span it is sent from (`"$traceparent"`, feature
+        /// `otel`).
+        #[cfg(feature = "otel")]
+        traceparent: Option<&'a str>,
     },
 }
 
@@ -212,6 +216,8 @@ impl JsonRpc {
                 params,
                 id,
                 timeout_ms,
+                #[cfg(feature = "otel")]
+                traceparent,
             } => {
                 let mut frame =
                     String::with_capacity(64 + method.len() + params.map_or(0, str::len));
@@ -220,6 +226,10 @@ impl JsonRpc {
                         message::write_timed_request(&mut frame, method, params, id, ms)
                     }
                     _ => message::write_request(&mut frame, method, params, id),
+                }
+                #[cfg(feature = "otel")]
+                if let Some(traceparent) = traceparent {
+                    message::add_traceparent(&mut frame, traceparent);
                 }
                 frame
             }

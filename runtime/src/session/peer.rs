@@ -189,11 +189,16 @@ impl Peer {
         // The peer learns how long this side waits: it stops the call by itself then.
         // (Rounded up: the peer never gives up before this side does.)
         let timeout_ms = u64::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
+        // The span it is called from goes on at the peer (`"$traceparent"`).
+        #[cfg(feature = "otel")]
+        let traceparent = crate::codec::trace::current();
         let request = Event::Request {
             method,
             params,
             id: Some(id),
             timeout_ms: Some(timeout_ms),
+            #[cfg(feature = "otel")]
+            traceparent: traceparent.as_deref(),
         };
         let Some(frame) = shared.encoder.encode(request) else {
             return Err(CallFailure::NotSent(shared.close_reason()));
@@ -252,11 +257,15 @@ impl Peer {
     /// Send a notification with params already encoded.
     pub(crate) async fn notify_raw(&self, method: &str, params: Option<&str>) -> Result<(), Error> {
         let shared = &*self.shared;
+        #[cfg(feature = "otel")]
+        let traceparent = crate::codec::trace::current();
         let notification = Event::Request {
             method,
             params,
             id: None,
             timeout_ms: None,
+            #[cfg(feature = "otel")]
+            traceparent: traceparent.as_deref(),
         };
         let Some(frame) = shared.encoder.encode(notification) else {
             return Err(Error::Disconnected(shared.close_reason()));
@@ -424,6 +433,9 @@ impl PeerShared {
             params: Some(params),
             id: None,
             timeout_ms: None,
+            // (`$/cancelRequest` and unsubscriptions: bookkeeping, not part of a trace.)
+            #[cfg(feature = "otel")]
+            traceparent: None,
         };
         if let Some(frame) = self.encoder.encode(notification) {
             send_detached(&self.tx, frame);

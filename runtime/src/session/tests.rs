@@ -266,6 +266,8 @@ async fn a_decoded_message_is_dispatched_like_a_frames() {
         params: Some(&params),
         id: Some(&id),
         timeout: None,
+        #[cfg(feature = "otel")]
+        traceparent: None,
     };
     let handled = session
         .handle_message(message, &Text::default(), &CancellationToken::new())

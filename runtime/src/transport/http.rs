@@ -517,6 +517,10 @@ impl Endpoint {
         // (This session ends with the request: it may keep hyper's header bytes.)
         let origin = Origin {
             remote_addr,
+            // The `traceparent` header: the trace of every call without its own (ignored
+            // if not valid W3C, never an error).
+            #[cfg(feature = "otel")]
+            trace_parent: crate::codec::trace::from_headers(&parts.headers),
             headers: parts.headers,
             extensions,
             timeout,

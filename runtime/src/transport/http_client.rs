@@ -226,7 +226,20 @@ pub(crate) fn spawn(
 /// One outgoing frame: a request or notification to POST, or a cancellation or
 /// unsubscription to carry out here.
 fn dispatch(shared: &Arc<Shared>, frame: String) {
-    let (ids, local) = match classify_text(&frame) {
+    let classified = classify_text(&frame);
+    // The request's `"$traceparent"` goes in the POST's `traceparent` header too (feature
+    // `otel`), for proxies and servers that read only the header.
+    #[cfg(feature = "otel")]
+    let trace = match &classified {
+        Ok(Incoming::Request {
+            traceparent: Some(traceparent),
+            ..
+        }) => HeaderValue::from_str(traceparent).ok(),
+        _ => None,
+    };
+    #[cfg(not(feature = "otel"))]
+    let trace = None;
+    let (ids, local) = match classified {
         Ok(Incoming::Request {
             method, params, id, ..
         }) => {
@@ -266,7 +279,7 @@ fn dispatch(shared: &Arc<Shared>, frame: String) {
     let task = {
         let shared = shared.clone();
         async move {
-            let result = post(&shared, frame, abort, id).await;
+            let result = post(&shared, frame, abort, id, trace).await;
             // (Only `transport_failure` gives these.)
             let unreachable = matches!(
                 result,
@@ -334,6 +347,7 @@ async fn send(
     shared: &Shared,
     body: Bytes,
     bearer: Option<HeaderValue>,
+    traceparent: Option<&HeaderValue>,
 ) -> Result<http::Response<hyper::body::Incoming>, CallFailure> {
     let mut req = Request::post(shared.target.uri.clone())
         .body(Full::new(body))
@@ -342,6 +356,9 @@ async fn send(
     headers.extend(shared.target.headers.clone());
     if let Some(bearer) = bearer {
         headers.insert(header::AUTHORIZATION, bearer);
+    }
+    if let Some(traceparent) = traceparent {
+        headers.insert("traceparent", traceparent.clone());
     }
     headers.insert(
         header::CONTENT_TYPE,
@@ -434,17 +451,19 @@ async fn post(
     frame: String,
     abort: AbortHandle,
     id: Option<u64>,
+    traceparent: Option<HeaderValue>,
 ) -> Result<(), CallFailure> {
     let body = Bytes::from(frame);
     let used = current_bearer(shared);
-    let mut resp = send(shared, body.clone(), used.clone()).await?;
+    let traceparent = traceparent.as_ref();
+    let mut resp = send(shared, body.clone(), used.clone(), traceparent).await?;
     if resp.status() == StatusCode::UNAUTHORIZED {
         // The token expired or was revoked: one more try with a fresh one.
         if let Some(source) = &shared.target.refresh {
             let bearer = refresh_token(shared, source, used)
                 .await
                 .map_err(CallFailure::Other)?;
-            resp = send(shared, body, bearer).await?;
+            resp = send(shared, body, bearer, traceparent).await?;
         }
     }
     let status = resp.status();

@@ -104,6 +104,9 @@ impl Endpoint {
             headers: owned(req.headers()),
             extensions,
             timeout: None,
+            // (A connection's calls each carry their own `"$traceparent"`.)
+            #[cfg(feature = "otel")]
+            trace_parent: None,
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
         let endpoint = self.clone();

@@ -58,6 +58,9 @@ pub(super) async fn feed(
         params,
         id: id.as_deref(),
         timeout,
+        // (WAMP carries no trace context: docs/PROTOCOL.md, "Trace context".)
+        #[cfg(feature = "otel")]
+        traceparent: None,
     };
     let _ = session.handle_message(message, frame, close).await;
 }
