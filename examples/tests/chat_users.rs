@@ -371,7 +371,7 @@ async fn batch_over_the_rate(ws: &mut RawWs, n: usize, call: impl Fn(usize) -> S
     for a in answers.iter().filter(|a| a.get("result").is_none()) {
         assert_eq!(a["error"]["code"], -32029, "{a}");
         let ms = a["error"]["data"]["retry_after_ms"].as_u64().unwrap();
-        assert!(ms >= 1 && ms <= 1000, "{a}");
+        assert!((1..=1000).contains(&ms), "{a}");
     }
     let refill = Duration::from_secs(1) / n as u32;
     if took < refill {
