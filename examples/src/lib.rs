@@ -200,15 +200,125 @@ pub mod chat {
 
     use futures_util::StreamExt;
     use tokio::sync::broadcast;
+    use wirecall::auth::{Handshake, Identity, Refusal};
     use wirecall::{server::ConnectionId, Context, Fault, Items, RpcError};
 
     /// Messages buffered per room; a subscriber further behind is closed as lagging.
     pub const ROOM_BUFFER: usize = 1024;
 
     /// The chat server: rooms with members, and a broadcast of each room's messages.
+    ///
+    /// [`ChatServer::default`] is an open chat: anyone may use any room, under the name
+    /// they join with. [`ChatServer::with_accounts`] serves signed-in [`User`]s only (the
+    /// connection's identity, see [`Users::authenticate`]): each may `join`, `say` in,
+    /// read the `messages` of, `close` and subscribe or publish to the `room` topic of its
+    /// own rooms only (`-32003` otherwise, on every door), and says everything under its
+    /// own name.
     #[derive(Clone, Debug, Default)]
     pub struct ChatServer {
         rooms: Arc<Mutex<HashMap<String, Room>>>,
+        accounts: bool,
+    }
+
+    /// A user of a chat with accounts: a name, and the rooms it may use.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct User {
+        /// The name its messages go out under.
+        pub name: String,
+        /// The rooms it may use.
+        pub rooms: HashSet<String>,
+    }
+
+    impl User {
+        /// May it use `room`?
+        pub fn may_use(&self, room: &str) -> bool {
+            self.rooms.contains(room)
+        }
+    }
+
+    /// The users of a chat by bearer token: what `chat serve --users FILE` reads, e.g.
+    ///
+    /// ```json
+    /// {"users": [
+    ///   {"token": "t-alice", "name": "alice", "rooms": ["lobby", "secret"]},
+    ///   {"token": "t-bob", "name": "bob", "rooms": ["lobby"]}
+    /// ]}
+    /// ```
+    #[derive(Clone, Debug, Default)]
+    pub struct Users {
+        by_token: HashMap<String, User>,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct UsersFile {
+        users: Vec<UserEntry>,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct UserEntry {
+        token: String,
+        name: String,
+        rooms: Vec<String>,
+    }
+
+    impl Users {
+        /// Read the JSON of a users file; an error says what is wrong with it (bad JSON, an
+        /// empty token or name, a token or name given twice).
+        pub fn from_json(text: &str) -> Result<Users, String> {
+            let file: UsersFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+            let mut by_token = HashMap::new();
+            let mut names = HashSet::new();
+            for (i, u) in file.users.into_iter().enumerate() {
+                if u.token.is_empty() || u.name.is_empty() {
+                    return Err(format!(
+                        "users[{i}]: the token and the name must not be empty"
+                    ));
+                }
+                if !names.insert(u.name.clone()) {
+                    return Err(format!("users[{i}]: the name `{}` is given twice", u.name));
+                }
+                let user = User {
+                    name: u.name,
+                    rooms: u.rooms.into_iter().collect(),
+                };
+                if by_token.insert(u.token, user).is_some() {
+                    return Err(format!("users[{i}]: its token is another user's too"));
+                }
+            }
+            Ok(Users { by_token })
+        }
+
+        /// Read a users file.
+        pub fn load(path: &std::path::Path) -> Result<Users, String> {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Users::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))
+        }
+
+        /// How many there are.
+        pub fn len(&self) -> usize {
+            self.by_token.len()
+        }
+
+        /// None at all?
+        pub fn is_empty(&self) -> bool {
+            self.by_token.is_empty()
+        }
+
+        /// The server's authentication hook: the [`User`] of the request's bearer token
+        /// as its identity; 401 without a token, 403 with one nobody has.
+        pub fn authenticate(&self, handshake: &Handshake) -> Result<Identity, Refusal> {
+            let token = handshake
+                .bearer_token()
+                .ok_or_else(|| Refusal::unauthorized("a bearer token is required"))?;
+            let user = self
+                .by_token
+                .get(token)
+                .ok_or_else(|| Refusal::forbidden("unknown token"))?;
+            Ok(Identity::new(user.clone()))
+        }
     }
 
     #[derive(Debug)]
@@ -236,10 +346,34 @@ pub mod chat {
         pub fn room_names(&self) -> HashSet<String> {
             self.rooms().keys().cloned().collect()
         }
+
+        /// A chat for signed-in [`User`]s only (see [`ChatServer`]).
+        pub fn with_accounts() -> Self {
+            ChatServer {
+                accounts: true,
+                ..ChatServer::default()
+            }
+        }
+
+        /// Whether the connection of `ctx` may use `room`: its user, if it has one, or the
+        /// `-32003` refusal. The one rule every method and the topic's hook ask.
+        fn allowed<'c>(&self, ctx: &'c Context, room: &str) -> Result<Option<&'c User>, RpcError> {
+            match ctx.identity::<User>() {
+                Some(user) if user.may_use(room) => Ok(Some(user)),
+                Some(_) => Err(RpcError::forbidden(format!("using the room `{room}`"))),
+                None if self.accounts => Err(RpcError::forbidden("using rooms without signing in")),
+                None => Ok(None),
+            }
+        }
     }
 
     impl Chat for ChatServer {
         async fn join(&self, ctx: Context, room: String, name: String) -> Result<u32, Fault> {
+            // A signed-in user joins under its own name, whatever the client sent.
+            let name = match self.allowed(&ctx, &room)? {
+                Some(user) => user.name.clone(),
+                None => name,
+            };
             let mut rooms = self.rooms();
             let entry = rooms.entry(room).or_insert_with(|| Room {
                 members: HashMap::new(),
@@ -255,6 +389,7 @@ pub mod chat {
             room: String,
             text: String,
         ) -> Result<u64, Fault<ChatError>> {
+            let user = self.allowed(&ctx, &room)?;
             if text.is_empty() {
                 return Err(ChatError::EmptyText.into());
             }
@@ -266,7 +401,8 @@ pub mod chat {
                 let Some(from) = r.members.get(&ctx.connection_id()).cloned() else {
                     return Err(ChatError::NotMember.into());
                 };
-                (from, r.tx.clone())
+                // A signed-in user speaks under its own name.
+                (user.map_or(from, |u| u.name.clone()), r.tx.clone())
             };
             let message = Message { room, from, text };
             // The room's topic first: every subscriber on every server. A hub that cannot
@@ -282,7 +418,8 @@ pub mod chat {
             Ok(position.offset)
         }
 
-        async fn close(&self, _ctx: Context, room: String) -> Result<bool, Fault> {
+        async fn close(&self, ctx: Context, room: String) -> Result<bool, Fault> {
+            self.allowed(&ctx, &room)?;
             match self.rooms().remove(&room) {
                 Some(r) => {
                     if let Some(tx) = r.tx {
@@ -299,6 +436,7 @@ pub mod chat {
             ctx: Context,
             room: String,
         ) -> Result<Items<Message, ChatError>, Fault<ChatError>> {
+            self.allowed(&ctx, &room)?;
             let rx = {
                 let mut rooms = self.rooms();
                 match rooms.get_mut(&room) {
@@ -327,6 +465,13 @@ pub mod chat {
                 }
             });
             Ok(wirecall::items(stream.fuse()))
+        }
+
+        async fn authorize_room(&self, ctx: Context, room: String) -> Result<(), Refusal> {
+            match self.allowed(&ctx, &room) {
+                Ok(_) => Ok(()),
+                Err(_) => Err(Refusal::forbidden("not one of the user's rooms")),
+            }
         }
     }
 }

@@ -56,18 +56,20 @@ async function killChild(child) {
 /**
  * The calculator server on a fixed port; `start()` again after `kill()` restarts it. With
  * `tls` (`{ cert, key }` PEM paths) it serves `wss://localhost:PORT`; with `token` it
- * requires that bearer token (valid for `tokenTtlMs` per connection, if given).
+ * requires that bearer token (valid for `tokenTtlMs` per connection, if given); with `rate`
+ * it allows each caller that many calls a second (`--rate`).
  */
 export class Calculator {
   #child;
 
-  constructor(port, { allowOrigin, tls, token, tokenTtlMs } = {}) {
+  constructor(port, { allowOrigin, tls, token, tokenTtlMs, rate } = {}) {
     this.port = port;
     this.url = tls === undefined ? `ws://127.0.0.1:${port}` : `wss://localhost:${port}`;
     this.allowOrigin = allowOrigin;
     this.tls = tls;
     this.token = token;
     this.tokenTtlMs = tokenTtlMs;
+    this.rate = rate;
   }
 
   /** Starts the server and waits for its `listening on` line. */
@@ -77,6 +79,7 @@ export class Calculator {
     if (this.tls !== undefined) args.push("--tls-cert", this.tls.cert, "--tls-key", this.tls.key);
     if (this.token !== undefined) args.push("--token", this.token);
     if (this.tokenTtlMs !== undefined) args.push("--token-ttl", String(this.tokenTtlMs));
+    if (this.rate !== undefined) args.push("--rate", String(this.rate));
     this.#child = await startChild(calculatorBin, args, "listening on ws");
   }
 
@@ -101,20 +104,23 @@ export async function waitFor(what, check, timeoutMs = 10_000) {
 
 const chatBin = process.env.CHAT_BIN ?? path.join(root, "target/debug/chat");
 
-/** `chat serve` on a fixed port (with `redis`, its topics go through that Redis); `start()`
- * again after `kill()` restarts it. */
+/** `chat serve` on a fixed port (with `redis`, its topics go through that Redis; with
+ * `users`, the path of a users file, it serves those users only); `start()` again after
+ * `kill()` restarts it. */
 export class ChatNode {
   #child;
 
-  constructor(port, { redis } = {}) {
+  constructor(port, { redis, users } = {}) {
     this.port = port;
     this.url = `ws://127.0.0.1:${port}`;
     this.redis = redis;
+    this.users = users;
   }
 
   async start() {
     const args = ["serve", `127.0.0.1:${this.port}`];
     if (this.redis !== undefined) args.push("--redis", this.redis);
+    if (this.users !== undefined) args.push("--users", this.users);
     this.#child = await startChild(chatBin, args, "listening on ws");
   }
 

@@ -13,8 +13,10 @@
 #      HTTP servers; without a
 #      WebSocket class of Node.js's own, and with the `ws` package's; then over TLS with a
 #      bearer token (certificates made by the make_certs example); then as the npm package
-#      of clients/typescript, packed from a copy of its folder and installed offline.
-#   4. Headless Chromium drives the example page against the Rust calculator server.
+#      of clients/typescript, packed from a copy of its folder and installed offline; the
+#      server's policy (rate limits, refusals) as the client's typed errors.
+#   4. Headless Chromium drives the example page against the Rust calculator server; then
+#      signs in on it with a token (a wrong one shown as refused) and calls over the rate.
 #   5. The same page served by the `web` example, WebSocket blocked: the client falls back
 #      to HTTP POST and server-sent events.
 set -euo pipefail
@@ -133,8 +135,14 @@ JSON
 COMPAT_BIN="$target/debug/examples/compat_server" COMPAT_JS="$work/compat/dist" \
   node --experimental-websocket --test "$here/compat.test.mjs"
 
+step "the server's policy in Node.js: RateLimitedError, idempotent calls retried once, ForbiddenError"
+node --experimental-websocket --test "$here/policy.test.mjs"
+
 step "end to end in headless Chromium"
 node --test "$here/e2e.test.mjs"
+
+step "signing in and refusals in headless Chromium (calculator serve --token --rate)"
+node --test "$here/signin.test.mjs"
 
 step "HTTP fallback in headless Chromium (WebSocket blocked), against the axum example"
 node --test "$here/http.test.mjs"

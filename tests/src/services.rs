@@ -39,6 +39,31 @@ pub fn require(test: &str, programs: &[&str]) -> Option<Vec<PathBuf>> {
     None
 }
 
+/// The Python of the venv with Autobahn|Python in it (`tests/wamp/setup.sh` makes it in
+/// `target/wamp-venv`; `WAMP_VENV` names another), running the script first if it is
+/// missing; `None`, with a loud SKIPPED for `test`, if that fails (no network).
+pub fn autobahn_python(test: &str) -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = std::env::var_os("WAMP_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/wamp-venv"))
+        .join("bin/python");
+    if !python.exists() {
+        let status = Command::new(root.join("tests/wamp/setup.sh"))
+            .stdout(Stdio::null())
+            .status();
+        if !matches!(status, Ok(s) if s.success()) || !python.exists() {
+            let message = format!(
+                "SKIPPED {test}: Autobahn|Python could not be installed (tests/wamp/setup.sh needs PyPI; .ci/run runs it)"
+            );
+            eprintln!("\n*** {message} ***\n");
+            println!("{message}");
+            return None;
+        }
+    }
+    Some(python)
+}
+
 /// A port free on loopback now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -126,3 +126,64 @@ async fn an_idempotent_call_waits_and_tries_once_more() {
     let err = calc.echo("3".into()).await.unwrap_err();
     assert!(matches!(err, Error::RateLimited { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn an_idempotent_call_does_not_wait_past_its_timeout() {
+    // The budget comes back in 12 s; the call has 2 s.
+    let server = server(five_a_minute()).await;
+    let calc = CalculatorClient::new(Client::connect(&server.url()).await.unwrap());
+    for i in 0..5 {
+        calc.echo(i.to_string()).await.unwrap();
+    }
+    // Refused at once, not retried: waiting would have ended in a timeout.
+    let err = calc
+        .with_timeout(std::time::Duration::from_secs(2))
+        .stats()
+        .await
+        .unwrap_err();
+    match err {
+        Error::RateLimited { retry_after } => {
+            assert!(
+                retry_after > std::time::Duration::from_secs(2),
+                "{retry_after:?}"
+            )
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+}
+
+/// Through a real server, many distinct callers — here each call is its own caller, keyed
+/// by its params — never make the limiter hold more than its bound, and it goes on
+/// limiting afterwards. (The unit test in `rate_limit.rs` passes a million keys straight
+/// to the limiter.)
+#[tokio::test]
+async fn memory_stays_bounded_with_many_distinct_callers_through_a_server() {
+    const MAX_KEYS: usize = 1_000;
+    const BATCHES: usize = 100;
+    const BATCH: usize = 1_000;
+    let layer = RateLimitLayer::per_second(NonZeroU32::new(1).unwrap())
+        .max_keys(MAX_KEYS)
+        .key_by(|req| req.params().map(|p| p.get().to_string()));
+    let server = Server::builder()
+        .layer(layer.clone())
+        .bind("127.0.0.1:0", CalcServer::default().into_router())
+        .await
+        .unwrap();
+    let mut ws = RawWs::connect(&server.url()).await;
+    let mut most = 0;
+    for b in 0..BATCHES {
+        let batch: Vec<String> = (0..BATCH).map(|i| echo(b * BATCH + i)).collect();
+        let answers = parse(&ws.roundtrip(&format!("[{}]", batch.join(","))).await);
+        let answers = answers.as_array().unwrap();
+        assert_eq!(answers.len(), BATCH);
+        // Every caller is new, so every call passes.
+        let refused = answers.iter().filter(|a| a.get("error").is_some()).count();
+        assert_eq!(refused, 0, "batch {b}");
+        most = most.max(layer.tracked());
+    }
+    // The bound is checked every 1 024 calls.
+    assert!(most <= MAX_KEYS + 1024, "{most} callers tracked at once");
+    // And it still limits: the same caller twice within a second.
+    let _first = ws.roundtrip(&echo(0)).await;
+    rate_limited(&parse(&ws.roundtrip(&echo(0)).await));
+}

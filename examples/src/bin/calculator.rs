@@ -19,8 +19,11 @@
 //!
 //! `--tls-cert`/`--tls-key` serve every door over TLS (`wss://`, `https://`); `--token`
 //! requires `Authorization: Bearer TOKEN` (or the `bearer.…` WebSocket subprotocol), and
-//! `Calculator.stats` then shows the caller; `--metrics ADDR` serves Prometheus text there.
+//! `Calculator.stats` then shows the caller; `--metrics ADDR` serves Prometheus text there;
+//! `--rate N` allows each caller N calls a second (in bursts of up to N): the token's holder,
+//! or without `--token` each IP address; beyond, `-32029` with `retry_after_ms`.
 
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -70,6 +73,10 @@ struct ServeArgs {
     /// Serve Prometheus metrics (text format) at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// At most N calls a second per caller (the token's holder, else per IP address), in
+    /// bursts of up to N; every batch entry and subscription counts.
+    #[arg(long, value_name = "N")]
+    rate: Option<NonZeroU32>,
 }
 
 #[tokio::main]
@@ -127,6 +134,11 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
         });
+    }
+    if let Some(n) = args.rate {
+        // The identity is the `String` the token gives ("token holder"); without a
+        // token, the caller's IP address.
+        builder = builder.layer(wirecall::policy::RateLimitLayer::per_second(n));
     }
     let server = builder.bind(&args.addr, router).await?;
     println!("listening on {}", server.url());

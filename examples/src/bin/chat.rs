@@ -5,18 +5,30 @@
 //! cargo run -p wirecall-examples --bin chat                         # demo: several clients
 //! cargo run -p wirecall-examples --bin chat -- serve 127.0.0.1:9001  # server only
 //! cargo run -p wirecall-examples --bin chat -- serve 127.0.0.1:9001 --redis redis://127.0.0.1:6379/
+//! cargo run -p wirecall-examples --bin chat -- serve 127.0.0.1:9001 --users users.json --rate 20
 //! ```
 //!
 //! With `--redis`, rooms' topics go through Redis: run several servers with the same URL
 //! (behind a load balancer, see `deploy/`) and every `Chat.room` subscriber, on any of
 //! them, gets every message.
+//!
+//! With `--users FILE` (`{"users":[{"token":"t-alice","name":"alice","rooms":["lobby"]}]}`)
+//! every door wants a bearer token (401 without, 403 for one nobody has), and each user may
+//! use its own rooms only: `join`, `say`, `messages`, `close` and the `room` topic
+//! (subscribing, and publishing over WAMP) answer `-32003` for any other; messages go out
+//! under the user's name. With `--rate N` each user (each IP address without `--users`)
+//! makes N calls a second, in bursts of up to N; beyond, `-32029` with `retry_after_ms`.
 
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use wirecall::hub::{HistoryLimits, MemoryOptions};
+use wirecall::policy::RateLimitLayer;
 use wirecall::{hub::Hub, Client, Server};
-use wirecall_examples::chat::{Chat, ChatClient, ChatError, ChatServer};
+use wirecall_examples::chat::{Chat, ChatClient, ChatError, ChatServer, User, Users};
 
 /// The chat example: a demo with several clients, or a server.
 #[derive(Parser, Debug)]
@@ -46,6 +58,16 @@ enum Command {
         /// Most bytes of history the memory hub holds, in all rooms.
         #[arg(long, value_name = "BYTES", default_value_t = MemoryOptions::default().max_history_bytes)]
         max_history_bytes: usize,
+        /// Serve only the users of this JSON file, each in its own rooms:
+        /// {"users":[{"token":"t-alice","name":"alice","rooms":["lobby","secret"]}]}.
+        /// Every door then wants `Authorization: Bearer TOKEN` (or the WebSocket
+        /// subprotocol `bearer.BASE64URL(TOKEN)`).
+        #[arg(long, value_name = "FILE")]
+        users: Option<PathBuf>,
+        /// At most N calls a second per user (per IP address without --users), in
+        /// bursts of up to N; every batch entry and subscription counts.
+        #[arg(long, value_name = "N")]
+        rate: Option<NonZeroU32>,
     },
 }
 
@@ -59,6 +81,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             history,
             max_keys,
             max_history_bytes,
+            users,
+            rate,
         }) => {
             let history = HistoryLimits {
                 max_items: history,
@@ -76,10 +100,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         .max_history_bytes(max_history_bytes),
                 ),
             };
-            let server = Server::builder()
-                .hub(hub)
-                .bind(&addr, ChatServer::default().into_router())
-                .await?;
+            let mut builder = Server::builder().hub(hub);
+            let chat = match users {
+                Some(path) => {
+                    let users = Arc::new(Users::load(&path)?);
+                    builder = builder.authenticate(move |handshake| {
+                        let who = users.authenticate(&handshake);
+                        async move { who }
+                    });
+                    ChatServer::with_accounts()
+                }
+                None => ChatServer::default(),
+            };
+            if let Some(n) = rate {
+                // Per user by name (every connection of a user shares its budget), else
+                // per IP address.
+                builder = builder.layer(
+                    RateLimitLayer::per_second(n)
+                        .key_by(|req| req.identity::<User>().map(|u| u.name.clone())),
+                );
+            }
+            let server = builder.bind(&addr, chat.into_router()).await?;
             println!("listening on {}", server.url());
             stopped().await?;
             server.shutdown().await;

@@ -160,8 +160,7 @@ impl RateLimitLayer {
             Ok(()) => Ok(()),
             Err(not_until) => {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
-                let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
-                Err(RpcError::rate_limited(ms))
+                Err(RpcError::rate_limited(retry_after_ms(wait)))
             }
         }
     }
@@ -188,6 +187,14 @@ impl RateLimitLayer {
             limiter.shrink_to_fit();
         }
     }
+}
+
+/// `wait` in whole milliseconds, rounded up (at least 1): a client that waits that long
+/// finds the budget back, never a fraction of a millisecond early.
+fn retry_after_ms(wait: std::time::Duration) -> u64 {
+    u64::try_from(wait.as_nanos().div_ceil(1_000_000))
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 impl<S> Layer<S> for RateLimitLayer {
@@ -248,6 +255,15 @@ mod tests {
             most <= 10_000 + SWEEP_EVERY as usize,
             "{most} callers tracked at once"
         );
+    }
+
+    #[test]
+    fn retry_after_is_rounded_up_to_the_millisecond() {
+        use std::time::Duration;
+        assert_eq!(retry_after_ms(Duration::from_micros(999_600)), 1000);
+        assert_eq!(retry_after_ms(Duration::from_millis(12)), 12);
+        assert_eq!(retry_after_ms(Duration::from_nanos(1)), 1);
+        assert_eq!(retry_after_ms(Duration::ZERO), 1);
     }
 
     #[test]
