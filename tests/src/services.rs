@@ -254,9 +254,9 @@ pub fn redis_command(addr: SocketAddr, db: u32, args: &[&str]) -> String {
     reply(&mut reader)
 }
 
-/// A Redis Cluster of three masters without replicas, on loopback ports: three
-/// `redis-server --cluster-enabled yes`, each in a temporary directory of its own (its
-/// `nodes.conf` and its snapshot), joined with `redis-cli --cluster create`. With
+/// A Redis Cluster of three masters (without replicas, or with one each), on loopback
+/// ports: `redis-server --cluster-enabled yes`, each in a temporary directory of its own
+/// (its `nodes.conf` and its snapshot), joined with `redis-cli --cluster create`. With
 /// `cluster-require-full-coverage no`, as a hub's cluster should run: while one master is
 /// down, the others go on serving their slots. No automatic snapshots; a master restarted
 /// comes back empty, or from what its last `SAVE` wrote.
@@ -278,7 +278,17 @@ impl RedisCluster {
     /// Start three masters (`server` is redis-server) and make them a cluster with
     /// `cli` (redis-cli); returns once every node serves every slot.
     pub fn start(server: &Path, cli: &Path) -> RedisCluster {
-        let nodes: Vec<ClusterNode> = (0..3)
+        Self::create(server, cli, 0)
+    }
+
+    /// [`RedisCluster::start`] with a replica of each master: nodes 0–2 are the masters,
+    /// 3–5 their replicas.
+    pub fn start_with_replicas(server: &Path, cli: &Path) -> RedisCluster {
+        Self::create(server, cli, 1)
+    }
+
+    fn create(server: &Path, cli: &Path, replicas: usize) -> RedisCluster {
+        let nodes: Vec<ClusterNode> = (0..3 * (1 + replicas))
             .map(|_| {
                 let dir = temp_dir("redis-cluster");
                 let (port, bus) = (free_port(), free_port());
@@ -303,7 +313,7 @@ impl RedisCluster {
                     .iter()
                     .map(|n| format!("127.0.0.1:{}", n.port)),
             )
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdin(Stdio::null())
             .output()
             .expect("run redis-cli --cluster create");
@@ -313,7 +323,7 @@ impl RedisCluster {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
-        for i in 0..3 {
+        for i in 0..cluster.nodes.len() {
             cluster.until_ready(i);
         }
         cluster
@@ -341,15 +351,15 @@ impl RedisCluster {
         process
     }
 
-    /// Wait (up to 20 s) until node `i` knows all three nodes and that every slot is
-    /// served.
+    /// Wait (up to 20 s) until node `i` knows every node and that every slot is served.
     fn until_ready(&self, i: usize) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let info = self.command(i, &["CLUSTER", "INFO"]);
+            let known = format!("cluster_known_nodes:{}", self.nodes.len());
             if info.contains("cluster_state:ok")
                 && info.contains("cluster_slots_ok:16384")
-                && info.contains("cluster_known_nodes:3")
+                && info.contains(&known)
             {
                 return;
             }
@@ -361,10 +371,12 @@ impl RedisCluster {
         }
     }
 
-    /// The URLs of its three masters, separated by commas (how a hub is pointed at a
-    /// cluster).
+    /// The URLs of its nodes, separated by commas (how a hub is pointed at a cluster).
     pub fn urls(&self) -> String {
-        (0..3).map(|i| self.url(i)).collect::<Vec<_>>().join(",")
+        (0..self.nodes.len())
+            .map(|i| self.url(i))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// `redis://127.0.0.1:PORT/` of master `i`.
@@ -382,13 +394,27 @@ impl RedisCluster {
         redis_command(self.addr(i), 0, args)
     }
 
-    /// The master that holds `key`'s slot (the others answer `MOVED`).
+    /// The master that holds `key`'s slot (the others, replicas too, answer `MOVED`), among
+    /// the nodes that run.
     pub fn owner(&self, key: &str) -> usize {
-        let owners: Vec<usize> = (0..3)
-            .filter(|&i| !self.command(i, &["EXISTS", key]).starts_with("MOVED"))
+        self.try_owner(key)
+            .unwrap_or_else(|| panic!("no node, or several, hold {key}"))
+    }
+
+    /// [`RedisCluster::owner`], or `None` while no node that runs holds it (its master is
+    /// down and not replaced yet), or several claim it (a failover under way).
+    pub fn try_owner(&self, key: &str) -> Option<usize> {
+        let owners: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].process.0.is_some())
+            .filter(|&i| {
+                let reply = self.command(i, &["EXISTS", key]);
+                !reply.starts_with("MOVED") && !reply.starts_with("CLUSTERDOWN")
+            })
             .collect();
-        assert_eq!(owners.len(), 1, "{key} is held by {owners:?}");
-        owners[0]
+        match owners.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        }
     }
 
     /// Kill master `i` (SIGKILL).

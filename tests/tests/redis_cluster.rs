@@ -63,15 +63,15 @@ fn hash_of(room: &str) -> String {
     format!("wirecall:{{{}}}:h", key_of(room))
 }
 
-/// A room whose key lives on each master: `rooms[i]` on master `i`.
-fn rooms_on_every_master(cluster: &RedisCluster, prefix: &str) -> Vec<String> {
-    let mut rooms: Vec<Option<String>> = vec![None; 3];
+/// A room whose key lives on each of the three masters: (the master's node, the room),
+/// in the order of the nodes.
+fn rooms_on_every_master(cluster: &RedisCluster, prefix: &str) -> Vec<(usize, String)> {
+    let mut rooms = std::collections::BTreeMap::new();
     for n in 0..1000 {
         let room = format!("{prefix}{n}");
-        let owner = cluster.owner(&hash_of(&room));
-        rooms[owner].get_or_insert(room);
-        if rooms.iter().all(Option::is_some) {
-            return rooms.into_iter().flatten().collect();
+        rooms.entry(cluster.owner(&hash_of(&room))).or_insert(room);
+        if rooms.len() == 3 {
+            return rooms.into_iter().collect();
         }
     }
     panic!("no rooms on every master: {rooms:?}");
@@ -106,7 +106,8 @@ async fn publish_subscribe_and_history_across_three_masters() {
     let Some(cluster) = redis_cluster("publish_subscribe_and_history_across_three_masters") else {
         return;
     };
-    let rooms = rooms_on_every_master(&cluster, "room");
+    let (masters, rooms): (Vec<usize>, Vec<String>) =
+        rooms_on_every_master(&cluster, "room").into_iter().unzip();
     let hub_a = hub(&cluster.urls()).await;
     let hub_b = hub(&cluster.url(1)).await;
     let (a, b) = (serve(hub_a.clone()).await, serve(hub_b.clone()).await);
@@ -117,9 +118,9 @@ async fn publish_subscribe_and_history_across_three_masters() {
     }
     for (i, room) in rooms.iter().enumerate() {
         assert_eq!(
-            listeners(&cluster, i, room),
+            listeners(&cluster, masters[i], room),
             2,
-            "{room}'s channel is joined on master {i} by both nodes"
+            "{room}'s channel is joined on its master by both nodes"
         );
     }
     let mut published: Vec<Published> = rooms
@@ -135,9 +136,9 @@ async fn publish_subscribe_and_history_across_three_masters() {
     }
     for (i, room) in rooms.iter().enumerate() {
         assert_eq!(
-            cluster.command(i, &["HGET", &hash_of(room), "n"]),
+            cluster.command(masters[i], &["HGET", &hash_of(room), "n"]),
             "5",
-            "{room}'s counter is on master {i}"
+            "{room}'s counter is on its master"
         );
         for sub in &subs[2 * i..2 * i + 2] {
             let seen = sub.until(&format!("{room}-5")).await;
@@ -202,7 +203,8 @@ async fn a_master_killed_is_a_gap_for_its_keys_only_and_the_others_go_on() {
     else {
         return;
     };
-    let rooms = rooms_on_every_master(&cluster, "room");
+    let (masters, rooms): (Vec<usize>, Vec<String>) =
+        rooms_on_every_master(&cluster, "room").into_iter().unzip();
     let hub_a = hub(&cluster.urls()).await;
     let hub_b = hub(&cluster.urls()).await;
     let a = serve(hub_a.clone()).await;
@@ -225,7 +227,7 @@ async fn a_master_killed_is_a_gap_for_its_keys_only_and_the_others_go_on() {
     }
 
     let victim = 0;
-    cluster.kill(victim);
+    cluster.kill(masters[victim]);
     // The others go on, live, while it is down.
     for n in 4..=6 {
         for p in published.iter_mut().skip(1) {
@@ -243,7 +245,7 @@ async fn a_master_killed_is_a_gap_for_its_keys_only_and_the_others_go_on() {
         "a publication to a key of a master that is down was placed: {outcome:?}"
     );
 
-    cluster.restart(victim); // empty: it had no snapshot
+    cluster.restart(masters[victim]); // empty: it had no snapshot
     let mut next = 5;
     for _ in 0..3 {
         publish_until_placed(&mut published[victim], &hub_b, &mut next).await;
@@ -287,11 +289,11 @@ async fn a_master_restored_from_an_older_snapshot_is_one_gap_into_a_new_epoch_fo
         return;
     };
     let rooms = rooms_on_every_master(&cluster, "r");
-    let (victim, other) = (0, 1);
-    let (room, other_room) = (rooms[victim].as_str(), rooms[other].as_str());
+    let (victim, room) = (rooms[0].0, rooms[0].1.as_str());
+    let other_room = rooms[1].1.as_str();
     // A warm-up room on the victim: publications to it show the hub reaches the victim
     // again after the restore, without touching the room under test.
-    let warm = rooms_on_every_master(&cluster, "warm")[victim].clone();
+    let warm = rooms_on_every_master(&cluster, "warm")[0].1.clone();
     let hub_a = hub(&cluster.urls()).await;
     let hub_b = hub(&cluster.url(2)).await;
     let (a, b) = (serve(hub_a.clone()).await, serve(hub_b.clone()).await);
@@ -368,4 +370,93 @@ async fn a_master_restored_from_an_older_snapshot_is_one_gap_into_a_new_epoch_fo
         &elsewhere,
         Gaps::None,
     );
+}
+
+/// Issue #29 §2, failover: three masters with a replica each; one master's process is
+/// killed and its replica takes over its slots (with what it had replicated, which may lack
+/// the last writes: another `run_id`, so a new epoch). Its key's subscribers are told of one
+/// gap and get everything published after it, the hub publishes to the new master, and the
+/// keys of the other masters never see a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_replaced_by_its_replica_is_a_gap_for_its_keys_only() {
+    let Some(found) = require(
+        "a_master_replaced_by_its_replica_is_a_gap_for_its_keys_only",
+        &["redis-server", "redis-cli"],
+    ) else {
+        return;
+    };
+    let mut cluster = RedisCluster::start_with_replicas(&found[0], &found[1]);
+    let (masters, rooms): (Vec<usize>, Vec<String>) =
+        rooms_on_every_master(&cluster, "room").into_iter().unzip();
+    let hub_a = hub(&cluster.urls()).await;
+    let hub_b = hub(&cluster.urls()).await;
+    let a = serve(hub_a.clone()).await;
+    let mut subs = Vec::new();
+    for room in &rooms {
+        subs.push(Subscriber::start_in(a.local_addr(), room).await);
+    }
+    let mut published: Vec<Published> = rooms
+        .iter()
+        .map(|room| Published::in_room(&format!("{room}-"), room))
+        .collect();
+    for n in 1..=3 {
+        for p in published.iter_mut() {
+            let placed = matches!(p.publish(&hub_b, n).await, Outcome::At(_));
+            assert!(placed, "{p:?}");
+        }
+    }
+    for (i, room) in rooms.iter().enumerate() {
+        subs[i].until(&format!("{room}-3")).await;
+    }
+
+    let victim = 0;
+    cluster.kill(masters[victim]);
+    // Its replica takes over (the cluster's node timeout is 2 s).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let new_master = loop {
+        match cluster.try_owner(&hash_of(&rooms[victim])) {
+            Some(node) if node != masters[victim] => break node,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "no replica took over in 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut next = 4;
+    for _ in 0..3 {
+        publish_until_placed(&mut published[victim], &hub_b, &mut next).await;
+    }
+    for n in 4..=6 {
+        for p in published.iter_mut().skip(1) {
+            let placed = matches!(p.publish(&hub_b, n).await, Outcome::At(_));
+            assert!(placed, "{p:?}");
+        }
+    }
+    // The key lives on the new master, in a new epoch.
+    let Some((_, Outcome::At(first))) = published[victim].outcomes.first().cloned() else {
+        unreachable!()
+    };
+    let Some((_, Outcome::At(now))) = published[victim].outcomes.last().cloned() else {
+        unreachable!()
+    };
+    assert_ne!(first.epoch, now.epoch, "{:?}", published[victim]);
+    assert_eq!(
+        cluster.command(new_master, &["HGET", &hash_of(&rooms[victim]), "n"]),
+        now.offset.to_string(),
+    );
+    let last = published[victim].last_known();
+    let seen = subs[victim]
+        .until(&format!("{}-{last}", rooms[victim]))
+        .await;
+    check(
+        "the replaced master's subscriber",
+        &seen,
+        &published[victim],
+        Gaps::NewEpoch,
+    );
+    let gaps = seen.iter().filter(|s| matches!(s, Seen::Gap(_))).count();
+    assert_eq!(gaps, 1, "{:?}", texts(&seen));
+    for (i, room) in rooms.iter().enumerate().skip(1) {
+        let seen = subs[i].until(&format!("{room}-6")).await;
+        check(room, &seen, &published[i], Gaps::None);
+    }
 }

@@ -9,7 +9,10 @@
 //! with an `ssubscribe` push. The listener turns each such confirmation, after a node was
 //! lost, into a history check for that key's subscribers: publications missed while the
 //! node was away are read from history, or announced as a gap when the node came back
-//! without them (a new `run_id`, so a new epoch). Keys on the other masters go on.
+//! without them (a new `run_id`, so a new epoch). Keys on the other masters go on. After a
+//! node was lost the listener also watches the masters (`CLUSTER SLOTS`, every
+//! `ping_interval`): when a replica took over (the crate would keep trying the dead
+//! master's address for the channels it had there), it connects again from scratch.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -233,9 +236,11 @@ async fn serve_channels(
             .strip_suffix("}:0")
             .map(str::to_owned)
     };
-    // A node's connection was lost on this connection: from then on, a channel subscribed
-    // again is a key whose subscribers check history.
-    let mut node_lost = false;
+    // A node's connection was lost (on this connection, or the listener had lost the
+    // previous one): from then on, a channel subscribed again is a key whose subscribers
+    // check history, and the masters are watched.
+    let mut node_lost = lost;
+    let mut topology = masters(&mut conn).await;
     let mut retry = tokio::time::interval(options.ping_interval);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     retry.tick().await;
@@ -269,9 +274,62 @@ async fn serve_channels(
             _ = relay.changed.notified() => {
                 follow(&mut conn, flavour, relay, &mut joined, true).await?;
             }
-            _ = retry.tick() => follow(&mut conn, flavour, relay, &mut joined, true).await?,
+            _ = retry.tick() => {
+                if node_lost {
+                    if let Some(now) = masters(&mut conn).await {
+                        match &topology {
+                            Some(was) if *was != now => {
+                                tracing::warn!(
+                                    "the Redis Cluster's masters changed; joining every key's \
+                                     channel again where its slot is now"
+                                );
+                                return Ok(());
+                            }
+                            Some(_) => {}
+                            None => topology = Some(now),
+                        }
+                    }
+                }
+                follow(&mut conn, flavour, relay, &mut joined, true).await?;
+            }
         }
     }
+}
+
+/// The master of each slot range (`CLUSTER SLOTS`, asked of any node; `None` when it did
+/// not answer). After a node was lost the listener compares them: when they changed (a
+/// replica took over a master's slots, slots moved), it connects again, so that every
+/// key's channel is joined where its slot is now and every subscriber checks history. A
+/// master that is down and not replaced stays in the list: the cluster connection gets it
+/// back when it is.
+async fn masters(conn: &mut ClusterConnection) -> Option<Vec<(i64, i64, String)>> {
+    let mut cmd = redis::cmd("CLUSTER");
+    cmd.arg("SLOTS");
+    let reply = conn
+        .route_command(cmd, RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random))
+        .await
+        .ok()?;
+    let redis::Value::Array(ranges) = reply else {
+        return None;
+    };
+    let mut masters = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        let redis::Value::Array(items) = range else {
+            return None;
+        };
+        let [redis::Value::Int(start), redis::Value::Int(end), redis::Value::Array(master), ..] =
+            items.as_slice()
+        else {
+            return None;
+        };
+        let [host, redis::Value::Int(port), ..] = master.as_slice() else {
+            return None;
+        };
+        let host: String = redis::from_redis_value_ref(host).ok()?;
+        masters.push((*start, *end, format!("{host}:{port}")));
+    }
+    masters.sort();
+    Some(masters)
 }
 
 #[cfg(test)]
