@@ -326,7 +326,27 @@ impl RedisCluster {
         for i in 0..cluster.nodes.len() {
             cluster.until_ready(i);
         }
+        // A replica that never synchronised with its master would not take over.
+        for i in 3..cluster.nodes.len() {
+            cluster.until_replicating(i);
+        }
         cluster
+    }
+
+    /// Wait (up to 20 s) until node `i`, a replica, is in sync with its master.
+    fn until_replicating(&self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let info = self.command(i, &["INFO", "replication"]);
+            if info.contains("master_link_status:up") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {i} does not replicate after 20 s: {info}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn run(program: &Path, dir: &Path, port: u16, bus: u16) -> Process {
@@ -342,6 +362,8 @@ impl RedisCluster {
                 .args(["--cluster-port", &bus.to_string()])
                 .args(["--cluster-node-timeout", "2000"])
                 .args(["--cluster-require-full-coverage", "no"])
+                // Replicas synchronise at once (not after the default 5 s wait for more).
+                .args(["--repl-diskless-sync-delay", "0"])
                 .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
                 .arg("--dir")
                 .arg(dir)

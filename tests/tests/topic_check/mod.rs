@@ -17,11 +17,11 @@ use wirecall_examples::chat::{ChatClient, ChatTopics, Message};
 use wirecall_tests::proxy::Proxy;
 
 /// The room the tests publish to unless they name another.
-pub const ROOM: &str = "lobby";
+pub(crate) const ROOM: &str = "lobby";
 
 /// What a publication's call said.
 #[derive(Clone, Debug)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     At(Position),
     Unknown,
     Failed,
@@ -29,19 +29,19 @@ pub enum Outcome {
 
 /// Everything one publisher published, by index (`{tag}{index}` is the text).
 #[derive(Clone, Debug, Default)]
-pub struct Published {
-    pub tag: String,
-    pub room: String,
-    pub outcomes: Vec<(u64, Outcome)>,
+pub(crate) struct Published {
+    pub(crate) tag: String,
+    pub(crate) room: String,
+    pub(crate) outcomes: Vec<(u64, Outcome)>,
 }
 
 impl Published {
-    pub fn new(tag: &str) -> Self {
+    pub(crate) fn new(tag: &str) -> Self {
         Published::in_room(tag, ROOM)
     }
 
     /// Publications to `room`.
-    pub fn in_room(tag: &str, room: &str) -> Self {
+    pub(crate) fn in_room(tag: &str, room: &str) -> Self {
         Published {
             tag: tag.into(),
             room: room.into(),
@@ -49,7 +49,7 @@ impl Published {
         }
     }
 
-    pub async fn publish(&mut self, hub: &Hub, i: u64) -> &Outcome {
+    pub(crate) async fn publish(&mut self, hub: &Hub, i: u64) -> &Outcome {
         let m = Message {
             room: self.room.clone(),
             from: "bot".into(),
@@ -64,7 +64,7 @@ impl Published {
         &self.outcomes.last().unwrap().1
     }
 
-    pub fn last_known(&self) -> u64 {
+    pub(crate) fn last_known(&self) -> u64 {
         self.outcomes
             .iter()
             .rev()
@@ -73,33 +73,33 @@ impl Published {
             .expect("something was published")
     }
 
-    pub fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
+    pub(crate) fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
         self.outcomes.iter().filter(|(_, o)| f(o)).count()
     }
 }
 
 /// What a subscriber saw.
 #[derive(Clone, Debug)]
-pub enum Seen {
+pub(crate) enum Seen {
     Item(String, Position),
     Gap(Gap),
 }
 
 /// A typed subscriber of the room on `url` (through a proxy of its own, so that it can be
 /// cut off), collecting until it has seen `{tag}{until}`.
-pub struct Subscriber {
-    pub proxy: Proxy,
-    pub seen: Arc<Mutex<Vec<Seen>>>,
-    pub task: tokio::task::JoinHandle<()>,
+pub(crate) struct Subscriber {
+    pub(crate) proxy: Proxy,
+    pub(crate) seen: Arc<Mutex<Vec<Seen>>>,
+    pub(crate) task: tokio::task::JoinHandle<()>,
 }
 
 impl Subscriber {
-    pub async fn start(server: SocketAddr) -> Subscriber {
+    pub(crate) async fn start(server: SocketAddr) -> Subscriber {
         Subscriber::start_in(server, ROOM).await
     }
 
     /// A subscriber of `room`.
-    pub async fn start_in(server: SocketAddr, room: &str) -> Subscriber {
+    pub(crate) async fn start_in(server: SocketAddr, room: &str) -> Subscriber {
         let proxy = Proxy::start(server).await;
         let client = Client::builder()
             .reconnect(Reconnect {
@@ -129,7 +129,7 @@ impl Subscriber {
     }
 
     /// Wait (up to 30 s) until it has seen `text`, then return what it saw.
-    pub async fn until(&self, text: &str) -> Vec<Seen> {
+    pub(crate) async fn until(&self, text: &str) -> Vec<Seen> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             {
@@ -158,7 +158,7 @@ impl Subscriber {
 
 /// Which gaps a scenario allows.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Gaps {
+pub(crate) enum Gaps {
     /// None: nothing was lost.
     None,
     /// Only to a new epoch (the data was lost), from which history is whole.
@@ -169,7 +169,7 @@ pub enum Gaps {
 /// started, exactly once and in order (each where the publisher was told it is), or a gap
 /// announced where publications are missing; publications whose outcome was unknown
 /// appear at most once; failed ones never; nothing of another publisher.
-pub fn check(who: &str, seen: &[Seen], published: &Published, gaps: Gaps) {
+pub(crate) fn check(who: &str, seen: &[Seen], published: &Published, gaps: Gaps) {
     let index_of: HashMap<String, usize> = published
         .outcomes
         .iter()
