@@ -228,7 +228,8 @@ async fn a_master_killed_is_a_gap_for_its_keys_only_and_the_others_go_on() {
 
     let victim = 0;
     cluster.kill(masters[victim]);
-    // The others go on, live, while it is down.
+    // The others go on, live, while it is down, for new subscribers too.
+    let late = Subscriber::start_in(a.local_addr(), &rooms[1]).await;
     for n in 4..=6 {
         for p in published.iter_mut().skip(1) {
             let placed = matches!(p.publish(&hub_b, n).await, Outcome::At(_));
@@ -238,6 +239,20 @@ async fn a_master_killed_is_a_gap_for_its_keys_only_and_the_others_go_on() {
     for (i, room) in rooms.iter().enumerate().skip(1) {
         subs[i].until(&format!("{room}-6")).await;
     }
+    let seen = late.until(&format!("{}-6", rooms[1])).await;
+    assert_eq!(texts(&seen), [4, 5, 6].map(|n| format!("{}-{n}", rooms[1])));
+    // Its key: a new subscription fails with an error, it does not hang.
+    let mut ws = RawWs::connect(&a.url()).await;
+    let subscribe = json!({"jsonrpc": "2.0", "id": 1, "method": "Chat.room",
+        "params": {"room": rooms[victim]}});
+    let answer = tokio::time::timeout(
+        Duration::from_secs(30),
+        ws.roundtrip(&subscribe.to_string()),
+    )
+    .await
+    .expect("an answer while the key's master is down");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["error"]["code"], -32603, "{answer}");
     // Its key: an error, never a position.
     let outcome = published[victim].publish(&hub_b, 4).await.clone();
     assert!(
