@@ -3,29 +3,25 @@
 //! without data; a memory hub that restarts; two deployments on two databases of one
 //! Redis. For every scenario, every subscriber's sequence is checked against what was
 //! published: every item exactly once and in order, or an announced gap covering exactly
-//! what is missing ([`check`]).
+//! what is missing (`topic_check::check`).
 //!
 //! Real `redis-server` (Debian package; without it the Redis tests say SKIPPED), nodes
 //! in-process (a chat server each, its hub reaching Redis through a proxy of its own), typed
 //! Rust clients that reconnect by themselves.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use wirecall::hub::{HistoryLimits, RedisOptions};
-use wirecall::{
-    client::Reconnect, hub::Gap, hub::Hub, hub::Position, hub::PublishError, server::ServerHandle,
-    Client, Error, Server,
-};
-use wirecall_examples::chat::{Chat, ChatClient, ChatServer, ChatTopics, Message};
+use wirecall::{hub::Hub, server::ServerHandle, Server};
+use wirecall_examples::chat::{Chat, ChatServer, ChatTopics};
 use wirecall_tests::proxy::Proxy;
 use wirecall_tests::services::{require, Redis};
 use wirecall_tests::RawWs;
 
-const ROOM: &str = "lobby";
+mod topic_check;
+use topic_check::{check, Gaps, Outcome, Published, Seen, Subscriber, ROOM};
 
 fn redis_server(test: &str) -> Option<Redis> {
     let found = require(test, &["redis-server"])?;
@@ -67,230 +63,6 @@ async fn serve(hub: Hub) -> ServerHandle {
         .bind("127.0.0.1:0", ChatServer::default().into_router())
         .await
         .unwrap()
-}
-
-/// What a publication's call said.
-#[derive(Clone, Debug)]
-enum Outcome {
-    At(Position),
-    Unknown,
-    Failed,
-}
-
-/// Everything one publisher published, by index (`{tag}{index}` is the text).
-#[derive(Clone, Debug, Default)]
-struct Published {
-    tag: String,
-    outcomes: Vec<(u64, Outcome)>,
-}
-
-impl Published {
-    fn new(tag: &str) -> Self {
-        Published {
-            tag: tag.into(),
-            outcomes: Vec::new(),
-        }
-    }
-
-    async fn publish(&mut self, hub: &Hub, i: u64) -> &Outcome {
-        let m = Message {
-            room: ROOM.into(),
-            from: "bot".into(),
-            text: format!("{}{i}", self.tag),
-        };
-        let outcome = match ChatTopics::new(hub).room(ROOM).publish(&m).await {
-            Ok(at) => Outcome::At(at),
-            Err(PublishError::OutcomeUnknown(_)) => Outcome::Unknown,
-            Err(_) => Outcome::Failed,
-        };
-        self.outcomes.push((i, outcome));
-        &self.outcomes.last().unwrap().1
-    }
-
-    fn last_known(&self) -> u64 {
-        self.outcomes
-            .iter()
-            .rev()
-            .find(|(_, o)| matches!(o, Outcome::At(_)))
-            .map(|(i, _)| *i)
-            .expect("something was published")
-    }
-
-    fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
-        self.outcomes.iter().filter(|(_, o)| f(o)).count()
-    }
-}
-
-/// What a subscriber saw.
-#[derive(Clone, Debug)]
-enum Seen {
-    Item(String, Position),
-    Gap(Gap),
-}
-
-/// A typed subscriber of the room on `url` (through a proxy of its own, so that it can be
-/// cut off), collecting until it has seen `{tag}{until}`.
-struct Subscriber {
-    proxy: Proxy,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Subscriber {
-    async fn start(server: SocketAddr) -> Subscriber {
-        let proxy = Proxy::start(server).await;
-        let client = Client::builder()
-            .reconnect(Reconnect {
-                initial_backoff: Duration::from_millis(20),
-                max_backoff: Duration::from_millis(100),
-                ..Reconnect::default()
-            })
-            .connect(&proxy.url())
-            .await
-            .unwrap();
-        let mut room = ChatClient::new(client).room(ROOM.into()).await.unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let task = tokio::spawn({
-            let seen = seen.clone();
-            async move {
-                loop {
-                    let event = match room.next().await {
-                        Some(Ok(m)) => Seen::Item(m.text, room.position().unwrap().clone()),
-                        Some(Err(Error::Gap(gap))) => Seen::Gap(gap),
-                        other => panic!("the subscription ended: {other:?}"),
-                    };
-                    seen.lock().unwrap().push(event);
-                }
-            }
-        });
-        Subscriber { proxy, seen, task }
-    }
-
-    /// Wait (up to 30 s) until it has seen `text`, then return what it saw.
-    async fn until(&self, text: &str) -> Vec<Seen> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            {
-                let seen = self.seen.lock().unwrap();
-                if seen
-                    .iter()
-                    .any(|s| matches!(s, Seen::Item(t, _) if t == text))
-                {
-                    return seen.clone();
-                }
-            }
-            assert!(
-                !self.task.is_finished(),
-                "the subscriber's task ended: {:?}",
-                self.seen.lock().unwrap()
-            );
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{text} did not arrive within 30 s; seen: {:?}",
-                self.seen.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-/// Which gaps a scenario allows.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Gaps {
-    /// None: nothing was lost.
-    None,
-    /// Only to a new epoch (the data was lost), from which history is whole.
-    NewEpoch,
-}
-
-/// The property: `seen` is every publication of `published` after the subscription
-/// started, exactly once and in order (each where the publisher was told it is), or a gap
-/// announced where publications are missing; publications whose outcome was unknown
-/// appear at most once; failed ones never; nothing of another publisher.
-fn check(who: &str, seen: &[Seen], published: &Published, gaps: Gaps) {
-    let index_of: HashMap<String, usize> = published
-        .outcomes
-        .iter()
-        .enumerate()
-        .map(|(k, (i, _))| (format!("{}{i}", published.tag), k))
-        .collect();
-    let mut position: Option<Position> = None;
-    let mut last_index: Option<usize> = None;
-    let mut gap_since_last_item = false;
-    let mut delivered = std::collections::HashSet::new();
-    for (n, event) in seen.iter().enumerate() {
-        let context = || format!("{who}: event {n} {event:?}; all: {seen:?}");
-        match event {
-            Seen::Gap(gap) => {
-                match gaps {
-                    Gaps::None => panic!("no gap expected: {}", context()),
-                    Gaps::NewEpoch => {
-                        if let Some(from) = &gap.from {
-                            assert_ne!(from.epoch, gap.to.epoch, "{}", context());
-                        }
-                        assert_eq!(gap.to.offset, 0, "history is whole: {}", context());
-                    }
-                }
-                position = Some(gap.to.clone());
-                gap_since_last_item = true;
-            }
-            Seen::Item(text, at) => {
-                let k = *index_of
-                    .get(text)
-                    .unwrap_or_else(|| panic!("not published here: {}", context()));
-                assert!(delivered.insert(k), "delivered twice: {}", context());
-                let (_, outcome) = &published.outcomes[k];
-                match outcome {
-                    Outcome::Failed => panic!("a failed publication arrived: {}", context()),
-                    Outcome::At(p) => {
-                        assert_eq!(p, at, "not where it was published: {}", context())
-                    }
-                    Outcome::Unknown => {}
-                }
-                // In order, none skipped without a gap: the next offset of the epoch.
-                match &position {
-                    Some(p) => assert_eq!(
-                        (p.epoch.as_str(), p.offset + 1),
-                        (at.epoch.as_str(), at.offset),
-                        "not the next position: {}",
-                        context()
-                    ),
-                    None => assert_eq!(at.offset, 1, "the first item: {}", context()),
-                }
-                // Publications known to be published between the last item and this one
-                // were skipped: only behind a gap.
-                let from = last_index.map_or(0, |l| l + 1);
-                let skipped: Vec<_> = published.outcomes[from..k]
-                    .iter()
-                    .filter(|(_, o)| matches!(o, Outcome::At(_)))
-                    .collect();
-                if !skipped.is_empty() {
-                    assert!(
-                        gap_since_last_item,
-                        "skipped {skipped:?} without a gap: {}",
-                        context()
-                    );
-                } else if let Some(l) = last_index {
-                    // Known publications keep their order.
-                    assert!(
-                        k > l || matches!(outcome, Outcome::Unknown),
-                        "{}",
-                        context()
-                    );
-                }
-                if matches!(outcome, Outcome::At(_)) {
-                    last_index = Some(k);
-                }
-                position = Some(at.clone());
-                gap_since_last_item = false;
-            }
-        }
-    }
-    let last = published.last_known();
-    assert!(
-        delivered.contains(&index_of[&format!("{}{last}", published.tag)]),
-        "{who}: the last publication did not arrive: {seen:?}"
-    );
 }
 
 /// Two nodes on one Redis; `subscribers` typed clients on node A, each through a proxy.

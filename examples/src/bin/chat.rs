@@ -45,7 +45,8 @@ enum Command {
         /// Address to listen on, e.g. 127.0.0.1:9001.
         addr: String,
         /// Carry rooms' topics between servers through this Redis, e.g.
-        /// redis://127.0.0.1:6379/ (default: this process only).
+        /// redis://127.0.0.1:6379/ (default: this process only); a Redis Cluster: the URLs
+        /// of some of its masters separated by commas, or of any one of its nodes.
         #[arg(long, value_name = "URL")]
         redis: Option<String>,
         /// Messages each room keeps for subscribers that come back.

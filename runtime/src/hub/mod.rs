@@ -325,7 +325,13 @@ impl Hub {
 
     /// A hub that carries publications between nodes through the Redis server at `url`
     /// (e.g. `redis://127.0.0.1:6379/`), with the default [`RedisOptions`]. Every node of
-    /// a deployment uses the same URL (and key prefix). Connects before it returns.
+    /// a deployment uses the same Redis (and key prefix). Connects before it returns.
+    ///
+    /// A Redis Cluster: the URLs of some of its masters separated by commas
+    /// (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`), or the URL of any one of its nodes
+    /// (the hub asks it whether it runs in cluster mode, and finds the others). Each topic
+    /// key lives on the master of its slot; a master that fails is a gap for its keys only
+    /// (docs/PROTOCOL.md, "Topics", "A Redis Cluster").
     #[cfg(feature = "redis")]
     pub async fn redis(url: &str) -> Result<Hub, PublishError> {
         Hub::redis_with(url, RedisOptions::default()).await

@@ -1,6 +1,7 @@
 // Over ~500 lines: one backend — the publish script, the subscriber connection and its
-// reconnects, history reads, key expiry — around one connection state. The next cut, when
-// it changes: the script and the history reads apart.
+// reconnects, history reads, key expiry — around one connection state. A Redis Cluster's
+// connections and listener are in `cluster.rs`. The next cut, when it changes: the script
+// and the history reads apart.
 //! The hub of a deployment: Redis gives every publication its position (one Lua script:
 //! epoch, counter, `XADD` to the key's history stream, `PUBLISH`), keeps the history, and
 //! carries publications to every node; each node fans them out to its own subscribers.
@@ -18,8 +19,10 @@
 //! A Redis that restarts, with or without its data (an older snapshot, a replica promoted),
 //! starts every key in a new epoch on first use (the key's hash remembers the `run_id` of
 //! the process that wrote it), so subscribers are told of the gap and no position is handed
-//! out twice. Run it with `maxmemory-policy noeviction`: an evicted history is a gap for
-//! subscribers that need it.
+//! out twice. On a Redis Cluster the scripts run on the master that holds the key's slot,
+//! so each key's epoch follows the `run_id` of its own master: a master restarted or
+//! replaced moves its keys, and only those, to new epochs. Run it with
+//! `maxmemory-policy noeviction`: an evicted history is a gap for subscribers that need it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -27,14 +30,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{IntoConnectionInfo, Script};
+use redis::Script;
 use tokio::sync::{broadcast, oneshot};
+
+use self::cluster::Link;
 
 use super::memory::LIVE_BUFFER;
 use super::{
     new_epoch, Backend, BoxFuture, Entry, HistoryLimits, Opened, Position, PublishError, Replay,
 };
 use crate::error::RpcError;
+
+mod cluster;
 
 /// Settings of a Redis hub. Every node of a deployment needs the same ones.
 #[derive(Clone, Debug)]
@@ -52,7 +59,9 @@ pub struct RedisOptions {
     /// How often both connections to Redis are checked with a `PING` (default 5 s). One
     /// that does not answer within `timeout` is taken for dead and rebuilt (the publications
     /// channel at once, the command connection after two timeouts in a row); subscribers
-    /// then read what they missed from history.
+    /// then read what they missed from history. On a Redis Cluster there are no pings
+    /// (its connection repairs its node connections by itself); this is how often the
+    /// channels that could not be joined (their master is down) are tried again.
     pub ping_interval: Duration,
     /// How long a topic key's epoch, counter and history stay in Redis after its last
     /// publication (default `None`: twice `history.max_age`, at least a second). A
@@ -211,6 +220,13 @@ end
 return out
 "#;
 
+/// What the listener connects to: a single Redis (a RESP3 client), or a cluster (its
+/// nodes' URLs, RESP3).
+enum Listening {
+    Single(redis::Client),
+    Cluster(Vec<redis::ConnectionInfo>),
+}
+
 /// After this many commands in a row time out, the command connection is rebuilt: a
 /// connection that died without a close (a partition, an idle drop by a NAT) never fails
 /// with an error that would make the connection manager reconnect.
@@ -222,9 +238,9 @@ pub(crate) struct Redis {
     /// The database number, in channel names (pub/sub ignores databases).
     db: i64,
     flavour: Flavour,
-    publish: Arc<Script>,
-    open: Arc<Script>,
-    replay: Arc<Script>,
+    publish: Arc<Lua>,
+    open: Arc<Lua>,
+    replay: Arc<Lua>,
     relay: Arc<Relay>,
     tasks: [tokio::task::AbortHandle; 2],
 }
@@ -245,12 +261,81 @@ fn history_unreachable(e: redis::RedisError) -> RpcError {
     RpcError::internal(format!("the topic's history is unreachable (Redis: {e})"))
 }
 
-/// The connection for commands (scripts, pings): a connection manager that reconnects
-/// after an I/O error, rebuilt after [`REBUILD_AFTER_TIMEOUTS`] timeouts in a row.
+/// One of the hub's scripts: its code ([`COMMON`] and its own) and its SHA1.
+struct Lua {
+    code: String,
+    sha: String,
+}
+
+impl Lua {
+    fn new(body: &str) -> Arc<Lua> {
+        let code = format!("{COMMON}{body}");
+        let sha = Script::new(&code).get_hash().to_string();
+        Arc::new(Lua { code, sha })
+    }
+}
+
+/// One run of a script: its keys (all of one topic key, so of one cluster slot) and
+/// arguments.
+struct Call {
+    lua: Arc<Lua>,
+    keys: Vec<String>,
+    args: Vec<String>,
+}
+
+impl Call {
+    fn new(lua: &Arc<Lua>) -> Call {
+        Call {
+            lua: lua.clone(),
+            keys: Vec::new(),
+            args: Vec::new(),
+        }
+    }
+
+    fn key(&mut self, key: impl Into<String>) -> &mut Call {
+        self.keys.push(key.into());
+        self
+    }
+
+    fn arg(&mut self, arg: impl ToString) -> &mut Call {
+        self.args.push(arg.to_string());
+        self
+    }
+
+    /// `EVALSHA` (`by_sha`) or `EVAL` of the script. Both are routed by their first key on
+    /// a cluster; `EVAL` also caches the script on the server that runs it (a master
+    /// restarted has forgotten it), so that the next `EVALSHA` finds it.
+    fn cmd(&self, by_sha: bool) -> redis::Cmd {
+        let mut cmd = if by_sha {
+            redis::cmd("EVALSHA")
+        } else {
+            redis::cmd("EVAL")
+        };
+        cmd.arg(if by_sha {
+            &self.lua.sha
+        } else {
+            &self.lua.code
+        })
+        .arg(self.keys.len());
+        for key in &self.keys {
+            cmd.arg(key);
+        }
+        for arg in &self.args {
+            cmd.arg(arg);
+        }
+        cmd
+    }
+}
+
+/// The connection for commands (scripts, pings): to a single Redis, a connection manager
+/// that reconnects after an I/O error, rebuilt after [`REBUILD_AFTER_TIMEOUTS`] timeouts
+/// in a row; to a Redis Cluster, a cluster connection (it routes each command to the
+/// master of its key's slot, follows the cluster's topology and repairs its connections
+/// to the nodes by itself).
 struct Commands {
-    client: redis::Client,
-    config: ConnectionManagerConfig,
-    conn: Mutex<ConnectionManager>,
+    /// How to rebuild a single Redis' connection (`None` on a cluster).
+    rebuild: Option<(redis::Client, ConnectionManagerConfig)>,
+    conn: Mutex<Link>,
     timeouts: AtomicU32,
 }
 
@@ -262,7 +347,7 @@ struct Failed {
 }
 
 impl Commands {
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Link {
         self.conn.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -274,29 +359,38 @@ impl Commands {
         if self.timeouts.fetch_add(1, Ordering::Relaxed) + 1 < REBUILD_AFTER_TIMEOUTS {
             return;
         }
-        match ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone()) {
+        let Some((client, config)) = &self.rebuild else {
+            return;
+        };
+        match ConnectionManager::new_lazy_with_config(client.clone(), config.clone()) {
             Ok(fresh) => {
                 tracing::warn!("the hub's Redis connection stopped answering; reconnecting");
-                *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+                *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = Link::Single(fresh);
                 self.timeouts.store(0, Ordering::Relaxed);
             }
             Err(e) => tracing::warn!(error = %e, "could not rebuild the hub's Redis connection"),
         }
     }
 
-    /// Run a script. A dropped connection is tried once more (the manager reconnects; the
-    /// first command after a Redis restart fails with a broken pipe): every script is
-    /// safe to run twice (publications carry an id the script checks).
-    async fn invoke<T: redis::FromRedisValue>(
-        &self,
-        call: &redis::ScriptInvocation<'_>,
-    ) -> Result<T, Failed> {
+    /// Run a script (`EVALSHA`, then `EVAL` if the server does not know it). A dropped
+    /// connection is tried once more (the manager reconnects; the first command after a
+    /// Redis restart fails with a broken pipe): every script is safe to run twice
+    /// (publications carry an id the script checks).
+    async fn invoke<T: redis::FromRedisValue>(&self, call: &Call) -> Result<T, Failed> {
         let mut may_have_run = false;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut conn = self.conn();
-            let error = match call.invoke_async(&mut conn).await {
+            let outcome = match call.cmd(true).query_async(&mut conn).await {
+                Err(e)
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    call.cmd(false).query_async(&mut conn).await
+                }
+                outcome => outcome,
+            };
+            let error = match outcome {
                 Ok(value) => {
                     self.succeeded();
                     return Ok(value);
@@ -321,8 +415,13 @@ impl Commands {
         }
     }
 
-    /// `PING` with the command timeout; a timeout counts towards a rebuild.
+    /// `PING` with the command timeout; a timeout counts towards a rebuild. Not on a
+    /// cluster: its connection repairs itself (a `PING` there goes to every master, and
+    /// one master down would fail it).
     async fn ping(&self) {
+        if self.rebuild.is_none() {
+            return;
+        }
         let mut conn = self.conn();
         match redis::cmd("PING").query_async::<String>(&mut conn).await {
             Ok(_) => self.succeeded(),
@@ -351,49 +450,73 @@ fn tcp_settings(timeout: Duration) -> redis::io::tcp::TcpSettings {
 }
 
 impl Redis {
+    /// Connect to the Redis at `url`: one server (`redis://host:port/db`), or a Redis
+    /// Cluster — several URLs of its nodes separated by commas, or the URL of any one node
+    /// of it (the server says it runs in cluster mode).
     pub(crate) async fn connect(url: &str, options: RedisOptions) -> Result<Self, PublishError> {
-        let info = url
-            .into_connection_info()
-            .map_err(unavailable)?
-            .set_tcp_settings(tcp_settings(options.timeout));
-        // Pub/sub ignores the database number: the channel names it (and the prefix), so
-        // deployments on two databases of one Redis do not hear each other.
-        let db = info.redis_settings().db();
-        // The listener's connection speaks RESP3: one connection carries its pub/sub
-        // messages and its commands (joining and leaving channels, pings).
-        let resp3 = info
-            .redis_settings()
-            .clone()
-            .set_protocol(redis::ProtocolVersion::RESP3);
-        let listening =
-            redis::Client::open(info.clone().set_redis_settings(resp3)).map_err(unavailable)?;
-        let client = redis::Client::open(info).map_err(unavailable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(options.timeout))
-            .set_connection_timeout(Some(options.timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_with_config(client.clone(), config.clone())
-            .await
-            .map_err(unavailable)?;
-        warn_unless_noeviction(conn.clone()).await;
-        let commands = Arc::new(Commands {
-            client: client.clone(),
-            config,
-            conn: Mutex::new(conn),
-            timeouts: AtomicU32::new(0),
-        });
+        let mut seeds = cluster::seeds(url, tcp_settings(options.timeout))?;
+        let single = if seeds.len() == 1 && !cluster::enabled(&seeds[0], options.timeout).await? {
+            seeds.pop()
+        } else {
+            None
+        };
+        let (commands, db, listening) = if let Some(info) = single {
+            // Pub/sub ignores the database number: the channel names it (and the prefix),
+            // so deployments on two databases of one Redis do not hear each other.
+            let db = info.redis_settings().db();
+            // The listener's connection speaks RESP3: one connection carries its pub/sub
+            // messages and its commands (joining and leaving channels, pings).
+            let resp3 = info
+                .redis_settings()
+                .clone()
+                .set_protocol(redis::ProtocolVersion::RESP3);
+            let listening =
+                redis::Client::open(info.clone().set_redis_settings(resp3)).map_err(unavailable)?;
+            let client = redis::Client::open(info).map_err(unavailable)?;
+            let config = ConnectionManagerConfig::new()
+                .set_response_timeout(Some(options.timeout))
+                .set_connection_timeout(Some(options.timeout))
+                .set_number_of_retries(2)
+                .set_max_delay(Duration::from_secs(1));
+            let conn = ConnectionManager::new_with_config(client.clone(), config.clone())
+                .await
+                .map_err(unavailable)?;
+            let commands = Commands {
+                rebuild: Some((client, config)),
+                conn: Mutex::new(Link::Single(conn)),
+                timeouts: AtomicU32::new(0),
+            };
+            (commands, db, Listening::Single(listening))
+        } else {
+            let (conn, listening) = cluster::connect(&seeds, &options).await?;
+            let commands = Commands {
+                rebuild: None,
+                conn: Mutex::new(Link::Cluster(conn)),
+                timeouts: AtomicU32::new(0),
+            };
+            (commands, 0, Listening::Cluster(listening))
+        };
+        let commands = Arc::new(commands);
+        warn_unless_noeviction(commands.conn()).await;
         let flavour = Flavour {
             sharded: major_version(&commands).await >= 7,
         };
         let relay = Arc::new(Relay::default());
-        let listener = tokio::spawn(listen(
-            listening,
-            flavour,
-            relay.clone(),
-            options.timeout,
-            options.ping_interval,
-        ));
+        let listener = match listening {
+            Listening::Single(client) => tokio::spawn(listen(
+                client,
+                flavour,
+                relay.clone(),
+                options.timeout,
+                options.ping_interval,
+            )),
+            Listening::Cluster(seeds) => tokio::spawn(cluster::listen(
+                seeds,
+                flavour,
+                relay.clone(),
+                options.clone(),
+            )),
+        };
         let pinger = tokio::spawn({
             let commands = Arc::downgrade(&commands);
             let every = options.ping_interval;
@@ -411,9 +534,9 @@ impl Redis {
             commands,
             db,
             flavour,
-            publish: Arc::new(Script::new(&format!("{COMMON}{PUBLISH}"))),
-            open: Arc::new(Script::new(&format!("{COMMON}{OPEN}"))),
-            replay: Arc::new(Script::new(&format!("{COMMON}{REPLAY}"))),
+            publish: Lua::new(PUBLISH),
+            open: Lua::new(OPEN),
+            replay: Lua::new(REPLAY),
             relay,
             tasks: [listener.abort_handle(), pinger.abort_handle()],
             options,
@@ -449,14 +572,17 @@ impl Redis {
     }
 }
 
-/// The Redis server's major version (0 when it cannot be read): 7 and later have sharded
-/// pub/sub.
+/// The Redis server's major version (0 when it cannot be read; on a cluster, that of one
+/// of its nodes): 7 and later have sharded pub/sub.
 async fn major_version(commands: &Commands) -> u32 {
     let mut conn = commands.conn();
-    let info = redis::cmd("INFO")
-        .arg("server")
-        .query_async::<String>(&mut conn)
+    let mut cmd = redis::cmd("INFO");
+    cmd.arg("server");
+    let info = conn
+        .one_node(cmd)
         .await
+        .ok()
+        .and_then(|v| redis::from_redis_value::<String>(v).ok())
         .unwrap_or_default();
     info.lines()
         .find_map(|l| l.strip_prefix("redis_version:"))
@@ -468,7 +594,7 @@ async fn major_version(commands: &Commands) -> u32 {
 /// Keys of a hub must not be evicted one by one (a history without its counter is lost
 /// silently only if the epoch survives; the hash keeps them together, but an evicted
 /// history is still a gap). Say so when Redis is set up to evict.
-async fn warn_unless_noeviction(mut conn: ConnectionManager) {
+async fn warn_unless_noeviction(mut conn: Link) {
     let policy = redis::cmd("CONFIG")
         .arg("GET")
         .arg("maxmemory-policy")
@@ -513,10 +639,10 @@ impl Backend for Redis {
         );
         let command = self.flavour.publish();
         Box::pin(async move {
-            let mut call = script.prepare_invoke();
-            call.key(&hash)
-                .key(&stream)
-                .key(&id)
+            let mut call = Call::new(&script);
+            call.key(hash)
+                .key(stream)
+                .key(id)
                 .arg(new_epoch())
                 .arg(&*json)
                 .arg(max_items)
@@ -569,8 +695,9 @@ impl Backend for Redis {
                     ));
                 }
             }
-            let mut call = script.prepare_invoke();
-            call.key(&keys[..]).arg(new_epoch()).arg(ttl);
+            let [hash, stream] = keys;
+            let mut call = Call::new(&script);
+            call.key(hash).key(stream).arg(new_epoch()).arg(ttl);
             let out: Vec<String> = commands
                 .invoke(&call)
                 .await
@@ -604,8 +731,10 @@ impl Backend for Redis {
                 Some(next) => format!("{next}-0"),
                 None => return Err(super::impossible_position(&after)),
             };
-            let mut call = script.prepare_invoke();
-            call.key(&keys[..])
+            let [hash, stream] = keys;
+            let mut call = Call::new(&script);
+            call.key(hash)
+                .key(stream)
                 .arg(new_epoch())
                 .arg(&after.epoch)
                 .arg(start)
@@ -812,6 +941,14 @@ impl Relay {
             let _ = local.tx.send(Arc::new(Entry::new("".into(), 0, "".into())));
         }
     }
+
+    /// [`Relay::resync`] for one key: its channel was joined again on a node of a cluster
+    /// that the listener had lost.
+    fn resync_key(&self, key: &str) {
+        if let Some(local) = self.lock().keys.get(key) {
+            let _ = local.tx.send(Arc::new(Entry::new("".into(), 0, "".into())));
+        }
+    }
 }
 
 /// A topic key and its channel.
@@ -923,7 +1060,7 @@ async fn serve_channels(
 ) -> redis::RedisResult<()> {
     // Key -> channel, joined on this connection.
     let mut joined: HashMap<Arc<str>, Arc<str>> = HashMap::new();
-    follow(&mut conn, flavour, relay, &mut joined).await?;
+    follow(&mut conn, flavour, relay, &mut joined, false).await?;
     if lost {
         tracing::info!("the hub's Redis subscriptions are back");
     }
@@ -945,7 +1082,7 @@ async fn serve_channels(
                     _ => {}
                 }
             }
-            _ = relay.changed.notified() => follow(&mut conn, flavour, relay, &mut joined).await?,
+            _ = relay.changed.notified() => follow(&mut conn, flavour, relay, &mut joined, false).await?,
             _ = ping.tick() => {
                 redis::cmd("PING").query_async::<redis::Value>(&mut conn).await?;
             }
@@ -953,16 +1090,24 @@ async fn serve_channels(
     }
 }
 
-/// Join the channels of the keys wanted and not joined, leave those of keys gone.
-async fn follow(
-    conn: &mut redis::aio::MultiplexedConnection,
+/// Join the channels of the keys wanted and not joined, leave those of keys gone. On a
+/// single Redis the first failure fails it (the listener reconnects); on a cluster
+/// (`tolerant`) a key whose channel could not be joined (its master is down) stays unjoined
+/// and is tried again next time, while the other keys go on.
+async fn follow<C>(
+    conn: &mut C,
     flavour: Flavour,
     relay: &Relay,
     joined: &mut HashMap<Arc<str>, Arc<str>>,
-) -> redis::RedisResult<()> {
+    tolerant: bool,
+) -> redis::RedisResult<()>
+where
+    C: redis::aio::ConnectionLike + Clone + Send,
+{
     let (join, leave) = relay.plan(joined);
     // One channel per command: a command with several is answered with several
-    // confirmations, which a multiplexed connection would take for other commands' replies.
+    // confirmations, which a multiplexed connection would take for other commands' replies
+    // (and on a cluster the channels may live on several masters).
     let joins = join.iter().map(|(_, channel)| {
         let mut conn = conn.clone();
         async move {
@@ -972,11 +1117,22 @@ async fn follow(
                 .await
         }
     });
-    for reply in futures_util::future::join_all(joins).await {
-        reply?;
+    let mut done = Vec::with_capacity(join.len());
+    for (reply, key) in futures_util::future::join_all(joins)
+        .await
+        .into_iter()
+        .zip(join)
+    {
+        match reply {
+            Ok(_) => done.push(key),
+            Err(e) if tolerant => {
+                tracing::debug!(key = &*key.0, error = %e, "could not join a topic key's Redis channel; trying again");
+            }
+            Err(e) => return Err(e),
+        }
     }
-    joined.extend(join.iter().cloned());
-    relay.joined(&join);
+    joined.extend(done.iter().cloned());
+    relay.joined(&done);
     let leaves = leave.iter().map(|key| {
         let mut conn = conn.clone();
         let channel = joined.get(key).cloned();
@@ -991,7 +1147,11 @@ async fn follow(
         }
     });
     for reply in futures_util::future::join_all(leaves).await {
-        reply?;
+        // On a cluster, a channel that could not be left (its master is down) is gone with
+        // that master's connection; its publications would be dropped anyway.
+        if !tolerant {
+            reply?;
+        }
     }
     for key in &leave {
         joined.remove(key);
