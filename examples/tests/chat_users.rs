@@ -172,11 +172,22 @@ async fn every_door_wants_a_token_and_each_user_keeps_to_its_rooms() {
         if let Some(a) = &auth {
             wamp.push(("authorization", a.as_str()));
         }
-        match RawWs::connect_with(url, &wamp).await {
-            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+        match (token, RawWs::connect_with(url, &wamp).await) {
+            // Without credentials a WAMP client may still authenticate the WAMP way
+            // (`ticket`, after the upgrade); a HELLO that offers nothing is aborted.
+            (None, Ok((mut ws, _))) => {
+                ws.send(r#"[1,"realm1",{}]"#).await;
+                let abort: Value = serde_json::from_str(&ws.recv().await).unwrap();
+                assert_eq!(
+                    (&abort[0], &abort[2]),
+                    (&Value::from(3), &Value::from("wamp.error.authentication_required")),
+                    "WAMP without a token: {abort}"
+                );
+            }
+            (_, Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => {
                 assert_eq!(resp.status().as_u16(), status, "WAMP with {token:?}")
             }
-            other => panic!("WAMP with {token:?}: {:?}", other.map(|(_, r)| r)),
+            (_, other) => panic!("WAMP with {token:?}: {:?}", other.map(|(_, r)| r)),
         }
     }
 

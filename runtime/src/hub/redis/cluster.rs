@@ -342,8 +342,8 @@ mod tests {
 
     #[test]
     fn several_urls_separated_by_commas_are_a_clusters_seeds() {
-        let seeds = seeds("redis://127.0.0.1:7000/, redis://127.0.0.1:7001/,", tcp()).unwrap();
-        let addrs: Vec<String> = seeds.iter().map(|s| s.addr().to_string()).collect();
+        let two = seeds("redis://127.0.0.1:7000/, redis://127.0.0.1:7001/,", tcp()).unwrap();
+        let addrs: Vec<String> = two.iter().map(|s| s.addr().to_string()).collect();
         assert_eq!(addrs, ["127.0.0.1:7000", "127.0.0.1:7001"]);
         assert_eq!(seeds("redis://127.0.0.1:6379/3", tcp()).unwrap().len(), 1);
     }
