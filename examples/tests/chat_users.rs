@@ -180,7 +180,10 @@ async fn every_door_wants_a_token_and_each_user_keeps_to_its_rooms() {
                 let abort: Value = serde_json::from_str(&ws.recv().await).unwrap();
                 assert_eq!(
                     (&abort[0], &abort[2]),
-                    (&Value::from(3), &Value::from("wamp.error.authentication_required")),
+                    (
+                        &Value::from(3),
+                        &Value::from("wamp.error.authentication_required")
+                    ),
                     "WAMP without a token: {abort}"
                 );
             }
