@@ -448,3 +448,33 @@ async fn calculator_rate_is_per_ip_without_a_token() {
         .await;
     assert_eq!(parse(&answer.body)["error"]["code"], -32029, "{answer:?}");
 }
+
+/// `chat serve` describes itself (`rpc.discover`), so `wirecall call` and `subscribe` type
+/// their arguments against it; a signed-in user may read the description.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_serve_answers_rpc_discover() {
+    let server = chat(&[]);
+    let answer = HttpConn::connect(server.addr)
+        .await
+        .send(
+            "POST",
+            &[
+                ("content-type", "application/json"),
+                ("authorization", "Bearer t-bob"),
+            ],
+            r#"{"jsonrpc":"2.0","method":"rpc.discover","id":1}"#,
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let doc = parse(&answer.body);
+    assert_eq!(doc["result"]["info"]["title"], "chat", "{doc}");
+    let methods: Vec<&str> = doc["result"]["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    for name in ["Chat.join", "Chat.say", "Chat.room"] {
+        assert!(methods.contains(&name), "{name} in {methods:?}");
+    }
+}

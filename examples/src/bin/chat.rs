@@ -121,7 +121,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         .key_by(|req| req.identity::<User>().map(|u| u.name.clone())),
                 );
             }
-            let server = builder.bind(&addr, chat.into_router()).await?;
+            // `rpc.discover` describes the interface, so `wirecall call`/`subscribe` type
+            // their arguments against it.
+            let mut router = chat.into_router();
+            router.discover(wirecall_examples::chat::OPENRPC_DOCUMENT)?;
+            let server = builder.bind(&addr, router).await?;
             println!("listening on {}", server.url());
             stopped().await?;
             server.shutdown().await;
