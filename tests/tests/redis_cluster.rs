@@ -191,18 +191,18 @@ async fn publish_until_placed(published: &mut Published, hub: &Hub, next: &mut u
     }
 }
 
-/// Issue #29 §2: the process of one master is killed (SIGKILL) and comes back empty. While
-/// it is down, publications to its key fail with an error (never a position), and the keys
-/// on the other two masters go on: published and delivered, live. Once it is back, its
-/// key's subscribers are told of one gap into a new epoch and get everything after; the
-/// subscribers of the other keys never see a gap.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_master_killed_is_a_gap_for_its_keys_only_and_the_others_go_on() {
-    let Some(mut cluster) =
-        redis_cluster("a_master_killed_is_a_gap_for_its_keys_only_and_the_others_go_on")
-    else {
-        return;
-    };
+/// A server (on hub A) with a subscriber of one room on every master, and hub B, which
+/// published `{room}-1` … `{room}-3` to each room; every subscriber has caught up.
+struct Live {
+    masters: Vec<usize>,
+    rooms: Vec<String>,
+    hub_b: Hub,
+    a: ServerHandle,
+    subs: Vec<Subscriber>,
+    published: Vec<Published>,
+}
+
+async fn live_on_every_master(cluster: &RedisCluster) -> Live {
     let (masters, rooms): (Vec<usize>, Vec<String>) =
         rooms_on_every_master(&cluster, "room").into_iter().unzip();
     let hub_a = hub(&cluster.urls()).await;
@@ -225,6 +225,36 @@ async fn a_master_killed_is_a_gap_for_its_keys_only_and_the_others_go_on() {
     for (i, room) in rooms.iter().enumerate() {
         subs[i].until(&format!("{room}-3")).await;
     }
+    Live {
+        masters,
+        rooms,
+        hub_b,
+        a,
+        subs,
+        published,
+    }
+}
+
+/// Issue #29 §2: the process of one master is killed (SIGKILL) and comes back empty. While
+/// it is down, publications to its key fail with an error (never a position), and the keys
+/// on the other two masters go on: published and delivered, live. Once it is back, its
+/// key's subscribers are told of one gap into a new epoch and get everything after; the
+/// subscribers of the other keys never see a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_killed_is_a_gap_for_its_keys_only_and_the_others_go_on() {
+    let Some(mut cluster) =
+        redis_cluster("a_master_killed_is_a_gap_for_its_keys_only_and_the_others_go_on")
+    else {
+        return;
+    };
+    let Live {
+        masters,
+        rooms,
+        hub_b,
+        a,
+        subs,
+        mut published,
+    } = live_on_every_master(&cluster).await;
 
     let victim = 0;
     cluster.kill(masters[victim]);
@@ -401,28 +431,14 @@ async fn a_master_replaced_by_its_replica_is_a_gap_for_its_keys_only() {
         return;
     };
     let mut cluster = RedisCluster::start_with_replicas(&found[0], &found[1]);
-    let (masters, rooms): (Vec<usize>, Vec<String>) =
-        rooms_on_every_master(&cluster, "room").into_iter().unzip();
-    let hub_a = hub(&cluster.urls()).await;
-    let hub_b = hub(&cluster.urls()).await;
-    let a = serve(hub_a.clone()).await;
-    let mut subs = Vec::new();
-    for room in &rooms {
-        subs.push(Subscriber::start_in(a.local_addr(), room).await);
-    }
-    let mut published: Vec<Published> = rooms
-        .iter()
-        .map(|room| Published::in_room(&format!("{room}-"), room))
-        .collect();
-    for n in 1..=3 {
-        for p in published.iter_mut() {
-            let placed = matches!(p.publish(&hub_b, n).await, Outcome::At(_));
-            assert!(placed, "{p:?}");
-        }
-    }
-    for (i, room) in rooms.iter().enumerate() {
-        subs[i].until(&format!("{room}-3")).await;
-    }
+    let Live {
+        masters,
+        rooms,
+        hub_b,
+        a: _server,
+        subs,
+        mut published,
+    } = live_on_every_master(&cluster).await;
 
     let victim = 0;
     cluster.kill(masters[victim]);
