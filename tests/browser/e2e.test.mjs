@@ -6,14 +6,9 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { once } from "node:events";
-import fs from "node:fs/promises";
-import http from "node:http";
-import path from "node:path";
 import { chromium } from "playwright-core";
-import { Calculator, freePort, inPage as inPageOf, launchChromium, root, waitFor } from "./harness.mjs";
+import { Calculator, freePort, inPage as inPageOf, launchChromium, serveExampleWeb, waitFor } from "./harness.mjs";
 
-const webRoot = path.join(root, "examples/web");
 
 let httpServer;
 let calculator;
@@ -24,29 +19,6 @@ const sent = [];
 const received = [];
 /** Messages of the `confirm` dialogs the page opened. */
 const dialogs = [];
-
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".ts": "text/plain", ".css": "text/css" };
-
-/** Serves examples/web, the folder a user would serve by hand. */
-async function startHttp() {
-  const server = http.createServer(async (req, res) => {
-    const url = new URL(req.url, "http://localhost");
-    const file = path.normalize(path.join(webRoot, url.pathname === "/" ? "index.html" : url.pathname));
-    if (!file.startsWith(webRoot)) {
-      res.writeHead(403).end();
-      return;
-    }
-    try {
-      const body = await fs.readFile(file);
-      res.writeHead(200, { "content-type": TYPES[path.extname(file)] ?? "application/octet-stream" }).end(body);
-    } catch {
-      res.writeHead(404).end();
-    }
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  return server;
-}
 
 /**
  * Runs `expression` (an expression over `client`, `calc`, `wirecall`, `CalcError` and `window`)
@@ -60,7 +32,7 @@ const state = () => page.locator("#state").getAttribute("data-state");
 const sentCalls = (method) => sent.map((f) => JSON.parse(f)).filter((m) => m.method === method);
 
 before(async () => {
-  httpServer = await startHttp();
+  httpServer = await serveExampleWeb();
   const httpOrigin = `http://127.0.0.1:${httpServer.address().port}`;
   calculator = new Calculator(await freePort(), { allowOrigin: httpOrigin });
   await calculator.start();

@@ -5,6 +5,8 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import fs from "node:fs/promises";
+import http from "node:http";
 import { tmpdir } from "node:os";
 import net from "node:net";
 import path from "node:path";
@@ -214,4 +216,28 @@ export function inPage(page, expression) {
       } };
     }
   })()`);
+}
+
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".ts": "text/plain", ".css": "text/css" };
+
+/** Serves examples/web, the folder a user would serve by hand, on a free loopback port. */
+export async function serveExampleWeb() {
+  const webRoot = path.join(root, "examples/web");
+  const server = http.createServer(async (req, res) => {
+    const url = new URL(req.url, "http://localhost");
+    const file = path.normalize(path.join(webRoot, url.pathname === "/" ? "index.html" : url.pathname));
+    if (!file.startsWith(webRoot)) {
+      res.writeHead(403).end();
+      return;
+    }
+    try {
+      const body = await fs.readFile(file);
+      res.writeHead(200, { "content-type": TYPES[path.extname(file)] ?? "application/octet-stream" }).end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return server;
 }

@@ -6,41 +6,13 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { once } from "node:events";
-import fs from "node:fs/promises";
-import http from "node:http";
-import path from "node:path";
 import { chromium } from "playwright-core";
-import { Calculator, freePort, inPage as inPageOf, launchChromium, root, waitFor } from "./harness.mjs";
-
-const webRoot = path.join(root, "examples/web");
-const TYPES = { ".html": "text/html", ".js": "text/javascript" };
+import { Calculator, freePort, inPage as inPageOf, launchChromium, serveExampleWeb, waitFor } from "./harness.mjs";
 
 let httpServer;
 let calculator;
 let browser;
 let page;
-
-/** Serves examples/web, the folder a user would serve by hand. */
-async function startHttp() {
-  const server = http.createServer(async (req, res) => {
-    const url = new URL(req.url, "http://localhost");
-    const file = path.normalize(path.join(webRoot, url.pathname === "/" ? "index.html" : url.pathname));
-    if (!file.startsWith(webRoot)) {
-      res.writeHead(403).end();
-      return;
-    }
-    try {
-      const body = await fs.readFile(file);
-      res.writeHead(200, { "content-type": TYPES[path.extname(file)] ?? "application/octet-stream" }).end(body);
-    } catch {
-      res.writeHead(404).end();
-    }
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  return server;
-}
 
 const attribute = (selector, name) => page.locator(selector).getAttribute(name);
 const text = (selector) => page.textContent(selector);
@@ -55,7 +27,7 @@ async function signIn(token) {
 }
 
 before(async () => {
-  httpServer = await startHttp();
+  httpServer = await serveExampleWeb();
   const origin = `http://127.0.0.1:${httpServer.address().port}`;
   calculator = new Calculator(await freePort(), { allowOrigin: origin, token: "s3cret", rate: 3 });
   await calculator.start();
