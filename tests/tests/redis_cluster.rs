@@ -204,7 +204,7 @@ struct Live {
 
 async fn live_on_every_master(cluster: &RedisCluster) -> Live {
     let (masters, rooms): (Vec<usize>, Vec<String>) =
-        rooms_on_every_master(&cluster, "room").into_iter().unzip();
+        rooms_on_every_master(cluster, "room").into_iter().unzip();
     let hub_a = hub(&cluster.urls()).await;
     let hub_b = hub(&cluster.urls()).await;
     let a = serve(hub_a.clone()).await;
