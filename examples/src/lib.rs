@@ -201,6 +201,7 @@ pub mod chat {
     use futures_util::StreamExt;
     use tokio::sync::broadcast;
     use wirecall::auth::{Handshake, Identity, Refusal};
+    use wirecall::policy::{CallKind, RpcRequest};
     use wirecall::{server::ConnectionId, Context, Fault, Items, RpcError};
 
     /// Messages buffered per room; a subscriber further behind is closed as lagging.
@@ -213,7 +214,8 @@ pub mod chat {
     /// connection's identity, see [`Users::authenticate`]): each may `join`, `say` in,
     /// read the `messages` of, `close` and subscribe or publish to the `room` topic of its
     /// own rooms only (`-32003` otherwise, on every door), and says everything under its
-    /// own name.
+    /// own name (a WAMP client's publications too, with [`ChatServer::check_publication`]
+    /// as a layer).
     #[derive(Clone, Debug, Default)]
     pub struct ChatServer {
         rooms: Arc<Mutex<HashMap<String, Room>>>,
@@ -317,7 +319,9 @@ pub mod chat {
                 .by_token
                 .get(token)
                 .ok_or_else(|| Refusal::forbidden("unknown token"))?;
-            Ok(Identity::new(user.clone()))
+            // Named for WAMP too: a `WELCOME` reports the user's name as its `authid`,
+            // never the one the client claimed in its `HELLO`.
+            Ok(Identity::new(user.clone()).with_authid(user.name.as_str()))
         }
     }
 
@@ -352,6 +356,40 @@ pub mod chat {
             ChatServer {
                 accounts: true,
                 ..ChatServer::default()
+            }
+        }
+
+        /// For a chat with accounts, the check of a policy layer (`chat serve --users` installs
+        /// it): a signed-in user's WAMP `PUBLISH` to the `room` topic must be a message from
+        /// that user (its `from`), labelled with one of its rooms — as `say` sends it — else
+        /// `-32003` (`wamp.error.not_authorized`) and nobody receives it. Everything else
+        /// passes (an item that is not a message is the topic's own check to refuse).
+        pub fn check_publication(req: &RpcRequest) -> Result<(), RpcError> {
+            if req.kind() != CallKind::Publish || req.method() != "Chat.room" {
+                return Ok(());
+            }
+            let Some(user) = req.identity::<User>() else {
+                return Ok(());
+            };
+            // The item: `args` `[item]`, or `kwargs` (the item itself).
+            let item = req.params().and_then(|p| {
+                let value: serde_json::Value = serde_json::from_str(p.get()).ok()?;
+                let value = match value {
+                    serde_json::Value::Array(mut args) if args.len() == 1 => args.pop()?,
+                    other => other,
+                };
+                serde_json::from_value::<Message>(value).ok()
+            });
+            match item {
+                Some(m) if m.from != user.name => Err(RpcError::forbidden(format!(
+                    "publishing a message as `{}`",
+                    m.from
+                ))),
+                Some(m) if !user.may_use(&m.room) => Err(RpcError::forbidden(format!(
+                    "publishing a message labelled with the room `{}`",
+                    m.room
+                ))),
+                _ => Ok(()),
             }
         }
 

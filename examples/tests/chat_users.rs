@@ -194,6 +194,27 @@ async fn every_door_wants_a_token_and_each_user_keeps_to_its_rooms() {
         }
     }
 
+    // WAMP's own way, `ticket`: the WELCOME names the user the ticket belongs to, never the
+    // `authid` the client claimed.
+    let (mut ws, _) = RawWs::connect_with(url, &[("sec-websocket-protocol", "wamp.2.json")])
+        .await
+        .unwrap();
+    ws.send(r#"[1,"realm1",{"authmethods":["ticket"],"authid":"alice","roles":{"caller":{}}}]"#)
+        .await;
+    assert_eq!(parse(&ws.recv().await)[0], 4, "CHALLENGE");
+    ws.send(r#"[5,"t-bob",{}]"#).await;
+    let welcome = parse(&ws.recv().await);
+    assert_eq!(
+        (&welcome[0], &welcome[2]["authid"]),
+        (&Value::from(2), &Value::from("bob")),
+        "{welcome}"
+    );
+    let refused = parse(
+        &ws.roundtrip(r#"[48,1,{},"Chat.join",["secret","bob"]]"#)
+            .await,
+    );
+    assert_eq!(refused[4], "wamp.error.not_authorized", "{refused}");
+
     // WebSocket, typed client: bob may not use `secret`, whatever the method.
     let alice = user(url, "t-alice").await;
     let bob = user(url, "t-bob").await;
@@ -216,6 +237,43 @@ async fn every_door_wants_a_token_and_each_user_keeps_to_its_rooms() {
     assert_eq!(
         (said.from.as_str(), said.text.as_str()),
         ("bob", "I am alice")
+    );
+    // Over WAMP he publishes to his room as himself only: a forged `from` (by position or
+    // by name) or another user's room as the label is refused and reaches nobody.
+    let (mut wamp, _) = RawWs::connect_with(
+        url,
+        &[
+            ("sec-websocket-protocol", "wamp.2.json"),
+            ("authorization", "Bearer t-bob"),
+        ],
+    )
+    .await
+    .unwrap();
+    wamp.send(r#"[1,"realm1",{"roles":{"publisher":{}}}]"#)
+        .await;
+    assert_eq!(parse(&wamp.recv().await)[0], 2, "WELCOME");
+    for forged in [
+        r#"[16,1,{"acknowledge":true},"Chat.room.lobby",[{"room":"lobby","from":"alice","text":"forged"}]]"#,
+        r#"[16,2,{"acknowledge":true},"Chat.room.lobby",[],{"room":"lobby","from":"alice","text":"forged"}]"#,
+        r#"[16,3,{"acknowledge":true},"Chat.room.lobby",[{"room":"secret","from":"bob","text":"forged"}]]"#,
+    ] {
+        let refused = parse(&wamp.roundtrip(forged).await);
+        assert_eq!(
+            (&refused[0], &refused[4]),
+            (&Value::from(8), &Value::from("wamp.error.not_authorized")),
+            "{forged}: {refused}"
+        );
+    }
+    let published = parse(
+        &wamp
+            .roundtrip(r#"[16,4,{"acknowledge":true},"Chat.room.lobby",[{"room":"lobby","from":"bob","text":"published as bob"}]]"#)
+            .await,
+    );
+    assert_eq!(published[0], 17, "{published}");
+    let said = next(&mut alice_lobby).await;
+    assert_eq!(
+        (said.from.as_str(), said.text.as_str()),
+        ("bob", "published as bob")
     );
 
     // Raw JSON-RPC over WebSocket, with the subprotocol form of the token, a batch with

@@ -1,6 +1,6 @@
 //! Policy layers (`ServerBuilder::layer`, `ClientBuilder::layer`): every call, notification,
-//! stream and topic subscription and unsubscribe reaches the layer exactly once, from every
-//! door (WebSocket, HTTP POST, server-sent events, WAMP), alone or inside a batch; a
+//! stream and topic subscription, unsubscribe and WAMP publication reaches the layer exactly
+//! once, from every door (WebSocket, HTTP POST, server-sent events, WAMP), alone or inside a batch; a
 //! refusal (-32003, WAMP `wamp.error.not_authorized`) refuses only its own entry, and a
 //! refused subscription sends no item.
 
@@ -396,7 +396,7 @@ async fn server_sent_event_subscriptions_each_reach_the_layer_once() {
 }
 
 #[tokio::test]
-async fn wamp_calls_subscriptions_and_unsubscribes_each_reach_the_layer_once() {
+async fn wamp_calls_subscriptions_unsubscribes_and_publications_each_reach_the_layer_once() {
     let (server, seen) = server().await;
     let (mut ws, _) =
         RawWs::connect_with(&server.url(), &[("sec-websocket-protocol", "wamp.2.json")])
@@ -457,9 +457,24 @@ async fn wamp_calls_subscriptions_and_unsubscribes_each_reach_the_layer_once() {
     );
     let unsubscribe = format!("[34,7,{}]", subscribed[2]);
     assert_eq!(parse(&ws.roundtrip(&unsubscribe).await), json!([35, 7]));
+    // A publication passes the layer too (a rate limit counts it); refused, nobody gets it.
+    let publish = |request: u64, text: &str| {
+        format!(
+            r#"[16,{request},{{"acknowledge":true}},"Chat.room.lobby",[{{"room":"lobby","from":"a","text":"{text}"}}]]"#
+        )
+    };
+    let published = parse(&ws.roundtrip(&publish(8, "hi")).await);
     assert_eq!(
-        seen.take_when(7).await,
+        (&published[0], &published[1]),
+        (&json!(17), &json!(8)),
+        "{published}"
+    );
+    not_authorized(&parse(&ws.roundtrip(&publish(9, "666")).await), 16, 9);
+    assert_eq!(
+        seen.take_when(9).await,
         sorted(&[
+            "Wamp Publish Chat.room",
+            "Wamp Publish Chat.room",
             "Wamp Call Calculator.echo",
             "Wamp Call Calculator.echo",
             "Wamp Stream Calculator.ticks",

@@ -1,6 +1,6 @@
 //! The shipped rate-limit layer (`policy::RateLimitLayer`, feature `rate-limit`): per
-//! identity when there is one, else per IP; every batch entry and every subscription
-//! counts; over the limit -32029 with `retry_after_ms` (WAMP `wirecall.error.rate_limited`);
+//! identity when there is one, else per IP; every batch entry, every subscription and every
+//! WAMP publication counts; over the limit -32029 with `retry_after_ms` (WAMP `wirecall.error.rate_limited`);
 //! the Rust client's typed error, and `@idempotent` calls that wait and retry once.
 
 use std::num::NonZeroU32;
@@ -11,6 +11,7 @@ use wirecall::policy::{Quota, RateLimitLayer};
 use wirecall::server::ServerHandle;
 use wirecall::{Client, Error, Server};
 use wirecall_examples::calculator::{Calculator, CalculatorClient};
+use wirecall_examples::chat::{Chat, ChatServer};
 use wirecall_examples::CalcServer;
 use wirecall_tests::RawWs;
 
@@ -87,6 +88,66 @@ async fn a_batch_of_n_plus_10_answers_the_extra_entries_rate_limited() {
         "{error}"
     );
     assert!(error[6]["retry_after_ms"].as_u64().unwrap() > 0, "{error}");
+}
+
+/// A WAMP `PUBLISH` counts like a call (else a client under `chat serve --rate N` would
+/// publish into its rooms as fast as its socket allows): over the limit it is refused with
+/// the error URI and reaches nobody.
+#[tokio::test]
+async fn a_wamp_publication_counts_and_over_the_limit_reaches_nobody() {
+    let server = Server::builder()
+        .layer(RateLimitLayer::new(Quota::per_minute(
+            NonZeroU32::new(3).unwrap(),
+        )))
+        .bind("127.0.0.1:0", ChatServer::default().into_router())
+        .await
+        .unwrap();
+    // A subscriber (the first of the address's three), then two publications pass.
+    let mut subscriber = RawWs::connect(&server.url()).await;
+    let subscribed = parse(
+        &subscriber
+            .roundtrip(r#"{"jsonrpc":"2.0","method":"Chat.room","params":["lobby"],"id":1}"#)
+            .await,
+    );
+    assert!(subscribed["result"].as_u64().is_some(), "{subscribed}");
+    let (mut wamp, _) =
+        RawWs::connect_with(&server.url(), &[("sec-websocket-protocol", "wamp.2.json")])
+            .await
+            .unwrap();
+    wamp.send(r#"[1,"realm1",{"roles":{"publisher":{}}}]"#)
+        .await;
+    assert_eq!(parse(&wamp.recv().await)[0], 2);
+    let publish = |request: u64| {
+        format!(
+            r#"[16,{request},{{"acknowledge":true}},"Chat.room.lobby",[{{"room":"lobby","from":"a","text":"t{request}"}}]]"#
+        )
+    };
+    for request in 1..=2 {
+        let published = parse(&wamp.roundtrip(&publish(request)).await);
+        assert_eq!(published[0], 17, "{published}");
+    }
+    let error = parse(&wamp.roundtrip(&publish(3)).await);
+    assert_eq!(
+        (error[0].clone(), error[1].clone(), error[4].clone()),
+        (json!(8), json!(16), json!("wirecall.error.rate_limited")),
+        "{error}"
+    );
+    assert!(error[6]["retry_after_ms"].as_u64().unwrap() > 0, "{error}");
+    // The subscriber hears the two, and not the third.
+    let mut heard = Vec::new();
+    while heard.len() < 2 {
+        let v = parse(&subscriber.recv().await);
+        if let Some(text) = v["params"]["result"]["text"].as_str() {
+            heard.push(text.to_string());
+        }
+    }
+    assert_eq!(heard, ["t1", "t2"]);
+    let more = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        subscriber.next_text(),
+    )
+    .await;
+    assert!(more.is_err(), "{more:?}");
 }
 
 #[tokio::test]

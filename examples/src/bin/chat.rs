@@ -16,8 +16,9 @@
 //! every door wants a bearer token (401 without, 403 for one nobody has), and each user may
 //! use its own rooms only: `join`, `say`, `messages`, `close` and the `room` topic
 //! (subscribing, and publishing over WAMP) answer `-32003` for any other; messages go out
-//! under the user's name. With `--rate N` each user (each IP address without `--users`)
-//! makes N calls a second, in bursts of up to N; beyond, `-32029` with `retry_after_ms`.
+//! under the user's name (a WAMP publication under another name is refused too). With
+//! `--rate N` each user (each IP address without `--users`) makes N calls a second, in
+//! bursts of up to N; beyond, `-32029` with `retry_after_ms`.
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
@@ -26,7 +27,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use wirecall::hub::{HistoryLimits, MemoryOptions};
-use wirecall::policy::RateLimitLayer;
+use wirecall::policy::{from_fn, Next, RateLimitLayer, RpcRequest};
 use wirecall::{hub::Hub, Client, Server};
 use wirecall_examples::chat::{Chat, ChatClient, ChatError, ChatServer, User, Users};
 
@@ -109,6 +110,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         let who = users.authenticate(&handshake);
                         async move { who }
                     });
+                    // A WAMP client publishes under its user's name only, as `say` speaks.
+                    builder = builder.layer(from_fn(|req: RpcRequest, next: Next| async move {
+                        match ChatServer::check_publication(&req) {
+                            Ok(()) => next.run(req).await,
+                            Err(refused) => Err(refused),
+                        }
+                    }));
                     ChatServer::with_accounts()
                 }
                 None => ChatServer::default(),

@@ -379,7 +379,7 @@ impl ServerBuilder {
     }
 
     /// Wrap every call in a [`tower::Layer`]: its service sees each call, notification,
-    /// stream or topic subscription and unsubscribe exactly once, from every door
+    /// stream or topic subscription, unsubscribe and WAMP `PUBLISH` exactly once, from every door
     /// (WebSocket, HTTP POST, server-sent events, WAMP) and inside batches, as a
     /// [`RpcRequest`](crate::policy::RpcRequest), and may answer it, refuse it, time it,
     /// log it, or pass it on. Several layers stack: the first added sees a call first. See

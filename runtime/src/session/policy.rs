@@ -18,6 +18,9 @@
 //! before its first item); for an unsubscribe it is `true`/`false`; a notification's
 //! answer is dropped.
 //!
+//! A WAMP client's `PUBLISH` to a `@publishable` topic passes the layers too, once, as a
+//! [`CallKind::Publish`] (its answer is dropped: passed on, the item is published).
+//!
 //! Not calls, and so not seen by layers: `$/cancelRequest` (it stops a call already
 //! admitted), responses to this side's own calls, the items of this side's subscriptions,
 //! a stream or topic subscription sent as a notification (ignored), and invalid messages
@@ -55,6 +58,10 @@ pub enum CallKind {
     Topic,
     /// `….unsubscribe`: stops one of the connection's subscriptions.
     Unsubscribe,
+    /// A client's publication to a topic (WAMP `PUBLISH` to a `@publishable` topic): the
+    /// method is the topic's wire name, the params the item (`args` or `kwargs`). Passed
+    /// on, it is published; refused, nobody receives it.
+    Publish,
 }
 
 impl CallKind {
@@ -351,6 +358,21 @@ pub(crate) fn compose(layers: &[LayerFn]) -> Option<Next> {
         svc = (layer.0)(svc);
     }
     Some(svc)
+}
+
+/// Ask the layers whether a client's publication to `topic` (its wire name) may go out:
+/// `Ok` once they pass it on, else their refusal (`-32003`, `-32029`…).
+pub(crate) async fn admit_publication(
+    policy: &Next,
+    topic: &str,
+    item: Option<&RawValue>,
+    door: Door,
+    ctx: Context,
+) -> Result<(), RpcError> {
+    // (The innermost service publishes nothing itself: the door does, once admitted.)
+    let run = Run::Answer(Ok("null".into()));
+    let req = RpcRequest::new(topic, CallKind::Publish, item, door, ctx, run);
+    call(policy, req).await.map(drop)
 }
 
 /// Pass `req` through the layers: the call's answer.

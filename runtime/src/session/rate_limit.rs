@@ -45,8 +45,9 @@ struct Limits {
 }
 
 /// Limits how many calls a caller makes: with a rate per identity when the connection
-/// authenticated, else per IP address. Every call, notification and stream or topic
-/// subscription counts — each entry of a batch, on every door; unsubscribes do not. Over
+/// authenticated, else per IP address (an IPv6 address by its /64 prefix). Every call, notification, stream or topic
+/// subscription and WAMP publication counts — each entry of a batch, on every door;
+/// unsubscribes do not. Over
 /// the limit, a call is answered `-32029 Rate limited` with `data: {"retry_after_ms": N}`
 /// (over WAMP the error URI `wirecall.error.rate_limited`, `kwargs` the same), and a
 /// notification is dropped.
@@ -119,7 +120,8 @@ impl RateLimitLayer {
     }
 
     /// Who a call's budget belongs to: `Some(name)` for an identity (e.g. from
-    /// [`RpcRequest::identity`]); `None` counts it against the peer's IP address.
+    /// [`RpcRequest::identity`]); `None` counts it against the peer's IP address (an IPv6
+    /// address's /64).
     pub fn key_by<F>(self, key: F) -> Self
     where
         F: Fn(&RpcRequest) -> Option<String> + Send + Sync + 'static,
@@ -143,7 +145,7 @@ impl RateLimitLayer {
     fn key(&self, req: &RpcRequest) -> RateKey {
         match ((self.limits.key)(req), req.remote_addr()) {
             (Some(name), _) => RateKey::Name(name.into()),
-            (None, Some(addr)) => RateKey::Ip(addr.ip()),
+            (None, Some(addr)) => RateKey::Ip(ip_key(addr.ip())),
             (None, None) => RateKey::Connection(req.connection_id().0),
         }
     }
@@ -186,6 +188,21 @@ impl RateLimitLayer {
         } else {
             limiter.shrink_to_fit();
         }
+    }
+}
+
+/// The budget an address draws on: an IPv4 address (also one mapped into IPv6) as it is,
+/// an IPv6 address by its /64 — what one host or one site is given (a host may use any
+/// address of it, so a budget per /128 would be no limit at all).
+fn ip_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !(u128::from(u64::MAX)),
+            )),
+        },
+        v4 => v4,
     }
 }
 
@@ -255,6 +272,24 @@ mod tests {
             most <= 10_000 + SWEEP_EVERY as usize,
             "{most} callers tracked at once"
         );
+    }
+
+    #[test]
+    fn an_ipv6_address_is_limited_by_its_64_prefix() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // One host rotating the last 64 bits draws on one budget.
+        assert_eq!(ip_key(ip("2001:db8:1:2::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            ip_key(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")),
+            ip("2001:db8:1:2::")
+        );
+        assert_ne!(ip_key(ip("2001:db8:1:3::1")), ip_key(ip("2001:db8:1:2::1")));
+        // IPv4, and IPv4 mapped into IPv6 (a dual-stack listener), by the address.
+        assert_eq!(ip_key(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(ip_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        let layer = RateLimitLayer::per_second(NonZeroU32::new(1).unwrap());
+        layer.take(&RateKey::Ip(ip_key(ip("2001:db8::1")))).unwrap();
+        assert!(layer.take(&RateKey::Ip(ip_key(ip("2001:db8::2")))).is_err());
     }
 
     #[test]

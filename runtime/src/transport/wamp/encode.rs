@@ -149,7 +149,11 @@ impl Wamp {
 }
 
 /// An error as WAMP sees it: the error URI, `args` and `kwargs`.
-fn wamp_error(router: &Router, method: &str, error: &RpcError) -> (String, Value, Value) {
+pub(super) fn wamp_error(
+    router: &Router,
+    method: &str,
+    error: &RpcError,
+) -> (String, Value, Value) {
     let message = error.message.to_string();
     let data: Value = error
         .data

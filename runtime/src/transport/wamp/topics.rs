@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::adapter::feed;
+use super::encode::wamp_error;
 
 use super::message::{Options, Payload, PUBLISH, PUBLISHED, SUBSCRIBE, UNSUBSCRIBE, UNSUBSCRIBED};
 use super::write::Part;
@@ -16,6 +17,7 @@ use super::{random_id, Sub, Subscribing, Wamp, MAX_EXCLUDED};
 use crate::codec::params::Params;
 use crate::codec::text::Text;
 use crate::hub::topic_key;
+use crate::session::policy::{admit_publication, Door};
 use crate::session::router::{Route, TopicRoute};
 use crate::session::Session;
 
@@ -212,7 +214,26 @@ impl Wamp {
             let m = format!("`{name}` does not take publications from clients (its .wire declaration would say @publishable)");
             return refuse("wamp.error.not_authorized", m).await;
         };
-        // The service's `authorize_<topic>` hook, as for a subscription.
+        // The server's layers, once, as for a call (a rate limit counts it), then the
+        // service's `authorize_<topic>` hook, as for a subscription.
+        if let Some(policy) = self.router.policy() {
+            let item = match (&args, &kwargs) {
+                (_, Some(k)) if k.is_object() && !k.is_empty() => Some(k.raw()),
+                (Some(a), _) if a.is_array() => Some(a.raw()),
+                _ => None,
+            };
+            let ctx = session.context().clone();
+            let admitted = admit_publication(policy, &name, item.as_deref(), Door::Wamp, ctx).await;
+            if let Err(e) = admitted {
+                if acknowledge {
+                    let (uri, args, kwargs) = wamp_error(&self.router, &name, &e);
+                    self.error(PUBLISH, request, &uri, args, kwargs).await;
+                } else {
+                    tracing::debug!(%e, "WAMP publication refused by a layer");
+                }
+                return;
+            }
+        }
         if let Some(authorized) =
             route.authorize(session.context(), &values, "publishing to", &name)
         {
