@@ -483,11 +483,15 @@ async fn binary_serializers_answer_in_binary_frames_and_abort_garbage() {
 /// A server whose hook takes the token `s3cret` (as `alice`, role `member`) and refuses
 /// others with 401.
 async fn ticket_server(handshake_timeout: Duration) -> ServerHandle {
+    ticket_server_with(Server::builder().handshake_timeout(handshake_timeout)).await
+}
+
+/// [`ticket_server`] from `builder`.
+async fn ticket_server_with(builder: wirecall::server::ServerBuilder) -> ServerHandle {
     let mut router = Router::new();
     router.merge(CalcServer::default().into_router()).unwrap();
     router.merge(ChatServer::default().into_router()).unwrap();
-    Server::builder()
-        .handshake_timeout(handshake_timeout)
+    builder
         .authenticate(|handshake| async move {
             match handshake.bearer_token() {
                 Some("s3cret") => {
@@ -595,6 +599,67 @@ async fn an_unauthenticated_wamp_connection_is_closed_after_the_handshake_timeou
         ws.next_text().await,
         Err(Ended::Close(Some((4401, _))))
     ));
+}
+
+/// Connections that take the `ticket` way in and never authenticate are pending, like
+/// handshakes: at `max_pending_handshakes` the oldest is aborted, so they cannot hold the
+/// connection slots — with 40 of them against 10 slots, a client with a token still gets
+/// in, over WAMP and over JSON-RPC, and one that authenticates with `ticket` too.
+#[tokio::test]
+async fn sessions_that_never_authenticate_cannot_lock_real_clients_out() {
+    let server = ticket_server_with(
+        Server::builder()
+            .max_connections(10)
+            .max_pending_handshakes(4)
+            .handshake_timeout(Duration::from_secs(30)),
+    )
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..40 {
+        idle.push(wamp(&server.url()).await);
+    }
+    // The oldest 36 were dropped to make room: ABORT, then the close.
+    for ws in &mut idle[..36] {
+        aborted(ws, "wamp.error.authentication_required").await;
+    }
+    let (mut ws, _) = RawWs::connect_with(
+        &server.url(),
+        &[
+            ("sec-websocket-protocol", "wamp.2.json"),
+            ("authorization", "Bearer s3cret"),
+        ],
+    )
+    .await
+    .expect("a WAMP client with a token gets in");
+    ws.send(r#"[1,"realm1",{}]"#).await;
+    assert_eq!(next(&mut ws).await[0], 2, "WELCOME");
+    let calc = CalculatorClient::new(
+        Client::builder()
+            .token("s3cret")
+            .connect(&server.url())
+            .await
+            .expect("a JSON-RPC client with a token gets in"),
+    );
+    assert_eq!(calc.add(1, 2).await.unwrap(), 3);
+    // A client that authenticates with `ticket` is pending only until WELCOME: once in, it
+    // is not dropped for newer ones.
+    let mut ticket = wamp(&server.url()).await;
+    ticket
+        .send(r#"[1,"realm1",{"authmethods":["ticket"]}]"#)
+        .await;
+    assert_eq!(next(&mut ticket).await[0], 4, "CHALLENGE");
+    ticket.send(r#"[5,"s3cret",{}]"#).await;
+    assert_eq!(next(&mut ticket).await[0], 2, "WELCOME");
+    for _ in 0..8 {
+        idle.push(wamp(&server.url()).await);
+    }
+    ticket.send(r#"[48,1,{},"Calculator.add",[2,3]]"#).await;
+    let result = next(&mut ticket).await;
+    assert_eq!(
+        (&result[0], &result[3]),
+        (&json!(50), &json!([5])),
+        "{result}"
+    );
 }
 
 /// Autobahn|Python's and Autobahn|JS's `ticket` authentication: each joins as the token's

@@ -219,6 +219,7 @@ async fn run(serializer: Serializer, ops: Vec<WampOp>) -> usize {
             hub,
             serializer,
             ticket: None,
+            waiting: None,
         },
         tx.clone(),
     );

@@ -134,7 +134,10 @@ impl ServerBuilder {
     /// Connections held in their TLS or HTTP handshake at once (default 1 024). At the cap
     /// the oldest pending handshake is dropped to make room, so sockets that connect and
     /// then idle cannot keep real clients out: a real client finishes its handshake in
-    /// milliseconds, long before it could become the oldest.
+    /// milliseconds, long before it could become the oldest. A WAMP session that came
+    /// without credentials and must still authenticate with `ticket` counts here too until
+    /// its `WELCOME` (dropped with `ABORT` when it is the oldest), so sessions that never
+    /// authenticate cannot hold the [`max_connections`](Self::max_connections) slots.
     pub fn max_pending_handshakes(mut self, n: usize) -> Self {
         self.door.max_pending = n.max(1);
         self

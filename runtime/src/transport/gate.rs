@@ -68,6 +68,17 @@ impl Gate {
             }
             *n += 1;
         }
+        let (id, evicted) = self.pend(&mut state);
+        Ok(Pass {
+            gate: self.clone(),
+            id,
+            ip: self.max_per_ip.map(|_| ip),
+            evicted,
+        })
+    }
+
+    /// Count one more among the pending, dropping the oldest if that makes too many.
+    fn pend(&self, state: &mut State) -> (u64, CancellationToken) {
         state.next += 1;
         let id = state.next;
         let evicted = CancellationToken::new();
@@ -79,12 +90,20 @@ impl Gate {
             }
         }
         telemetry::pending_handshakes(state.pending.len());
-        Ok(Pass {
+        (id, evicted)
+    }
+
+    /// A session that must still authenticate (a WAMP client's `ticket`, after the
+    /// upgrade) is pending again, like a handshake, until the guard is dropped: at the cap
+    /// the oldest pending goes, so sessions that never authenticate cannot hold the
+    /// connection slots that real clients need.
+    pub(crate) fn unauthenticated(self: &Arc<Self>) -> Unauthenticated {
+        let (id, evicted) = self.pend(&mut self.state());
+        Unauthenticated {
             gate: self.clone(),
             id,
-            ip: self.max_per_ip.map(|_| ip),
             evicted,
-        })
+        }
     }
 
     /// Handshakes in progress now.
@@ -144,6 +163,29 @@ impl Drop for PendingBody {
     }
 }
 
+/// A session waiting to authenticate, counted among the pending handshakes until dropped.
+pub(crate) struct Unauthenticated {
+    gate: Arc<Gate>,
+    id: u64,
+    evicted: CancellationToken,
+}
+
+impl Unauthenticated {
+    /// Cancelled when the gate drops this session to make room.
+    pub(crate) fn evicted(&self) -> &CancellationToken {
+        &self.evicted
+    }
+}
+
+impl Drop for Unauthenticated {
+    fn drop(&mut self) {
+        let mut state = self.gate.state();
+        if state.pending.remove(&self.id).is_some() {
+            telemetry::pending_handshakes(state.pending.len());
+        }
+    }
+}
+
 /// One accepted connection's place at the gate: pending until [`Pass::established`], and
 /// counted against its IP address until dropped.
 pub(crate) struct Pass {
@@ -163,6 +205,11 @@ impl Pass {
     /// A request body of this connection has to be waited for.
     pub(crate) fn body(&self) -> PendingBody {
         self.gate.body()
+    }
+
+    /// This connection's session must still authenticate: pending again until dropped.
+    pub(crate) fn unauthenticated(&self) -> Unauthenticated {
+        self.gate.unauthenticated()
     }
 
     /// The handshake is done (a whole request head arrived): no longer pending.

@@ -219,6 +219,8 @@ where
     let config = session.config();
     let mut deadline = expires.map(|left| tokio::time::Instant::now() + left);
     let mut expired = deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
+    // A WAMP session that must still authenticate can be dropped to make room (the gate).
+    let mut evicted = wamp.and_then(|w| w.evicted());
     let mut ping = config.ping_interval.map(|every| {
         let mut i = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -243,7 +245,7 @@ where
             tokio::select! {
                 biased;
                 // An expired identity is not served another frame, however fast they come.
-                _ = until(&mut expired) => return expire(session, wamp).await,
+                _ = until(&mut expired, evicted.as_ref()) => return expire(session, wamp).await,
                 msg = stream.next() => msg,
                 why = std::future::poll_fn(|cx| match &mut messages {
                     Some(watch) => watch.poll_expired(cx),
@@ -338,7 +340,7 @@ where
             std::task::Poll::Pending => loop {
                 tokio::select! {
                     biased;
-                    _ = until(&mut expired) => return expire(session, wamp).await,
+                    _ = until(&mut expired, evicted.as_ref()) => return expire(session, wamp).await,
                     _ = &mut closed => return CloseReason::ClosedLocally,
                     _ = &mut writer_gone => return CloseReason::Error("the connection could not be written to".into()),
                     go_on = handled.as_mut() => break go_on,
@@ -375,6 +377,7 @@ where
         if let Some(left) = wamp.and_then(|w| w.take_expiry()) {
             deadline = left.map(|left| tokio::time::Instant::now() + left);
             expired = deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
+            evicted = None;
         }
         since_yield += 1;
         if since_yield == READ_BURST {
@@ -437,10 +440,25 @@ fn too_slow(why: TooSlow) -> CloseReason {
 }
 
 /// Resolves when the identity expires (never without an expiry).
-async fn until(expired: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
+/// The identity's expiry, or (a session still authenticating) its eviction by the gate.
+async fn until(
+    expired: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    evicted: Option<&CancellationToken>,
+) {
+    let evicted = async {
+        match evicted {
+            Some(token) => token.cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
     match expired {
-        Some(sleep) => sleep.as_mut().await,
-        None => std::future::pending().await,
+        Some(sleep) => {
+            tokio::select! {
+                () = sleep.as_mut() => {}
+                () = evicted => {}
+            }
+        }
+        None => evicted.await,
     }
 }
 

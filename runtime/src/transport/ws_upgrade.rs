@@ -99,6 +99,13 @@ impl Endpoint {
             Some(_) => Some(self.handshake_timeout),
             None => expires,
         };
+        // Until it authenticates, such a session is pending at the gate like a handshake
+        // (the oldest dropped at the cap), so sessions that never authenticate cannot hold
+        // the connection slots real clients need.
+        let waiting = ticket
+            .as_ref()
+            .and(from.accepted.as_ref())
+            .map(|a| a.pass.unauthenticated());
         let origin = Origin {
             remote_addr: remote,
             headers: owned(req.headers()),
@@ -140,6 +147,7 @@ impl Endpoint {
                     realm: endpoint.wamp_realm.clone(),
                     hub: endpoint.hub.clone(),
                     serializer,
+                    waiting,
                     ticket,
                 }),
                 messages: Some(messages),

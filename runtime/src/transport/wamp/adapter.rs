@@ -284,7 +284,7 @@ impl Wamp {
             return Flow::Continue;
         }
         let identity = session.context().identity_info();
-        self.welcome(&realm, identity, None, authid).await
+        self.welcome(&realm, identity, None).await
     }
 
     /// `AUTHENTICATE` after the `ticket` `CHALLENGE`: the server's hook decides, with the
@@ -332,20 +332,23 @@ impl Wamp {
                 .await;
         }
         session.context().authenticate(identity);
-        self.state().expiry = Some(left);
+        {
+            let mut state = self.state();
+            state.expiry = Some(left);
+            state.waiting = None;
+        }
         let identity = session.context().identity_info();
-        self.welcome(&realm, identity, Some("ticket"), authid).await
+        self.welcome(&realm, identity, Some("ticket")).await
     }
 
-    /// `WELCOME`: the session is established. With an identity, its `authid` (the
-    /// identity's, else the one the client gave) and `authrole` (`"user"` unless the
+    /// `WELCOME`: the session is established. With an identity, its `authid` (if it has
+    /// one; never the one the client claimed) and `authrole` (`"user"` unless the
     /// identity has one).
     async fn welcome(
         &self,
         realm: &str,
         identity: Option<&Identity>,
         authmethod: Option<&str>,
-        authid: Option<String>,
     ) -> Flow {
         self.state().welcomed = true;
         let mut details = json!({
@@ -361,8 +364,9 @@ impl Wamp {
             },
         });
         if let (Some(identity), Value::Object(details)) = (identity, &mut details) {
-            if let Some(authid) = identity.authid().map(str::to_string).or(authid) {
-                details.insert("authid".into(), Value::String(authid));
+            // Only what the server vouches for: never the `authid` the client claimed.
+            if let Some(authid) = identity.authid() {
+                details.insert("authid".into(), Value::String(authid.into()));
             }
             let role = identity.authrole().unwrap_or("user");
             details.insert("authrole".into(), Value::String(role.into()));

@@ -34,11 +34,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Authenticate, Handshake};
 use crate::hub::Hub;
 use crate::session::outbound::{DoorCaps, Frame};
 use crate::session::router::Router;
+use crate::transport::gate::Unauthenticated;
 pub(crate) use message::Serializer;
 use message::{ABORT, ERROR};
 use write::{encode, Part};
@@ -86,6 +88,9 @@ pub(crate) struct WampSetup {
     /// `Some` when the upgrade carried no credentials the server took: the client must
     /// authenticate with `ticket` in its `HELLO`.
     pub(crate) ticket: Option<Ticket>,
+    /// With `ticket`, on the server's own listener: the session's place among the pending
+    /// handshakes until it authenticates.
+    pub(crate) waiting: Option<Unauthenticated>,
 }
 
 /// How a WAMP connection that came without a bearer token authenticates with `ticket`: the
@@ -147,6 +152,8 @@ pub(crate) struct State {
     challenged: Option<(String, Option<String>)>,
     /// The client authenticated: its identity's time left, for the reader to watch.
     expiry: Option<Option<Duration>>,
+    /// Until the client authenticated (`ticket`): its place among the pending handshakes.
+    waiting: Option<Unauthenticated>,
     /// The last call id given to the session (a counter: a WAMP request id may be used
     /// again once answered, a call id never).
     last_id: u64,
@@ -249,8 +256,16 @@ impl Wamp {
             serializer: setup.serializer,
             out,
             ticket: setup.ticket,
-            state: Mutex::default(),
+            state: Mutex::new(State {
+                waiting: setup.waiting,
+                ..State::default()
+            }),
         })
+    }
+
+    /// Cancelled if the session is dropped to make room before it authenticated.
+    pub(crate) fn evicted(&self) -> Option<CancellationToken> {
+        self.state().waiting.as_ref().map(|w| w.evicted().clone())
     }
 
     /// The client authenticated with `ticket` since the last look: its identity's time
