@@ -19,7 +19,8 @@
 # WIRECALL_BENCH_LAYER=noop|rate puts the new server's calculator behind one pass-through
 # policy layer or the rate-limit layer; the base never gets it, so
 #   WIRECALL_BENCH_LAYER=noop bench/ab.sh HEAD 6 3
-# measures what one layer costs a call. Raw JSON lines: target/ab/results.jsonl.
+# measures what one layer costs a call. ONLY=REGEX keeps the scenarios whose label matches
+# (e.g. ONLY=http, ONLY='seq|fan-in'). Raw JSON lines: target/ab/results.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE="${1:?usage: bench/ab.sh BASE [ROUNDS] [SECONDS]}"
@@ -109,6 +110,7 @@ for round in $(seq 1 "$ROUNDS"); do
     set -- $scen
     label=$1
     shift
+    [[ "$label" =~ ^(${ONLY:-.*})$ ]] || continue
     n=$((n + 1))
     order="base new"
     [ $((n % 2)) -eq 0 ] && order="new base"
