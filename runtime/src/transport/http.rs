@@ -58,6 +58,9 @@ use crate::telemetry::{self, Open, Via};
 /// of its own a deadline: milliseconds from its arrival.
 pub const TIMEOUT_HEADER: &str = "wirecall-timeout";
 
+/// [`TIMEOUT_HEADER`] as a header name: looked up on every POST, so not parsed each time.
+static TIMEOUT_NAME: header::HeaderName = header::HeaderName::from_static(TIMEOUT_HEADER);
+
 /// Why a session over HTTP cannot call its client.
 pub(crate) const HTTP_PEER: &str =
     "server→client calls need a WebSocket connection; this call came over HTTP";
@@ -498,7 +501,7 @@ impl Endpoint {
                 error_frame(&RpcError::parse_error(), "null"),
             );
         };
-        let timeout = match parts.headers.get(TIMEOUT_HEADER) {
+        let timeout = match parts.headers.get(&TIMEOUT_NAME) {
             None => None,
             Some(value) => match value
                 .to_str()
