@@ -367,7 +367,7 @@ async fn run_session(ops: Vec<SessionOp>) {
 /// `max_batch` or empty is owed one error with id null, not counted here.
 fn owed(text: &str, max_batch: usize) -> (Vec<String>, bool) {
     let one = |raw: &RawValue| match classify(raw) {
-        Incoming::Request { id: Some(id), .. } | Incoming::Invalid { id: Some(id) } => {
+        Incoming::Request { id: Some(id), .. } | Incoming::Invalid { id: Some(id), .. } => {
             (id.get() != "null").then(|| id.get().to_string())
         }
         _ => None,

@@ -76,15 +76,35 @@ async fn the_server_ends_a_call_at_its_timeout_and_stops_the_handler() {
     );
     assert_eq!(answer["result"], 3);
 
-    // Not a whole number of milliseconds: an invalid request.
-    for bad in [r#""200""#, "-1", "1.5", "null"] {
+    // Not a whole number of milliseconds: an invalid request that says why.
+    for bad in [
+        r#""200""#,
+        "-1",
+        "1.5",
+        "null",
+        "1e3",
+        "18446744073709551616",
+    ] {
         let frame = format!(
             r#"{{"jsonrpc":"2.0","method":"Calculator.add","params":[1,2],"id":5,"$timeout":{bad}}}"#
         );
         let answer = parse(&ws.roundtrip(&frame).await);
         assert_eq!(answer["error"]["code"], -32600, "{bad}: {answer}");
         assert_eq!(answer["id"], 5);
+        let reason = answer["error"]["data"]["reason"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(reason.contains("$timeout"), "{bad}: {answer}");
     }
+    // Other invalid requests carry no reason (as before).
+    let answer = parse(
+        &ws.roundtrip(r#"{"jsonrpc":"2.0","method":"Calculator.add","params":1,"id":6}"#)
+            .await,
+    );
+    assert_eq!(
+        answer["error"],
+        json!({"code": -32600, "message": "Invalid Request"})
+    );
 }
 
 #[tokio::test]

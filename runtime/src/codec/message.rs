@@ -31,8 +31,12 @@ pub(crate) enum Incoming<'a> {
         id: &'a RawValue,
         outcome: Result<&'a RawValue, RpcError>,
     },
-    /// Not a valid request or response; answer `-32600` with this id (`null` if unknown).
-    Invalid { id: Option<&'a RawValue> },
+    /// Not a valid request or response; answer `-32600` with this id (`null` if unknown)
+    /// and, where it helps the peer, what is wrong (the error's `data.reason`).
+    Invalid {
+        id: Option<&'a RawValue>,
+        why: Option<&'static str>,
+    },
 }
 
 /// The members of a message, before classification. Every member is kept raw so that
@@ -140,6 +144,10 @@ impl<'de> serde::Deserialize<'de> for Key {
 /// The top-level member of a request that carries its deadline: milliseconds, relative.
 pub(crate) const TIMEOUT_MEMBER: &str = "$timeout";
 
+/// Why a request with a `"$timeout"` that is no whole number of milliseconds is invalid.
+pub(crate) const TIMEOUT_INVALID: &str =
+    "\"$timeout\" must be a whole number of milliseconds (0 to 2^64-1)";
+
 /// The first non-whitespace byte of a raw JSON value.
 fn first_byte(raw: &RawValue) -> u8 {
     raw.get().bytes().next().unwrap_or(b' ')
@@ -187,17 +195,26 @@ pub(crate) fn classify_text(text: &str) -> Result<Incoming<'_>, FrameError> {
     match serde_json::from_str::<Members<'_>>(text) {
         Ok(m) => Ok(classify_members(m)),
         Err(e) if e.is_syntax() || e.is_eof() => Err(FrameError::Parse),
-        Err(_) => Ok(Incoming::Invalid { id: None }),
+        Err(_) => Ok(Incoming::Invalid {
+            id: None,
+            why: None,
+        }),
     }
 }
 
 /// Classify one (already syntactically valid) message.
 pub(crate) fn classify(raw: &RawValue) -> Incoming<'_> {
     if first_byte(raw) != b'{' {
-        return Incoming::Invalid { id: None };
+        return Incoming::Invalid {
+            id: None,
+            why: None,
+        };
     }
     let Ok(m) = serde_json::from_str::<Members<'_>>(raw.get()) else {
-        return Incoming::Invalid { id: None };
+        return Incoming::Invalid {
+            id: None,
+            why: None,
+        };
     };
     classify_members(m)
 }
@@ -206,7 +223,7 @@ fn classify_members(m: Members<'_>) -> Incoming<'_> {
     let id = m.id.filter(|id| is_valid_id(id));
     let version_ok = m.jsonrpc.is_some_and(|v| v.get() == "\"2.0\"");
     if m.duplicate || !version_ok || (m.id.is_some() && id.is_none()) {
-        return Incoming::Invalid { id };
+        return Incoming::Invalid { id, why: None };
     }
     if let Some(method) = m.method {
         // Borrow the name unless it contains escapes.
@@ -214,21 +231,26 @@ fn classify_members(m: Members<'_>) -> Incoming<'_> {
             Ok(m) => std::borrow::Cow::Borrowed(m),
             Err(_) => match serde_json::from_str::<String>(method.get()) {
                 Ok(m) => std::borrow::Cow::Owned(m),
-                Err(_) => return Incoming::Invalid { id },
+                Err(_) => return Incoming::Invalid { id, why: None },
             },
         };
         let params_ok = m
             .params
             .is_none_or(|p| matches!(first_byte(p), b'[' | b'{'));
         if !params_ok || m.result.is_some() || m.error.is_some() {
-            return Incoming::Invalid { id };
+            return Incoming::Invalid { id, why: None };
         }
         // A deadline is a non-negative integer of milliseconds.
         let timeout = match m.timeout {
             None => None,
             Some(ms) => match ms.get().parse::<u64>() {
                 Ok(ms) => Some(ms),
-                Err(_) => return Incoming::Invalid { id },
+                Err(_) => {
+                    return Incoming::Invalid {
+                        id,
+                        why: Some(TIMEOUT_INVALID),
+                    }
+                }
             },
         };
         return Incoming::Request {
@@ -254,9 +276,15 @@ fn classify_members(m: Members<'_>) -> Incoming<'_> {
                 id,
                 outcome: Err(e),
             },
-            Err(_) => Incoming::Invalid { id: None },
+            Err(_) => Incoming::Invalid {
+                id: None,
+                why: None,
+            },
         },
-        _ => Incoming::Invalid { id: None },
+        _ => Incoming::Invalid {
+            id: None,
+            why: None,
+        },
     }
 }
 
@@ -435,7 +463,9 @@ mod tests {
                         Err(e) => format!("err {}", e.code),
                     }
                 ),
-                Incoming::Invalid { id } => format!("invalid id={}", id.map_or("-", |i| i.get())),
+                Incoming::Invalid { id, .. } => {
+                    format!("invalid id={}", id.map_or("-", |i| i.get()))
+                }
             },
         }
     }

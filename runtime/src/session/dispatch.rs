@@ -134,9 +134,9 @@ impl Session {
                     out: Err(shutting_down()),
                 }),
                 Incoming::Request { id: None, .. } => None,
-                Incoming::Invalid { id } => shared.encode(Event::Answer {
+                Incoming::Invalid { id, why } => shared.encode(Event::Answer {
                     id: id.map_or("null", |i| i.get()),
-                    out: Err(RpcError::invalid_request()),
+                    out: Err(invalid(why)),
                 }),
             }
         };
@@ -247,9 +247,9 @@ async fn handle_message(
                 );
             }
         }
-        Incoming::Invalid { id } => {
+        Incoming::Invalid { id, why } => {
             let id = id.map_or("null", |i| i.get());
-            deliver(shared, reply, id, Err(RpcError::invalid_request())).await;
+            deliver(shared, reply, id, Err(invalid(why))).await;
         }
         Incoming::Request {
             method,
@@ -677,5 +677,15 @@ pub(super) async fn deliver(shared: &Shared, reply: &Reply, id: &str, out: Metho
                 send(shared, frame).await;
             }
         }
+    }
+}
+
+/// `-32600`, with `data.reason` when the codec said what is wrong.
+#[cold]
+fn invalid(why: Option<&'static str>) -> RpcError {
+    let error = RpcError::invalid_request();
+    match why {
+        Some(reason) => error.with_data(serde_json::json!({ "reason": reason })),
+        None => error,
     }
 }
