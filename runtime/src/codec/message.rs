@@ -39,6 +39,13 @@ pub(crate) enum Incoming<'a> {
     },
 }
 
+impl<'a> Incoming<'a> {
+    /// An invalid message, answered with `id` (`null` if none) and no reason.
+    fn invalid(id: Option<&'a RawValue>) -> Self {
+        Incoming::Invalid { id, why: None }
+    }
+}
+
 /// The members of a message, before classification. Every member is kept raw so that
 /// `"id": null` is distinguishable from no id and so types are checked by us, not serde.
 #[derive(Default)]
@@ -195,26 +202,17 @@ pub(crate) fn classify_text(text: &str) -> Result<Incoming<'_>, FrameError> {
     match serde_json::from_str::<Members<'_>>(text) {
         Ok(m) => Ok(classify_members(m)),
         Err(e) if e.is_syntax() || e.is_eof() => Err(FrameError::Parse),
-        Err(_) => Ok(Incoming::Invalid {
-            id: None,
-            why: None,
-        }),
+        Err(_) => Ok(Incoming::invalid(None)),
     }
 }
 
 /// Classify one (already syntactically valid) message.
 pub(crate) fn classify(raw: &RawValue) -> Incoming<'_> {
     if first_byte(raw) != b'{' {
-        return Incoming::Invalid {
-            id: None,
-            why: None,
-        };
+        return Incoming::invalid(None);
     }
     let Ok(m) = serde_json::from_str::<Members<'_>>(raw.get()) else {
-        return Incoming::Invalid {
-            id: None,
-            why: None,
-        };
+        return Incoming::invalid(None);
     };
     classify_members(m)
 }
@@ -223,7 +221,7 @@ fn classify_members(m: Members<'_>) -> Incoming<'_> {
     let id = m.id.filter(|id| is_valid_id(id));
     let version_ok = m.jsonrpc.is_some_and(|v| v.get() == "\"2.0\"");
     if m.duplicate || !version_ok || (m.id.is_some() && id.is_none()) {
-        return Incoming::Invalid { id, why: None };
+        return Incoming::invalid(id);
     }
     if let Some(method) = m.method {
         // Borrow the name unless it contains escapes.
@@ -231,14 +229,14 @@ fn classify_members(m: Members<'_>) -> Incoming<'_> {
             Ok(m) => std::borrow::Cow::Borrowed(m),
             Err(_) => match serde_json::from_str::<String>(method.get()) {
                 Ok(m) => std::borrow::Cow::Owned(m),
-                Err(_) => return Incoming::Invalid { id, why: None },
+                Err(_) => return Incoming::invalid(id),
             },
         };
         let params_ok = m
             .params
             .is_none_or(|p| matches!(first_byte(p), b'[' | b'{'));
         if !params_ok || m.result.is_some() || m.error.is_some() {
-            return Incoming::Invalid { id, why: None };
+            return Incoming::invalid(id);
         }
         // A deadline is a non-negative integer of milliseconds.
         let timeout = match m.timeout {
@@ -276,15 +274,9 @@ fn classify_members(m: Members<'_>) -> Incoming<'_> {
                 id,
                 outcome: Err(e),
             },
-            Err(_) => Incoming::Invalid {
-                id: None,
-                why: None,
-            },
+            Err(_) => Incoming::invalid(None),
         },
-        _ => Incoming::Invalid {
-            id: None,
-            why: None,
-        },
+        _ => Incoming::invalid(None),
     }
 }
 

@@ -439,26 +439,22 @@ fn too_slow(why: TooSlow) -> CloseReason {
     CloseReason::Error(format!("a message from the peer was {why}"))
 }
 
-/// Resolves when the identity expires (never without an expiry).
-/// The identity's expiry, or (a session still authenticating) its eviction by the gate.
+/// The identity's expiry, or (a session still authenticating) its eviction by the gate;
+/// never without either, the common case, which costs no more than a match.
 async fn until(
     expired: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
     evicted: Option<&CancellationToken>,
 ) {
-    let evicted = async {
-        match evicted {
-            Some(token) => token.cancelled().await,
-            None => std::future::pending().await,
-        }
-    };
-    match expired {
-        Some(sleep) => {
+    match (expired, evicted) {
+        (None, None) => std::future::pending().await,
+        (Some(sleep), None) => sleep.as_mut().await,
+        (None, Some(evicted)) => evicted.cancelled().await,
+        (Some(sleep), Some(evicted)) => {
             tokio::select! {
                 () = sleep.as_mut() => {}
-                () = evicted => {}
+                () = evicted.cancelled() => {}
             }
         }
-        None => evicted.await,
     }
 }
 
